@@ -26,8 +26,8 @@ build-san: deps
 demo: build
 	@bash manifests/samples/demo.sh $(BUILD) $(DEMO_ARGS)
 
-test: build build-san
-	@bash tests/run.sh $(SAN_BUILD) $(BUILD)
+test: build-san
+	@bash tests/run.sh $(SAN_BUILD)
 
 bench: build
 	@bash tests/bench/run.sh $(BUILD)
