@@ -1,0 +1,44 @@
+/* server: the gRPC server (C core API) carrying ADS on --grpcAddr and, registered by other
+ * modules, unary methods such as Istio's CreateCertificate.
+ */
+#ifndef XDS_SERVER_H
+#define XDS_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct xds_server xds_server;
+
+typedef struct xds_server_opts {
+    const char *grpc_addr;          /* ":15010", "127.0.0.1:0" ... */
+    const char *domain;             /* "cluster.local" */
+    model *model;                   /* snapshots and push notifications */
+    int max_concurrent_pushes;      /* 0 = min(15 + 5 * cores, 100) */
+} xds_server_opts;
+
+/* Peer facts a unary handler may need to authenticate the caller. */
+typedef struct xds_call_auth {
+    const char *peer;               /* "ipv4:127.0.0.1:1234" */
+    const char *bearer_token;       /* from "authorization: Bearer ...", or NULL */
+    const char *const *peer_uri_sans; /* URI SANs of a verified client certificate */
+    size_t npeer_uri_sans;
+} xds_call_auth;
+
+/* A unary handler: request bytes in, response bytes out (malloc'd, the server frees) or a
+ * gRPC status code (grpc_status_code values) and message. Runs on a server thread. */
+typedef int (*xds_unary_fn)(void *ud, const xds_call_auth *auth,
+                            const uint8_t *req, size_t req_len,
+                            uint8_t **resp, size_t *resp_len, char **status_message);
+
+xds_server *xds_server_new(const xds_server_opts *opts);
+/* Register before xds_server_start. method is the full path ("/pkg.Service/Method"). */
+void xds_server_register_unary(xds_server *s, const char *method, xds_unary_fn fn, void *ud);
+/* Binds and starts serving. Returns 0, or -1 when the address cannot be bound (logged). */
+int xds_server_start(xds_server *s);
+/* The port actually bound (for ":0"). */
+int xds_server_port(const xds_server *s);
+void xds_server_free(xds_server *s);
+
+#endif
