@@ -11,6 +11,15 @@
 
 #include <cjson/cJSON.h>
 
+/* This header's name shadows libyaml's <yaml.h> for every file built with -Ipilot (all of
+ * the project), so it brings libyaml's declarations along by full path: both
+ * `#include "yaml.h"` and `#include <yaml.h>` then give libyaml's API and the one below.
+ * Override the path with -DPILOT_LIBYAML_PATH='"/opt/include/yaml.h"' if it lives elsewhere. */
+#ifndef PILOT_LIBYAML_PATH
+#define PILOT_LIBYAML_PATH "/usr/include/yaml.h"
+#endif
+#include PILOT_LIBYAML_PATH
+
 /* Parses every document in buf. Returns 0 and a new array of documents (*docs, *ndocs;
  * caller frees each with cJSON_Delete and the array with free), or -1 with err holding
  * "line L column C: <problem>" (nothing allocated for the caller). */
