@@ -34,4 +34,19 @@ void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *u
 struct cJSON;
 void dbg_send_json(const dbg_request *r, dbg_response *resp, const struct cJSON *json);
 
+/* ---- the servers (pilot/http.c, libmicrohttpd's threads) ---------------------------------- */
+
+typedef struct dbg_server dbg_server;
+typedef bool (*dbg_ready_fn)(void *ud);
+
+/* /ready answers 200 (empty body) once fn(ud) returns true, 503 before. */
+void dbg_set_ready(dbg_ready_fn fn, void *ud);
+/* Binds addr (":8080" = every interface, "127.0.0.1:0" = a free port) and serves the
+ * table above, /debug, /debug/list, /ready and /version; with monitoring also /metrics.
+ * Returns NULL when addr is malformed or cannot be bound (logged). */
+dbg_server *dbg_server_start(const char *addr, bool monitoring);
+/* The port actually bound. */
+int dbg_server_port(const dbg_server *s);
+void dbg_server_stop(dbg_server *s);
+
 #endif

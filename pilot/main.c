@@ -1,4 +1,132 @@
+/* main: `pilot-discovery discovery`. Wires the sources, the model, the xDS server and the
+ * HTTP servers, then waits for SIGINT/SIGTERM on the main thread and shuts down in
+ * reverse order (sources first, so nothing feeds a model that is going away).
+ *
+ * Signals are blocked before any thread starts so that only sigwait() here sees them.
+ */
+#include <signal.h>
 #include <stdio.h>
-#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfgdir.h"
+#include "debug.h"
+#include "debug_model.h"
+#include "flags.h"
 #include "log.h"
-int main(void) { LOG_INFO("default", "skeleton"); return 0; }
+#include "metrics.h"
+#include "model.h"
+#include "pilot_version.h"
+#include "server.h"
+#include "util.h"
+
+static bool ready_cb(void *ud)
+{
+    return model_ready(ud);
+}
+
+static int run_discovery(const pilot_flags *f)
+{
+    int rc = 1;
+    model *m = NULL;
+    cfgdir *cd = NULL;
+    dbg_server *http = NULL, *mon = NULL;
+    xds_server *xds = NULL;
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    LOG_INFO("default", "pilot-discovery %s-%s starting: domain %s, cluster %s", PILOT_VERSION,
+             PILOT_GIT_REVISION, f->domain, f->cluster_id);
+    metric_set(metric_gauge("pilot_info", "Pilot version and build information.", "version"),
+               PILOT_VERSION "-" PILOT_GIT_REVISION, 1);
+    if (!f->config_dir)
+        LOG_WARN("default", "no --configDir given: serving an empty mesh "
+                            "(the Kubernetes source is not wired into main yet)");
+
+    model_opts mo = {
+        .domain = f->domain,
+        .debounce_after_ns = f->debounce_after_ns,
+        .debounce_max_ns = f->debounce_max_ns,
+        .nsources = f->config_dir ? 1 : 0,
+    };
+    m = model_new(&mo);
+    if (!m) {
+        LOG_ERR("default", "cannot create the model");
+        goto out;
+    }
+    model_debug_register(m);
+    dbg_set_ready(ready_cb, m);
+
+    /* The xDS server (xds/server.c) registers its push callback on the model. */
+    xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain, .model = m};
+    xds = xds_server_new(&xo);
+    if (!xds) {
+        LOG_ERR("default", "cannot create the xDS server");
+        goto out;
+    }
+
+    if (model_start(m) != 0)
+        goto out;
+    if (!(http = dbg_server_start(f->http_addr, false)))
+        goto out;
+    if (strcmp(f->monitoring_addr, f->http_addr) != 0 &&
+        !(mon = dbg_server_start(f->monitoring_addr, true)))
+        goto out;
+    if (xds_server_start(xds) != 0)
+        goto out;
+    if (f->config_dir) {
+        cd = cfgdir_new(f->config_dir, model_sink(m));
+        if (!cd || cfgdir_start(cd) != 0) {
+            LOG_ERR("default", "--configDir %s: cannot start watching", f->config_dir);
+            goto out;
+        }
+    }
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    LOG_INFO("default", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+out:
+    if (cd)
+        cfgdir_free(cd);
+    dbg_server_stop(http);
+    dbg_server_stop(mon);
+    if (xds)
+        xds_server_free(xds);
+    model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    pilot_flags f;
+    char err[512];
+    int rc;
+    if (flags_parse(argc, argv, &f, err, sizeof(err)) != 0) {
+        fprintf(stderr, "Error: %s\nRun 'pilot-discovery --help' for usage.\n", err);
+        rc = 2;
+        goto out;
+    }
+    switch (f.cmd) {
+    case FLAGS_CMD_HELP:
+        fputs(flags_usage(), stdout);
+        rc = 0;
+        break;
+    case FLAGS_CMD_VERSION:
+        printf("version.BuildInfo{Version:\"%s\", GitRevision:\"%s\", Status:\"Clean\"}\n",
+               PILOT_VERSION, PILOT_GIT_REVISION);
+        rc = 0;
+        break;
+    default:
+        rc = run_discovery(&f);
+        break;
+    }
+out:
+    flags_free(&f);
+    return rc;
+}

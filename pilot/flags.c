@@ -1,0 +1,275 @@
+/* flags: see flags.h. A table of flags, each a string or a Go duration. */
+#include "flags.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "util.h"
+#include "yaml.h"
+
+/* A mesh config file is small; refuse anything absurd. */
+#define FLAGS_MESH_CONFIG_MAX (4u << 20)
+
+typedef enum { FT_STRING, FT_DURATION } flag_type;
+
+typedef struct flag_def {
+    const char *name;
+    flag_type type;
+    size_t off;
+    const char *def;              /* NULL: unset */
+    const char *help;
+} flag_def;
+
+#define OFF(f) offsetof(pilot_flags, f)
+
+static const flag_def flag_table[] = {
+    {"configDir", FT_STRING, OFF(config_dir), NULL,
+     "Directory to watch for config YAML files (instead of the Kubernetes API server)"},
+    {"httpAddr", FT_STRING, OFF(http_addr), ":8080", "Discovery service HTTP address (/ready, /debug)"},
+    {"grpcAddr", FT_STRING, OFF(grpc_addr), ":15010", "Discovery service gRPC address"},
+    {"monitoringAddr", FT_STRING, OFF(monitoring_addr), ":15014",
+     "HTTP address for /metrics, /version and /debug"},
+    {"secureGRPCAddr", FT_STRING, OFF(secure_grpc_addr), "",
+     "Discovery service secured gRPC address (empty: off)"},
+    {"domain", FT_STRING, OFF(domain), "cluster.local", "DNS domain suffix"},
+    {"meshConfig", FT_STRING, OFF(mesh_config), NULL, "File name for Istio mesh configuration"},
+    {"log_output_level", FT_STRING, OFF(log_output_level), "default:info",
+     "Comma-separated scope:level list (levels: none, error, warn, info, debug)"},
+    {"kubeconfig", FT_STRING, OFF(kubeconfig), NULL, "Use a Kubernetes configuration file"},
+    {"clusterID", FT_STRING, OFF(cluster_id), "Kubernetes", "The ID of the cluster"},
+    {"keepaliveMaxServerConnectionAge", FT_DURATION,
+     OFF(keepalive_max_server_connection_age_ns), "30m",
+     "Maximum duration a connection will be kept open on the server"},
+};
+#define NFLAGS (sizeof(flag_table) / sizeof(flag_table[0]))
+
+static const char usage_text[] =
+    "Istio Pilot provides mesh-wide traffic management, security and policy capabilities.\n"
+    "\n"
+    "Usage:\n"
+    "  pilot-discovery discovery [flags]   Start Istio proxy discovery service\n"
+    "  pilot-discovery version             Prints out build version information\n"
+    "\n"
+    "Flags (\"--flag value\" or \"--flag=value\"):\n"
+    "      --configDir string                          directory of YAML config files to watch\n"
+    "      --httpAddr string                           HTTP address (default \":8080\")\n"
+    "      --grpcAddr string                           gRPC address (default \":15010\")\n"
+    "      --monitoringAddr string                     monitoring address (default \":15014\")\n"
+    "      --secureGRPCAddr string                     secure gRPC address (default \"\": off)\n"
+    "      --domain string                             DNS domain suffix (default \"cluster.local\")\n"
+    "      --meshConfig string                         mesh configuration file\n"
+    "      --log_output_level string                   scope:level,... (default \"default:info\")\n"
+    "      --kubeconfig string                         Kubernetes configuration file\n"
+    "      --clusterID string                          cluster ID (default \"Kubernetes\")\n"
+    "      --keepaliveMaxServerConnectionAge duration  (default 30m)\n"
+    "  -h, --help                                      help for pilot-discovery\n"
+    "\n"
+    "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s).\n";
+
+const char *flags_usage(void)
+{
+    return usage_text;
+}
+
+static int set_flag(pilot_flags *f, const flag_def *d, const char *value, char *err,
+                    size_t errlen)
+{
+    char *base = (char *)f;
+    if (d->type == FT_STRING) {
+        char **slot = (char **)(base + d->off);
+        free(*slot);
+        *slot = xstrdup(value);
+        return 0;
+    }
+    int64_t ns;
+    if (util_parse_duration(value, &ns) != 0) {
+        snprintf(err, errlen, "invalid argument \"%s\" for \"--%s\" flag: bad duration", value,
+                 d->name);
+        return -1;
+    }
+    *(int64_t *)(base + d->off) = ns;
+    return 0;
+}
+
+static int env_duration(const char *name, const char *def, int64_t *out, char *err,
+                        size_t errlen)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        v = def;
+    if (util_parse_duration(v, out) != 0) {
+        snprintf(err, errlen, "%s: invalid duration \"%s\"", name, v);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "--meshConfig: cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (size_t)st.st_size > FLAGS_MESH_CONFIG_MAX) {
+        snprintf(err, errlen, "--meshConfig: %s is not a regular file under %u bytes", path,
+                 FLAGS_MESH_CONFIG_MAX);
+        goto out;
+    }
+    buf = xmalloc((size_t)st.st_size + 1);
+    *len = fread(buf, 1, (size_t)st.st_size, fp);
+    buf[*len] = '\0';
+    if (ferror(fp)) {
+        snprintf(err, errlen, "--meshConfig: cannot read %s", path);
+        free(buf);
+        buf = NULL;
+    }
+out:
+    fclose(fp);
+    return buf;
+}
+
+/* Reads the mesh config YAML: keeps trustDomain and rootNamespace. */
+static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
+{
+    int rc = -1;
+    size_t len = 0, ndocs = 0;
+    cJSON **docs = NULL;
+    char yerr[256];
+    char *buf = read_file(f->mesh_config, &len, err, errlen);
+    if (!buf)
+        return -1;
+    if (yaml_to_json_docs(buf, len, &docs, &ndocs, yerr, sizeof(yerr)) != 0) {
+        snprintf(err, errlen, "--meshConfig: %s: %s", f->mesh_config, yerr);
+        goto out;
+    }
+    if (ndocs > 1 || (ndocs == 1 && !cJSON_IsObject(docs[0]))) {
+        snprintf(err, errlen, "--meshConfig: %s: want one YAML mapping", f->mesh_config);
+        goto out;
+    }
+    if (ndocs == 1) {
+        const char *td = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "trustDomain"));
+        const char *rn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "rootNamespace"));
+        if (td && *td) {
+            free(f->trust_domain);
+            f->trust_domain = xstrdup(td);
+        }
+        if (rn && *rn) {
+            free(f->root_namespace);
+            f->root_namespace = xstrdup(rn);
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < ndocs; i++)
+        cJSON_Delete(docs[i]);
+    free(docs);
+    free(buf);
+    return rc;
+}
+
+static const flag_def *find_flag(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (strlen(flag_table[i].name) == n && strncmp(flag_table[i].name, name, n) == 0)
+            return &flag_table[i];
+    return NULL;
+}
+
+int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    err[0] = '\0';
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (flag_table[i].def && set_flag(f, &flag_table[i], flag_table[i].def, err, errlen) != 0)
+            return -1;
+    f->trust_domain = xstrdup("cluster.local");
+    f->root_namespace = xstrdup("istio-system");
+
+    int i = 1;
+    if (argc < 2) {
+        f->cmd = FLAGS_CMD_HELP;
+        return 0;
+    }
+    if (strcmp(argv[1], "discovery") == 0) {
+        f->cmd = FLAGS_CMD_DISCOVERY;
+    } else if (strcmp(argv[1], "version") == 0) {
+        f->cmd = FLAGS_CMD_VERSION;
+    } else if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+               strcmp(argv[1], "-h") == 0) {
+        f->cmd = FLAGS_CMD_HELP;
+        return 0;
+    } else {
+        snprintf(err, errlen, "unknown command \"%s\" for \"pilot-discovery\"", argv[1]);
+        return -1;
+    }
+    for (i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            f->cmd = FLAGS_CMD_HELP;
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '-' || a[2] == '=') {
+            snprintf(err, errlen, "unexpected argument \"%s\"", a);
+            return -1;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const flag_def *d = find_flag(name, nlen);
+        if (!d) {
+            snprintf(err, errlen, "unknown flag: --%.*s", (int)nlen, name);
+            return -1;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, errlen, "flag needs an argument: --%s", d->name);
+            return -1;
+        }
+        if (set_flag(f, d, value, err, errlen) != 0)
+            return -1;
+    }
+    if (f->domain[0] == '\0') {
+        snprintf(err, errlen, "invalid argument \"\" for \"--domain\" flag: empty domain");
+        return -1;
+    }
+    if (f->config_dir && f->config_dir[0] == '\0') {
+        free(f->config_dir);
+        f->config_dir = NULL;
+    }
+    char lerr[256];
+    if (log_configure(f->log_output_level, lerr, sizeof(lerr)) != 0) {
+        snprintf(err, errlen, "%s", lerr);
+        return -1;
+    }
+    if (env_duration("PILOT_DEBOUNCE_AFTER", "100ms", &f->debounce_after_ns, err, errlen) != 0 ||
+        env_duration("PILOT_DEBOUNCE_MAX", "10s", &f->debounce_max_ns, err, errlen) != 0)
+        return -1;
+    if (f->mesh_config && f->mesh_config[0] && load_mesh_config(f, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+void flags_free(pilot_flags *f)
+{
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (flag_table[i].type == FT_STRING)
+            free(*(char **)((char *)f + flag_table[i].off));
+    free(f->trust_domain);
+    free(f->root_namespace);
+    memset(f, 0, sizeof(*f));
+}
