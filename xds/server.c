@@ -892,6 +892,11 @@ xds_server *xds_server_new(const xds_server_opts *opts)
         pthread_mutex_init(&sh->lock, NULL);
         pthread_mutex_init(&sh->mbox_lock, NULL);
     }
+    /* Both before the model and the HTTP servers start (model.h, debug.h): a push that
+     * arrives before xds_server_start waits in the mailboxes. */
+    if (s->model != NULL)
+        model_on_push(s->model, server_on_push, s);
+    xds_debug_register(s);
     return s;
 }
 
@@ -968,9 +973,6 @@ int xds_server_start(xds_server *s)
         }
         s->shards[i].thread_started = true;
     }
-    if (s->model != NULL)
-        model_on_push(s->model, server_on_push, s);
-    xds_debug_register(s);
     LOG_INFO(LOG_SCOPE, "gRPC (ADS) listening on %s, port %d", addr, s->port);
     rc = 0;
 out:
