@@ -161,7 +161,8 @@ static void build_services(const model_build_in *in, mesh_snapshot *s)
         }
         free(ents);
     }
-    qsort(items, n, sizeof(*items), cmp_svc_item);
+    if (n > 1)
+        qsort(items, n, sizeof(*items), cmp_svc_item);
     snap_arr *a = snap_arr_new(SNAP_ARR_SERVICES, n);
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
@@ -292,7 +293,8 @@ static const mesh_pod *pod_by_ip(build_ctx *c, const char *ip)
                 }
             }
         }
-        qsort(c->ips, c->nips, sizeof(pod_ip), cmp_pod_ip);
+        if (c->nips > 1)
+            qsort(c->ips, c->nips, sizeof(pod_ip), cmp_pod_ip);
         c->ips_built = true;
     }
     pod_ip key = {.ip = ip};
@@ -585,8 +587,10 @@ static void compute_dirty(const model_build_in *in, build_ctx *c, hostset *out)
     if (!in->ndirty_pods && !in->ndirty_ips)
         goto out;
     char **pods = in->dirty_pods, **ips = in->dirty_ips;
-    qsort(pods, in->ndirty_pods, sizeof(char *), cmp_str);
-    qsort(ips, in->ndirty_ips, sizeof(char *), cmp_str);
+    if (in->ndirty_pods > 1)
+        qsort(pods, in->ndirty_pods, sizeof(char *), cmp_str);
+    if (in->ndirty_ips > 1)
+        qsort(ips, in->ndirty_ips, sizeof(char *), cmp_str);
     dirty_from_slices(in, c->slices, c->nslices, pods, in->ndirty_pods, ips, in->ndirty_ips, out);
     dirty_from_slices(in, c->eps, c->neps, pods, in->ndirty_pods, ips, in->ndirty_ips, out);
     /* ServiceEntries selecting pods: any pod change may move their endpoints. */
@@ -597,7 +601,8 @@ static void compute_dirty(const model_build_in *in, build_ctx *c, hostset *out)
                 for (size_t h = 0; h < e->obj.u.se->nhosts; h++)
                     hostset_add(out, xstrdup(e->obj.u.se->hosts[h]));
 out:
-    qsort(out->v, out->n, sizeof(char *), cmp_str);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof(char *), cmp_str);
 }
 
 /* ---- the build ---------------------------------------------------------------------------- */

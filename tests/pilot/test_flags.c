@@ -1,0 +1,152 @@
+/* test_flags: the command line and PILOT_* environment, table-driven. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flags.h"
+
+#define MS 1000000LL
+
+typedef struct flag_case {
+    const char *name;
+    const char *argv[8];
+    const char *env_after, *env_max;
+    int rc;
+    flags_cmd cmd;
+    const char *err_has;           /* substring of the error when rc == -1 */
+    /* expectations when rc == 0 (NULL / 0 = not checked) */
+    const char *config_dir, *http_addr, *grpc_addr, *monitoring_addr, *domain;
+    int64_t keepalive_ns, after_ns, max_ns;
+} flag_case;
+
+static const flag_case cases[] = {
+    {"defaults", {"discovery"}, NULL, NULL, 0, FLAGS_CMD_DISCOVERY, NULL,
+     NULL, ":8080", ":15010", ":15014", "cluster.local", 30 * 60 * 1000 * MS, 100 * MS,
+     10000 * MS},
+    {"space and equals forms", {"discovery", "--configDir", "/tmp/x", "--httpAddr=127.0.0.1:1",
+     "--domain", "example.org", "--keepaliveMaxServerConnectionAge=1m30s"},
+     NULL, NULL, 0, FLAGS_CMD_DISCOVERY, NULL, "/tmp/x", "127.0.0.1:1", ":15010", ":15014",
+     "example.org", 90 * 1000 * MS, 0, 0},
+    {"istiod deployment args", {"discovery", "--monitoringAddr=:15014",
+     "--log_output_level=default:info", "--domain", "cluster.local",
+     "--keepaliveMaxServerConnectionAge", "30m"}, NULL, NULL, 0, FLAGS_CMD_DISCOVERY, NULL,
+     NULL, NULL, NULL, ":15014", "cluster.local", 30 * 60 * 1000 * MS, 0, 0},
+    {"env debounce", {"discovery"}, "250ms", "2s", 0, FLAGS_CMD_DISCOVERY, NULL,
+     NULL, NULL, NULL, NULL, NULL, 0, 250 * MS, 2000 * MS},
+    {"version", {"version"}, NULL, NULL, 0, FLAGS_CMD_VERSION, NULL},
+    {"help flag", {"--help"}, NULL, NULL, 0, FLAGS_CMD_HELP, NULL},
+    {"discovery --help", {"discovery", "--grpcAddr", ":1", "-h"}, NULL, NULL, 0, FLAGS_CMD_HELP, NULL},
+    {"no command", {NULL}, NULL, NULL, 0, FLAGS_CMD_HELP, NULL},
+    {"unknown flag", {"discovery", "--bogus", "1"}, NULL, NULL, -1, 0, "--bogus"},
+    {"unknown command", {"serve"}, NULL, NULL, -1, 0, "serve"},
+    {"missing value", {"discovery", "--grpcAddr"}, NULL, NULL, -1, 0, "--grpcAddr"},
+    {"bad duration", {"discovery", "--keepaliveMaxServerConnectionAge", "soon"}, NULL, NULL,
+     -1, 0, "--keepaliveMaxServerConnectionAge"},
+    {"bad env duration", {"discovery"}, "fast", NULL, -1, 0, "PILOT_DEBOUNCE_AFTER"},
+    {"bad log level", {"discovery", "--log_output_level", "default:loud"}, NULL, NULL, -1, 0,
+     "--log_output_level"},
+    {"positional argument", {"discovery", "extra"}, NULL, NULL, -1, 0, "extra"},
+    {"empty domain", {"discovery", "--domain="}, NULL, NULL, -1, 0, "--domain"},
+    {"missing mesh config", {"discovery", "--meshConfig", "/nonexistent/mesh"}, NULL, NULL, -1,
+     0, "--meshConfig"},
+};
+
+static void set_env(const char *name, const char *v)
+{
+    if (v)
+        setenv(name, v, 1);
+    else
+        unsetenv(name);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const flag_case *c = &cases[i];
+        char *argv[10] = {"pilot-discovery"};
+        int argc = 1;
+        for (size_t j = 0; j < 8 && c->argv[j]; j++)
+            argv[argc++] = (char *)c->argv[j];
+        set_env("PILOT_DEBOUNCE_AFTER", c->env_after);
+        set_env("PILOT_DEBOUNCE_MAX", c->env_max);
+        pilot_flags f;
+        char err[256];
+        int rc = flags_parse(argc, argv, &f, err, sizeof(err));
+        if (rc != c->rc)
+            fail_msg("%s: rc %d, want %d (%s)", c->name, rc, c->rc, err);
+        if (rc != 0) {
+            if (!strstr(err, c->err_has))
+                fail_msg("%s: error \"%s\" does not name %s", c->name, err, c->err_has);
+            flags_free(&f);
+            continue;
+        }
+        if (f.cmd != c->cmd)
+            fail_msg("%s: cmd %d, want %d", c->name, f.cmd, c->cmd);
+#define CHECK_STR(field)                                                                   \
+    if (c->field && (!f.field || strcmp(f.field, c->field) != 0))                         \
+        fail_msg("%s: " #field " %s, want %s", c->name, f.field ? f.field : "(null)", c->field);
+        CHECK_STR(config_dir)
+        CHECK_STR(http_addr)
+        CHECK_STR(grpc_addr)
+        CHECK_STR(monitoring_addr)
+        CHECK_STR(domain)
+        if (c->cmd == FLAGS_CMD_DISCOVERY && !c->config_dir && f.config_dir)
+            fail_msg("%s: configDir set unexpectedly", c->name);
+        if (c->keepalive_ns && f.keepalive_max_server_connection_age_ns != c->keepalive_ns)
+            fail_msg("%s: keepalive %lld", c->name,
+                     (long long)f.keepalive_max_server_connection_age_ns);
+        if (c->after_ns && f.debounce_after_ns != c->after_ns)
+            fail_msg("%s: debounce after %lld", c->name, (long long)f.debounce_after_ns);
+        if (c->max_ns && f.debounce_max_ns != c->max_ns)
+            fail_msg("%s: debounce max %lld", c->name, (long long)f.debounce_max_ns);
+        flags_free(&f);
+    }
+    unsetenv("PILOT_DEBOUNCE_AFTER");
+    unsetenv("PILOT_DEBOUNCE_MAX");
+}
+
+static void test_mesh_config(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_flags_meshXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml = "trustDomain: example.org\nrootNamespace: istio-root\n"
+                       "defaultConfig:\n  discoveryAddress: istiod:15012\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    char *argv[] = {"pilot-discovery", "discovery", "--meshConfig", path};
+    pilot_flags f;
+    char err[256];
+    assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
+    assert_string_equal(f.trust_domain, "example.org");
+    assert_string_equal(f.root_namespace, "istio-root");
+    flags_free(&f);
+
+    /* Not YAML: refused, naming the flag. */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("key: [unclosed\n", fp);
+    fclose(fp);
+    assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--meshConfig"));
+    flags_free(&f);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_mesh_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
