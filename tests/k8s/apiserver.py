@@ -14,7 +14,10 @@ and Conflict, TokenReview from a token table, and fault switches under /_admin/:
                                          body (or empty), bump the RV, compact, drop watches
   POST /_admin/stall?seconds=N           open watches send nothing for N seconds
   POST /_admin/fail?count=N[&code=500]   the next N list/watch requests fail with code
+                                         (not those with an X-Standin-Test header)
   POST /_admin/tokens                    body {token: {username, groups, audiences}}
+  POST /_admin/auth                      body {"tokens": [..]}: bearer tokens the API accepts
+                                         (401 otherwise); an empty list turns auth off
   POST /_admin/load                      body: JSON list of objects, created in bulk
   GET  /_admin/stats                     {rv, objects, watches, requests, ...}
 
@@ -202,6 +205,7 @@ class Store:
         self.fail_count = 0
         self.fail_code = 500
         self.tokens = {}
+        self.auth_tokens = set()  # bearer tokens accepted by the API; empty = no auth
         self.watches = 0
         self.requests = {}
         self.bookmark_interval = args.bookmark_interval
@@ -430,6 +434,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if parts[:1] == ["_admin"]:
                 return self.admin(method, parts[1:], q)
+            if st.auth_tokens:
+                h = self.headers.get("Authorization") or ""
+                if not h.startswith("Bearer ") or h[7:] not in st.auth_tokens:
+                    raise ApiError(401, "Unauthorized", "Unauthorized")
             if u.path in ("/version", "/version/"):
                 return self.send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0",
                                             "platform": "linux/amd64"})
@@ -596,6 +604,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def maybe_fail(self):
         st = self.server.store
+        if self.headers.get("X-Standin-Test"):  # the test's own checks never fail
+            return
         with st.lock:
             if st.fail_count > 0:
                 st.fail_count -= 1
@@ -814,6 +824,11 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.tokens.update(body)
             return self.send_json(200, {"ok": True, "tokens": len(st.tokens)})
+        if op == "auth":
+            body = self.read_json()
+            with st.lock:
+                st.auth_tokens = set(body.get("tokens") or [])
+            return self.send_json(200, {"ok": True})
         if op == "load":
             objs = self.read_json()
             n = self.load(objs if isinstance(objs, list) else [], record=True)

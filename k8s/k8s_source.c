@@ -1,0 +1,353 @@
+/* k8s_source: every reflector on one libcurl multi handle, driven by one thread, feeding
+ * a source_sink.
+ *
+ * Thread "k8s" (started by k8s_source_start) does API discovery, then loops: start the
+ * reflectors whose wait is over, let curl move bytes, hand finished transfers back to
+ * their reflector, poll until the next deadline. It calls the sink from this thread. The
+ * only lock is s->mu, a leaf lock for the stats read by /debug/k8sz; it is never held
+ * while calling the sink or curl.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "debug.h"
+#include "k8s_int.h"
+#include "log.h"
+#include "metrics.h"
+
+struct k8s_source {
+    k8s_config cfg;          /* strings owned below */
+    char *kubeconfig, *context, *sa_dir;
+    k8s_client *client;
+    source_sink sink;
+    CURLM *multi;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    k8s_reflector **refl;
+    size_t nrefl;
+    size_t nsynced;
+    bool discovered;
+    uint64_t rng;
+};
+
+static metric *m_reg_events, *m_cfg_events;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+    m_reg_events = metric_counter("pilot_k8s_reg_events",
+                                  "Events from k8s registry.", "type,event");
+    m_cfg_events = metric_counter("pilot_k8s_cfg_events",
+                                  "Events from k8s config.", "type,event");
+}
+
+/* What we read. Versions are settled by discovery (k8s_source_start's thread). */
+static const k8s_resdef res_namespaces = {"", "Namespace", "namespaces", "Namespaces", false};
+static const k8s_resdef res_services = {"", "Service", "services", "Services", false};
+static const k8s_resdef res_pods = {"", "Pod", "pods", "Pods", false};
+static const k8s_resdef res_slices = {"discovery.k8s.io", "EndpointSlice", "endpointslices",
+                                      "EndpointSlice", false};
+static const k8s_resdef res_endpoints = {"", "Endpoints", "endpoints", "Endpoints", false};
+static const k8s_resdef res_istio[] = {
+    {"networking.istio.io", "Gateway", "gateways", "Gateway", true},
+    {"networking.istio.io", "VirtualService", "virtualservices", "VirtualService", true},
+    {"networking.istio.io", "DestinationRule", "destinationrules", "DestinationRule", true},
+    {"networking.istio.io", "ServiceEntry", "serviceentries", "ServiceEntry", true},
+};
+
+/* ---- internals for reflector.c ---------------------------------------------------------- */
+
+CURLM *k8s_source_multi(struct k8s_source *s) { return s->multi; }
+k8s_client *k8s_source_client(struct k8s_source *s) { return s->client; }
+const k8s_config *k8s_source_config(struct k8s_source *s) { return &s->cfg; }
+void k8s_source_lock(struct k8s_source *s) { pthread_mutex_lock(&s->mu); }
+void k8s_source_unlock(struct k8s_source *s) { pthread_mutex_unlock(&s->mu); }
+uint64_t *k8s_source_rng(struct k8s_source *s) { return &s->rng; }
+
+void k8s_source_emit(struct k8s_source *s, k8s_reflector *r, source_event_type t, cJSON *obj,
+                     int metric_event)
+{
+    metric_add(r->def.config ? m_cfg_events : m_reg_events, r->label[metric_event], 1);
+    s->sink.event(s->sink.ud, t, obj, "kubernetes");
+}
+
+void k8s_source_reflector_synced(struct k8s_source *s)
+{
+    bool all;
+
+    pthread_mutex_lock(&s->mu);
+    s->nsynced++;
+    all = s->nsynced == s->nrefl;
+    pthread_mutex_unlock(&s->mu);
+    if (all) {
+        LOG_INFO("k8s", "every initial list is in (%zu resources)", s->nrefl);
+        if (s->sink.synced != NULL)
+            s->sink.synced(s->sink.ud, "kubernetes");
+    }
+}
+
+/* ---- debug ------------------------------------------------------------------------------ */
+
+cJSON *k8s_source_stats(k8s_source *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+
+    if (s == NULL)
+        return arr;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nrefl; i++)
+        cJSON_AddItemToArray(arr, k8s_reflector_stats(s->refl[i]));
+    pthread_mutex_unlock(&s->mu);
+    return arr;
+}
+
+bool k8s_source_synced(k8s_source *s)
+{
+    bool ok;
+    pthread_mutex_lock(&s->mu);
+    ok = s->discovered && s->nsynced == s->nrefl;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static void k8sz(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    cJSON *j = k8s_source_stats(ud);
+    dbg_send_json(req, resp, j);
+    cJSON_Delete(j);
+}
+
+/* ---- discovery -------------------------------------------------------------------------- */
+
+/* Sleeps up to ms, waking early on stop. Returns true when stopping. */
+static bool nap(k8s_source *s, int64_t ms)
+{
+    int64_t until = util_now_ns() + ms * 1000000LL;
+    while (!atomic_load(&s->stop)) {
+        int64_t left = until - util_now_ns();
+        if (left <= 0)
+            return false;
+        struct timespec ts = {0, (long)(left < 50000000 ? left : 50000000)};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
+static bool group_has(const cJSON *groups, const char *group, const char *version)
+{
+    const cJSON *g, *v;
+    cJSON_ArrayForEach(g, groups) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "name");
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, group) != 0)
+            continue;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "versions")) {
+            const cJSON *ver = cJSON_GetObjectItemCaseSensitive(v, "version");
+            if (cJSON_IsString(ver) && strcmp(ver->valuestring, version) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void add_refl(k8s_source *s, const k8s_resdef *def, const char *version)
+{
+    k8s_reflector *r = k8s_reflector_new(s, def, version);
+    pthread_mutex_lock(&s->mu);
+    s->refl = xrealloc(s->refl, (s->nrefl + 1) * sizeof(*s->refl));
+    s->refl[s->nrefl++] = r;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* GET /apis until it answers; then create the reflectors for what is served. Returns
+ * false when stopped first. */
+static bool discover(k8s_source *s)
+{
+    static const char *istio_versions[] = {"v1", "v1beta1", "v1alpha3"};
+    k8s_backoff bo;
+    strbuf b;
+    cJSON *doc = NULL;
+    const cJSON *groups;
+    bool ok = false;
+
+    k8s_backoff_init(&bo, s->cfg.backoff_initial_ms, s->cfg.backoff_max_ms, s->rng);
+    strbuf_init(&b, 16u << 20);
+    for (;;) {
+        char err[256];
+        long status = 0;
+        strbuf_reset(&b);
+        if (k8s_request(s->client, "GET", "/apis", NULL, &status, &b, err, sizeof(err)) == 0 &&
+            status == 200 && (doc = cJSON_ParseWithLength(b.data ? b.data : "", b.len)) != NULL)
+            break;
+        if (status != 0)
+            snprintf(err, sizeof(err), "GET /apis: HTTP %ld", status);
+        int64_t d = k8s_backoff_next(&bo);
+        LOG_WARN("k8s", "API discovery: %s; retrying in %lld ms", err, (long long)d);
+        if (nap(s, d))
+            goto out;
+    }
+    groups = cJSON_GetObjectItemCaseSensitive(doc, "groups");
+    add_refl(s, &res_namespaces, "v1");
+    add_refl(s, &res_services, "v1");
+    add_refl(s, &res_pods, "v1");
+    if (group_has(groups, "discovery.k8s.io", "v1")) {
+        add_refl(s, &res_slices, "v1");
+    } else {
+        LOG_WARN("k8s", "discovery.k8s.io/v1 is not served: reading core v1 Endpoints");
+        add_refl(s, &res_endpoints, "v1");
+    }
+    {
+        const char *ver = NULL;
+        for (size_t i = 0; i < 3 && ver == NULL; i++)
+            if (group_has(groups, "networking.istio.io", istio_versions[i]))
+                ver = istio_versions[i];
+        if (ver == NULL) {
+            LOG_WARN("k8s", "networking.istio.io is not served (CRDs not installed?): "
+                     "no Istio config will be read");
+        } else {
+            if (strcmp(ver, "v1") != 0)
+                LOG_INFO("k8s", "networking.istio.io/v1 is not served: using %s", ver);
+            for (size_t i = 0; i < sizeof(res_istio) / sizeof(res_istio[0]); i++)
+                add_refl(s, &res_istio[i], ver);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->discovered = true;
+    pthread_mutex_unlock(&s->mu);
+    ok = true;
+out:
+    cJSON_Delete(doc);
+    strbuf_free(&b);
+    return ok;
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static void *run(void *arg)
+{
+    k8s_source *s = arg;
+
+    if (!discover(s))
+        return NULL;
+    while (!atomic_load(&s->stop)) {
+        int64_t now = util_now_ns(), next = now + 1000000000LL;
+        int running = 0, left = 0;
+        CURLMsg *msg;
+
+        for (size_t i = 0; i < s->nrefl; i++) {
+            k8s_reflector *r = s->refl[i];
+            if (r->state != K8S_R_WAIT)
+                continue;
+            if (r->next_at_ns <= now)
+                k8s_reflector_begin(r);
+            else if (r->next_at_ns < next)
+                next = r->next_at_ns;
+        }
+        curl_multi_perform(s->multi, &running);
+        while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+            k8s_reflector *r = NULL;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+            if (r != NULL)
+                k8s_reflector_done(r, msg->data.result);
+        }
+        /* Reflectors rescheduled with no delay start on the next turn at once. */
+        for (size_t i = 0; i < s->nrefl; i++)
+            if (s->refl[i]->state == K8S_R_WAIT && s->refl[i]->next_at_ns < next)
+                next = s->refl[i]->next_at_ns;
+        int64_t wait_ms = (next - util_now_ns()) / 1000000LL;
+        if (wait_ms > 0)
+            curl_multi_poll(s->multi, NULL, 0, (int)(wait_ms > 1000 ? 1000 : wait_ms), NULL);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink)
+{
+    k8s_source *s;
+    char err[512];
+
+    if (sink.event == NULL) {
+        LOG_ERR("k8s", "k8s_source_new: the sink has no event callback");
+        return NULL;
+    }
+    s = xcalloc(1, sizeof(*s));
+    if (cfg != NULL)
+        s->cfg = *cfg;
+    s->kubeconfig = s->cfg.kubeconfig ? xstrdup(s->cfg.kubeconfig) : NULL;
+    s->context = s->cfg.context ? xstrdup(s->cfg.context) : NULL;
+    s->sa_dir = s->cfg.sa_dir ? xstrdup(s->cfg.sa_dir) : NULL;
+    s->cfg.kubeconfig = s->kubeconfig;
+    s->cfg.context = s->context;
+    s->cfg.sa_dir = s->sa_dir;
+    s->sink = sink;
+    s->rng = (uint64_t)util_now_ns() ^ (uint64_t)(uintptr_t)s;
+    atomic_init(&s->stop, false);
+    pthread_mutex_init(&s->mu, NULL);
+    s->client = k8s_client_new(&s->cfg, err, sizeof(err));
+    if (s->client == NULL) {
+        LOG_ERR("k8s", "Kubernetes configuration: %s", err);
+        goto fail;
+    }
+    s->multi = curl_multi_init();
+    if (s->multi == NULL) {
+        LOG_ERR("k8s", "curl_multi_init failed");
+        goto fail;
+    }
+    pthread_once(&metrics_once, metrics_init);
+    dbg_register("/debug/k8sz", "Kubernetes reflectors: resource, resourceVersion, events, "
+                 "relists, last event time", k8sz, s);
+    LOG_INFO("k8s", "API server %s", k8s_client_server(s->client));
+    return s;
+fail:
+    k8s_client_free(s->client);
+    pthread_mutex_destroy(&s->mu);
+    free(s->kubeconfig);
+    free(s->context);
+    free(s->sa_dir);
+    free(s);
+    return NULL;
+}
+
+int k8s_source_start(k8s_source *s)
+{
+    if (s == NULL || s->started)
+        return -1;
+    if (pthread_create(&s->thread, NULL, run, s) != 0) {
+        LOG_ERR("k8s", "cannot start the k8s thread");
+        return -1;
+    }
+    s->started = true;
+    return 0;
+}
+
+void k8s_source_free(k8s_source *s)
+{
+    if (s == NULL)
+        return;
+    /* The handler must not see a freed source: the later registration wins. */
+    dbg_register("/debug/k8sz", "Kubernetes reflectors (stopped)", k8sz, NULL);
+    if (s->started) {
+        atomic_store(&s->stop, true);
+        curl_multi_wakeup(s->multi);
+        pthread_join(s->thread, NULL);
+    }
+    for (size_t i = 0; i < s->nrefl; i++)
+        k8s_reflector_free(s->refl[i]);
+    free(s->refl);
+    curl_multi_cleanup(s->multi);
+    k8s_client_free(s->client);
+    pthread_mutex_destroy(&s->mu);
+    free(s->kubeconfig);
+    free(s->context);
+    free(s->sa_dir);
+    free(s);
+}
