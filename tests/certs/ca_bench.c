@@ -8,6 +8,7 @@
  * Usage: ca_bench [-n calls_per_run] [-t max_threads]
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int bench(ca_service *svc, const char *root, int threads, int calls)
+static int bench(ca_service *svc, const char *root, int threads, int calls, bool quiet)
 {
     worker w[8];
     pthread_t th[8];
@@ -105,9 +106,11 @@ static int bench(ca_service *svc, const char *root, int threads, int calls)
     double wall = (double)(util_now_ns() - t0) / 1e9;
     size_t n = (size_t)per * (size_t)threads;
     qsort(all, n, sizeof(int64_t), cmp_i64);
-    printf("%-14s threads=%d  certs=%zu  %8.0f certs/s  p50 %7.3f ms  p99 %7.3f ms%s\n", root,
-           threads, n, (double)n / wall, (double)all[n / 2] / 1e6,
-           (double)all[(n * 99) / 100] / 1e6, failures ? "  FAILURES" : "");
+    if (!quiet) {
+        printf("%-14s threads=%d  certs=%zu  %8.0f certs/s  p50 %7.3f ms  p99 %7.3f ms%s\n",
+               root, threads, n, (double)n / wall, (double)all[n / 2] / 1e6,
+               (double)all[(n * 99) / 100] / 1e6, failures ? "  FAILURES" : "");
+    }
     free(all);
     return failures;
 }
@@ -155,9 +158,9 @@ int main(int argc, char **argv)
             return 1;
         }
         ca_service *svc = ca_service_new(c, NULL, NULL);
-        bench(svc, roots[r].name, 1, 100); /* warm-up */
+        bench(svc, roots[r].name, 1, 200, true); /* warm-up */
         for (int t = 1; t <= maxthreads; t++) {
-            failures += bench(svc, roots[r].name, t, calls);
+            failures += bench(svc, roots[r].name, t, calls, false);
         }
         ca_service_free(svc);
         ca_free(c);

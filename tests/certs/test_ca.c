@@ -172,6 +172,16 @@ static int sign_file(ca *c, const char *name, int64_t ttl, char ***chain, size_t
     size_t len;
     char *pem = csr_of(name, &len);
     int rc = ca_sign_csr(c, pem, len, "default", "bookinfo", ttl, chain, n, err, errlen);
+    if (rc == CA_OK) {
+        /* The certified key is the CSR's, bit for bit. */
+        BIO *b = BIO_new_mem_buf(pem, -1);
+        X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+        X509 *leaf = pem_to_x509((*chain)[0]);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), X509_REQ_get0_pubkey(req)), 1);
+        X509_free(leaf);
+        X509_REQ_free(req);
+        BIO_free(b);
+    }
     free(pem);
     if (rc == CA_OK) {
         write_file("leaf.pem", (*chain)[0]);
