@@ -919,6 +919,12 @@ static void test_handler(void **state)
     assert_true(mval("citadel_server_csr_count") - csr0 == (double)(sizeof(cases) /
                                                                      sizeof(cases[0])));
     assert_true(mval("citadel_server_success_cert_issuance_count") - ok0 == successes);
+    strbuf prom;
+    strbuf_init(&prom, 1 << 20);
+    metrics_render(&prom);
+    assert_non_null(strstr(prom.data, "citadel_server_csr_count"));
+    assert_non_null(strstr(prom.data, "citadel_server_root_cert_expiry_timestamp"));
+    strbuf_free(&prom);
     free(req);
 
     /* Bad requests from an authenticated caller: INVALID_ARGUMENT with a reason. */
