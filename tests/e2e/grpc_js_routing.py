@@ -90,8 +90,11 @@ def main():
         check(errors == {"UNAVAILABLE": 10}, "grpc-js: fault abort -> UNAVAILABLE (%s %s)" %
               (counts, errors))
         rcfg.set_weights(pilot.config_dir, 0, 100)
-        time.sleep(1.5)
+        t0 = time.time()
         counts, errors = run(50)
+        while counts != {"v3": 50} and time.time() - t0 < 30:
+            time.sleep(0.5)
+            counts, errors = run(50)
         check(counts == {"v3": 50}, "grpc-js: after the VirtualService edit all go to v3 (%s %s)"
               % (counts, errors))
     finally:
