@@ -471,7 +471,8 @@ int mp_get_int(mp_ctx *c, const cJSON *obj, const char *key, const char *path, i
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
         return mp_fail(c, mp_path(p, path, key), "must be an integer");
     double d = v->valuedouble;
-    if (d < (double)min || d > (double)max)
+    /* (double)INT64_MAX rounds up to 2^63: reject that before the cast can overflow. */
+    if (d < (double)min || d > (double)max || d >= 9223372036854775807.0 || d < -9223372036854775807.0)
         return mp_fail(c, mp_path(p, path, key), "%.0f out of range [%lld, %lld]", d,
                        (long long)min, (long long)max);
     *out = (int64_t)d;

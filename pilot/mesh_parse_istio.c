@@ -1648,7 +1648,7 @@ static int parse_se_endpoint(mp_ctx *c, const cJSON *e, const char *path, mesh_s
             const char *name = it->string ? it->string : "";
             uint32_t num = 0;
             mp_path(p2, p, name);
-            if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 65535 ||
+            if (!cJSON_IsNumber(it) || !(it->valuedouble >= 1 && it->valuedouble <= 65535) ||
                 it->valuedouble != (double)(uint32_t)it->valuedouble)
                 return mp_fail(c, p2, "port number must be in the range 1..65535");
             num = (uint32_t)it->valuedouble;

@@ -6,6 +6,7 @@
  * optional check on the parsed struct. Then small tables for the helpers (host
  * resolution, protocols, labels, kinds) and the unsupported-field walker. Every parsed
  * object is released, so ASan's leak checker covers the free paths too. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -887,6 +888,48 @@ static void test_garbage(void **state)
     }
 }
 
+/* Numbers YAML can produce that JSON cannot (NaN, infinities) and huge ones: rejected,
+ * never cast (UBSan would flag an overflowing cast). */
+static void test_odd_numbers(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        VSR("{'route':[{'destination':{'host':'a'},'weight':0}]}"),
+        SE("{'hosts':['a.com'],'ports':[{'number':80,'name':'a'}],'resolution':'DNS','endpoints':[{'address':'b.com','ports':{'a':0}}]}"),
+        "{'apiVersion':'v1','kind':'Service','metadata':{'name':'s','generation':0}}",
+        DR("{'host':'r','trafficPolicy':{'loadBalancer':{'consistentHash':{'minimumRingSize':0}}}}"),
+    };
+    static const double odd[] = { NAN, INFINITY, -INFINITY, 1e300, 9223372036854775808.0, -1e300, 0.5 };
+    for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+        for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+            cJSON *j = parse_json(docs[d]);
+            cJSON *num = NULL;
+            assert_non_null(j);
+            /* find the single 0 in the document and replace its value */
+            cJSON *stack[64];
+            size_t sp = 0;
+            stack[sp++] = j;
+            while (sp && !num) {
+                cJSON *n = stack[--sp];
+                if (cJSON_IsNumber(n) && n->valuedouble == 0) {
+                    num = n;
+                    break;
+                }
+                for (cJSON *c = n->child; c && sp < 64; c = c->next)
+                    stack[sp++] = c;
+            }
+            assert_non_null(num);
+            cJSON_SetNumberValue(num, odd[k]);
+            char err[256] = "";
+            mesh_object o = { 0 };
+            int rc = mesh_parse(j, NULL, &o, err, sizeof err);
+            if (rc != -1)
+                fail_msg("doc %zu value %g: rc %d, want -1", d, odd[k], rc);
+            cJSON_Delete(j);
+        }
+    }
+}
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static void test_resolve_host(void **state)
@@ -1123,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_error_truncation),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_odd_numbers),
         cmocka_unit_test(test_resolve_host),
         cmocka_unit_test(test_protocols),
         cmocka_unit_test(test_labels),
