@@ -13,6 +13,7 @@
 #include "debug.h"
 #include "debug_model.h"
 #include "flags.h"
+#include "k8s.h" /* k8s: Kubernetes source */
 #include "log.h"
 #include "metrics.h"
 #include "model.h"
@@ -44,15 +45,22 @@ static int run_discovery(const pilot_flags *f)
              PILOT_GIT_REVISION, f->domain, f->cluster_id);
     metric_set(metric_gauge("pilot_info", "Pilot version and build information.", "version"),
                PILOT_VERSION "-" PILOT_GIT_REVISION, 1);
-    if (!f->config_dir)
-        LOG_WARN("default", "no --configDir given: serving an empty mesh "
-                            "(the Kubernetes source is not wired into main yet)");
+    /* ---- k8s (engineer k8s): --kubeconfig, or in-cluster when neither --configDir nor
+     * --kubeconfig is given and KUBERNETES_SERVICE_HOST is set. ---- */
+    const char *k8s_host = getenv("KUBERNETES_SERVICE_HOST");
+    bool use_k8s = (f->kubeconfig && f->kubeconfig[0]) ||
+                   (!f->config_dir && k8s_host && k8s_host[0]);
+    k8s_source *ks = NULL;
+    /* ---- end k8s ---- */
+    if (!f->config_dir && !use_k8s)
+        LOG_WARN("default", "neither --configDir nor --kubeconfig given and not in a cluster: "
+                            "serving an empty mesh");
 
     model_opts mo = {
         .domain = f->domain,
         .debounce_after_ns = f->debounce_after_ns,
         .debounce_max_ns = f->debounce_max_ns,
-        .nsources = f->config_dir ? 1 : 0,
+        .nsources = (f->config_dir ? 1 : 0) + (use_k8s ? 1 : 0),
     };
     m = model_new(&mo);
     if (!m) {
@@ -86,12 +94,25 @@ static int run_discovery(const pilot_flags *f)
             goto out;
         }
     }
+    /* ---- k8s (engineer k8s) ---- */
+    if (use_k8s) {
+        k8s_config kc = {.kubeconfig = f->kubeconfig};
+        ks = k8s_source_new(&kc, model_sink(m));
+        if (!ks || k8s_source_start(ks) != 0) {
+            LOG_ERR("default", "cannot start the Kubernetes source%s%s",
+                    f->kubeconfig ? " for --kubeconfig " : " (in-cluster)",
+                    f->kubeconfig ? f->kubeconfig : "");
+            goto out;
+        }
+    }
+    /* ---- end k8s ---- */
 
     int sig = 0;
     sigwait(&sigs, &sig);
     LOG_INFO("default", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 out:
+    k8s_source_free(ks); /* k8s (engineer k8s) */
     if (cd)
         cfgdir_free(cd);
     dbg_server_stop(http);
