@@ -27,7 +27,7 @@ and served under each version (v1, v1beta1, v1alpha3), like a CRD with conversio
 
 Usage: apiserver.py [--port 0] [--port-file F] [--tokens F] [--state F]
                     [--no-endpointslices] [--istio-versions v1,v1beta1,v1alpha3]
-                    [--bookmark-interval S]
+                    [--bookmark-interval S] [--empty]
 """
 
 import argparse
@@ -869,6 +869,8 @@ def main():
     ap.add_argument("--istio-versions", default="v1,v1beta1,v1alpha3")
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--empty", action="store_true",
+                    help="start without the default namespaces")
     args = ap.parse_args()
 
     ThreadingHTTPServer.daemon_threads = True
@@ -879,6 +881,12 @@ def main():
     if args.tokens:
         with open(args.tokens) as f:
             srv.store.tokens = json.load(f)
+    if not args.empty:
+        # What every cluster has before anyone applies anything.
+        Handler.load(type("H", (), {"server": srv})(),
+                     [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                      for n in ("default", "kube-system", "kube-public", "kube-node-lease")],
+                     record=False)
     if args.state:
         with open(args.state) as f:
             Handler.load(type("H", (), {"server": srv})(), json.load(f), record=False)
