@@ -8,6 +8,12 @@
  * changed. Objects are compared by identity (API group, kind, namespace, name) and by a
  * hash of their JSON, so an edit re-sends only what changed.
  *
+ * Half-written files: a writer that truncates and rewrites in place (cp, echo >, most
+ * tools) would otherwise be caught in the middle and its objects deleted then re-added.
+ * A file modified (IN_MODIFY) and not yet closed (IN_CLOSE_WRITE) is left alone for up to
+ * CFGDIR_WRITE_GRACE_NS; and after reading a file the event queue is drained: if the file
+ * was touched meanwhile, what was read is dropped and the next pass reads it again.
+ *
  * When two files hold the same object, the last one read wins; when one of them drops
  * it, the other's copy is sent again instead of a delete.
  *
@@ -42,9 +48,10 @@
 #define CFGDIR_MAX_DELAY_NS (1000LL * 1000 * 1000) /* ...but never later than this */
 #define CFGDIR_MAX_DEPTH 32                       /* directory nesting */
 #define CFGDIR_MAX_DIRTY 4096                     /* named paths remembered between rescans */
+#define CFGDIR_WRITE_GRACE_NS (2000LL * 1000 * 1000) /* how long an open writer is waited for */
 #define CFGDIR_WATCH_MASK                                                                 \
-    (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | \
-     IN_MOVE_SELF | IN_ONLYDIR)
+    (IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |     \
+     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 typedef struct cobj {
     char *id;      /* "group/kind/namespace/name" */
@@ -63,8 +70,21 @@ typedef struct cfile {
     uint64_t content_hash; /* of the last bytes read, parsed or not */
     cobj *objs;
     size_t nobjs;
-    bool seen; /* found by the current walk */
+    bool seen;   /* found by the current walk */
+    int missing; /* passes in a row that did not find it */
 } cfile;
+
+/* A bounded set of paths; past its bound it stands for "every path". */
+typedef struct pathset {
+    char **v;
+    size_t n;
+    bool all;
+} pathset;
+
+typedef struct writer {
+    char *path;
+    int64_t since; /* first IN_MODIFY without a close since */
+} writer;
 
 typedef struct cwatch {
     int wd;
@@ -83,9 +103,12 @@ struct cfgdir {
     size_t nfiles, capfiles;
     cwatch *watches;
     size_t nwatches, capwatches;
-    char **dirty; /* paths named by events since the last rescan */
-    size_t ndirty;
-    bool all_dirty; /* overflow: re-read everything */
+    pathset dirty;      /* paths named by events since the current/last pass began */
+    pathset scan_dirty; /* what the pass in progress re-reads regardless of stat */
+    pathset modified;   /* IN_MODIFY since the current pass began: reads may be torn */
+    bool events;        /* any event (hidden names too) since the current pass began */
+    writer *writers;    /* files modified and not closed yet */
+    size_t nwriters;
 };
 
 /* ---- objects ---- */
@@ -284,15 +307,66 @@ static void file_remove(cfgdir *c, size_t i)
     c->files[i] = c->files[--c->nfiles];
 }
 
-static bool is_dirty(const cfgdir *c, const char *path)
+static bool pathset_has(const pathset *ps, const char *path)
 {
-    if (c->all_dirty)
+    if (ps->all)
         return true;
-    for (size_t i = 0; i < c->ndirty; i++)
-        if (strcmp(c->dirty[i], path) == 0)
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->v[i], path) == 0)
             return true;
     return false;
 }
+
+/* Takes path. */
+static void pathset_add(pathset *ps, char *path)
+{
+    if (ps->all || pathset_has(ps, path)) {
+        free(path);
+        return;
+    }
+    if (ps->n == CFGDIR_MAX_DIRTY) {
+        ps->all = true;
+        free(path);
+        return;
+    }
+    if (!ps->v)
+        ps->v = xcalloc(CFGDIR_MAX_DIRTY, sizeof *ps->v);
+    ps->v[ps->n++] = path;
+}
+
+static void pathset_clear(pathset *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->v[i]);
+    ps->n = 0;
+    ps->all = false;
+}
+
+static writer *writer_find(cfgdir *c, const char *path)
+{
+    for (size_t i = 0; i < c->nwriters; i++)
+        if (strcmp(c->writers[i].path, path) == 0)
+            return &c->writers[i];
+    return NULL;
+}
+
+static void writer_drop(cfgdir *c, const char *path)
+{
+    writer *w = writer_find(c, path);
+    if (w) {
+        free(w->path);
+        *w = c->writers[--c->nwriters];
+    }
+}
+
+/* Someone has path open for writing and is not done: leave it for now. */
+static bool being_written(cfgdir *c, const char *path)
+{
+    writer *w = writer_find(c, path);
+    return w && util_now_ns() - w->since < CFGDIR_WRITE_GRACE_NS;
+}
+
+static bool read_events(cfgdir *c);
 
 /* Reads a whole regular file of at most CFGDIR_MAX_FILE bytes. Returns 0, or -1 with
  * why set. O_NONBLOCK: a FIFO swapped in after the stat must not hang the thread. */
@@ -413,18 +487,26 @@ static void file_visit(cfgdir *c, const char *path, const struct stat *st)
         f->ino = (ino_t)-1; /* no signature yet */
     }
     f->seen = true;
-    if (!is_dirty(c, path) && f->dev == st->st_dev && f->ino == st->st_ino &&
+    if (being_written(c, path))
+        return; /* its close, or the grace timer, brings another pass */
+    if (!pathset_has(&c->scan_dirty, path) && f->dev == st->st_dev && f->ino == st->st_ino &&
         f->size == st->st_size && f->mtim.tv_sec == st->st_mtim.tv_sec &&
         f->mtim.tv_nsec == st->st_mtim.tv_nsec && f->ctim.tv_sec == st->st_ctim.tv_sec &&
         f->ctim.tv_nsec == st->st_ctim.tv_nsec)
         return;
+
+    int rrc = read_file(path, &buf, &len, why, sizeof why);
+    /* touched while we read it (events are queued by the writer's own syscalls, so they
+     * are visible now): drop what was read, the next pass reads it again */
+    read_events(c);
+    if (pathset_has(&c->modified, path) || being_written(c, path))
+        goto out;
     f->dev = st->st_dev;
     f->ino = st->st_ino;
     f->size = st->st_size;
     f->mtim = st->st_mtim;
     f->ctim = st->st_ctim;
-
-    if (read_file(path, &buf, &len, why, sizeof why) < 0) {
+    if (rrc < 0) {
         /* keep what the file last gave: a transient read error must not delete config */
         LOG_ERR(CFGDIR_SCOPE, "%s: %s", path, why);
         goto out;
@@ -559,27 +641,34 @@ static int walk(cfgdir *c, const char *dir, int depth)
     return 0;
 }
 
-static void dirty_clear(cfgdir *c)
-{
-    for (size_t i = 0; i < c->ndirty; i++)
-        free(c->dirty[i]);
-    c->ndirty = 0;
-    c->all_dirty = false;
-}
-
 /* One full pass: read what changed, retire files that are gone, drop stale watches. */
 static void rescan(cfgdir *c)
 {
+    /* events from here on belong to the next pass */
+    pathset tmp = c->scan_dirty;
+    c->scan_dirty = c->dirty;
+    c->dirty = tmp;
+    pathset_clear(&c->dirty);
+    pathset_clear(&c->modified);
+    c->events = false;
     for (size_t i = 0; i < c->nfiles; i++)
         c->files[i].seen = false;
     for (size_t i = 0; i < c->nwatches; i++)
         c->watches[i].seen = false;
     walk(c, c->root, 0);
     for (size_t i = c->nfiles; i-- > 0;) {
-        if (!c->files[i].seen) {
-            LOG_INFO(CFGDIR_SCOPE, "%s: removed", c->files[i].path);
-            file_remove(c, i);
+        cfile *f = &c->files[i];
+        if (f->seen) {
+            f->missing = 0;
+            continue;
         }
+        /* The walk races with the tree: a file renamed during the pass is missed under
+         * both names. When events came in meanwhile another pass follows at once, so wait
+         * for it (a few times at most) rather than delete objects only to add them back. */
+        if (c->events && ++f->missing < 3)
+            continue;
+        LOG_INFO(CFGDIR_SCOPE, "%s: removed", f->path);
+        file_remove(c, i);
     }
     for (size_t i = c->nwatches; i-- > 0;) {
         cwatch *w = &c->watches[i];
@@ -589,10 +678,10 @@ static void rescan(cfgdir *c)
         free(w->path);
         c->watches[i] = c->watches[--c->nwatches];
     }
-    dirty_clear(c);
+    pathset_clear(&c->scan_dirty);
 }
 
-/* Drains inotify. Returns true when anything happened. */
+/* Drains inotify (never blocks). Returns true when anything happened. */
 static bool read_events(cfgdir *c)
 {
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -609,43 +698,65 @@ static bool read_events(cfgdir *c)
             p += sizeof *ev + ev->len;
             any = true;
             if (ev->mask & IN_Q_OVERFLOW) {
-                c->all_dirty = true;
+                c->dirty.all = true;
                 continue;
             }
+            cwatch *w = watch_find(c, ev->wd);
             if (ev->mask & IN_IGNORED) {
-                cwatch *w = watch_find(c, ev->wd);
                 if (w) {
                     free(w->path);
                     *w = c->watches[--c->nwatches];
                 }
                 continue;
             }
-            cwatch *w = watch_find(c, ev->wd);
-            if (!w || !ev->len || ev->name[0] == '.' || c->all_dirty)
+            /* hidden names only cause a pass (stat tells what changed behind them) */
+            if (!w || !ev->len || ev->name[0] == '.')
                 continue;
-            if (c->ndirty == CFGDIR_MAX_DIRTY) {
-                c->all_dirty = true;
-                continue;
+            char *path = xasprintf("%s/%s", w->path, ev->name);
+            if ((ev->mask & IN_MODIFY) && !(ev->mask & IN_ISDIR)) {
+                if (!writer_find(c, path)) {
+                    c->writers = xrealloc(c->writers, (c->nwriters + 1) * sizeof *c->writers);
+                    c->writers[c->nwriters++] = (writer){xstrdup(path), util_now_ns()};
+                }
+                pathset_add(&c->modified, xstrdup(path));
             }
-            if (!c->dirty)
-                c->dirty = xcalloc(CFGDIR_MAX_DIRTY, sizeof *c->dirty);
-            c->dirty[c->ndirty++] = xasprintf("%s/%s", w->path, ev->name);
+            if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM))
+                writer_drop(c, path);
+            pathset_add(&c->dirty, path);
         }
     }
+    if (any)
+        c->events = true;
     return any;
+}
+
+/* When the next pass is due, or 0 for none: events wait for quiet; a file held open for
+ * writing is looked at again when its grace time ends. */
+static int64_t next_due(const cfgdir *c, int64_t quiet_at, int64_t latest_at)
+{
+    int64_t due = 0;
+    if (c->events)
+        due = quiet_at < latest_at ? quiet_at : latest_at;
+    for (size_t i = 0; i < c->nwriters; i++) {
+        int64_t t = c->writers[i].since + CFGDIR_WRITE_GRACE_NS;
+        if (!due || t < due)
+            due = t;
+    }
+    return due;
 }
 
 static void *cfgdir_thread(void *arg)
 {
     cfgdir *c = arg;
-    bool pending = false;
-    int64_t quiet_at = 0, latest_at = 0;
+    int64_t now = util_now_ns();
+    /* events seen during the first scan already count */
+    int64_t quiet_at = now + CFGDIR_QUIET_NS, latest_at = now + CFGDIR_MAX_DELAY_NS;
 
     for (;;) {
         struct pollfd pfd[2] = {{c->stopfd, POLLIN, 0}, {c->ifd, POLLIN, 0}};
+        int64_t due = next_due(c, quiet_at, latest_at);
         int timeout = -1;
-        if (pending) {
-            int64_t due = quiet_at < latest_at ? quiet_at : latest_at;
+        if (due) {
             int64_t left = due - util_now_ns();
             timeout = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
         }
@@ -656,19 +767,29 @@ static void *cfgdir_thread(void *arg)
         }
         if (pfd[0].revents)
             break;
-        if (pfd[1].revents && read_events(c)) {
-            int64_t now = util_now_ns();
-            if (!pending)
-                latest_at = now + CFGDIR_MAX_DELAY_NS;
-            pending = true;
-            quiet_at = now + CFGDIR_QUIET_NS;
-        }
-        if (pending) {
-            int64_t now = util_now_ns();
-            if (now >= quiet_at || now >= latest_at) {
-                pending = false;
-                rescan(c);
+        if (pfd[1].revents) {
+            bool had = c->events;
+            if (read_events(c)) {
+                now = util_now_ns();
+                if (!had)
+                    latest_at = now + CFGDIR_MAX_DELAY_NS;
+                quiet_at = now + CFGDIR_QUIET_NS;
             }
+        }
+        due = next_due(c, quiet_at, latest_at);
+        if (due && util_now_ns() >= due) {
+            /* writers past their grace are read as they are now */
+            for (size_t i = c->nwriters; i-- > 0;)
+                if (util_now_ns() - c->writers[i].since >= CFGDIR_WRITE_GRACE_NS) {
+                    pathset_add(&c->dirty, xstrdup(c->writers[i].path));
+                    free(c->writers[i].path);
+                    c->writers[i] = c->writers[--c->nwriters];
+                }
+            rescan(c);
+            /* events during the pass start the next quiet period */
+            now = util_now_ns();
+            quiet_at = now + CFGDIR_QUIET_NS;
+            latest_at = now + CFGDIR_MAX_DELAY_NS;
         }
     }
     return NULL;
@@ -753,8 +874,15 @@ void cfgdir_free(cfgdir *c)
     for (size_t i = 0; i < c->nwatches; i++)
         free(c->watches[i].path);
     free(c->watches);
-    dirty_clear(c);
-    free(c->dirty);
+    pathset_clear(&c->dirty);
+    free(c->dirty.v);
+    pathset_clear(&c->scan_dirty);
+    free(c->scan_dirty.v);
+    pathset_clear(&c->modified);
+    free(c->modified.v);
+    for (size_t i = 0; i < c->nwriters; i++)
+        free(c->writers[i].path);
+    free(c->writers);
     free(c->root);
     free(c);
 }
