@@ -570,6 +570,49 @@ static void test_same_object_two_files(void **state)
     ts_free(&ts);
 }
 
+/* A file being rewritten in place is not read half-way: while its writer has it open
+ * (truncated, half written) passes come and go without touching its objects. */
+static void test_half_written_file_waits(void **state)
+{
+    (void)state;
+    tsink ts;
+    char *dir = mktree();
+    ts_init(&ts);
+    char *v1 = cm("slow", "1"), *v2 = cm("slow", "2");
+    put(dir, "slow.yaml", v1);
+    cfgdir *c = cfgdir_new(dir, sink_of(&ts));
+    assert_non_null(c);
+    assert_int_equal(cfgdir_start(c), 0);
+    assert_int_equal(ts_count(&ts), 1);
+
+    size_t from = ts_count(&ts);
+    char *p = xasprintf("%s/slow.yaml", dir);
+    int fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    assert_true(fd >= 0);
+    size_t half = strlen(v2) / 2;
+    assert_int_equal(write(fd, v2, half), (ssize_t)half);
+    size_t to = barrier(&ts, dir); /* at least one full pass while it is open */
+    assert_int_equal(ts_real(&ts, from, to), 0);
+    assert_int_equal(write(fd, v2 + half, strlen(v2) - half), (ssize_t)(strlen(v2) - half));
+    close(fd);
+    long idx = ts_wait(&ts, from, SOURCE_EV_UPSERT, "ConfigMap", "slow");
+    assert_true(idx >= 0);
+    to = barrier(&ts, dir);
+    assert_int_equal(ts_real(&ts, from, to), 1);
+    assert_false(ts_logged(&ts, "slow.yaml"));
+    pthread_mutex_lock(&ts.mu);
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(ts.evs[idx].obj, "data");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(data, "v")->valuestring, "2");
+    pthread_mutex_unlock(&ts.mu);
+
+    free(p);
+    free(v1);
+    free(v2);
+    cfgdir_free(c);
+    rmtree(dir);
+    ts_free(&ts);
+}
+
 /* Editors write in bursts: many quick rewrites end in one reload with the final content. */
 static void test_coalescing_and_prompt_stop(void **state)
 {
@@ -616,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_malformed_keeps_objects),
         cmocka_unit_test(test_new_subdirectories),
         cmocka_unit_test(test_same_object_two_files),
+        cmocka_unit_test(test_half_written_file_waits),
         cmocka_unit_test(test_coalescing_and_prompt_stop),
     };
     if (getenv("CFGDIR_DEBUG")) /* shows every event the source sends */
