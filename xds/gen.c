@@ -20,9 +20,9 @@
  *   subset filter), so an EDS entry survives config-only snapshots and an endpoint change
  *   in one service invalidates only that service's entries.
  *   extra: the proxy-specific input: gRPC LDS the FQDN the requested name resolves to in
- *   the proxy's namespace; gateway LDS/RDS the set of selected Gateways ("ns/name", in
- *   snapshot order) and the gateway Service; sidecar RDS the proxy namespace (short-name
- *   domains), and the proxy labels when a mesh VirtualService uses sourceLabels/
+ *   the proxy's namespace; gateway LDS/RDS the proxy namespace, the set of selected
+ *   Gateways ("ns/name", in snapshot order) and the gateway Service; sidecar RDS the proxy namespace (short-name
+ *   domains, and the DestinationRules whose consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses sourceLabels/
  *   sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
  *   ports and protocols; outbound clusters the DestinationRule the proxy sees
  *   ("ns/name", which depends on the proxy namespace).

@@ -549,6 +549,44 @@ static Envoy__Config__Route__V3__RetryPolicy *gen_retry(gen_ctx *c, const char *
     return rp;
 }
 
+/* DestinationRule consistentHash needs a hash policy on the routes to the host. */
+static void gen_hash_policy(gen_ctx *c, RouteAction *ra, const char *host, const char *subset)
+{
+    if (c->grpc || !host)
+        return;
+    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, host, c->p->ns);
+    const mesh_traffic_policy *tp = dr ? dr->policy : NULL;
+    const mesh_subset *ss = gen_dr_subset(dr, subset);
+    if (ss && ss->policy)
+        tp = ss->policy;
+    if (!tp || tp->lb != MESH_LB_RING_HASH)
+        return;
+    Envoy__Config__Route__V3__RouteAction__HashPolicy *hp =
+        GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy,
+               envoy__config__route__v3__route_action__hash_policy__init);
+    if (tp->hash.http_header_name) {
+        hp->policy_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_HEADER;
+        hp->header = GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__Header,
+                            envoy__config__route__v3__route_action__hash_policy__header__init);
+        hp->header->header_name = ga_strdup(c->a, tp->hash.http_header_name);
+    } else if (tp->hash.http_cookie_name) {
+        hp->policy_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_COOKIE;
+        hp->cookie = GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__Cookie,
+                            envoy__config__route__v3__route_action__hash_policy__cookie__init);
+        hp->cookie->name = ga_strdup(c->a, tp->hash.http_cookie_name);
+    } else {
+        hp->policy_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_CONNECTION_PROPERTIES;
+        hp->connection_properties =
+            GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__ConnectionProperties,
+                   envoy__config__route__v3__route_action__hash_policy__connection_properties__init);
+        hp->connection_properties->source_ip = true;
+    }
+    GA_PUSH(c->a, ra->hash_policy, ra->n_hash_policy, hp);
+}
+
 static void gen_route_action(gen_ctx *c, Route *r, const mesh_http_route *hr,
                              const gen_route_opts *o)
 {
@@ -660,41 +698,8 @@ static void gen_route_action(gen_ctx *c, Route *r, const mesh_http_route *hr,
         GA_PUSH(c->a, ra->request_mirror_policies, ra->n_request_mirror_policies, mp);
     }
     /* consistent-hash routing needs a hash policy on the route */
-    const mesh_route_destination *d0 = hr->nroute ? &hr->route[0] : NULL;
-    if (d0) {
-        const mesh_destination_rule *dr =
-            mesh_snapshot_destination_rule(c->s, d0->destination.host, c->p->ns);
-        const mesh_traffic_policy *tp = dr ? dr->policy : NULL;
-        const mesh_subset *ss = gen_dr_subset(dr, d0->destination.subset);
-        if (ss && ss->policy)
-            tp = ss->policy;
-        if (tp && tp->lb == MESH_LB_RING_HASH) {
-            Envoy__Config__Route__V3__RouteAction__HashPolicy *hp =
-                GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy,
-                       envoy__config__route__v3__route_action__hash_policy__init);
-            if (tp->hash.http_header_name) {
-                hp->policy_specifier_case =
-                    ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_HEADER;
-                hp->header = GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__Header,
-                                    envoy__config__route__v3__route_action__hash_policy__header__init);
-                hp->header->header_name = ga_strdup(c->a, tp->hash.http_header_name);
-            } else if (tp->hash.http_cookie_name) {
-                hp->policy_specifier_case =
-                    ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_COOKIE;
-                hp->cookie = GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__Cookie,
-                                    envoy__config__route__v3__route_action__hash_policy__cookie__init);
-                hp->cookie->name = ga_strdup(c->a, tp->hash.http_cookie_name);
-            } else {
-                hp->policy_specifier_case =
-                    ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_CONNECTION_PROPERTIES;
-                hp->connection_properties =
-                    GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction__HashPolicy__ConnectionProperties,
-                           envoy__config__route__v3__route_action__hash_policy__connection_properties__init);
-                hp->connection_properties->source_ip = true;
-            }
-            GA_PUSH(c->a, ra->hash_policy, ra->n_hash_policy, hp);
-        }
-    }
+    if (hr->nroute)
+        gen_hash_policy(c, ra, hr->route[0].destination.host, hr->route[0].destination.subset);
 }
 
 static void gen_route_fault(gen_ctx *c, Route *r, const mesh_http_route *hr)
@@ -892,6 +897,10 @@ Route *gen_default_route(gen_ctx *c, const char *cluster, bool default_retries)
         ra->timeout = gen_duration(c, 0);
         if (default_retries)
             ra->retry_policy = gen_retry(c, NULL, 2, -1);
+        uint32_t port;
+        char *subset, *host;
+        if (gen_parse_cluster_name(c, cluster, &port, &subset, &host))
+            gen_hash_policy(c, ra, host, subset);
     }
     r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE;
     r->route = ra;

@@ -71,7 +71,9 @@ static gw_ctx *gw_get(gen_ctx *c)
         return c->fctx;
     gw_ctx *g = ga_alloc(c->a, sizeof *g);
     const mesh_service *svc = gw_service(c);
-    g->key = ga_printf(c->a, "svc=%s;gws=", svc ? svc->hostname : "-");
+    /* the namespace picks the DestinationRules routes see (consistent-hash policies) */
+    g->key = ga_printf(c->a, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "",
+                       svc ? svc->hostname : "-");
     for (size_t i = 0; i < c->s->ngws; i++) {
         const mesh_gateway *gw = c->s->gws[i];
         if (!mesh_labels_subset(&gw->selector, &c->p->labels))

@@ -250,6 +250,44 @@ static cJSON *json_any(const Google__Protobuf__Any *any, int depth)
     return o;
 }
 
+/* protoc makes a "<Field>Entry" message {key = 1, value = 2} for each map field; proto3
+ * JSON renders maps as objects. */
+static bool json_is_map_entry(const ProtobufCFieldDescriptor *f)
+{
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE || !f->descriptor)
+        return false;
+    const ProtobufCMessageDescriptor *d = f->descriptor;
+    return d->n_fields == 2 && util_has_suffix(d->name, "Entry") &&
+           strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
+}
+
+static cJSON *json_map(const ProtobufCFieldDescriptor *f, ProtobufCMessage *const *entries,
+                       size_t cnt, int depth)
+{
+    const ProtobufCMessageDescriptor *d = f->descriptor;
+    const ProtobufCFieldDescriptor *kf = &d->fields[0], *vf = &d->fields[1];
+    cJSON *o = cJSON_CreateObject();
+    for (size_t k = 0; k < cnt; k++) {
+        const char *e = (const char *)entries[k];
+        char kb[32];
+        const char *key = kb;
+        if (kf->type == PROTOBUF_C_TYPE_STRING) {
+            key = *(char *const *)(e + kf->offset);
+            if (!key)
+                key = "";
+        } else {
+            cJSON *kv = json_value(kf, e + kf->offset, depth);
+            if (cJSON_IsString(kv))
+                snprintf(kb, sizeof kb, "%s", kv->valuestring);
+            else
+                snprintf(kb, sizeof kb, "%.0f", kv ? kv->valuedouble : 0.0);
+            cJSON_Delete(kv);
+        }
+        cJSON_AddItemToObject(o, key, json_value(vf, e + vf->offset, depth));
+    }
+    return o;
+}
+
 static cJSON *json_message(const ProtobufCMessage *m, int depth)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -292,6 +330,10 @@ static cJSON *json_message(const ProtobufCMessage *m, int depth)
             if (cnt == 0)
                 continue;
             const char *arr = *(char *const *)(base + f->offset);
+            if (json_is_map_entry(f)) {
+                cJSON_AddItemToObject(o, f->name, json_map(f, (ProtobufCMessage *const *)arr, cnt, depth));
+                continue;
+            }
             size_t sz = json_type_size(f->type);
             cJSON *a = cJSON_CreateArray();
             for (size_t k = 0; k < cnt; k++)

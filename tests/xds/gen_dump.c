@@ -1,7 +1,8 @@
 /* gen_dump: writes every Envoy-flavoured resource generated from YAML fixtures to a
  * directory, for the protoc --decode oracle (tests/xds/protoc_oracle.sh).
  * Usage: gen_dump OUTDIR FIXTURE.yaml...
- * OUTDIR/index lines: "<flavour> <type_url> <file> <name>". */
+ * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
+ * resource as config_dump JSON, for the golden file comparison. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +18,8 @@
 #include "util.h"
 #include "yaml.h"
 
-static int dump(FILE *idx, const char *dir, const char *flav, xds_gen *g, const xds_proxy *p,
-                const mesh_snapshot *s, int *seq)
+static int dump(FILE *idx, cJSON *all, const char *dir, const char *flav, xds_gen *g,
+                const xds_proxy *p, const mesh_snapshot *s, int *seq)
 {
     static const char *const types[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
                                          XDS_TYPE_ENDPOINT };
@@ -38,6 +39,12 @@ static int dump(FILE *idx, const char *dir, const char *flav, xds_gen *g, const 
             }
             fclose(f);
             fprintf(idx, "%s %s %d.bin %s\n", flav, types[t], *seq, set.items[i]->name);
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "flavour", flav);
+            cJSON_AddStringToObject(e, "name", set.items[i]->name);
+            cJSON *j = xds_resource_to_json(set.items[i]);
+            cJSON_AddItemToObject(e, "resource", j ? j : cJSON_CreateNull());
+            cJSON_AddItemToArray(all, e);
             (*seq)++;
         }
         xds_resource_set_free(&set);
@@ -92,9 +99,19 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/index", argv[1]);
     FILE *idx = fopen(path, "w");
     int seq = 0, rc = 1;
-    if (idx && s && dump(idx, argv[1], "sidecar", g, sc, s, &seq) == 0 &&
-        dump(idx, argv[1], "gateway", g, gw, s, &seq) == 0)
-        rc = 0;
+    cJSON *all = cJSON_CreateArray();
+    if (idx && s && dump(idx, all, argv[1], "sidecar", g, sc, s, &seq) == 0 &&
+        dump(idx, all, argv[1], "gateway", g, gw, s, &seq) == 0) {
+        snprintf(path, sizeof path, "%s/all.json", argv[1]);
+        FILE *jf = fopen(path, "w");
+        char *txt = cJSON_Print(all);
+        if (jf && txt && fputs(txt, jf) >= 0 && fputc('\n', jf) != EOF)
+            rc = 0;
+        if (jf)
+            fclose(jf);
+        free(txt);
+    }
+    cJSON_Delete(all);
     if (idx)
         fclose(idx);
     xds_gen_free(g);

@@ -95,6 +95,18 @@ static void test_cluster_json(void **state)
     cJSON_Delete(j);
     xds_resource_set_free(&set);
 
+    /* map fields (typed_per_filter_config) are objects keyed by the map key */
+    const char *rn[] = { "80" };
+    fx_gen(g, p, s, XDS_TYPE_ROUTE, rn, 1, &set);
+    assert_int_equal(set.n, 1);
+    j = xds_resource_to_json(set.items[0]);
+    assert_non_null(j);
+    cJSON *hp = path(j, "virtual_hosts.0.routes.0.route.hash_policy.0.header.header_name");
+    assert_non_null(hp);
+    assert_string_equal(hp->valuestring, "x-user");
+    cJSON_Delete(j);
+    xds_resource_set_free(&set);
+
     xds_proxy_free(p);
     xds_gen_free(g);
     mesh_snapshot_release(s);
