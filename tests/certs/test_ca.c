@@ -249,6 +249,10 @@ static int group_setup(void **state)
     BIO_free(b);
     write_file("broken.csr", broken);
     free(broken);
+    if (sh("openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+           "-keyout foreign.key -out plugin-foreign.pem -days 30 -subj /O=cluster.local") != 0) {
+        return -1;
+    }
     write_file("garbage.csr", "this is not a CSR\n");
     write_file("badb64.csr",
                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA!!!!\n-----END CERTIFICATE "
@@ -397,6 +401,13 @@ static void test_sign_table(void **state)
             free(root);
             check_leaf_props(chain[0], CA_DEFAULT_WORKLOAD_TTL_S);
             assert_int_equal(sh("openssl verify -CAfile root.pem leaf.pem"), 0);
+            /* Usable on both ends of mTLS. */
+            assert_int_equal(sh("openssl verify -purpose sslserver -CAfile root.pem leaf.pem"),
+                             0);
+            assert_int_equal(sh("openssl verify -purpose sslclient -CAfile root.pem leaf.pem"),
+                             0);
+            /* A foreign root does not verify it (the check can fail). */
+            assert_int_not_equal(sh("openssl verify -CAfile plugin-foreign.pem leaf.pem"), 0);
             char *out = sh_out("openssl x509 -in leaf.pem -noout -ext subjectAltName -dates");
             if (!strstr(out, "URI:spiffe://cluster.local/ns/default/sa/bookinfo") ||
                 !strstr(out, "notBefore=") || !strstr(out, "critical")) {
