@@ -157,7 +157,8 @@ typedef struct k8s_reflector {
     /* Stats, written on the k8s thread under src->mu, read by /debug/k8sz. */
     uint64_t st_events, st_relists, st_watches, st_errors;
     int64_t st_last_event_wall_ns;
-    size_t st_objects;
+    size_t st_objects, st_key_bytes;
+    bool key_bytes_dirty;     /* k8s thread only */
     char st_rv[64];
 } k8s_reflector;
 

@@ -116,9 +116,23 @@ static void note_rv(k8s_reflector *r, const char *rv)
     k8s_source_unlock(r->src);
 }
 
+/* Refreshes the stats' object count and retained bytes (a walk of the key set, so only at
+ * the end of a list or a watch, not per event). */
+static void update_key_bytes(k8s_reflector *r)
+{
+    size_t bytes = r->key_bytes_dirty || r->st_key_bytes == 0 ? k8s_keyset_bytes(&r->known)
+                                                                : r->st_key_bytes;
+    r->key_bytes_dirty = false;
+    k8s_source_lock(r->src);
+    r->st_objects = r->known.count;
+    r->st_key_bytes = bytes;
+    k8s_source_unlock(r->src);
+}
+
 static void schedule(k8s_reflector *r, int64_t delay_ms, bool list)
 {
     end_transfer(r);
+    update_key_bytes(r);
     if (list)
         r->need_list = true;
     r->next_at_ns = util_now_ns() + delay_ms * 1000000LL;
@@ -168,6 +182,7 @@ static void count_event(k8s_reflector *r)
     r->st_last_event_wall_ns = util_wall_ns();
     r->st_objects = r->known.count;
     k8s_source_unlock(r->src);
+    r->key_bytes_dirty = true;
 }
 
 /* Takes obj. During a list, gen marks it seen; an unchanged object is not re-sent. */
@@ -391,9 +406,7 @@ static void list_done(k8s_reflector *r, CURLcode cr, long status)
         }
         reconcile(r);
         note_rv(r, r->list_rv);
-        k8s_source_lock(r->src);
-        r->st_objects = r->known.count;
-        k8s_source_unlock(r->src);
+        update_key_bytes(r);
         k8s_backoff_reset(&r->backoff);
         if (!r->synced) {
             k8s_source_lock(r->src);
@@ -557,5 +570,8 @@ cJSON *k8s_reflector_stats(const k8s_reflector *r)
     cJSON_AddNumberToObject(o, "watches", (double)r->st_watches);
     cJSON_AddNumberToObject(o, "errors", (double)r->st_errors);
     cJSON_AddNumberToObject(o, "objects", (double)r->st_objects);
+    /* What the reflector itself keeps per object (key and resourceVersion, for relist
+     * reconciliation); the objects live in the model. */
+    cJSON_AddNumberToObject(o, "retainedBytes", (double)r->st_key_bytes);
     return o;
 }
