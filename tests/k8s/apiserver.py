@@ -28,6 +28,7 @@ and served under each version (v1, v1beta1, v1alpha3), like a CRD with conversio
 Usage: apiserver.py [--port 0] [--port-file F] [--tokens F] [--state F]
                     [--no-endpointslices] [--istio-versions v1,v1beta1,v1alpha3]
                     [--bookmark-interval S] [--empty]
+                    [--tls-cert F --tls-key F [--client-ca F]]
 """
 
 import argparse
@@ -869,6 +870,9 @@ def main():
     ap.add_argument("--istio-versions", default="v1,v1beta1,v1alpha3")
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert", help="serve https with this certificate chain (PEM)")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca", help="require client certificates signed by this CA")
     ap.add_argument("--empty", action="store_true",
                     help="start without the default namespaces")
     args = ap.parse_args()
@@ -876,6 +880,14 @@ def main():
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.store = Store(args)
     srv.verbose = args.verbose
     if args.tokens:

@@ -678,6 +678,64 @@ static void test_token_file_rotation(void **state)
     standin_stop(&srv);
 }
 
+/* TLS: the server certificate is verified against the kubeconfig's CA, and a client
+ * certificate authenticates us; a kubeconfig with another CA is refused. */
+static void test_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/k8s-tls-XXXXXX", cmd[4096], err[512], kc[300];
+    long status = 0;
+    standin srv;
+
+    if (mkdtemp(dir) == NULL || access("/usr/bin/openssl", X_OK) != 0)
+        skip();
+    snprintf(cmd, sizeof(cmd),
+        "cd %s && exec >/dev/null 2>&1 && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout o.key -out other.pem && "
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=apiserver -keyout srv.key -out srv.csr && "
+        "printf 'subjectAltName=IP:127.0.0.1' > san.ext && "
+        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out srv.pem && "
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=istiod -keyout cli.key -out cli.csr && "
+        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out cli.pem", dir);
+    assert_int_equal(system(cmd), 0);
+    char a1[300], a2[300], a3[300];
+    snprintf(a1, sizeof(a1), "%s/srv.pem", dir);
+    snprintf(a2, sizeof(a2), "%s/srv.key", dir);
+    snprintf(a3, sizeof(a3), "%s/ca.pem", dir);
+    const char *const args[] = {"--tls-cert", a1, "--tls-key", a2, "--client-ca", a3, NULL};
+    int rc = standin_start(&srv, args);
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
+    for (int good = 1; good >= 0; good--) {
+        snprintf(kc, sizeof(kc), "%s/kc-%d", dir, good);
+        FILE *f = fopen(kc, "w");
+        assert_non_null(f);
+        fprintf(f, "current-context: x\nclusters:\n- name: c\n  cluster:\n"
+                   "    server: https://127.0.0.1:%d\n    certificate-authority: %s\n"
+                   "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                   "users:\n- name: u\n  user:\n    client-certificate: cli.pem\n"
+                   "    client-key: cli.key\n", srv.port, good ? "ca.pem" : "other.pem");
+        fclose(f);
+        k8s_config cfg = {.kubeconfig = kc};
+        k8s_client *c = k8s_client_new(&cfg, err, sizeof(err));
+        assert_non_null(c);
+        rc = k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err, sizeof(err));
+        if (good) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(status, 200);
+        } else {
+            assert_int_equal(rc, K8S_EFAIL);
+            assert_non_null(strstr(err, "SSL"));
+        }
+        k8s_client_free(c);
+    }
+    standin_stop(&srv);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -696,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_writes),
         cmocka_unit_test(test_token_review),
         cmocka_unit_test(test_token_file_rotation),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_list_then_watch),
         cmocka_unit_test(test_drop_watches_no_loss),
         cmocka_unit_test(test_compact_relist_deletes_vanished),
