@@ -41,6 +41,9 @@ typedef struct k8s_config {
     int backoff_initial_ms;  /* 800 */
     int backoff_max_ms;      /* 30000 */
     int page_limit;          /* 500 */
+    /* Also reflect the ConfigMaps named istio-ca-root-cert (every namespace) into the sink,
+     * for the CA's root distribution (certs/ca_kube.h consumes them before the model). */
+    bool ca_root_configmaps;
 } k8s_config;
 
 /* ---- client ------------------------------------------------------------------------- */

@@ -125,6 +125,8 @@ typedef struct k8s_resdef {
     const char *plural;
     const char *metric_type;  /* the type label of pilot_k8s_{reg,cfg}_events */
     bool config;              /* Istio config (cfg_events) or registry (reg_events) */
+    const char *selector;     /* NULL, or a query term added to list and watch
+                               * ("fieldSelector=metadata.name%3Dx"), already escaped */
 } k8s_resdef;
 
 struct k8s_source;

@@ -54,6 +54,9 @@ static const k8s_resdef res_pods = {"", "Pod", "pods", "Pods", false};
 static const k8s_resdef res_slices = {"discovery.k8s.io", "EndpointSlice", "endpointslices",
                                       "EndpointSlice", false};
 static const k8s_resdef res_endpoints = {"", "Endpoints", "endpoints", "Endpoints", false};
+/* The CA's root ConfigMaps (k8s_config.ca_root_configmaps), only those. */
+static const k8s_resdef res_root_cms = {"", "ConfigMap", "configmaps", "ConfigMaps", false,
+                                        "fieldSelector=metadata.name%3Distio-ca-root-cert"};
 static const k8s_resdef res_istio[] = {
     {"networking.istio.io", "Gateway", "gateways", "Gateway", true},
     {"networking.istio.io", "VirtualService", "virtualservices", "VirtualService", true},
@@ -195,6 +198,8 @@ static bool discover(k8s_source *s)
     add_refl(s, &res_namespaces, "v1");
     add_refl(s, &res_services, "v1");
     add_refl(s, &res_pods, "v1");
+    if (s->cfg.ca_root_configmaps)
+        add_refl(s, &res_root_cms, "v1");
     if (group_has(groups, "discovery.k8s.io", "v1")) {
         add_refl(s, &res_slices, "v1");
     } else {

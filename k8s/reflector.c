@@ -313,10 +313,12 @@ static void begin_list_page(k8s_reflector *r)
 
     if (r->cont != NULL) {
         char *esc = curl_easy_escape(NULL, r->cont, 0);
-        path = xasprintf("%s?limit=%d&continue=%s", r->path, limit, esc ? esc : "");
+        path = xasprintf("%s?limit=%d&continue=%s%s%s", r->path, limit, esc ? esc : "",
+                         r->def.selector ? "&" : "", r->def.selector ? r->def.selector : "");
         curl_free(esc);
     } else {
-        path = xasprintf("%s?limit=%d", r->path, limit);
+        path = xasprintf("%s?limit=%d%s%s", r->path, limit, r->def.selector ? "&" : "",
+                         r->def.selector ? r->def.selector : "");
     }
     set_state(r, K8S_R_LIST);
     start(r, path, false, 300);
@@ -330,8 +332,9 @@ static void begin_watch(k8s_reflector *r)
     int hi = cfg->watch_timeout_max_s > 0 ? cfg->watch_timeout_max_s : 600;
     int64_t t = k8s_rand_range(k8s_source_rng(r->src), lo, hi < lo ? lo : hi);
     char *path = xasprintf("%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true"
-                           "&timeoutSeconds=%lld", r->path, r->rv ? r->rv : "0",
-                           (long long)t);
+                           "&timeoutSeconds=%lld%s%s", r->path, r->rv ? r->rv : "0",
+                           (long long)t, r->def.selector ? "&" : "",
+                           r->def.selector ? r->def.selector : "");
 
     r->abort_relist = r->abort_bad = false;
     r->watch_start_ns = util_now_ns();
