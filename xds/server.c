@@ -51,6 +51,9 @@
 #define XDS_SHARDS 2
 #define SHARD_POLL_MS 50
 #define SRV_MAX_UNARY 8
+#define SRV_MAX_IDS 4          /* SPIFFE identities kept per secure stream */
+#define SRV_MAX_TOKEN 16384    /* bearer tokens are about a kilobyte */
+#define SRV_TOKEN_AUDIENCE "istio-ca"
 
 #define METHOD_SOTW "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 #define METHOD_DELTA "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
@@ -106,6 +109,11 @@ typedef struct srv_conn {
     size_t npush_hosts;
     int64_t push_start_ns;
 
+    /* Secure port: the identities the caller proved (client certificate or JWT). */
+    bool secure;
+    char *id_ns[SRV_MAX_IDS], *id_sa[SRV_MAX_IDS];
+    int nids;
+
     struct srv_conn *prev, *next;   /* shard list, under shard->lock */
     struct srv_conn *pq_next;       /* push queue, shard thread only */
 } srv_conn;
@@ -158,6 +166,12 @@ typedef struct srv_unary {
 struct xds_server {
     char *addr;
     char *domain;
+    char *secure_addr;            /* NULL: no TLS port */
+    struct grpc_server_credentials *secure_creds;
+    char *trust_domain;
+    xds_token_review_fn review;
+    void *review_ud;
+    int secure_port;
     model *model;
     int max_pushes;
     int port;
@@ -403,7 +417,156 @@ static void conn_pump(srv_conn *c)
     conn_start_batch(c, ops, n, &c->t_send);
 }
 
-static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta)
+/* ---- authentication on the secure port ------------------------------------------------- */
+
+/* The token of "authorization: Bearer <t>", or NULL. */
+static char *md_bearer(const grpc_metadata_array *md)
+{
+    char *token = NULL;
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_metadata *m = &md->metadata[i];
+        size_t kn = GRPC_SLICE_LENGTH(m->key);
+        if (kn != 13 || memcmp(GRPC_SLICE_START_PTR(m->key), "authorization", 13) != 0)
+            continue;
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && n < SRV_MAX_TOKEN) {
+            free(token);
+            token = xstrndup(v + 7, n - 7);
+        }
+    }
+    return token;
+}
+
+/* True when the call arrived over TLS. */
+static bool call_secure(grpc_call *call)
+{
+    bool secure = false;
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    if (ctx == NULL)
+        return false;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
+        ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    secure = p != NULL && p->value_length == strlen(GRPC_SSL_TRANSPORT_SECURITY_TYPE) &&
+             memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, p->value_length) == 0;
+    grpc_auth_context_release(ctx);
+    return secure;
+}
+
+/* spiffe://<td>/ns/<ns>/sa/<sa> with our trust domain: sets heap *ns and *sa. */
+static bool spiffe_parse(const char *td, const char *uri, size_t n, char **ns, char **sa)
+{
+    size_t tdl = strlen(td);
+    if (n < 9 || n > 600 || strncmp(uri, "spiffe://", 9) != 0)
+        return false;
+    const char *p = uri + 9, *end = uri + n;
+    if ((size_t)(end - p) < tdl + 4 || strncmp(p, td, tdl) != 0 || strncmp(p + tdl, "/ns/", 4) != 0)
+        return false;
+    p += tdl + 4;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (slash == NULL || slash == p || (size_t)(end - slash) < 5 || strncmp(slash, "/sa/", 4) != 0)
+        return false;
+    const char *s = slash + 4;
+    if (s == end || memchr(s, '/', (size_t)(end - s)) != NULL)
+        return false;
+    *ns = xstrndup(p, (size_t)(slash - p));
+    *sa = xstrndup(s, (size_t)(end - s));
+    return true;
+}
+
+static void conn_add_id(srv_conn *c, char *ns, char *sa)
+{
+    if (c->nids >= SRV_MAX_IDS) {
+        free(ns);
+        free(sa);
+        return;
+    }
+    c->id_ns[c->nids] = ns;
+    c->id_sa[c->nids] = sa;
+    c->nids++;
+}
+
+/* Istio's authenticate for ADS on the secure port: client certificate SPIFFE identities,
+ * else a TokenReview'd JWT. Returns true when the caller proved at least one identity;
+ * false with why filled otherwise. A token review blocks this shard for its round trip. */
+static bool conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why,
+                              size_t whylen)
+{
+    xds_server *srv = c->sh->srv;
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (ctx != NULL) {
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
+        const grpc_auth_property *p;
+        while ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
+            char *ns = NULL, *sa = NULL;
+            if (spiffe_parse(srv->trust_domain, p->value, p->value_length, &ns, &sa))
+                conn_add_id(c, ns, sa);
+        }
+        grpc_auth_context_release(ctx);
+    }
+    if (c->nids > 0)
+        return true;
+    char *token = md_bearer(md);
+    if (token == NULL) {
+        snprintf(why, whylen, "authentication failure: no client certificate with a SPIFFE "
+                              "identity and no bearer token");
+        return false;
+    }
+    bool ok = false;
+    if (srv->review == NULL) {
+        snprintf(why, whylen, "authentication failure: bearer tokens are not accepted here "
+                              "(no TokenReview configured)");
+    } else {
+        char *ns = NULL, *sa = NULL;
+        char err[256] = "";
+        if (srv->review(srv->review_ud, token, SRV_TOKEN_AUDIENCE, &ns, &sa, err,
+                        sizeof(err)) == 0 && ns && sa) {
+            conn_add_id(c, ns, sa);
+            ok = true;
+        } else {
+            free(ns);
+            free(sa);
+            snprintf(why, whylen, "authentication failure: token review: %s",
+                     err[0] ? err : "refused");
+        }
+    }
+    free(token);
+    return ok;
+}
+
+/* Istio's checkConnectionIdentity: some proven identity must match the node's namespace
+ * and (when given) service account. Returns true, or false with why filled. */
+static bool conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen)
+{
+    const void *node = c->st.delta
+        ? (const void *)((const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *)req)->node
+        : (const void *)((const Envoy__Service__Discovery__V3__DiscoveryRequest *)req)->node;
+    xds_proxy *p = NULL;
+    char err[400];
+    if (node == NULL || xds_proxy_from_node(node, c->sh->srv->domain, &p, err, sizeof(err)) != 0)
+        return true;   /* the stream rejects a bad node itself, with its own message */
+    bool ok = false;
+    for (int i = 0; i < c->nids && !ok; i++) {
+        if (p->ns && p->ns[0] && strcmp(p->ns, c->id_ns[i]) != 0)
+            continue;
+        if (p->service_account && p->service_account[0] &&
+            strcmp(p->service_account, c->id_sa[i]) != 0)
+            continue;
+        ok = true;
+    }
+    if (!ok)
+        snprintf(why, whylen, "authorization failed: no identities ([spiffe://%s/ns/%s/sa/%s%s]) "
+                 "matched %s/%s", c->sh->srv->trust_domain, c->id_ns[0], c->id_sa[0],
+                 c->nids > 1 ? " ..." : "", p->ns ? p->ns : "",
+                 p->service_account ? p->service_account : "");
+    xds_proxy_free(p);
+    return ok;
+}
+
+static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta,
+                          const grpc_metadata_array *md)
 {
     srv_conn *c = xcalloc(1, sizeof(*c));
     char *peer = grpc_call_get_peer(call);
@@ -429,6 +592,14 @@ static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta)
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     conn_start_batch(c, &op, 1, &c->t_close);
     conn_post_recv(c);
+    if (call_secure(call)) {
+        char why[400];
+        c->secure = true;
+        if (!conn_authenticate(c, md, why, sizeof(why))) {
+            LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
+            conn_finish(c, GRPC_STATUS_UNAUTHENTICATED, why);
+        }
+    }
     return c;
 }
 
@@ -457,6 +628,10 @@ static void conn_maybe_free(srv_conn *c)
     if (c->recv_buf != NULL)
         grpc_byte_buffer_destroy(c->recv_buf);
     hosts_free(c->push_hosts, c->npush_hosts);
+    for (int i = 0; i < c->nids; i++) {
+        free(c->id_ns[i]);
+        free(c->id_sa[i]);
+    }
     xds_stream_cleanup(&c->st);
     grpc_call_unref(c->call);
     free(c);
@@ -502,6 +677,15 @@ static void conn_on_recv(srv_conn *c, bool ok)
                     c->st.delta ? "cannot decode DeltaDiscoveryRequest"
                                 : "cannot decode DiscoveryRequest");
         return;
+    }
+    if (c->secure && c->st.proxy == NULL) {
+        char why[600];
+        if (!conn_identity_ok(c, req, why, sizeof(why))) {
+            LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
+            protobuf_c_message_free_unpacked(req, NULL);
+            conn_finish(c, GRPC_STATUS_PERMISSION_DENIED, why);
+            return;
+        }
     }
     mesh_snapshot *snap = shard_snapshot(c->sh);
     pthread_mutex_lock(&c->sh->lock);
@@ -583,12 +767,6 @@ static void oneshot_done(srv_oneshot *o)
     free(o);
 }
 
-static bool slice_eq(grpc_slice s, const char *str)
-{
-    size_t n = strlen(str);
-    return GRPC_SLICE_LENGTH(s) == n && memcmp(GRPC_SLICE_START_PTR(s), str, n) == 0;
-}
-
 static void unary_handle(srv_shard *sh, srv_accept *a)
 {
     srv_unary *u = &sh->srv->unary[a->kind - ACC_UNARY0];
@@ -603,17 +781,8 @@ static void unary_handle(srv_shard *sh, srv_accept *a)
     grpc_slice req = grpc_empty_slice();
 
     auth.peer = peer;
-    for (size_t i = 0; i < a->md.count; i++) {
-        const grpc_metadata *m = &a->md.metadata[i];
-        if (!slice_eq(m->key, "authorization"))
-            continue;
-        size_t n = GRPC_SLICE_LENGTH(m->value);
-        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
-        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && n < 65536) {
-            free(token);
-            token = xstrndup(v + 7, n - 7);
-        }
-    }
+    auth.secure = call_secure(a->call);
+    token = md_bearer(&a->md);
     auth.bearer_token = token;
     grpc_auth_context *ctx = grpc_call_auth_context(a->call);
     if (ctx != NULL) {
@@ -670,7 +839,7 @@ static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
     switch (a->kind) {
     case ACC_SOTW:
     case ACC_DELTA:
-        conn_new(sh, call, a->kind == ACC_DELTA);
+        conn_new(sh, call, a->kind == ACC_DELTA, &a->md);
         break;
     case ACC_GENERIC: {
         char method[256];
@@ -874,6 +1043,14 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     s->addr = xstrdup(opts->grpc_addr);
     s->domain = xstrdup(opts->domain ? opts->domain : "cluster.local");
     s->model = opts->model;
+    if (opts->secure_addr != NULL && opts->secure_addr[0] != '\0' && opts->secure_creds != NULL) {
+        s->secure_addr = xstrdup(opts->secure_addr);
+        s->secure_creds = opts->secure_creds;
+    }
+    s->trust_domain = xstrdup(opts->trust_domain && opts->trust_domain[0] ? opts->trust_domain
+                                                                         : "cluster.local");
+    s->review = opts->review;
+    s->review_ud = opts->review_ud;
     s->max_pushes = opts->max_concurrent_pushes;
     if (s->max_pushes <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -947,6 +1124,18 @@ int xds_server_start(xds_server *s)
         LOG_ERR(LOG_SCOPE, "cannot bind gRPC address %s", addr);
         goto out;
     }
+    if (s->secure_addr != NULL) {
+        char *saddr = server_bind_addr(s->secure_addr);
+        s->secure_port = grpc_server_add_http2_port(s->server, saddr, s->secure_creds);
+        if (s->secure_port <= 0) {
+            LOG_ERR(LOG_SCOPE, "cannot bind secure gRPC address %s", saddr);
+            free(saddr);
+            goto out;
+        }
+        LOG_INFO(LOG_SCOPE, "gRPC over TLS (ADS, CA) listening on %s, port %d", saddr,
+                 s->secure_port);
+        free(saddr);
+    }
     grpc_server_start(s->server);
     s->started = true;
     for (int i = 0; i < XDS_SHARDS; i++) {
@@ -985,6 +1174,11 @@ out:
 int xds_server_port(const xds_server *s)
 {
     return s ? s->port : 0;
+}
+
+int xds_server_secure_port(const xds_server *s)
+{
+    return s ? s->secure_port : 0;
 }
 
 void xds_server_free(xds_server *s)
@@ -1054,6 +1248,8 @@ void xds_server_free(xds_server *s)
     xds_gen_free(s->gen);
     free(s->addr);
     free(s->domain);
+    free(s->secure_addr);
+    free(s->trust_domain);
     free(s);
 }
 

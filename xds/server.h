@@ -4,18 +4,37 @@
 #ifndef XDS_SERVER_H
 #define XDS_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "model.h"
 
 typedef struct xds_server xds_server;
+struct grpc_server_credentials;
+
+/* Checks a bearer token (the CA's TokenReview, k8s_token_review): 0 with *ns and *sa set to
+ * heap strings the server frees, or negative with a reason in err. Same contract as
+ * ca_token_review_fn (certs/ca_service.h). May block; runs on a server thread. */
+typedef int (*xds_token_review_fn)(void *ud, const char *token, const char *audience,
+                                   char **ns, char **sa, char *err, size_t errlen);
 
 typedef struct xds_server_opts {
     const char *grpc_addr;          /* ":15010", "127.0.0.1:0" ... */
     const char *domain;             /* "cluster.local" */
     model *model;                   /* snapshots and push notifications */
     int max_concurrent_pushes;      /* 0 = min(15 + 5 * cores, 100) */
+    /* The TLS port (--secureGRPCAddr), off when NULL or "". The same server (ADS and every
+     * unary method) is served there with secure_creds (borrowed, e.g. certs/ca_tls.h).
+     * ADS on it requires a client certificate with a SPIFFE URI SAN of trust_domain, or a
+     * bearer JWT accepted by review (audience "istio-ca"), else UNAUTHENTICATED; a node
+     * whose NAMESPACE / SERVICE_ACCOUNT differ from that identity gets PERMISSION_DENIED.
+     * The plaintext port stays unauthenticated, like istiod's 15010. */
+    const char *secure_addr;
+    struct grpc_server_credentials *secure_creds;
+    const char *trust_domain;       /* NULL: "cluster.local" */
+    xds_token_review_fn review;     /* NULL: client certificates only */
+    void *review_ud;
 } xds_server_opts;
 
 /* Peer facts a unary handler may need to authenticate the caller. */
@@ -24,6 +43,7 @@ typedef struct xds_call_auth {
     const char *bearer_token;       /* from "authorization: Bearer ...", or NULL */
     const char *const *peer_uri_sans; /* URI SANs of a verified client certificate */
     size_t npeer_uri_sans;
+    bool secure;                    /* the call came over TLS (the secure port) */
 } xds_call_auth;
 
 /* A unary handler: request bytes in, response bytes out (malloc'd, the server frees) or a
@@ -39,6 +59,8 @@ void xds_server_register_unary(xds_server *s, const char *method, xds_unary_fn f
 int xds_server_start(xds_server *s);
 /* The port actually bound (for ":0"). */
 int xds_server_port(const xds_server *s);
+/* The TLS port actually bound, 0 when none. */
+int xds_server_secure_port(const xds_server *s);
 void xds_server_free(xds_server *s);
 
 #endif
