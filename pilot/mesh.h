@@ -510,6 +510,23 @@ typedef struct mesh_namespace {
     mesh_meta meta;
 } mesh_namespace;
 
+/* A Kubernetes Secret reduced to the gateway credentials SDS serves (Istio's credentials
+ * controller): the certificate chain and key from "cert"/"key" (generic) or
+ * "tls.crt"/"tls.key" (kubernetes.io/tls), the CA bundle from "cacert" or "ca.crt".
+ * Values are the decoded bytes (PEM), never logged or shown by debug endpoints; absent
+ * keys are NULL with length 0. Annotations are dropped (kubectl's last-applied annotation
+ * repeats the data). Service-account-token and Helm release Secrets are skipped. */
+typedef struct mesh_secret {
+    mesh_meta meta;
+    char *type;                   /* "kubernetes.io/tls", "Opaque", ... */
+    uint8_t *cert;                /* certificate chain */
+    size_t cert_len;
+    uint8_t *key;                 /* private key */
+    size_t key_len;
+    uint8_t *ca_cert;             /* CA bundle for client certificate validation */
+    size_t ca_cert_len;
+} mesh_secret;
+
 /* ---- parsing and validation ---------------------------------------------------------- */
 
 typedef enum {
@@ -522,6 +539,7 @@ typedef enum {
     MESH_KIND_VIRTUAL_SERVICE,
     MESH_KIND_DESTINATION_RULE,
     MESH_KIND_SERVICE_ENTRY,
+    MESH_KIND_SECRET,             /* gateway credentials (core/v1 Secret) */
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -548,6 +566,7 @@ typedef struct mesh_object {
         mesh_virtual_service *vs;
         mesh_destination_rule *dr;
         mesh_service_entry *se;
+        mesh_secret *secret;
     } u;
 } mesh_object;
 
@@ -609,6 +628,11 @@ typedef struct mesh_snapshot {
     /* For /debug/configz: every accepted object as Kubernetes-shaped JSON, in kind order
      * then (namespace, name). Owned by the snapshot (shared with the next when unchanged). */
     struct mesh_configz *configz;
+
+    /* Secrets holding gateway credentials, sorted by (namespace, name); only SDS reads
+     * them. Never part of configz. */
+    mesh_secret **secrets;
+    size_t nsecrets;
 } mesh_snapshot;
 
 void mesh_snapshot_retain(mesh_snapshot *s);
@@ -623,6 +647,9 @@ const mesh_destination_rule *mesh_snapshot_destination_rule(const mesh_snapshot 
                                                             const char *proxy_ns);
 const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns,
                                           const char *name);
+/* The Secret ns/name, or NULL. */
+const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns,
+                                        const char *name);
 
 /* What changed between two snapshots; handed to the push scheduler. */
 typedef struct mesh_push_request {

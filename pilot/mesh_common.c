@@ -202,6 +202,7 @@ static const struct {
     [MESH_KIND_VIRTUAL_SERVICE] = { "VirtualService", "networking.istio.io/v1", true },
     [MESH_KIND_DESTINATION_RULE] = { "DestinationRule", "networking.istio.io/v1", true },
     [MESH_KIND_SERVICE_ENTRY] = { "ServiceEntry", "networking.istio.io/v1", true },
+    [MESH_KIND_SECRET] = { "Secret", "v1", false },
 };
 
 const char *mesh_kind_name(mesh_kind k)
@@ -326,6 +327,9 @@ void mp_object_free(mesh_kind k, mesh_meta *m)
         break;
     case MESH_KIND_SERVICE_ENTRY:
         mp_free_service_entry((mesh_service_entry *)m);
+        break;
+    case MESH_KIND_SECRET:
+        mp_free_secret((mesh_secret *)m);
         break;
     default:
         break;

@@ -20,6 +20,7 @@ static size_t kind_size(mesh_kind k)
     case MESH_KIND_VIRTUAL_SERVICE: return sizeof(mesh_virtual_service);
     case MESH_KIND_DESTINATION_RULE: return sizeof(mesh_destination_rule);
     case MESH_KIND_SERVICE_ENTRY: return sizeof(mesh_service_entry);
+    case MESH_KIND_SECRET: return sizeof(mesh_secret);
     default: return 0;
     }
 }
@@ -68,8 +69,9 @@ static int parse_meta(mp_ctx *c, const cJSON *obj, mesh_kind kind, const mesh_pa
         return -1;
     m->generation = gen;
     /* Pods are the most numerous objects and their annotations (often large JSON blobs)
-     * are never read: keep them out of memory. */
-    if (kind != MESH_KIND_POD && mp_get_labels(c, md, "annotations", "metadata", &m->annotations) != 0)
+     * are never read: keep them out of memory. A Secret's annotations may repeat its data
+     * (kubectl's last-applied-configuration): never keep them. */
+    if (kind != MESH_KIND_POD && kind != MESH_KIND_SECRET && mp_get_labels(c, md, "annotations", "metadata", &m->annotations) != 0)
         return -1;
     m->source = xstrdup(opts && opts->source ? opts->source : "");
     atomic_init(&m->refs, 1);
@@ -92,6 +94,7 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_destination_rule(c, obj, (mesh_destination_rule *)m);
     case MESH_KIND_SERVICE_ENTRY:
         return mp_parse_service_entry(c, obj, (mesh_service_entry *)m);
+    case MESH_KIND_SECRET: return mp_parse_secret(c, obj, (mesh_secret *)m);
     default: return -1;
     }
 }
@@ -131,7 +134,12 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
     m = xcalloc(1, kind_size(k));
     if (parse_meta(&c, obj, k, opts, m) != 0)
         goto out;
-    if (parse_body(&c, obj, k, m) != 0) {
+    int brc = parse_body(&c, obj, k, m);
+    if (brc == -2 && !c.failed) {
+        rc = -2; /* a kind of object we skip quietly (e.g. service-account tokens) */
+        goto out;
+    }
+    if (brc != 0) {
         if (!c.failed)
             mp_fail(&c, "spec", "invalid");
         goto out;

@@ -88,6 +88,8 @@ int mp_parse_gateway(mp_ctx *c, const cJSON *obj, mesh_gateway *o);
 int mp_parse_virtual_service(mp_ctx *c, const cJSON *obj, mesh_virtual_service *o);
 int mp_parse_destination_rule(mp_ctx *c, const cJSON *obj, mesh_destination_rule *o);
 int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o);
+/* 0, -1 (error in c) or -2: a Secret kind that never holds gateway credentials. */
+int mp_parse_secret(mp_ctx *c, const cJSON *obj, mesh_secret *o);
 
 /* Per-kind frees of the body (not the meta, not the struct itself). */
 void mp_free_k8s_service(mesh_k8s_service *o);
@@ -97,6 +99,7 @@ void mp_free_gateway(mesh_gateway *o);
 void mp_free_virtual_service(mesh_virtual_service *o);
 void mp_free_destination_rule(mesh_destination_rule *o);
 void mp_free_service_entry(mesh_service_entry *o);
+void mp_free_secret(mesh_secret *o);   /* wipes the key bytes before freeing */
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);

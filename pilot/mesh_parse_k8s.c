@@ -429,3 +429,158 @@ int mp_parse_endpoints(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
     o->address_type = xstrdup(v6 ? "IPv6" : "IPv4");
     return 0;
 }
+
+/* ---- Secret (gateway credentials) ------------------------------------------------------ */
+
+/* The Kubernetes limit for a whole Secret; no single value may be larger. */
+#define MP_SECRET_VALUE_MAX (1024 * 1024)
+
+static void secret_bytes_free(uint8_t **p, size_t *n)
+{
+    if (*p) {
+        explicit_bzero(*p, *n);
+        free(*p);
+    }
+    *p = NULL;
+    *n = 0;
+}
+
+void mp_free_secret(mesh_secret *o)
+{
+    free(o->type);
+    secret_bytes_free(&o->cert, &o->cert_len);
+    secret_bytes_free(&o->key, &o->key_len);
+    secret_bytes_free(&o->ca_cert, &o->ca_cert_len);
+}
+
+static int b64_val(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+/* Standard base64 with optional padding; whitespace (folded YAML) is skipped. Returns the
+ * decoded length, or -1 for bad input. out holds at least strlen(s) * 3 / 4 + 3 bytes. */
+static long b64_decode(const char *s, uint8_t *out)
+{
+    uint32_t acc = 0;
+    int bits = 0, pad = 0;
+    long n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            continue;
+        if (*p == '=') {
+            pad++;
+            continue;
+        }
+        int v = b64_val(*p);
+        if (v < 0 || pad)
+            return -1; /* a foreign character, or data after padding */
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* leftover bits must be zero padding of the last group (6 bits = a lone char: bad) */
+    if (bits >= 6 || pad > 2 || (acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return n;
+}
+
+/* One credential value: from stringData (plain) when present there, else from data
+ * (base64). Never prints the value, only the key. Absent leaves *out NULL. */
+static int secret_value(mp_ctx *c, const cJSON *data, const cJSON *sdata, const char *key,
+                        uint8_t **out, size_t *len)
+{
+    char p[MP_PATH_MAX];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sdata, key);
+    bool plain = v != NULL && !cJSON_IsNull(v);
+    if (!plain)
+        v = cJSON_GetObjectItemCaseSensitive(data, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    const char *field = mp_path(p, plain ? "stringData" : "data", key);
+    if (!cJSON_IsString(v))
+        return mp_fail(c, field, "must be a string");
+    size_t slen = strlen(v->valuestring);
+    if (slen > (plain ? MP_SECRET_VALUE_MAX : MP_SECRET_VALUE_MAX / 3 * 4 + 4))
+        return mp_fail(c, field, "larger than %d bytes", MP_SECRET_VALUE_MAX);
+    uint8_t *buf = xmalloc(slen / 4 * 3 + 4);
+    long n;
+    if (plain) {
+        memcpy(buf, v->valuestring, slen);
+        n = (long)slen;
+    } else if ((n = b64_decode(v->valuestring, buf)) < 0) {
+        explicit_bzero(buf, slen / 4 * 3 + 4);
+        free(buf);
+        return mp_fail(c, field, "invalid base64");
+    }
+    if (n == 0) {
+        free(buf); /* Istio treats an empty value as absent */
+        return 0;
+    }
+    *out = buf;
+    *len = (size_t)n;
+    return 0;
+}
+
+int mp_parse_secret(mp_ctx *c, const cJSON *obj, mesh_secret *o)
+{
+    const cJSON *data, *sdata;
+    if (mp_get_str(c, obj, "type", "", &o->type) != 0)
+        return -1;
+    if (!o->type)
+        o->type = xstrdup("Opaque");
+    /* istiod's secret informer leaves these out: they never carry gateway credentials */
+    if (strcmp(o->type, "kubernetes.io/service-account-token") == 0 ||
+        strcmp(o->type, "helm.sh/release.v1") == 0)
+        return -2;
+    if (mp_get_obj(c, obj, "data", "", &data) != 0 ||
+        mp_get_obj(c, obj, "stringData", "", &sdata) != 0)
+        return -1;
+
+    /* Istio's extractKeyAndCert: the generic pair wins when both are complete */
+    uint8_t *gc = NULL, *gk = NULL, *tc = NULL, *tk = NULL, *ga = NULL, *ta = NULL;
+    size_t gcn = 0, gkn = 0, tcn = 0, tkn = 0, gan = 0, tan = 0;
+    int rc = -1;
+    if (secret_value(c, data, sdata, "cert", &gc, &gcn) != 0 ||
+        secret_value(c, data, sdata, "key", &gk, &gkn) != 0 ||
+        secret_value(c, data, sdata, "tls.crt", &tc, &tcn) != 0 ||
+        secret_value(c, data, sdata, "tls.key", &tk, &tkn) != 0 ||
+        secret_value(c, data, sdata, "cacert", &ga, &gan) != 0 ||
+        secret_value(c, data, sdata, "ca.crt", &ta, &tan) != 0)
+        goto out;
+    if (gc && gk) {
+        o->cert = gc, o->cert_len = gcn, gc = NULL;
+        o->key = gk, o->key_len = gkn, gk = NULL;
+    } else if (tc && tk) {
+        o->cert = tc, o->cert_len = tcn, tc = NULL;
+        o->key = tk, o->key_len = tkn, tk = NULL;
+    }
+    /* extractRoot: "cacert" first, then "ca.crt" */
+    if (ga) {
+        o->ca_cert = ga, o->ca_cert_len = gan, ga = NULL;
+    } else if (ta) {
+        o->ca_cert = ta, o->ca_cert_len = tan, ta = NULL;
+    }
+    rc = 0;
+out:
+    secret_bytes_free(&gc, &gcn);
+    secret_bytes_free(&gk, &gkn);
+    secret_bytes_free(&tc, &tcn);
+    secret_bytes_free(&tk, &tkn);
+    secret_bytes_free(&ga, &gan);
+    secret_bytes_free(&ta, &tan);
+    return rc;
+}

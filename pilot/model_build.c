@@ -627,6 +627,8 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->gws = prev->gws, s->ngws = prev->ngws;
         s->ses = prev->ses, s->nses = prev->nses;
         s->namespaces = prev->namespaces, s->nnamespaces = prev->nnamespaces;
+        s->secrets = prev->secrets, s->nsecrets = prev->nsecrets;
+        snap_arr_retain(snap_arr_of(s->secrets));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
         snap_arr_retain(snap_arr_of(s->gws));
@@ -650,6 +652,10 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->namespaces = (mesh_namespace **)config_array(
             in, MESH_KIND_NAMESPACE, prev ? (void **)prev->namespaces : NULL,
             prev ? prev->nnamespaces : 0, &s->nnamespaces);
+        /* gateway credentials: read by SDS only, never shown in configz */
+        s->secrets = (mesh_secret **)config_array(in, MESH_KIND_SECRET,
+                                                  prev ? (void **)prev->secrets : NULL,
+                                                  prev ? prev->nsecrets : 0, &s->nsecrets);
         s->configz = build_configz(in);
     }
 

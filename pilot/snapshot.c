@@ -247,6 +247,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->ses);
     release_items(s->namespaces);
     release_items(s->shards);
+    release_items(s->secrets);
     snap_configz_release(s->configz);
     free(s->domain);
     free(s);
@@ -299,6 +300,25 @@ const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns
         int c = cmp_ns_name(&s->gws[mid]->meta, ns, name);
         if (c == 0)
             return s->gws[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns,
+                                        const char *name)
+{
+    if (!s || !ns || !name)
+        return NULL;
+    size_t lo = 0, hi = s->nsecrets;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_ns_name(&s->secrets[mid]->meta, ns, name);
+        if (c == 0)
+            return s->secrets[mid];
         if (c < 0)
             lo = mid + 1;
         else
