@@ -79,6 +79,7 @@ static const struct {
     { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ROUTE, &gen_gw_rds, "gateway" },
     { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "envoy" },
     { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_SECRET, &gen_gw_sds, "gateway" },
     { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_LISTENER, &gen_sc_lds, "sidecar" },
     { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ROUTE, &gen_sc_rds, "sidecar" },
     { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_CLUSTER, &gen_sc_cds, "envoy" },
