@@ -36,8 +36,14 @@ static const flag_def flag_table[] = {
     {"grpcAddr", FT_STRING, OFF(grpc_addr), ":15010", "Discovery service gRPC address"},
     {"monitoringAddr", FT_STRING, OFF(monitoring_addr), ":15014",
      "HTTP address for /metrics, /version and /debug"},
-    {"secureGRPCAddr", FT_STRING, OFF(secure_grpc_addr), "",
-     "Discovery service secured gRPC address (empty: off)"},
+    {"secureGRPCAddr", FT_STRING, OFF(secure_grpc_addr), NULL,
+     "Discovery service secured gRPC address (default \":15012\" with Kubernetes, else off)"},
+    {"caCertsDir", FT_STRING, OFF(ca_certs_dir), "/etc/cacerts",
+     "Plug-in CA certificates (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)"},
+    {"caStateDir", FT_STRING, OFF(ca_state_dir), "./var/run/pilot-ca",
+     "Where the self-signed root is kept in config-directory mode"},
+    {"caKeyType", FT_STRING, OFF(ca_key_type), "rsa",
+     "Key of a self-signed root created here: rsa (RSA 2048) or ecdsa (P-256)"},
     {"domain", FT_STRING, OFF(domain), "cluster.local", "DNS domain suffix"},
     {"meshConfig", FT_STRING, OFF(mesh_config), NULL, "File name for Istio mesh configuration"},
     {"log_output_level", FT_STRING, OFF(log_output_level), "default:info",
@@ -62,7 +68,12 @@ static const char usage_text[] =
     "      --httpAddr string                           HTTP address (default \":8080\")\n"
     "      --grpcAddr string                           gRPC address (default \":15010\")\n"
     "      --monitoringAddr string                     monitoring address (default \":15014\")\n"
-    "      --secureGRPCAddr string                     secure gRPC address (default \"\": off)\n"
+    "      --secureGRPCAddr string                     secure gRPC address (default \":15012\"\n"
+    "                                                  with Kubernetes, else \"\": off)\n"
+    "      --caCertsDir string                         plug-in CA directory (default \"/etc/cacerts\")\n"
+    "      --caStateDir string                         self-signed root directory, config-directory\n"
+    "                                                  mode (default \"./var/run/pilot-ca\")\n"
+    "      --caKeyType string                          rsa or ecdsa, for a new root (default \"rsa\")\n"
     "      --domain string                             DNS domain suffix (default \"cluster.local\")\n"
     "      --meshConfig string                         mesh configuration file\n"
     "      --log_output_level string                   scope:level,... (default \"default:info\")\n"
@@ -71,7 +82,9 @@ static const char usage_text[] =
     "      --keepaliveMaxServerConnectionAge duration  (default 30m)\n"
     "  -h, --help                                      help for pilot-discovery\n"
     "\n"
-    "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s).\n";
+    "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s),\n"
+    "  DEFAULT_WORKLOAD_CERT_TTL (24h), MAX_WORKLOAD_CERT_TTL (2160h),\n"
+    "  CITADEL_SELF_SIGNED_CA_CERT_TTL (87600h), CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL (1h).\n";
 
 const char *flags_usage(void)
 {
@@ -259,6 +272,24 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
     if (env_duration("PILOT_DEBOUNCE_AFTER", "100ms", &f->debounce_after_ns, err, errlen) != 0 ||
         env_duration("PILOT_DEBOUNCE_MAX", "10s", &f->debounce_max_ns, err, errlen) != 0)
         return -1;
+    if (env_duration("DEFAULT_WORKLOAD_CERT_TTL", "24h", &f->ca_default_ttl_ns, err, errlen) != 0 ||
+        env_duration("MAX_WORKLOAD_CERT_TTL", "2160h", &f->ca_max_ttl_ns, err, errlen) != 0 ||
+        env_duration("CITADEL_SELF_SIGNED_CA_CERT_TTL", "87600h", &f->ca_root_ttl_ns, err,
+                     errlen) != 0 ||
+        env_duration("CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", "1h",
+                     &f->ca_check_interval_ns, err, errlen) != 0)
+        return -1;
+    if (f->ca_default_ttl_ns <= 0 || f->ca_max_ttl_ns <= 0 || f->ca_root_ttl_ns <= 0 ||
+        f->ca_check_interval_ns <= 0 || f->ca_default_ttl_ns > f->ca_max_ttl_ns) {
+        snprintf(err, errlen, "certificate TTLs and the root check interval must be positive, "
+                              "and DEFAULT_WORKLOAD_CERT_TTL at most MAX_WORKLOAD_CERT_TTL");
+        return -1;
+    }
+    if (strcmp(f->ca_key_type, "rsa") != 0 && strcmp(f->ca_key_type, "ecdsa") != 0) {
+        snprintf(err, errlen, "invalid argument \"%s\" for \"--caKeyType\" flag: want rsa or "
+                 "ecdsa", f->ca_key_type);
+        return -1;
+    }
     if (f->mesh_config && f->mesh_config[0] && load_mesh_config(f, err, errlen) != 0)
         return -1;
     return 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca_setup.h" /* ca: the built-in CA */
 #include "cfgdir.h"
 #include "debug.h"
 #include "debug_model.h"
@@ -33,6 +34,7 @@ static int run_discovery(const pilot_flags *f)
     cfgdir *cd = NULL;
     dbg_server *http = NULL, *mon = NULL;
     xds_server *xds = NULL;
+    pilot_ca *pca = NULL; /* ca (engineer ca-tls) */
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -72,11 +74,17 @@ static int run_discovery(const pilot_flags *f)
 
     /* The xDS server (xds/server.c) registers its push callback on the model. */
     xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain, .model = m};
+    /* ---- ca (engineer ca-tls): root, TLS port, TokenReview, CreateCertificate ---- */
+    if (!(pca = pilot_ca_new(f, use_k8s)))
+        goto out;
+    pilot_ca_xds_opts(pca, &xo);
+    /* ---- end ca ---- */
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");
         goto out;
     }
+    pilot_ca_register(pca, xds); /* ca */
 
     if (model_start(m) != 0)
         goto out;
@@ -87,6 +95,8 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     if (xds_server_start(xds) != 0)
         goto out;
+    if (pilot_ca_start(pca) != 0) /* ca */
+        goto out;
     if (f->config_dir) {
         cd = cfgdir_new(f->config_dir, model_sink(m));
         if (!cd || cfgdir_start(cd) != 0) {
@@ -96,8 +106,10 @@ static int run_discovery(const pilot_flags *f)
     }
     /* ---- k8s (engineer k8s) ---- */
     if (use_k8s) {
-        k8s_config kc = {.kubeconfig = f->kubeconfig};
-        ks = k8s_source_new(&kc, model_sink(m));
+        /* ca: the root ConfigMaps are reflected for the CA's distributor, whose sink
+         * sits in front of the model's. */
+        k8s_config kc = {.kubeconfig = f->kubeconfig, .ca_root_configmaps = true};
+        ks = k8s_source_new(&kc, pilot_ca_sink(pca, model_sink(m)));
         if (!ks || k8s_source_start(ks) != 0) {
             LOG_ERR("default", "cannot start the Kubernetes source%s%s",
                     f->kubeconfig ? " for --kubeconfig " : " (in-cluster)",
@@ -119,6 +131,7 @@ out:
     dbg_server_stop(mon);
     if (xds)
         xds_server_free(xds);
+    pilot_ca_free(pca); /* ca: after the server whose handlers use it */
     model_free(m);
     return rc;
 }

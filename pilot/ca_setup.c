@@ -1,0 +1,221 @@
+/* ca_setup: see ca_setup.h. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/grpc_security.h>
+
+#include "ca.h"
+#include "ca_kube.h"
+#include "ca_service.h"
+#include "ca_setup.h"
+#include "ca_tls.h"
+#include "k8s.h"
+#include "log.h"
+#include "util.h"
+
+#define CA_SETUP_LOG "ca"
+
+struct pilot_ca {
+    bool kube;
+    char *secure_addr;            /* "" = none */
+    char *ns;                     /* istiod's namespace (the Secret's) */
+    int64_t interval_ns;          /* rotation check period */
+    k8s_client *kc;               /* kube mode or --kubeconfig: TokenReview and writes */
+    ca *ca;
+    ca_service *svc;
+    ca_tls *tls;
+    grpc_server_credentials *creds;
+    ca_kube_dist *dist;
+
+    pthread_t timer;
+    bool timer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+};
+
+pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube)
+{
+    char err[512] = "";
+    pilot_ca *p = xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->kube = kube;
+    p->secure_addr = xstrdup(f->secure_grpc_addr ? f->secure_grpc_addr : kube ? ":15012" : "");
+    const char *pod_ns = getenv("POD_NAMESPACE");
+    p->ns = xstrdup(pod_ns && *pod_ns ? pod_ns : f->root_namespace);
+    p->interval_ns = f->ca_check_interval_ns;
+
+    ca_opts o = {
+        .trust_domain = f->trust_domain,
+        .cacerts_dir = f->ca_certs_dir,
+        .state_dir = kube ? NULL : f->ca_state_dir,
+        .key_type = strcmp(f->ca_key_type, "ecdsa") == 0 ? CA_KEY_EC_P256 : CA_KEY_RSA2048,
+        .root_ttl_s = f->ca_root_ttl_ns / 1000000000LL,
+        .default_ttl_s = f->ca_default_ttl_ns / 1000000000LL,
+        .max_ttl_s = f->ca_max_ttl_ns / 1000000000LL,
+    };
+    if (kube) {
+        k8s_config kc = {.kubeconfig = f->kubeconfig};
+        if (!(p->kc = k8s_client_new(&kc, err, sizeof(err)))) {
+            LOG_ERR(CA_SETUP_LOG, "CA: Kubernetes client: %s", err);
+            goto fail;
+        }
+        if (ca_kube_new_ca(p->kc, p->ns, &o, &p->ca, err, sizeof(err)) != CA_OK) {
+            LOG_ERR(CA_SETUP_LOG, "CA: %s", err);
+            goto fail;
+        }
+        p->dist = ca_kube_dist_new(p->kc, p->ca);
+    } else if (ca_new(&o, &p->ca, err, sizeof(err)) != CA_OK) {
+        LOG_ERR(CA_SETUP_LOG, "CA: %s", err);
+        goto fail;
+    }
+    p->svc = ca_service_new(p->ca, p->kc ? k8s_token_review : NULL, p->kc);
+    if (p->secure_addr[0]) {
+        if (!(p->tls = ca_tls_new(p->ca, f->domain, 0, err, sizeof(err)))) {
+            LOG_ERR(CA_SETUP_LOG, "CA: istiod serving certificate: %s", err);
+            goto fail;
+        }
+        if (!(p->creds = ca_tls_server_credentials(p->tls))) {
+            LOG_ERR(CA_SETUP_LOG, "CA: cannot create TLS server credentials");
+            goto fail;
+        }
+    }
+    LOG_INFO(CA_SETUP_LOG, "CA ready: root from %s, trust domain %s, TokenReview %s, TLS %s",
+             ca_get_source(p->ca) == CA_SOURCE_PLUGIN     ? "the plug-in directory"
+             : ca_get_source(p->ca) == CA_SOURCE_IMPORTED ? "Secret istio-ca-secret"
+             : ca_get_source(p->ca) == CA_SOURCE_STATE_DIR ? "the state directory"
+                                                            : "a new self-signed root",
+             ca_trust_domain(p->ca), p->kc ? "on" : "off (client certificates only)",
+             p->secure_addr[0] ? p->secure_addr : "off");
+    return p;
+fail:
+    pilot_ca_free(p);
+    return NULL;
+}
+
+const char *pilot_ca_secure_addr(const pilot_ca *p)
+{
+    return p->secure_addr;
+}
+
+void pilot_ca_xds_opts(pilot_ca *p, xds_server_opts *xo)
+{
+    if (p->creds) {
+        xo->secure_addr = p->secure_addr;
+        xo->secure_creds = p->creds;
+    }
+    xo->trust_domain = ca_trust_domain(p->ca);
+    if (p->kc) {
+        xo->review = k8s_token_review;
+        xo->review_ud = p->kc;
+    }
+}
+
+/* Like istiod: with a TLS port the CA is served only there; the plaintext port answers
+ * as if the service did not exist. */
+static int ca_unary(void *ud, const xds_call_auth *auth, const uint8_t *req, size_t req_len,
+                    uint8_t **resp, size_t *resp_len, char **status_message)
+{
+    pilot_ca *p = ud;
+    if (p->tls && !(auth && auth->secure)) {
+        *status_message = xstrdup("unknown service istio.v1.auth.IstioCertificateService "
+                                  "(served on the secure gRPC port)");
+        return 12; /* GRPC_STATUS_UNIMPLEMENTED */
+    }
+    return ca_service_create_certificate(p->svc, auth, req, req_len, resp, resp_len,
+                                         status_message);
+}
+
+void pilot_ca_register(pilot_ca *p, xds_server *xds)
+{
+    xds_server_register_unary(xds, CA_SERVICE_METHOD, ca_unary, p);
+}
+
+source_sink pilot_ca_sink(pilot_ca *p, source_sink inner)
+{
+    return p->dist ? ca_kube_dist_sink(p->dist, inner) : inner;
+}
+
+/* One check: rotate the root when due, then follow it everywhere it went. */
+static void ca_tick(pilot_ca *p)
+{
+    char err[512] = "";
+    bool rotated = false;
+    if (ca_rotate_if_needed(p->ca, time(NULL), &rotated, err, sizeof(err)) != CA_OK) {
+        LOG_ERR(CA_SETUP_LOG, "root rotation failed (the old root stays): %s", err);
+    } else if (rotated) {
+        LOG_INFO(CA_SETUP_LOG, "rotated the self-signed root (same key)");
+        if (p->kube && ca_kube_store_root(p->kc, p->ns, p->ca, err, sizeof(err)) != CA_OK)
+            LOG_ERR(CA_SETUP_LOG, "storing the rotated root: %s", err);
+        if (p->dist)
+            ca_kube_dist_root_changed(p->dist);
+    }
+    ca_service_update_root_metric(p->svc);
+    if (p->tls)
+        ca_tls_renew_if_needed(p->tls, rotated);
+}
+
+static void *ca_timer_main(void *arg)
+{
+    pilot_ca *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += p->interval_ns / 1000000000LL;
+        ts.tv_nsec += p->interval_ns % 1000000000LL;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        if (p->stop)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        ca_tick(p);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int pilot_ca_start(pilot_ca *p)
+{
+    if (p->dist && ca_kube_dist_start(p->dist) != 0)
+        return -1;
+    if (pthread_create(&p->timer, NULL, ca_timer_main, p) != 0) {
+        LOG_ERR(CA_SETUP_LOG, "cannot start the CA timer thread");
+        return -1;
+    }
+    p->timer_started = true;
+    return 0;
+}
+
+void pilot_ca_free(pilot_ca *p)
+{
+    if (p == NULL)
+        return;
+    if (p->timer_started) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->timer, NULL);
+    }
+    ca_kube_dist_free(p->dist);
+    if (p->creds)
+        grpc_server_credentials_release(p->creds);
+    ca_tls_free(p->tls);
+    ca_service_free(p->svc);
+    ca_free(p->ca);
+    k8s_client_free(p->kc);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->secure_addr);
+    free(p->ns);
+    free(p);
+}

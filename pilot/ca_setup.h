@@ -1,0 +1,37 @@
+/* ca_setup: the built-in CA wired into pilot-discovery (main.c calls these in order).
+ *
+ *   pilot_ca_new        root: plug-in dir (--caCertsDir) > Kubernetes Secret istio-ca-secret
+ *                       (kube mode) > state directory (--caStateDir, config-directory mode);
+ *                       the TLS serving certificate when a secure port is configured
+ *   pilot_ca_xds_opts   fills the xDS server's secure port, credentials and TokenReview
+ *   pilot_ca_register   CreateCertificate on the gRPC server (plaintext only when no TLS port)
+ *   pilot_ca_sink       kube mode: the root distributor's sink in front of the model's
+ *   pilot_ca_start      the rotation timer (and, kube mode, the ConfigMap writer)
+ *   pilot_ca_free       after the xDS server and the k8s source are gone
+ *
+ * Threads: one timer thread of its own (rotation and serving-certificate renewal); the
+ * distributor's thread in kube mode (certs/ca_kube.h).
+ */
+#ifndef PILOT_CA_SETUP_H
+#define PILOT_CA_SETUP_H
+
+#include <stdbool.h>
+
+#include "flags.h"
+#include "server.h"
+#include "source.h"
+
+typedef struct pilot_ca pilot_ca;
+
+/* kube: the Kubernetes API is in use (--kubeconfig or in-cluster). Returns NULL (logged)
+ * when the CA cannot start: the process should exit. */
+pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube);
+/* The secure gRPC address in effect ("" = none). */
+const char *pilot_ca_secure_addr(const pilot_ca *p);
+void pilot_ca_xds_opts(pilot_ca *p, xds_server_opts *xo);
+void pilot_ca_register(pilot_ca *p, xds_server *xds);
+source_sink pilot_ca_sink(pilot_ca *p, source_sink inner);
+int pilot_ca_start(pilot_ca *p);
+void pilot_ca_free(pilot_ca *p);
+
+#endif
