@@ -485,7 +485,9 @@ static void build_and_publish(model *m)
         .full = full,
         .endpoint_hosts = changed,
         .nendpoint_hosts = nchanged,
-        .kinds_changed = m->kinds_changed,
+        /* the first snapshot and a resync replace everything: every kind "changed" (the
+         * xDS server skips types by these bits) */
+        .kinds_changed = first || m->force_full ? ~0u : m->kinds_changed,
         .start_ns = m->first_ev_ns ? m->first_ev_ns : now,
     };
     int nevents = m->nevents;

@@ -67,4 +67,5 @@ void xds_resource_set_free(xds_resource_set *s)
     free(s->items);
     s->items = NULL;
     s->n = 0;
+    s->id = 0;
 }

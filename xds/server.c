@@ -105,6 +105,7 @@ typedef struct srv_conn {
 
     /* the one pending push of this connection (merged) */
     bool push_pending, push_full, in_pq, push_inflight;
+    uint32_t push_kinds;            /* mesh kinds changed (bits), merged like push_full */
     char **push_hosts;
     size_t npush_hosts;
     int64_t push_start_ns;
@@ -147,6 +148,7 @@ struct srv_shard {
     bool mbox_has;
     mesh_snapshot *mbox_snap;
     bool mbox_full;
+    uint32_t mbox_kinds;
     char **mbox_hosts;
     size_t mbox_nhosts;
     int64_t mbox_start_ns;
@@ -868,6 +870,7 @@ static void shard_drain_mailbox(srv_shard *sh)
     pthread_mutex_lock(&sh->mbox_lock);
     mesh_snapshot *snap = sh->mbox_snap;
     bool full = sh->mbox_full;
+    uint32_t kinds = sh->mbox_kinds;
     char **hosts = sh->mbox_hosts;
     size_t nhosts = sh->mbox_nhosts;
     int64_t start = sh->mbox_start_ns;
@@ -876,6 +879,7 @@ static void shard_drain_mailbox(srv_shard *sh)
     sh->mbox_hosts = NULL;
     sh->mbox_nhosts = 0;
     sh->mbox_full = false;
+    sh->mbox_kinds = 0;
     sh->mbox_has = false;
     sh->mbox_start_ns = 0;
     pthread_mutex_unlock(&sh->mbox_lock);
@@ -892,9 +896,11 @@ static void shard_drain_mailbox(srv_shard *sh)
             continue;
         if (!c->push_pending) {
             c->push_full = full;
+            c->push_kinds = kinds;
             c->push_start_ns = start;
         } else {
             c->push_full = c->push_full || full;
+            c->push_kinds |= kinds;
             if (start > 0 && (c->push_start_ns == 0 || start < c->push_start_ns))
                 c->push_start_ns = start;
         }
@@ -925,13 +931,14 @@ static void shard_run_pushes(srv_shard *sh)
             continue;
         c->push_pending = false;
         pthread_mutex_lock(&sh->lock);
-        int n = xds_stream_push(&c->st, &srv->env, sh->snap, c->push_full,
-                                c->push_hosts, c->npush_hosts, c->push_start_ns);
+        int n = xds_stream_push_kinds(&c->st, &srv->env, sh->snap, c->push_full, c->push_kinds,
+                                      c->push_hosts, c->npush_hosts, c->push_start_ns);
         pthread_mutex_unlock(&sh->lock);
         hosts_free(c->push_hosts, c->npush_hosts);
         c->push_hosts = NULL;
         c->npush_hosts = 0;
         c->push_full = false;
+        c->push_kinds = 0;
         if (n > 0 && !c->push_inflight) {
             c->push_inflight = true;
             atomic_fetch_add(&srv->inflight, 1);
@@ -1011,6 +1018,9 @@ static void server_on_push(void *ud, mesh_snapshot *snap, const mesh_push_reques
         }
         bool full = req == NULL || req->full;
         sh->mbox_full = sh->mbox_full || full;
+        /* no request (or a full one naming no kind): assume every kind changed */
+        uint32_t kinds = req != NULL ? req->kinds_changed : ~0u;
+        sh->mbox_kinds |= full && kinds == 0 ? ~0u : kinds;
         if (!sh->mbox_full && req != NULL)
             hosts_union(&sh->mbox_hosts, &sh->mbox_nhosts, req->endpoint_hosts,
                         req->nendpoint_hosts);

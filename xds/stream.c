@@ -509,34 +509,115 @@ static void stream_record_sent(xds_stream *st, int t, const char *version, const
     metric_add(xds_m.pushes, xds_type_short(t), 1);
 }
 
-/* SotW: the full current set of the type (what the subscription selects). */
+/* SotW partial answers: for RDS and EDS the protocol does not require the whole set in
+ * every response (only LDS and CDS are "state of the world"; gRPC and Envoy keep the RDS
+ * and EDS resources a response leaves out), so a push that changed some of them and
+ * removed none sends only those. Marks in changed[] the items whose (name, hash) the
+ * client does not have; returns how many, or -1 when a known resource is gone (then the
+ * whole set is sent, as before). Both lists are sorted by name: one merge walk. */
+static ssize_t sotw_changed(const xds_resource_set *set, const xds_type_state *ts, bool *changed)
+{
+    size_t i = 0, k = 0, n = 0;
+    while (i < set->n || k < ts->nknown) {
+        int c = i == set->n ? 1 : k == ts->nknown ? -1
+                                : strcmp(set->items[i]->name, ts->known[k].name);
+        if (c > 0)
+            return -1;      /* known[k] is no longer generated */
+        if (c < 0) {
+            changed[i++] = true;
+            n++;
+            continue;
+        }
+        changed[i] = !ts->known[k].hash_valid || ts->known[k].hash != set->items[i]->hash;
+        n += changed[i];
+        i++;
+        k++;
+    }
+    return (ssize_t)n;
+}
+
+static bool outq_has_type(const xds_stream *st, int t)
+{
+    for (const xds_msg *m = st->outq_head; m != NULL; m = m->next)
+        if (m->type == t)
+            return true;
+    return false;
+}
+
+/* SotW: the current set of the type (what the subscription selects); for RDS and EDS
+ * pushes only the changed resources (sotw_changed). */
 static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t,
                                xds_resource_set *set, int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
-    if (!ts->force && set_matches_known(set, ts))
+    if (!ts->force && set->id != 0 && set->id == ts->sent_set_id)
+        return 0;   /* the very set the client has: O(1) */
+    bool *changed = NULL;
+    ssize_t nchanged = -1;
+    /* A partial response must not be replaced in the outbox by another partial one, and
+     * must not follow a queued full one it could be reordered with: only on a clear
+     * outbox for the type. */
+    if (!ts->force && (t == XT_RDS || t == XT_EDS) && ts->nknown > 0 &&
+        !outq_has_type(st, t)) {
+        changed = xcalloc(set->n ? set->n : 1, sizeof(bool));
+        nchanged = sotw_changed(set, ts, changed);
+        if (nchanged == 0) {
+            free(changed);
+            ts->sent_set_id = set->id;
+            return 0;
+        }
+    } else if (!ts->force && set_matches_known(set, ts)) {
+        ts->sent_set_id = set->id;
         return 0;
+    }
+    bool partial = nchanged > 0;
     char nonce[48];
     stream_new_nonce(st, nonce, sizeof(nonce));
     xds_msg *m = xcalloc(1, sizeof(*m));
     m->type = t;
     msg_str(m, 1, snap->version_str);
     for (size_t i = 0; i < set->n; i++)
-        msg_any(m, 2, set->items[i]);
+        if (!partial || changed[i])
+            msg_any(m, 2, set->items[i]);
     msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
 
-    known_free(ts);
-    ts->known = xcalloc(set->n ? set->n : 1, sizeof(*ts->known));
-    for (size_t i = 0; i < set->n; i++) {
-        xds_resource_retain(set->items[i]);
-        ts->known[i] = (xds_known){xstrdup(set->items[i]->name), set->items[i]->hash, true,
-                                   set->items[i]};
+    if (partial) {
+        for (size_t i = 0; i < set->n; i++)
+            if (changed[i])
+                known_put(ts, set->items[i]->name, set->items[i]->hash, true, set->items[i]);
+    } else {
+        known_free(ts);
+        ts->known = xcalloc(set->n ? set->n : 1, sizeof(*ts->known));
+        for (size_t i = 0; i < set->n; i++) {
+            xds_resource_retain(set->items[i]);
+            ts->known[i] = (xds_known){xstrdup(set->items[i]->name), set->items[i]->hash, true,
+                                       set->items[i]};
+        }
+        ts->nknown = set->n;
     }
-    ts->nknown = set->n;
+    free(changed);
+    ts->sent_set_id = set->id;
     stream_record_sent(st, t, snap->version_str, nonce, start_ns);
-    stream_enqueue(st, m, true);
+    stream_enqueue(st, m, !partial);
     return 1;
+}
+
+/* Is name in set (sorted by name)? */
+static bool set_has(const xds_resource_set *set, const char *name)
+{
+    size_t lo = 0, hi = set->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(set->items[mid]->name, name);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
 }
 
 /* Delta: what changed against what the client has, plus removals in scope. new_subs are
@@ -547,6 +628,8 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t,
                                 int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
+    if (!ts->force && nnew == 0 && set->id != 0 && set->id == ts->sent_set_id)
+        return 0;   /* reconciled against this very set already, subscriptions unchanged */
     size_t nchanged = 0;
     bool *changed = xcalloc(set->n ? set->n : 1, sizeof(bool));
     char **removed = NULL;
@@ -568,19 +651,16 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t,
     for (size_t i = 0; i < ts->nknown; i++) {
         const char *name = ts->known[i].name;
         bool in_scope = ts->wildcard || names_find(ts->names, ts->nnames, name) >= 0;
-        bool present = false;
-        for (size_t j = 0; j < set->n && !present; j++)
-            present = strcmp(set->items[j]->name, name) == 0;
+        bool present = set_has(set, name);
         if (in_scope && !present)
             removed[nremoved++] = xstrdup(name);
     }
     for (size_t i = 0; i < nnew; i++) {
-        bool present = false;
-        for (size_t j = 0; j < set->n && !present; j++)
-            present = strcmp(set->items[j]->name, new_subs[i]) == 0;
+        bool present = set_has(set, new_subs[i]);
         if (!present && known_find(ts, new_subs[i]) < 0)
             removed[nremoved++] = xstrdup(new_subs[i]);
     }
+    ts->sent_set_id = set->id;
     if (nchanged == 0 && nremoved == 0 && !ts->force)
         goto out;
 
@@ -759,6 +839,8 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
         stream_ack(st, t, ts->version_sent, nonce);
 
     ts->watched = true;
+    if (req->n_resource_names_unsubscribe > 0 || req->n_resource_names_subscribe > 0)
+        ts->sent_set_id = 0;   /* the scope changed: reconcile in full next time */
     for (size_t i = 0; i < req->n_resource_names_unsubscribe; i++) {
         const char *n = req->resource_names_unsubscribe[i];
         if (strcmp(n, "*") == 0) {
@@ -828,8 +910,9 @@ static bool stream_eds_affected(const xds_type_state *ts, char *const *hosts, si
     return false;
 }
 
-int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
-                    char *const *hosts, size_t nhosts, int64_t start_ns)
+int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
+                          bool full, uint32_t kinds, char *const *hosts, size_t nhosts,
+                          int64_t start_ns)
 {
     int queued = 0;
     if (st->proxy == NULL || snap == NULL)
@@ -841,7 +924,16 @@ int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *sn
         if (!full && !ts->force &&
             (t != XT_EDS || !stream_eds_affected(ts, hosts, nhosts)))
             continue;
+        /* a change that cannot alter this type for this proxy: what it has is current */
+        if (full && !ts->force && (kinds & xds_type_kinds(st->proxy, xds_type_url(t))) == 0)
+            continue;
         queued += stream_answer(st, env, snap, t, NULL, 0, start_ns);
     }
     return queued;
+}
+
+int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
+                    char *const *hosts, size_t nhosts, int64_t start_ns)
+{
+    return xds_stream_push_kinds(st, env, snap, full, ~0u, hosts, nhosts, start_ns);
 }

@@ -65,6 +65,7 @@ typedef struct xds_type_state {
     xds_known *known;
     size_t nknown;
     bool force;               /* answer on the next generation even if nothing changed */
+    uint64_t sent_set_id;     /* xds_resource_set.id of the last set answered, 0 = none */
     char nonce_sent[48];
     char version_sent[48];
     int64_t sent_wall_ns;
@@ -118,6 +119,12 @@ int xds_stream_on_request(xds_stream *st, const xds_stream_env *env,
  * Returns the number of responses queued. */
 int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
                     bool full, char *const *hosts, size_t nhosts, int64_t start_ns);
+/* The same, told which mesh kinds changed (mesh_push_request.kinds_changed, merged over
+ * the pushes this one stands for): a full push skips, per type, what xds_type_kinds says
+ * those kinds cannot alter for this proxy. xds_stream_push is this with every kind. */
+int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
+                          bool full, uint32_t kinds, char *const *hosts, size_t nhosts,
+                          int64_t start_ns);
 
 /* Takes the next message to write (caller frees), or NULL. */
 xds_msg *xds_stream_pop(xds_stream *st);

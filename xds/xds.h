@@ -83,6 +83,11 @@ void xds_resource_release(xds_resource *r);
 typedef struct xds_resource_set {
     xds_resource **items;     /* sorted by name, each holding one reference */
     size_t n;
+    /* Identity of the content, 0 = unknown. Two sets with the same non-zero id hold the
+     * same (name, hash) list, so a stream that sent id X may skip a set with id X in O(1).
+     * Set by xds_gen_generate from its per-class memo (ids survive snapshot versions
+     * while a class's content does not change). */
+    uint64_t id;
 } xds_resource_set;
 
 void xds_resource_set_free(xds_resource_set *s);
@@ -104,6 +109,14 @@ bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url);
 int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
                      const char *type_url, const char *const *names, size_t nnames,
                      xds_resource_set *out);
+
+/* The mesh kinds (bit 1 << mesh_kind) whose change can alter what type_url holds for
+ * proxy p; a full push whose mesh_push_request.kinds_changed has none of them can skip
+ * the type for p. The rules (and why) are in xds/gen.c. */
+uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url);
+
+/* Memo statistics, for tests and /debug: lookups answered from the memo, and sets built. */
+void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses);
 
 /* The hostname an EDS/CDS cluster name refers to ("outbound|9080|v1|reviews.default.svc.
  * cluster.local" -> "reviews.default.svc.cluster.local"), or NULL. Points into name. */
