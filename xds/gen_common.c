@@ -264,13 +264,54 @@ bool gen_vs_bound_to(const mesh_virtual_service *vs, const char *gateway)
     return false;
 }
 
+/* exportTo: empty or "*" everyone, "." the owner's namespace, "~" nobody, else the listed
+ * namespaces. A proxy without a namespace sees everything. */
+static bool gen_exported(char *const *to, size_t n, const char *owner_ns, const char *proxy_ns)
+{
+    if (!proxy_ns || n == 0)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = to[i];
+        if (!e)
+            continue;
+        if (strcmp(e, "*") == 0 || strcmp(e, proxy_ns) == 0 ||
+            (strcmp(e, ".") == 0 && owner_ns && strcmp(owner_ns, proxy_ns) == 0))
+            return true;
+    }
+    return false;
+}
+
+static bool gen_export_restricted(char *const *to, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (to[i] && strcmp(to[i], "*") != 0)
+            return true;
+    return false;
+}
+
+bool gen_service_visible(gen_ctx *c, const mesh_service *svc)
+{
+    /* proxyless gRPC keeps seeing everything: its LDS (gen_grpc.c) does not filter yet,
+     * and a listener without its cluster would be worse than no restriction */
+    if (c->grpc || !svc)
+        return true;
+    return gen_exported(svc->export_to, svc->nexport_to, svc->meta.ns, c->p->ns);
+}
+
+bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs)
+{
+    if (c->grpc || !vs)
+        return true;
+    return gen_exported(vs->export_to, vs->nexport_to, vs->meta.ns, c->p->ns);
+}
+
 const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostname)
 {
     /* Istio: an exact host wins over a wildcard; among equals the first in snapshot order. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < c->s->nvss; i++) {
             const mesh_virtual_service *vs = c->s->vss[i];
-            if (!gen_vs_bound_to(vs, "mesh"))
+            if (!gen_vs_bound_to(vs, "mesh") || !gen_vs_visible(c, vs))
                 continue;
             for (size_t h = 0; h < vs->nhosts; h++) {
                 const char *vh = vs->fqdn_hosts ? vs->fqdn_hosts[h] : vs->hosts[h];
@@ -287,7 +328,8 @@ const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostnam
 
 char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs)
 {
-    bool uses = false;
+    /* exportTo makes the VirtualService a proxy sees depend on its namespace */
+    bool uses = vs && !c->grpc && gen_export_restricted(vs->export_to, vs->nexport_to);
     for (size_t i = 0; vs && i < vs->nhttp && !uses; i++)
         for (size_t m = 0; m < vs->http[i].nmatches && !uses; m++)
             uses = vs->http[i].matches[m].source_labels.n ||
@@ -999,6 +1041,97 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char
     return f;
 }
 
+/* ---- L4 routes (VirtualService tcp and tls) -------------------------------------------------- */
+
+bool gen_l4_match_applies(gen_ctx *c, const mesh_l4_match *m, const char *gateway, uint32_t port)
+{
+    if (m->port && port && m->port != port)
+        return false;
+    if (m->ngateways) {
+        bool found = false;
+        for (size_t i = 0; i < m->ngateways && !found; i++)
+            found = m->gateways[i] && strcmp(m->gateways[i], gateway) == 0;
+        if (!found)
+            return false;
+    }
+    if (m->source_labels.n && !mesh_labels_subset(&m->source_labels, &c->p->labels))
+        return false;
+    return true;
+}
+
+const mesh_l4_route *gen_vs_tcp_route(gen_ctx *c, const mesh_virtual_service *vs,
+                                      const char *gateway, uint32_t port)
+{
+    /* Istio: the first tcp route with a matching clause (or none) wins */
+    for (size_t i = 0; vs && i < vs->ntcp; i++) {
+        const mesh_l4_route *r = &vs->tcp[i];
+        if (r->nmatches == 0)
+            return r;
+        for (size_t m = 0; m < r->nmatches; m++)
+            if (gen_l4_match_applies(c, &r->matches[m], gateway, port))
+                return r;
+    }
+    return NULL;
+}
+
+bool gen_vs_l4_uses_labels(const mesh_virtual_service *vs)
+{
+    for (size_t i = 0; vs && i < vs->ntcp; i++)
+        for (size_t m = 0; m < vs->tcp[i].nmatches; m++)
+            if (vs->tcp[i].matches[m].source_labels.n)
+                return true;
+    for (size_t i = 0; vs && i < vs->ntls; i++)
+        for (size_t m = 0; m < vs->tls[i].nmatches; m++)
+            if (vs->tls[i].matches[m].source_labels.n)
+                return true;
+    return false;
+}
+
+Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh_l4_route *r,
+                                                          uint32_t ctx_port)
+{
+    /* weight 0 carries no traffic and Envoy rejects it in weighted_clusters */
+    size_t live = 0, last = 0;
+    for (size_t i = 0; r && i < r->nroute; i++) {
+        if (r->nroute > 1 && r->route[i].weight <= 0)
+            continue;
+        live++;
+        last = i;
+    }
+    if (live <= 1) {
+        const char *cl = live ? gen_dest_cluster(c, &r->route[last].destination, ctx_port)
+                              : "BlackHoleCluster";
+        return gen_tcp_proxy_filter(c, cl, cl);
+    }
+    Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy,
+               envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__init);
+    Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy__WeightedCluster *wc =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy__WeightedCluster,
+               envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__init);
+    for (size_t i = 0; i < r->nroute; i++) {
+        if (r->route[i].weight <= 0)
+            continue;
+        Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy__WeightedCluster__ClusterWeight *cw =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy__WeightedCluster__ClusterWeight,
+                   envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__cluster_weight__init);
+        cw->name = gen_dest_cluster(c, &r->route[i].destination, ctx_port);
+        cw->weight = (uint32_t)r->route[i].weight;
+        GA_PUSH(c->a, wc->clusters, wc->n_clusters, cw);
+    }
+    /* Istio names the stats of a split after the first destination's cluster */
+    tp->stat_prefix = ga_strdup(c->a, wc->clusters[0]->name);
+    tp->cluster_specifier_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
+    tp->weighted_clusters = wc;
+    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
+                                                    envoy__config__listener__v3__filter__init);
+    f->name = ga_strdup(c->a, "envoy.filters.network.tcp_proxy");
+    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    f->typed_config = gen_any(c, &tp->base);
+    return f;
+}
+
 /* ---- clusters ------------------------------------------------------------------------------ */
 
 typedef Envoy__Config__Cluster__V3__Cluster Cluster;
@@ -1251,7 +1384,7 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
             if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host))
                 continue;
             const mesh_service *svc = mesh_snapshot_service(c->s, host);
-            if (!svc || !gen_service_port(svc, port))
+            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
                 continue;
             if (subset[0] &&
                 !gen_dr_subset(mesh_snapshot_destination_rule(c->s, host, c->p->ns), subset))
@@ -1264,6 +1397,8 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
     }
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
         const mesh_destination_rule *dr =
             mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
         char *drk = gen_dr_key(c, svc->hostname);
@@ -1328,7 +1463,7 @@ static void gen_eds_list(gen_ctx *c, const char *const *names, size_t nnames, ge
             if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host))
                 continue;
             const mesh_service *svc = mesh_snapshot_service(c->s, host);
-            if (!svc || !gen_service_port(svc, port))
+            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
                 continue;
             gen_item it = { .name = ga_strdup(c->a, names[i]), .svc = svc, .port = port,
                             .subset = subset };

@@ -3,7 +3,11 @@
  * A gateway proxy gets every Gateway whose selector is a subset of its labels, in any
  * namespace. Each server port binds on the gateway Service's targetPort (istio-ingressgateway
  * maps 80->8080); HTTP servers share "http.<bind port>", TLS-terminated HTTPS servers get
- * "https.<port>.<portName>.<gwName>.<gwNs>" each. Virtual hosts come from VirtualServices
+ * "https.<port>.<portName>.<gwName>.<gwNs>" each. TLS PASSTHROUGH servers get one filter
+ * chain per VirtualService tls route match (server_names = its sniHosts the server
+ * admits) with a tcp_proxy; TCP servers (and TLS servers terminated here) a tcp_proxy from
+ * the first applicable tcp route, weighted when it has several destinations.
+ * AUTO_PASSTHROUGH is not generated. Virtual hosts come from VirtualServices
  * bound to the gateway whose hosts intersect the server's. Clusters and endpoints are the
  * shared outbound ones (gen_common.c). Runs on the caller's thread; no locks.
  */
@@ -40,6 +44,30 @@ static bool gw_is_https_term(const mesh_gateway_server *srv)
     return srv->tls.mode == MESH_SERVER_TLS_SIMPLE || srv->tls.mode == MESH_SERVER_TLS_MUTUAL ||
            srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ||
            srv->tls.mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL;
+}
+
+/* TLS passed through untouched: routed on SNI by the VirtualService tls routes. */
+static bool gw_is_passthrough(const mesh_gateway_server *srv)
+{
+    return (srv->protocol == MESH_PROTO_HTTPS || srv->protocol == MESH_PROTO_TLS) &&
+           srv->has_tls && srv->tls.mode == MESH_SERVER_TLS_PASSTHROUGH;
+}
+
+/* TLS terminated here, then opaque TCP: tcp routes behind a TLS transport socket. */
+static bool gw_is_tls_tcp(const mesh_gateway_server *srv)
+{
+    if (srv->protocol != MESH_PROTO_TLS || !srv->has_tls)
+        return false;
+    return srv->tls.mode == MESH_SERVER_TLS_SIMPLE || srv->tls.mode == MESH_SERVER_TLS_MUTUAL ||
+           srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ||
+           srv->tls.mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL;
+}
+
+/* Plain TCP (and the other opaque protocols): tcp routes. */
+static bool gw_is_tcp(const mesh_gateway_server *srv)
+{
+    return !mesh_protocol_is_http(srv->protocol) && srv->protocol != MESH_PROTO_HTTPS &&
+           srv->protocol != MESH_PROTO_TLS && srv->protocol != MESH_PROTO_UDP;
 }
 
 static char *gw_https_route_name(gen_ctx *c, const gw_server *s)
@@ -102,8 +130,9 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
     size_t nports = 0;
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
-        if (!gw_is_http(s->srv) && !gw_is_https_term(s->srv))
-            continue; /* passthrough TLS and TCP servers are not generated */
+        if (!gw_is_http(s->srv) && !gw_is_https_term(s->srv) && !gw_is_passthrough(s->srv) &&
+            !gw_is_tls_tcp(s->srv) && !gw_is_tcp(s->srv))
+            continue; /* AUTO_PASSTHROUGH (and UDP) are not generated */
         bool seen = false;
         for (size_t k = 0; k < nports && !seen; k++)
             seen = ports[k] == s->bind;
@@ -118,7 +147,8 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
     }
 }
 
-static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, const gw_server *s)
+static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, const gw_server *s,
+                                                                 bool http)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
@@ -127,8 +157,10 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
                envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
     d->common_tls_context = ct;
-    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
-    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
+    if (http) {
+        GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
+        GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
+    }
     bool istio = s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL;
     const char *cred = s->srv->tls.credential_name;
     Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
@@ -161,6 +193,112 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
     return ts;
 }
 
+/* Does the server's host entry admit a VirtualService in vs_ns? ("*" any, "." the
+ * gateway's own namespace, else that namespace.) */
+static bool gw_host_ns_ok(const gw_server *s, size_t h, const char *vs_ns)
+{
+    const char *hn = s->srv->host_namespaces ? s->srv->host_namespaces[h] : NULL;
+    if (!hn || !hn[0] || strcmp(hn, "*") == 0)
+        return true;
+    if (strcmp(hn, ".") == 0)
+        return strcmp(vs_ns, s->gw->meta.ns) == 0;
+    return strcmp(vs_ns, hn) == 0;
+}
+
+/* Is host (a VS host or an SNI name) admitted by one of the server's hosts for a
+ * VirtualService in vs_ns? */
+static bool gw_server_admits(const gw_server *s, const char *host, const char *vs_ns)
+{
+    for (size_t h = 0; h < s->srv->nhosts; h++)
+        if (s->srv->hosts[h] && gen_host_match(s->srv->hosts[h], host) &&
+            gw_host_ns_ok(s, h, vs_ns))
+            return true;
+    return false;
+}
+
+/* A VirtualService this server routes for: bound to the gateway, visible to the proxy,
+ * one of its hosts admitted by the server. */
+static bool gw_vs_applies(gen_ctx *c, const gw_server *s, const mesh_virtual_service *vs)
+{
+    if (!gen_vs_bound_to(vs, s->gw_key) || !gen_vs_visible(c, vs))
+        return false;
+    for (size_t h = 0; h < vs->nhosts; h++)
+        if (vs->hosts[h] && gw_server_admits(s, vs->hosts[h], vs->meta.ns))
+            return true;
+    return false;
+}
+
+/* TCP server: the first applicable tcp route of the first VirtualService that has one. */
+static Envoy__Config__Listener__V3__Filter *gw_tcp_filter(gen_ctx *c, const gw_server *s)
+{
+    for (size_t v = 0; v < c->s->nvss; v++) {
+        const mesh_virtual_service *vs = c->s->vss[v];
+        if (!vs->ntcp || !gw_vs_applies(c, s, vs))
+            continue;
+        const mesh_l4_route *r = gen_vs_tcp_route(c, vs, s->gw_key, s->srv->port);
+        if (r)
+            return gen_tcp_route_filter(c, r, s->srv->port);
+    }
+    return NULL;
+}
+
+typedef struct gw_sni_set {
+    const char **v;
+    size_t n;
+} gw_sni_set;
+
+static bool gw_sni_claimed(const gw_sni_set *u, const char *sni)
+{
+    for (size_t i = 0; i < u->n; i++)
+        if (strcmp(u->v[i], sni) == 0)
+            return true;
+    return false;
+}
+
+/* PASSTHROUGH server: one filter chain per applicable tls route match, on the match's SNI
+ * names the server admits; a name already claimed by an earlier chain stays with it
+ * (Envoy refuses two chains with the same match). */
+static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *used,
+                                    Envoy__Config__Listener__V3__Listener *l)
+{
+    size_t added = 0;
+    for (size_t v = 0; v < c->s->nvss; v++) {
+        const mesh_virtual_service *vs = c->s->vss[v];
+        if (!vs->ntls || !gw_vs_applies(c, s, vs))
+            continue;
+        for (size_t r = 0; r < vs->ntls; r++) {
+            const mesh_l4_route *tr = &vs->tls[r];
+            for (size_t m = 0; m < tr->nmatches; m++) {
+                const mesh_l4_match *mm = &tr->matches[m];
+                if (!gen_l4_match_applies(c, mm, s->gw_key, s->srv->port))
+                    continue;
+                Envoy__Config__Listener__V3__FilterChainMatch *fcm =
+                    GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                           envoy__config__listener__v3__filter_chain_match__init);
+                for (size_t h = 0; h < mm->nsni_hosts; h++) {
+                    const char *sni = mm->sni_hosts[h];
+                    if (!sni || gw_sni_claimed(used, sni) ||
+                        !gw_server_admits(s, sni, vs->meta.ns))
+                        continue;
+                    GA_PUSH(c->a, used->v, used->n, sni);
+                    GA_PUSH(c->a, fcm->server_names, fcm->n_server_names, ga_strdup(c->a, sni));
+                }
+                if (fcm->n_server_names == 0)
+                    continue;
+                Envoy__Config__Listener__V3__FilterChain *fc =
+                    GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+                           envoy__config__listener__v3__filter_chain__init);
+                fc->filter_chain_match = fcm;
+                Envoy__Config__Listener__V3__Filter *f = gen_tcp_route_filter(c, tr, s->srv->port);
+                GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+                GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+                added++;
+            }
+        }
+    }
+    return added;
+}
+
 static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
 {
     gw_ctx *g = gw_get(c);
@@ -169,16 +307,17 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
     l->name = ga_strdup(c->a, it->name);
     l->address = gen_address(c, "0.0.0.0", it->port);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
-    bool http_done = false, any_tls = false;
+    bool plain_done = false, any_tls = false; /* one chain without a match per listener */
+    gw_sni_set used = { 0 };
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
         if (s->bind != it->port)
             continue;
         Envoy__Config__Listener__V3__FilterChain *fc = NULL;
         if (gw_is_http(s->srv)) {
-            if (http_done)
+            if (plain_done)
                 continue; /* all plain HTTP servers on a port share one chain and route */
-            http_done = true;
+            plain_done = true;
             fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                         envoy__config__listener__v3__filter_chain__init);
             char *rn = ga_printf(c->a, "http.%u", s->bind);
@@ -194,9 +333,37 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
                 if (s->srv->hosts[h] && strcmp(s->srv->hosts[h], "*") != 0)
                     GA_PUSH(c->a, fc->filter_chain_match->server_names,
                             fc->filter_chain_match->n_server_names, ga_strdup(c->a, s->srv->hosts[h]));
-            fc->transport_socket = gw_downstream_tls(c, s);
+            fc->transport_socket = gw_downstream_tls(c, s, true);
             Envoy__Config__Listener__V3__Filter *f =
                 gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), gw_https_route_name(c, s));
+            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+        } else if (gw_is_passthrough(s->srv)) {
+            if (gw_passthrough_chains(c, s, &used, l))
+                any_tls = true;
+        } else if (gw_is_tls_tcp(s->srv)) {
+            Envoy__Config__Listener__V3__Filter *f = gw_tcp_filter(c, s);
+            if (!f)
+                continue; /* no tcp route for this server */
+            any_tls = true;
+            fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+                        envoy__config__listener__v3__filter_chain__init);
+            fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                                            envoy__config__listener__v3__filter_chain_match__init);
+            for (size_t h = 0; h < s->srv->nhosts; h++)
+                if (s->srv->hosts[h] && strcmp(s->srv->hosts[h], "*") != 0)
+                    GA_PUSH(c->a, fc->filter_chain_match->server_names,
+                            fc->filter_chain_match->n_server_names, ga_strdup(c->a, s->srv->hosts[h]));
+            fc->transport_socket = gw_downstream_tls(c, s, false);
+            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+        } else if (gw_is_tcp(s->srv)) {
+            if (plain_done)
+                continue;
+            Envoy__Config__Listener__V3__Filter *f = gw_tcp_filter(c, s);
+            if (!f)
+                continue; /* no tcp route: nothing to listen for */
+            plain_done = true;
+            fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+                        envoy__config__listener__v3__filter_chain__init);
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
         }
         if (fc)
@@ -247,17 +414,6 @@ static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
     }
 }
 
-/* Does the server's host entry admit a VirtualService in vs_ns? ("*" any, "." the
- * gateway's own namespace, else that namespace.) */
-static bool gw_host_ns_ok(const gw_server *s, size_t h, const char *vs_ns)
-{
-    const char *hn = s->srv->host_namespaces ? s->srv->host_namespaces[h] : NULL;
-    if (!hn || !hn[0] || strcmp(hn, "*") == 0)
-        return true;
-    if (strcmp(hn, ".") == 0)
-        return strcmp(vs_ns, s->gw->meta.ns) == 0;
-    return strcmp(vs_ns, hn) == 0;
-}
 
 /* Istio's buildGatewayVirtualHostDomains: "*" alone; a wildcard keeps the port; any other
  * host also matches any port ("host:*") for gateways behind a load balancer. */
@@ -278,7 +434,7 @@ static void gw_server_vhosts(gen_ctx *c, const gw_server *s, uint32_t port,
 {
     for (size_t v = 0; v < c->s->nvss; v++) {
         const mesh_virtual_service *vs = c->s->vss[v];
-        if (!gen_vs_bound_to(vs, s->gw_key))
+        if (!gen_vs_bound_to(vs, s->gw_key) || !gen_vs_visible(c, vs))
             continue;
         for (size_t vh_i = 0; vh_i < vs->nhosts; vh_i++) {
             const char *vhost = vs->hosts[vh_i];

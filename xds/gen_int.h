@@ -131,6 +131,10 @@ bool gen_host_match(const char *pattern, const char *host);
 /* The mesh VirtualService (bound to "mesh") that owns hostname, or NULL. */
 const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostname);
 bool gen_vs_bound_to(const mesh_virtual_service *vs, const char *gateway);
+/* exportTo ("*", ".", "~", namespaces) against the proxy's namespace. Envoy flavours only:
+ * for gRPC both answer true. */
+bool gen_service_visible(gen_ctx *c, const mesh_service *svc);
+bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs);
 /* The proxy-specific input a VirtualService's routes depend on (sourceLabels /
  * sourceNamespace matches), for cache keys: "" when none. */
 char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs);
@@ -160,6 +164,22 @@ Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionMa
 gen_hcm(gen_ctx *c, const char *stat_prefix, const char *route_name);
 Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char *stat_prefix,
                                                           const char *cluster);
+
+/* ---- L4 routes (VirtualService tcp and tls) ----------------------------------------------- */
+
+/* Does an L4 match clause apply to this gateway ("mesh" or "ns/name"), port (0 = any) and
+ * proxy (sourceLabels)? */
+bool gen_l4_match_applies(gen_ctx *c, const mesh_l4_match *m, const char *gateway, uint32_t port);
+/* The first tcp route of vs that applies, or NULL. */
+const mesh_l4_route *gen_vs_tcp_route(gen_ctx *c, const mesh_virtual_service *vs,
+                                      const char *gateway, uint32_t port);
+/* Whether vs's tcp/tls matches depend on the proxy's labels (for cache keys). */
+bool gen_vs_l4_uses_labels(const mesh_virtual_service *vs);
+/* tcp_proxy to the route's destinations: one cluster, or weighted_clusters when several
+ * carry weight; NULL route = BlackHoleCluster. ctx_port resolves destinations without a
+ * port (Istio's same-port rule). */
+Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh_l4_route *r,
+                                                          uint32_t ctx_port);
 
 /* ---- clusters and endpoints --------------------------------------------------------------- */
 

@@ -2,7 +2,10 @@
  *
  * Outbound: virtualOutbound (15001, original destination) falls through to per-port HTTP
  * listeners "0.0.0.0_<port>" (RDS "<port>", not bound) and per-VIP TCP listeners
- * "<vip>_<port>"; unmatched traffic goes to PassthroughCluster. Inbound: virtualInbound
+ * "<vip>_<port>" (mesh VirtualService tcp routes, weighted when split, and tls routes as
+ * SNI filter chains on TLS/HTTPS ports); unmatched traffic goes to PassthroughCluster.
+ * Services and VirtualServices not exported to the proxy's namespace (exportTo) are left
+ * out; DestinationRule exportTo is applied by mesh_snapshot_destination_rule. Inbound: virtualInbound
  * (15006) has a filter chain per port of the proxy's own workload (found by matching the
  * proxy's IPs among endpoints) to "inbound|<port>||" clusters, else
  * InboundPassthroughCluster. Runs on the caller's thread; no locks.
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "gen_int.h"
 #include "util.h"
 
@@ -94,8 +98,21 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                     .ref = (void *)(uintptr_t)SC_L_VIN };
     gen_items_add(c, &all, &vo);
     gen_items_add(c, &all, &vi);
+    /* TCP listeners follow the mesh VirtualService tcp/tls routes the proxy sees (exportTo:
+     * its namespace) and, when a match uses sourceLabels, its labels */
+    char *tcp_key = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "");
+    for (size_t v = 0; v < c->s->nvss; v++) {
+        if (gen_vs_l4_uses_labels(c->s->vss[v])) {
+            for (size_t k = 0; k < c->p->labels.n; k++)
+                tcp_key = ga_printf(c->a, "%s,%s=%s", tcp_key, c->p->labels.keys[k],
+                                    c->p->labels.vals[k]);
+            break;
+        }
+    }
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
         for (size_t p = 0; p < svc->nports; p++) {
             const mesh_port *mp = &svc->ports[p];
             if (mesh_protocol_is_http(mp->protocol)) {
@@ -110,7 +127,7 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                     char *n = ga_printf(c->a, "%s_%u", svc->vips[v], mp->port);
                     if (sc_port_seen(&all, n))
                         continue;
-                    gen_item it = { .name = n, .extra = ga_strdup(c->a, ""), .svc = svc,
+                    gen_item it = { .name = n, .extra = tcp_key, .svc = svc,
                                     .port = mp->port, .subset = svc->vips[v],
                                     .ref = (void *)(uintptr_t)SC_L_TCP };
                     gen_items_add(c, &all, &it);
@@ -170,6 +187,68 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
     return f;
 }
 
+/* "<vip>_<port>" for a non-HTTP service port. A mesh VirtualService for the host may
+ * route it: tls routes (TLS/HTTPS ports) become filter chains on their sniHosts, the first
+ * applicable tcp route the default chain (weighted when split); without either, straight
+ * to the service's own cluster. */
+static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const gen_item *it)
+{
+    Envoy__Config__Listener__V3__Listener *l = sc_listener(c, it->name, it->subset, it->port);
+    l->bind_to_port = gen_bool(c, false);
+    l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+    const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, it->svc->hostname);
+    const mesh_port *mp = gen_service_port(it->svc, it->port);
+    bool tls = mp && (mp->protocol == MESH_PROTO_TLS || mp->protocol == MESH_PROTO_HTTPS);
+    const char **used = NULL;
+    size_t nused = 0;
+    for (size_t r = 0; vs && tls && r < vs->ntls; r++) {
+        const mesh_l4_route *tr = &vs->tls[r];
+        for (size_t m = 0; m < tr->nmatches; m++) {
+            const mesh_l4_match *mm = &tr->matches[m];
+            if (!gen_l4_match_applies(c, mm, "mesh", it->port))
+                continue;
+            Envoy__Config__Listener__V3__FilterChainMatch *fcm =
+                GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                       envoy__config__listener__v3__filter_chain_match__init);
+            for (size_t h = 0; h < mm->nsni_hosts; h++) {
+                const char *sni = mm->sni_hosts[h];
+                bool dup = !sni;
+                for (size_t k = 0; k < nused && !dup; k++)
+                    dup = strcmp(used[k], sni) == 0;
+                if (dup)
+                    continue; /* Envoy refuses two chains with the same match */
+                GA_PUSH(c->a, used, nused, sni);
+                GA_PUSH(c->a, fcm->server_names, fcm->n_server_names, ga_strdup(c->a, sni));
+            }
+            if (fcm->n_server_names == 0)
+                continue;
+            Envoy__Config__Listener__V3__FilterChain *fc =
+                sc_chain(c, ga_printf(c->a, "%s_tls_%zu_%zu", it->name, r, m),
+                         gen_tcp_route_filter(c, tr, it->port));
+            fc->filter_chain_match = fcm;
+            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+        }
+    }
+    if (l->n_filter_chains) {
+        Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector,
+                   envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector__init);
+        Envoy__Config__Listener__V3__ListenerFilter *lf =
+            GA_MSG(c->a, Envoy__Config__Listener__V3__ListenerFilter,
+                   envoy__config__listener__v3__listener_filter__init);
+        lf->name = ga_strdup(c->a, "envoy.filters.listener.tls_inspector");
+        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+        lf->typed_config = gen_any(c, &ti->base);
+        GA_PUSH(c->a, l->listener_filters, l->n_listener_filters, lf);
+    }
+    const mesh_l4_route *tcp = vs ? gen_vs_tcp_route(c, vs, "mesh", it->port) : NULL;
+    char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
+    Envoy__Config__Listener__V3__Filter *f = tcp ? gen_tcp_route_filter(c, tcp, it->port)
+                                                 : gen_tcp_proxy_filter(c, cl, cl);
+    GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, sc_chain(c, it->name, f));
+    return l;
+}
+
 static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
 {
     Envoy__Config__Listener__V3__Listener *l = NULL;
@@ -223,15 +302,9 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
                          gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", it->port),
                                         ga_printf(c->a, "%u", it->port))));
         break;
-    case SC_L_TCP: {
-        l = sc_listener(c, it->name, it->subset, it->port);
-        l->bind_to_port = gen_bool(c, false);
-        l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
-        char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
-        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
-                sc_chain(c, it->name, gen_tcp_proxy_filter(c, cl, cl)));
+    case SC_L_TCP:
+        l = sc_tcp_listener(c, it);
         break;
-    }
     default:
         return NULL;
     }
@@ -247,6 +320,8 @@ static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
     gen_items all = { 0 };
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
         for (size_t p = 0; p < svc->nports; p++) {
             if (!mesh_protocol_is_http(svc->ports[p].protocol))
                 continue;
@@ -326,7 +401,7 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
         const mesh_port *mp = gen_service_port(svc, port);
-        if (!mp || !mesh_protocol_is_http(mp->protocol))
+        if (!mp || !mesh_protocol_is_http(mp->protocol) || !gen_service_visible(c, svc))
             continue;
         Envoy__Config__Route__V3__VirtualHost *vh =
             gen_vhost(c, ga_printf(c->a, "%s:%u", svc->hostname, port));
