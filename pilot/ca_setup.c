@@ -1,8 +1,10 @@
 /* ca_setup: see ca_setup.h. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <grpc/grpc_security.h>
@@ -37,6 +39,19 @@ struct pilot_ca {
     bool stop;
 };
 
+/* mkdir -p of the state directory's parents (ca_new makes the last component, 0700). */
+static void mkdir_parents(const char *dir)
+{
+    char *p = xstrdup(dir);
+    for (char *s = strchr(p + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            break;
+        *s = '/';
+    }
+    free(p);
+}
+
 pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube)
 {
     char err[512] = "";
@@ -69,9 +84,13 @@ pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube)
             goto fail;
         }
         p->dist = ca_kube_dist_new(p->kc, p->ca);
-    } else if (ca_new(&o, &p->ca, err, sizeof(err)) != CA_OK) {
-        LOG_ERR(CA_SETUP_LOG, "CA: %s", err);
-        goto fail;
+    } else {
+        if (o.state_dir && *o.state_dir)
+            mkdir_parents(o.state_dir);
+        if (ca_new(&o, &p->ca, err, sizeof(err)) != CA_OK) {
+            LOG_ERR(CA_SETUP_LOG, "CA: %s", err);
+            goto fail;
+        }
     }
     p->svc = ca_service_new(p->ca, p->kc ? k8s_token_review : NULL, p->kc);
     if (p->secure_addr[0]) {

@@ -97,7 +97,7 @@ class Protos:
 class Pilot:
     """pilot-discovery on free loopback ports with a copy of a config directory."""
 
-    def __init__(self, config_src=None, config_files=None, workdir=None):
+    def __init__(self, config_src=None, config_files=None, workdir=None, extra_args=None):
         build = env_path("PILOT_BUILD")
         self.exe = os.path.join(build, "pilot", "pilot-discovery")
         if not os.path.exists(self.exe):
@@ -116,6 +116,7 @@ class Pilot:
         self.mon_port = free_port()
         self.log_path = os.path.join(self.workdir, "pilot.log")
         self.proc = None
+        self.extra_args = list(extra_args or [])
 
     def start(self, timeout=30):
         self.log = open(self.log_path, "w")
@@ -123,7 +124,7 @@ class Pilot:
             [self.exe, "discovery", "--configDir", self.config_dir,
              "--grpcAddr", "127.0.0.1:%d" % self.grpc_port,
              "--httpAddr", "127.0.0.1:%d" % self.http_port,
-             "--monitoringAddr", "127.0.0.1:%d" % self.mon_port],
+             "--monitoringAddr", "127.0.0.1:%d" % self.mon_port] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
