@@ -477,6 +477,60 @@ static void test_sotw_queue_coalesces(void **state)
     xds_stream_cleanup(&st);
 }
 
+/* RDS and EDS pushes send only what changed (gRPC and Envoy keep the rest); a removal
+ * sends the whole set again. A full push skips the types its changed kinds cannot alter. */
+static void test_sotw_partial_and_kinds(void **state)
+{
+    (void)state;
+    xds_stream st;
+    fake_node n;
+    node_init(&n, ID_OK, false);
+    xds_stream_init(&st, false, 6, "p");
+    world_set(XT_RDS, "r1", "route-1");
+    world_set(XT_RDS, "r2", "route-2");
+    world_set(XT_RDS, "r3", "route-3");
+    const char *routes[] = {"r1", "r2", "r3"};
+    sotw(&st, &snap1, &n.node, XT_CDS, "", NULL, 0, NULL);
+    sotw(&st, &snap1, NULL, XT_RDS, "", routes, 3, NULL);
+    free_sotw(pop_sotw(&st));
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = pop_sotw(&st);
+    assert_int_equal(r->n_resources, 3);   /* a new subscription gets everything */
+    free_sotw(r);
+
+    world_set(XT_RDS, "r2", "route-2b");
+    assert_int_equal(xds_stream_push(&st, &env, &snap2, true, NULL, 0, 1), 1);
+    r = pop_sotw(&st);
+    assert_string_equal(r->type_url, XDS_TYPE_ROUTE);
+    assert_int_equal(r->n_resources, 1);
+    free_sotw(r);
+    assert_int_equal(xds_stream_push(&st, &env, &snap2, true, NULL, 0, 1), 0);
+
+    world_set(XT_RDS, "r3", NULL);
+    assert_int_equal(xds_stream_push(&st, &env, &snap2, true, NULL, 0, 1), 1);
+    r = pop_sotw(&st);
+    assert_int_equal(r->n_resources, 2);   /* r1 and r2: the whole current set */
+    free_sotw(r);
+
+    /* CDS depends (in this fake) on DestinationRules only */
+    fake_type_kinds[XT_CDS] = 1u << MESH_KIND_DESTINATION_RULE;
+    world_set(XT_CDS, CA, "cluster-a7");
+    world_set(XT_RDS, "r1", "route-1b");
+    assert_int_equal(xds_stream_push_kinds(&st, &env, &snap2, true,
+                                           1u << MESH_KIND_VIRTUAL_SERVICE, NULL, 0, 1), 1);
+    r = pop_sotw(&st);
+    assert_string_equal(r->type_url, XDS_TYPE_ROUTE);
+    free_sotw(r);
+    assert_null(xds_stream_pop(&st));
+    assert_int_equal(xds_stream_push_kinds(&st, &env, &snap2, true,
+                                           1u << MESH_KIND_DESTINATION_RULE, NULL, 0, 1), 1);
+    r = pop_sotw(&st);
+    assert_string_equal(r->type_url, XDS_TYPE_CLUSTER);
+    assert_int_equal(r->n_resources, 2);   /* CDS is state of the world: always whole */
+    free_sotw(r);
+    fake_type_kinds[XT_CDS] = ~0u;
+    xds_stream_cleanup(&st);
+}
+
 static void test_no_snapshot_answers_on_first_push(void **state)
 {
     (void)state;
@@ -635,6 +689,7 @@ int main(void)
         cmocka_unit_test_setup(test_sotw_nack_and_stale, setup),
         cmocka_unit_test_setup(test_sotw_push, setup),
         cmocka_unit_test_setup(test_sotw_queue_coalesces, setup),
+        cmocka_unit_test_setup(test_sotw_partial_and_kinds, setup),
         cmocka_unit_test_setup(test_no_snapshot_answers_on_first_push, setup),
         cmocka_unit_test_setup(test_bad_nodes, setup),
         cmocka_unit_test_setup(test_delta, setup),
