@@ -2,7 +2,8 @@
  * directory, for the protoc --decode oracle (tests/xds/protoc_oracle.sh).
  * Usage: gen_dump OUTDIR FIXTURE.yaml...
  * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
- * resource as config_dump JSON, for the golden file comparison. */
+ * resource as config_dump JSON (private keys redacted), for the golden file comparison.
+ * SDS is asked with a wildcard: every credential of the proxy's namespace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,12 +19,28 @@
 #include "util.h"
 #include "yaml.h"
 
+/* Like /debug/config_dump (xds/debug_xds.c): private keys never appear in JSON. */
+static void redact(cJSON *j)
+{
+    cJSON *c;
+    cJSON_ArrayForEach(c, j) {
+        if (c->string && strcmp(c->string, "private_key") == 0 && cJSON_IsObject(c)) {
+            cJSON *v;
+            cJSON_ArrayForEach(v, c)
+                if (cJSON_IsString(v))
+                    cJSON_SetValuestring(v, "[redacted]");
+        } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            redact(c);
+        }
+    }
+}
+
 static int dump(FILE *idx, cJSON *all, const char *dir, const char *flav, xds_gen *g,
                 const xds_proxy *p, const mesh_snapshot *s, int *seq)
 {
     static const char *const types[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
-                                         XDS_TYPE_ENDPOINT };
-    for (size_t t = 0; t < 4; t++) {
+                                         XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET };
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         xds_resource_set set;
         if (xds_gen_generate(g, p, s, types[t], NULL, 0, &set) != 0)
             return -1;
@@ -43,6 +60,8 @@ static int dump(FILE *idx, cJSON *all, const char *dir, const char *flav, xds_ge
             cJSON_AddStringToObject(e, "flavour", flav);
             cJSON_AddStringToObject(e, "name", set.items[i]->name);
             cJSON *j = xds_resource_to_json(set.items[i]);
+            if (j)
+                redact(j);
             cJSON_AddItemToObject(e, "resource", j ? j : cJSON_CreateNull());
             cJSON_AddItemToArray(all, e);
             (*seq)++;
