@@ -51,6 +51,7 @@
 #define XDS_SHARDS 2
 #define SHARD_POLL_MS 50
 #define SRV_MAX_UNARY 8
+#define SRV_MAX_UNARY_WORKERS 16 /* unary calls running off the shard threads at once */
 #define SRV_MAX_IDS 4          /* SPIFFE identities kept per secure stream */
 #define SRV_MAX_TOKEN 16384    /* bearer tokens are about a kilobyte */
 #define SRV_TOKEN_AUDIENCE "istio-ca"
@@ -185,6 +186,7 @@ struct xds_server {
     xds_gen *gen;
     xds_stream_env env;
     atomic_int inflight;          /* connections being written a push, all shards */
+    atomic_int unary_workers;     /* unary calls running on their own threads */
     atomic_bool stopping;
     atomic_bool shutdown_done;
     atomic_uint_fast64_t conn_seq;
@@ -769,63 +771,108 @@ static void oneshot_done(srv_oneshot *o)
     free(o);
 }
 
-static void unary_handle(srv_shard *sh, srv_accept *a)
+/* A unary call taken off the shard: handlers may block (the CA's TokenReview is an API
+ * server round trip, up to curl's 30 s), which must not stall the ADS streams of a shard.
+ * Each runs on a short-lived detached thread, at most SRV_MAX_UNARY_WORKERS at once;
+ * beyond that the shard runs it inline, which is the backpressure. The batch that answers
+ * is started from the worker (grpc_call_start_batch is thread-safe) and completes on the
+ * shard's queue like any other. */
+typedef struct srv_unary_job {
+    xds_server *srv;
+    srv_unary *u;
+    grpc_call *call;
+    char *peer;               /* gpr_malloc'd */
+    char *token;
+    char **sans;
+    size_t nsans;
+    bool secure;
+    grpc_slice req;
+    bool threaded;
+} srv_unary_job;
+
+static void unary_run(srv_unary_job *j)
 {
-    srv_unary *u = &sh->srv->unary[a->kind - ACC_UNARY0];
     xds_call_auth auth = {0};
-    char *peer = grpc_call_get_peer(a->call);
-    char *token = NULL;
-    char **sans = NULL;
-    size_t nsans = 0;
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     char *status_msg = NULL;
-    grpc_slice req = grpc_empty_slice();
-
-    auth.peer = peer;
-    auth.secure = call_secure(a->call);
-    token = md_bearer(&a->md);
-    auth.bearer_token = token;
-    grpc_auth_context *ctx = grpc_call_auth_context(a->call);
-    if (ctx != NULL) {
-        grpc_auth_property_iterator it =
-            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
-        const grpc_auth_property *p;
-        while ((p = grpc_auth_property_iterator_next(&it)) != NULL && nsans < 16) {
-            if (p->value_length > 9 && strncmp(p->value, "spiffe://", 9) == 0) {
-                sans = xrealloc(sans, (nsans + 1) * sizeof(char *));
-                sans[nsans++] = xstrndup(p->value, p->value_length);
-            }
-        }
-        grpc_auth_context_release(ctx);
-    }
-    auth.peer_uri_sans = (const char *const *)sans;
-    auth.npeer_uri_sans = nsans;
-
-    if (a->payload != NULL) {
-        grpc_byte_buffer_reader rd;
-        if (grpc_byte_buffer_reader_init(&rd, a->payload)) {
-            req = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-        }
-    }
-    int code = u->fn(u->ud, &auth, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req), &resp,
-                     &resp_len, &status_msg);
+    auth.peer = j->peer;
+    auth.secure = j->secure;
+    auth.bearer_token = j->token;
+    auth.peer_uri_sans = (const char *const *)j->sans;
+    auth.npeer_uri_sans = j->nsans;
+    int code = j->u->fn(j->u->ud, &auth, GRPC_SLICE_START_PTR(j->req),
+                        GRPC_SLICE_LENGTH(j->req), &resp, &resp_len, &status_msg);
     grpc_byte_buffer *bb = NULL;
     if (code == GRPC_STATUS_OK) {
         grpc_slice s = grpc_slice_from_copied_buffer((const char *)resp, resp_len);
         bb = grpc_raw_byte_buffer_create(&s, 1);
         grpc_slice_unref(s);
     }
-    oneshot_start(sh, a->call, code, status_msg, bb);
-    grpc_slice_unref(req);
+    oneshot_start(NULL, j->call, code, status_msg, bb);
+    grpc_slice_unref(j->req);
     free(resp);
     free(status_msg);
-    free(token);
-    for (size_t i = 0; i < nsans; i++)
-        free(sans[i]);
-    free(sans);
-    gpr_free(peer);
+    free(j->token);
+    for (size_t i = 0; i < j->nsans; i++)
+        free(j->sans[i]);
+    free(j->sans);
+    gpr_free(j->peer);
+    if (j->threaded)
+        atomic_fetch_sub(&j->srv->unary_workers, 1);
+    free(j);
+}
+
+static void *unary_thread(void *arg)
+{
+    unary_run(arg);
+    return NULL;
+}
+
+static void unary_handle(srv_shard *sh, srv_accept *a)
+{
+    srv_unary_job *j = xcalloc(1, sizeof(*j));
+    j->srv = sh->srv;
+    j->u = &sh->srv->unary[a->kind - ACC_UNARY0];
+    j->call = a->call;
+    j->peer = grpc_call_get_peer(a->call);
+    j->secure = call_secure(a->call);
+    j->token = md_bearer(&a->md);
+    j->req = grpc_empty_slice();
+    grpc_auth_context *ctx = grpc_call_auth_context(a->call);
+    if (ctx != NULL) {
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
+        const grpc_auth_property *p;
+        while ((p = grpc_auth_property_iterator_next(&it)) != NULL && j->nsans < 16) {
+            if (p->value_length > 9 && strncmp(p->value, "spiffe://", 9) == 0) {
+                j->sans = xrealloc(j->sans, (j->nsans + 1) * sizeof(char *));
+                j->sans[j->nsans++] = xstrndup(p->value, p->value_length);
+            }
+        }
+        grpc_auth_context_release(ctx);
+    }
+    if (a->payload != NULL) {
+        grpc_byte_buffer_reader rd;
+        if (grpc_byte_buffer_reader_init(&rd, a->payload)) {
+            j->req = grpc_byte_buffer_reader_readall(&rd);
+            grpc_byte_buffer_reader_destroy(&rd);
+        }
+    }
+    if (atomic_fetch_add(&sh->srv->unary_workers, 1) < SRV_MAX_UNARY_WORKERS) {
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        j->threaded = true;
+        int rc = pthread_create(&t, &attr, unary_thread, j);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+        j->threaded = false;
+    }
+    atomic_fetch_sub(&sh->srv->unary_workers, 1);
+    unary_run(j);
 }
 
 /* ---- the shard loop -------------------------------------------------------------------- */
@@ -1200,6 +1247,9 @@ void xds_server_free(xds_server *s)
         s->shutdown_tag = (srv_tag){TAG_SHUTDOWN, NULL};
         grpc_server_shutdown_and_notify(s->server, s->shards[0].cq, &s->shutdown_tag);
         grpc_server_cancel_all_calls(s->server);
+        /* Unary workers hold calls and answer on the shards' queues: let them finish. */
+        while (atomic_load(&s->unary_workers) > 0)
+            usleep(2000);
         if (s->shards[0].thread_started) {
             while (!atomic_load(&s->shutdown_done))
                 usleep(5000);
