@@ -5,9 +5,9 @@
  * "<vip>_<port>" (mesh VirtualService tcp routes, weighted when split, and tls routes as
  * SNI filter chains on TLS/HTTPS ports); unmatched traffic goes to PassthroughCluster.
  * Services and VirtualServices not exported to the proxy's namespace (exportTo) are left
- * out; DestinationRule exportTo is applied by mesh_snapshot_destination_rule. Inbound: virtualInbound
- * (15006) has a filter chain per port of the proxy's own workload (found by matching the
- * proxy's IPs among endpoints) to "inbound|<port>||" clusters, else
+ * out; DestinationRule exportTo is applied by mesh_snapshot_destination_rule.
+ * Inbound: virtualInbound (15006) has a filter chain per port of the proxy's own workload
+ * (found by matching the proxy's IPs among endpoints) to "inbound|<port>||" clusters, else
  * InboundPassthroughCluster. Runs on the caller's thread; no locks.
  */
 #include <stdlib.h>
