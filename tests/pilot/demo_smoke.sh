@@ -58,7 +58,7 @@ PY
 got=$(vs_names "$hp")
 [ "$got" = "$want" ] || fail "configz VirtualServices '$got', want '$want'"
 [ "$(vs_names "$mp")" = "$want" ] || fail "configz differs on the monitoring port"
-curl -s "http://127.0.0.1:$mp/metrics" | grep -q '^pilot_virt_services ' || fail "no pilot_virt_services metric"
+curl -s "http://127.0.0.1:$mp/metrics" | grep '^pilot_virt_services ' >/dev/null || fail "no pilot_virt_services metric"
 curl -s "http://127.0.0.1:$mp/version" | grep -Eq '^[0-9.]+-[0-9a-z]+-Clean$' || fail "bad /version"
 
 # A VirtualService without a destination host: rejected, named in the log, the rest kept.
@@ -81,7 +81,7 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 [ -n "$ok" ] || fail "the log does not name zz-broken.yaml"
-grep "zz-broken.yaml" "$work/log" | grep -q "broken-vs" || fail "the log line does not name broken-vs"
+grep "zz-broken.yaml" "$work/log" | grep "broken-vs" >/dev/null || fail "the log line does not name broken-vs"
 got=$(vs_names "$hp")
 [ "$got" = "$want" ] || fail "after the broken file: '$got', want '$want'"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hp/ready")" = 200 ] || fail "not ready after the broken file"
