@@ -20,7 +20,10 @@
  *   subset filter), so an EDS entry survives config-only snapshots and an endpoint change
  *   in one service invalidates only that service's entries.
  *   extra: the proxy-specific input: gRPC LDS the FQDN the requested name resolves to in
- *   the proxy's namespace; gateway LDS/RDS the proxy namespace, the set of selected
+ *   the proxy's namespace (server listeners: "<ip>:<port>|mtls" or "|plaintext", the
+ *   decision taken with the DestinationRule the proxy's namespace sees); gRPC CDS, like
+ *   Envoy's, the DestinationRule (an ISTIO_MUTUAL cluster's SANs come from the service's
+ *   endpoints, which only change with the snapshot version already in the key); gateway LDS/RDS the proxy namespace, the set of selected
  *   Gateways ("ns/name", in snapshot order) and the gateway Service; sidecar RDS the proxy namespace (short-name
  *   domains, and the DestinationRules whose consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses sourceLabels/
  *   sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
@@ -43,8 +46,8 @@
  * - The class inputs are exactly the proxy fields the generators read (grep c->p in
  *   xds/gen_*.c; keep this list in step with them):
  *     always:  flavour and type (the gen_table row), the proxy namespace (gRPC FQDN
- *              completion, DestinationRule visibility for clusters, subsets and hash
- *              policies, sidecar short-name domains, gateway Service choice), and the
+ *              completion, DestinationRule visibility for clusters, subsets, hash
+ *              policies and gRPC server-listener mTLS, sidecar short-name domains, gateway Service choice), and the
  *              subscribed names in request order (or "wildcard");
  *     labels:  gateway LDS and RDS always (Gateway selectors, the gateway Service's
  *              selector); LDS and RDS of every flavour when the snapshot has an HTTP,
@@ -114,6 +117,7 @@ typedef struct gen_entry {
 
 struct xds_gen {
     pthread_mutex_t mu;
+    char *trust_domain;                /* fixed before the first call; NULL = default */
     gen_entry *buckets[GEN_CACHE_BUCKETS];
     gen_entry *head, *tail;
     size_t n;
@@ -209,7 +213,14 @@ void xds_gen_free(xds_gen *g)
         }
     }
     pthread_mutex_destroy(&g->mu);
+    free(g->trust_domain);
     free(g);
+}
+
+void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
+{
+    free(g->trust_domain);
+    g->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
 }
 
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
@@ -593,8 +604,9 @@ void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses)
  * - "services" = Service, ServiceEntry (both make mesh_service) and Namespace (rare; kept
  *   in every mask so a namespace change always means a full regeneration);
  * - "endpoints" = Pod, Endpoints, EndpointSlice (shards; also inbound ports for sidecars);
- * - gRPC LDS reads only services (an API listener names its RDS route by service and
- *   port); gRPC RDS reads services, VirtualServices and DestinationRules (consistent-hash
+ * - gRPC LDS reads services (an API listener names its RDS route by service and port),
+ *   and for server listeners endpoints and DestinationRules (whether <ip>:<port> is an
+ *   endpoint of a service whose rule says ISTIO_MUTUAL); gRPC RDS reads services, VirtualServices and DestinationRules (consistent-hash
  *   policies); CDS of gRPC and gateways (outbound clusters) and EDS of every flavour read
  *   services, DestinationRules (policies, subsets) and endpoints. A VirtualService whose
  *   destination names a subset only names the cluster "outbound|port|subset|host": the
@@ -619,8 +631,8 @@ uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
     bool eds = strcmp(type_url, XDS_TYPE_ENDPOINT) == 0;
     if (cds || eds)
         return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
-    if (p->flavour == XDS_FLAVOUR_GRPC && lds)
-        return GEN_K_SERVICES;
+    if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints and DR mTLS */
+        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
     if (p->flavour == XDS_FLAVOUR_GRPC && rds)
         return GEN_K_SERVICES | K(MESH_KIND_VIRTUAL_SERVICE) | K(MESH_KIND_DESTINATION_RULE);
     return ~0u;
@@ -671,7 +683,8 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
         goto out;
     }
 
-    gen_ctx c = { .a = &a, .p = p, .s = s, .grpc = p->flavour == XDS_FLAVOUR_GRPC };
+    gen_ctx c = { .a = &a, .p = p, .s = s, .grpc = p->flavour == XDS_FLAVOUR_GRPC,
+                  .trust_domain = g->trust_domain };
     gen_items items = { 0 };
     ops->list(&c, names, nnames, &items);
 

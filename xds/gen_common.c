@@ -1138,8 +1138,8 @@ typedef Envoy__Config__Cluster__V3__Cluster Cluster;
 
 /* The policy that applies to svc:port[/subset]: the subset's, else the port-level one, else
  * the rule's (a simplification of Istio's field-by-field merge). */
-static const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
-                                             const char *subset)
+const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
+                                      const char *subset)
 {
     if (!dr)
         return NULL;
@@ -1152,37 +1152,112 @@ static const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, ui
     return dr->policy;
 }
 
+/* Sorted, unique SPIFFE identities of the endpoints serving svc:port (Istio's
+ * ServiceAccounts[host][port]): spiffe://<trust domain>/ns/<endpoint ns>/sa/<sa>. */
+static void gen_service_sans(gen_ctx *c, const mesh_service *svc, uint32_t port,
+                             char ***sans, size_t *nsans)
+{
+    const mesh_endpoint_shard *sh = mesh_snapshot_shard(c->s, svc->hostname);
+    const char *td = c->trust_domain ? c->trust_domain : "cluster.local";
+    for (size_t i = 0; sh && i < sh->neps; i++) {
+        const mesh_endpoint *ep = &sh->eps[i];
+        if (ep->service_port != port || !ep->service_account || !ep->service_account[0])
+            continue;
+        char *id = ga_printf(c->a, "spiffe://%s/ns/%s/sa/%s", td,
+                             sh->ns ? sh->ns : svc->meta.ns, ep->service_account);
+        size_t k = 0;
+        while (k < *nsans && strcmp((*sans)[k], id) < 0)
+            k++;
+        if (k < *nsans && strcmp((*sans)[k], id) == 0)
+            continue;
+        GA_PUSH(c->a, *sans, *nsans, id); /* grow by one, then shift into place */
+        memmove(&(*sans)[k + 1], &(*sans)[k], (*nsans - 1 - k) * sizeof **sans);
+        (*sans)[k] = id;
+    }
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
+gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    ct->tls_certificate_provider_instance =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
+               envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
+    ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
+    ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext *cv =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context__init);
+    cv->default_validation_context =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
+               envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
+    for (size_t i = 0; i < nsans; i++) {
+        Envoy__Type__Matcher__V3__StringMatcher *m =
+            GA_MSG(c->a, Envoy__Type__Matcher__V3__StringMatcher,
+                   envoy__type__matcher__v3__string_matcher__init);
+        m->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+        m->exact = ga_strdup(c->a, sans[i]);
+        GA_PUSH(c->a, cv->default_validation_context->match_subject_alt_names,
+                cv->default_validation_context->n_match_subject_alt_names, m);
+    }
+    /* the (deprecated) CertificateProviderInstance is what istiod sends and gRPC 1.51 reads */
+    cv->validation_context_certificate_provider_instance =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CertificateProviderInstance,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__certificate_provider_instance__init);
+    cv->validation_context_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
+    cv->validation_context_certificate_provider_instance->certificate_name = ga_strdup(c->a, "ROOTCA");
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+    ct->combined_validation_context = cv;
+    return ct;
+}
+
+Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
+                                                                   const ProtobufCMessage *ctx)
+{
+    Envoy__Config__Core__V3__TransportSocket *ts =
+        GA_MSG(c->a, Envoy__Config__Core__V3__TransportSocket,
+               envoy__config__core__v3__transport_socket__init);
+    /* gRPC requires exactly this name */
+    ts->name = ga_strdup(c->a, "envoy.transport_sockets.tls");
+    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+    ts->typed_config = gen_any(c, ctx);
+    return ts;
+}
+
 static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
                                                                 const mesh_traffic_policy *tp,
-                                                                const char *sni)
+                                                                const mesh_service *svc,
+                                                                uint32_t port, const char *sni)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *u =
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext,
                envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__init);
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
-    u->common_tls_context = ct;
-    u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct;
     if (c->grpc) {
-        /* proxyless gRPC: certificate-provider instance "default" from its bootstrap */
-        ct->tls_certificate_provider_instance =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
-                   envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
-        ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
-        ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
-        Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
-                   envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
-        vc->ca_certificate_provider_instance =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
-                   envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
-        vc->ca_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
-        vc->ca_certificate_provider_instance->certificate_name = ga_strdup(c->a, "ROOTCA");
-        ct->validation_context_type_case =
-            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
-        ct->validation_context = vc;
+        /* proxyless gRPC (istiod's grpcgen): ISTIO_MUTUAL only, certificates from the
+         * bootstrap's certificate-provider instance "default" (certificate "default", root
+         * "ROOTCA"); the peer must hold one of the service's identities (the rule's
+         * subjectAltNames when given). No SNI unless the rule names one, like istiod. */
+        char **sans = NULL;
+        size_t nsans = 0;
+        if (tp->tls.nsubject_alt_names) {
+            sans = tp->tls.subject_alt_names;
+            nsans = tp->tls.nsubject_alt_names;
+        } else {
+            gen_service_sans(c, svc, port, &sans, &nsans);
+        }
+        ct = gen_grpc_common_tls(c, sans, nsans);
+        u->common_tls_context = ct;
+        if (tp->tls.sni && tp->tls.sni[0])
+            u->sni = ga_strdup(c->a, tp->tls.sni);
     } else {
+        ct = GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+                    envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+        u->common_tls_context = ct;
+        u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
         Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
             GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
                    envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
@@ -1209,17 +1284,11 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "istio"));
         }
     }
-    Envoy__Config__Core__V3__TransportSocket *ts =
-        GA_MSG(c->a, Envoy__Config__Core__V3__TransportSocket,
-               envoy__config__core__v3__transport_socket__init);
-    ts->name = ga_strdup(c->a, "envoy.transport_sockets.tls");
-    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
-    ts->typed_config = gen_any(c, &u->base);
-    return ts;
+    return gen_tls_transport_socket(c, &u->base);
 }
 
 static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy *tp,
-                             const char *sni)
+                             const mesh_service *svc, uint32_t port, const char *sni)
 {
     if (!tp)
         return;
@@ -1278,9 +1347,11 @@ static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy 
             cl->outlier_detection = od;
         }
     }
-    if (tp->has_tls && (tp->tls.mode == MESH_TLS_ISTIO_MUTUAL || tp->tls.mode == MESH_TLS_SIMPLE ||
-                        tp->tls.mode == MESH_TLS_MUTUAL))
-        cl->transport_socket = gen_upstream_tls(c, tp, sni);
+    /* gRPC: only ISTIO_MUTUAL, as istiod (SIMPLE and MUTUAL would need a certificate
+     * provider per credential in the client's bootstrap; they stay plaintext) */
+    if (tp->has_tls && (tp->tls.mode == MESH_TLS_ISTIO_MUTUAL ||
+                        (!c->grpc && (tp->tls.mode == MESH_TLS_SIMPLE || tp->tls.mode == MESH_TLS_MUTUAL))))
+        cl->transport_socket = gen_upstream_tls(c, tp, svc, port, sni);
 }
 
 Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_port *port,
@@ -1370,7 +1441,7 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
     const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
     char *sni = ga_printf(c->a, "outbound_.%u_.%s_.%s", port->port, subset ? subset : "",
                           svc->hostname);
-    gen_apply_policy(c, cl, gen_policy(dr, port->port, subset), sni);
+    gen_apply_policy(c, cl, gen_policy(dr, port->port, subset), svc, port->port, sni);
     return cl;
 }
 

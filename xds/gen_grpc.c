@@ -50,7 +50,53 @@ static bool grpc_split(gen_ctx *c, const char *name, char **host, uint32_t *port
     return true;
 }
 
-/* ---- LDS ------------------------------------------------------------------------------------ */
+/* ---- LDS ------------------------------------------------------------------------------------ *
+ *
+ * Server listeners ("xds.istio.io/grpc/lds/inbound/<ip>:<port>", asked for by gRPC servers
+ * created with xds=True) and mTLS. We have no PeerAuthentication, so the rule is:
+ * the listener requires mTLS (DownstreamTlsContext, client certificate required, both from
+ * the bootstrap's certificate-provider instance "default") when <ip>:<port> is an endpoint
+ * (address and target port) of a service whose DestinationRule, as the server's namespace
+ * sees it, sets tls mode ISTIO_MUTUAL for that service port (port-level policy, else the
+ * rule's). That is exactly when this control plane tells gRPC clients of the service's
+ * default cluster to use mTLS, so clients and server agree. Otherwise (no such endpoint,
+ * no rule, DISABLE, SIMPLE, MUTUAL) the listener is plaintext, as before. gRPC 1.51 has no
+ * usable PERMISSIVE (its filter-chain match cannot tell TLS from plaintext), as istiod.
+ */
+
+/* marks an inbound item that requires mTLS (gen_item.ref) */
+static const char GRPC_MTLS[] = "mtls";
+
+/* "[::1]" -> "::1"; other hosts unchanged */
+static char *grpc_bare_ip(gen_ctx *c, const char *host)
+{
+    char *ip = ga_strdup(c->a, host);
+    if (ip[0] == '[') {
+        ip++;
+        char *rb = strchr(ip, ']');
+        if (rb)
+            *rb = '\0';
+    }
+    return ip;
+}
+
+static bool grpc_inbound_mtls(gen_ctx *c, const char *ip, uint32_t port)
+{
+    for (size_t i = 0; i < c->s->nshards; i++) {
+        const mesh_endpoint_shard *sh = c->s->shards[i];
+        for (size_t e = 0; e < sh->neps; e++) {
+            const mesh_endpoint *ep = &sh->eps[e];
+            if (ep->port != port || !ep->address || strcmp(ep->address, ip) != 0)
+                continue;
+            const mesh_destination_rule *dr =
+                mesh_snapshot_destination_rule(c->s, sh->hostname, c->p->ns);
+            const mesh_traffic_policy *tp = gen_policy(dr, ep->service_port, NULL);
+            if (tp && tp->has_tls && tp->tls.mode == MESH_TLS_ISTIO_MUTUAL)
+                return true;
+        }
+    }
+    return false;
+}
 
 static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
@@ -64,7 +110,12 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
             uint32_t port;
             if (!grpc_split(c, hp, &host, &port))
                 continue;
-            gen_item it = { .name = ga_strdup(c->a, n), .extra = hp, .port = port };
+            /* the mTLS decision is part of the key: it depends on endpoints and rules the
+             * name alone does not show */
+            bool mtls = grpc_inbound_mtls(c, grpc_bare_ip(c, host), port);
+            gen_item it = { .name = ga_strdup(c->a, n),
+                            .extra = ga_printf(c->a, "%s|%s", hp, mtls ? "mtls" : "plaintext"),
+                            .port = port, .ref = mtls ? GRPC_MTLS : NULL };
             gen_items_add(c, out, &it);
             continue;
         }
@@ -82,19 +133,16 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
 }
 
 /* A server listener that lets a gRPC xDS server serve: one filter chain whose inline
- * route has a non_forwarding_action (what gRPC servers require). */
+ * route has a non_forwarding_action (what gRPC servers require), the router as the only
+ * HTTP filter (1.51 NACKs fault on servers), and the mTLS transport socket when required. */
 static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
 {
-    char *ip = ga_strdup(c->a, it->extra);
+    char *ip = ga_strdup(c->a, it->name + strlen(GRPC_INBOUND_PREFIX));
     char *colon = strrchr(ip, ':');
     if (colon)
         *colon = '\0';
-    if (ip[0] == '[') { /* [::1]:port */
-        ip++;
-        char *rb = strchr(ip, ']');
-        if (rb)
-            *rb = '\0';
-    }
+    ip = grpc_bare_ip(c, ip);
+    bool mtls = it->ref == GRPC_MTLS;
     Envoy__Config__Listener__V3__Listener *l =
         GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, it->name);
@@ -103,6 +151,8 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
 
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, "inbound", "unused");
+    h->http_filters[0] = h->http_filters[h->n_http_filters - 1]; /* the router only */
+    h->n_http_filters = 1;
     Envoy__Config__Route__V3__RouteConfiguration *rc =
         GA_MSG(c->a, Envoy__Config__Route__V3__RouteConfiguration,
                envoy__config__route__v3__route_configuration__init);
@@ -126,13 +176,22 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
 
     Envoy__Config__Listener__V3__FilterChain *fc =
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain, envoy__config__listener__v3__filter_chain__init);
-    fc->name = ga_strdup(c->a, "inbound|default");
+    fc->name = ga_strdup(c->a, mtls ? "inbound-mtls" : "inbound-plaintext");
     Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
                                                     envoy__config__listener__v3__filter__init);
     f->name = ga_strdup(c->a, "envoy.filters.network.http_connection_manager");
     f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
     f->typed_config = gen_any(c, &h->base);
     GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+    if (mtls) {
+        /* gRPC servers refuse match_subject_alt_names: any identity of our root is let in */
+        Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
+            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
+                   envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
+        d->common_tls_context = gen_grpc_common_tls(c, NULL, 0);
+        d->require_client_certificate = gen_bool(c, true);
+        fc->transport_socket = gen_tls_transport_socket(c, &d->base);
+    }
     GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
     return &l->base;
 }

@@ -70,6 +70,7 @@ typedef struct gen_ctx {
     const xds_proxy *p;
     const mesh_snapshot *s;
     bool grpc;                 /* gRPC flavour: only what C core 1.51 accepts */
+    const char *trust_domain;  /* SPIFFE trust domain of peer identities; NULL = cluster.local */
     void *fctx;                /* flavour-specific per-call data, built lazily (arena) */
 } gen_ctx;
 
@@ -193,5 +194,20 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
                                 gen_items *out);
 /* DR identity the proxy sees for a host ("ns/name" or "-"), for cache keys. */
 char *gen_dr_key(gen_ctx *c, const char *hostname);
+/* The traffic policy of svc:port[/subset] under dr: the subset's, else the port's, else the
+ * rule's; NULL when none. */
+const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
+                                      const char *subset);
+
+/* ---- proxyless gRPC TLS (gRFC A29) -------------------------------------------------------- */
+
+/* CommonTlsContext for gRPC's certificate providers: own certificate from instance
+ * "default" (certificate "default"), peers validated against instance "default"
+ * certificate "ROOTCA" and, when nsans > 0, one of the exact SANs. */
+Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
+gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans);
+/* TransportSocket "envoy.transport_sockets.tls" wrapping an Upstream/DownstreamTlsContext. */
+Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
+                                                                   const ProtobufCMessage *ctx);
 
 #endif

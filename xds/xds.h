@@ -96,6 +96,9 @@ typedef struct xds_gen xds_gen;
 
 xds_gen *xds_gen_new(void);
 void xds_gen_free(xds_gen *g);
+/* The SPIFFE trust domain peer identities are named in (proxyless gRPC mTLS SANs); call
+ * once, before the first xds_gen_generate. NULL or "" = "cluster.local" (the default). */
+void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain);
 
 /* True when an empty subscription to type_url means "everything" for this proxy:
  * LDS and CDS for Envoy proxies; never for gRPC (it names what it wants). */
