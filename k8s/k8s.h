@@ -41,6 +41,9 @@ typedef struct k8s_config {
     int backoff_initial_ms;  /* 800 */
     int backoff_max_ms;      /* 30000 */
     int page_limit;          /* 500 */
+    int rediscover_ms;       /* 30000 (env PILOT_K8S_REDISCOVERY_INTERVAL): how often API
+                              * discovery is repeated while networking.istio.io is not
+                              * served, so CRDs installed later are picked up */
     /* Also reflect the ConfigMaps named istio-ca-root-cert (every namespace) into the sink,
      * for the CA's root distribution (certs/ca_kube.h consumes them before the model). */
     bool ca_root_configmaps;
@@ -118,7 +121,8 @@ typedef struct k8s_source k8s_source;
 /* Builds the client and the reflectors; registers /debug/k8sz and the pilot_k8s_* metrics.
  * Returns NULL (logged) when the configuration cannot be read. No thread yet. */
 k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink);
-/* Starts the thread: API discovery, then every reflector's list and watch. 0 or -1. */
+/* Starts the thread: API discovery (retried with backoff until the API server answers),
+ * then every reflector's list and watch. 0 or -1. */
 int k8s_source_start(k8s_source *s);
 /* Stops the thread, closes every stream, frees everything. NULL is fine. */
 void k8s_source_free(k8s_source *s);

@@ -3,7 +3,9 @@
  *
  * Thread "k8s" (started by k8s_source_start) does API discovery, then loops: start the
  * reflectors whose wait is over, let curl move bytes, hand finished transfers back to
- * their reflector, poll until the next deadline. It calls the sink from this thread. The
+ * their reflector, poll until the next deadline. While networking.istio.io is not served
+ * (CRDs installed after istiod), discovery is repeated every rediscover_ms and the Istio
+ * reflectors start when the group appears. It calls the sink from this thread. The
  * only lock is s->mu, a leaf lock for the stats read by /debug/k8sz; it is never held
  * while calling the sink or curl.
  */
@@ -33,6 +35,9 @@ struct k8s_source {
     size_t nrefl;
     size_t nsynced;
     bool discovered;
+    bool sync_reported;      /* sink.synced was called (once per source, ever) */
+    bool istio_missing;      /* networking.istio.io not served at the last discovery */
+    int64_t rediscover_at_ns;
     uint64_t rng;
 };
 
@@ -57,6 +62,12 @@ static const k8s_resdef res_endpoints = {"", "Endpoints", "endpoints", "Endpoint
 /* The CA's root ConfigMaps (k8s_config.ca_root_configmaps), only those. */
 static const k8s_resdef res_root_cms = {"", "ConfigMap", "configmaps", "ConfigMaps", false,
                                         "fieldSelector=metadata.name%3Distio-ca-root-cert"};
+/* Gateway credentials (SDS kubernetes://<name>), filtered like istiod's credentials
+ * controller (SecretsFieldSelector): every Secret but service-account tokens and Helm
+ * release records, the two kinds that are numerous, large and never credentials. */
+static const k8s_resdef res_secrets = {"", "Secret", "secrets", "Secrets", false,
+                                       "fieldSelector=type%21%3Dhelm.sh%2Frelease.v1%2C"
+                                       "type%21%3Dkubernetes.io%2Fservice-account-token"};
 static const k8s_resdef res_istio[] = {
     {"networking.istio.io", "Gateway", "gateways", "Gateway", true},
     {"networking.istio.io", "VirtualService", "virtualservices", "VirtualService", true},
@@ -86,8 +97,12 @@ void k8s_source_reflector_synced(struct k8s_source *s)
 
     pthread_mutex_lock(&s->mu);
     s->nsynced++;
-    all = s->nsynced == s->nrefl;
+    all = s->nsynced == s->nrefl && !s->sync_reported;
+    if (all)
+        s->sync_reported = true;
     pthread_mutex_unlock(&s->mu);
+    /* Reflectors added later (CRDs installed after start) do not report again: the model
+     * counts one synced call per source. */
     if (all) {
         LOG_INFO("k8s", "every initial list is in (%zu resources)", s->nrefl);
         if (s->sink.synced != NULL)
@@ -167,28 +182,60 @@ static void add_refl(k8s_source *s, const k8s_resdef *def, const char *version)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* One GET /apis. Returns the group list document (caller deletes) or NULL with err set. */
+static cJSON *fetch_groups(k8s_source *s, char *err, size_t errlen)
+{
+    strbuf b;
+    cJSON *doc = NULL;
+    long status = 0;
+
+    strbuf_init(&b, 16u << 20);
+    if (k8s_request(s->client, "GET", "/apis", NULL, &status, &b, err, errlen) != 0)
+        goto out;
+    if (status != 200) {
+        snprintf(err, errlen, "GET /apis: HTTP %ld", status);
+        goto out;
+    }
+    if ((doc = cJSON_ParseWithLength(b.data ? b.data : "", b.len)) == NULL)
+        snprintf(err, errlen, "GET /apis: the reply is not JSON");
+out:
+    strbuf_free(&b);
+    return doc;
+}
+
+/* Adds the Istio reflectors when networking.istio.io is served (newest version first).
+ * Returns false when the group is not served. */
+static bool add_istio(k8s_source *s, const cJSON *groups)
+{
+    static const char *istio_versions[] = {"v1", "v1beta1", "v1alpha3"};
+    const char *ver = NULL;
+
+    for (size_t i = 0; i < 3 && ver == NULL; i++)
+        if (group_has(groups, "networking.istio.io", istio_versions[i]))
+            ver = istio_versions[i];
+    if (ver == NULL)
+        return false;
+    if (strcmp(ver, "v1") != 0)
+        LOG_INFO("k8s", "networking.istio.io/v1 is not served: using %s", ver);
+    for (size_t i = 0; i < sizeof(res_istio) / sizeof(res_istio[0]); i++)
+        add_refl(s, &res_istio[i], ver);
+    return true;
+}
+
 /* GET /apis until it answers; then create the reflectors for what is served. Returns
  * false when stopped first. */
 static bool discover(k8s_source *s)
 {
-    static const char *istio_versions[] = {"v1", "v1beta1", "v1alpha3"};
     k8s_backoff bo;
-    strbuf b;
     cJSON *doc = NULL;
     const cJSON *groups;
     bool ok = false;
 
     k8s_backoff_init(&bo, s->cfg.backoff_initial_ms, s->cfg.backoff_max_ms, s->rng);
-    strbuf_init(&b, 16u << 20);
     for (;;) {
-        char err[256];
-        long status = 0;
-        strbuf_reset(&b);
-        if (k8s_request(s->client, "GET", "/apis", NULL, &status, &b, err, sizeof(err)) == 0 &&
-            status == 200 && (doc = cJSON_ParseWithLength(b.data ? b.data : "", b.len)) != NULL)
+        char err[256] = "";
+        if ((doc = fetch_groups(s, err, sizeof(err))) != NULL)
             break;
-        if (status != 0)
-            snprintf(err, sizeof(err), "GET /apis: HTTP %ld", status);
         int64_t d = k8s_backoff_next(&bo);
         LOG_WARN("k8s", "API discovery: %s; retrying in %lld ms", err, (long long)d);
         if (nap(s, d))
@@ -198,6 +245,7 @@ static bool discover(k8s_source *s)
     add_refl(s, &res_namespaces, "v1");
     add_refl(s, &res_services, "v1");
     add_refl(s, &res_pods, "v1");
+    add_refl(s, &res_secrets, "v1");
     if (s->cfg.ca_root_configmaps)
         add_refl(s, &res_root_cms, "v1");
     if (group_has(groups, "discovery.k8s.io", "v1")) {
@@ -206,20 +254,11 @@ static bool discover(k8s_source *s)
         LOG_WARN("k8s", "discovery.k8s.io/v1 is not served: reading core v1 Endpoints");
         add_refl(s, &res_endpoints, "v1");
     }
-    {
-        const char *ver = NULL;
-        for (size_t i = 0; i < 3 && ver == NULL; i++)
-            if (group_has(groups, "networking.istio.io", istio_versions[i]))
-                ver = istio_versions[i];
-        if (ver == NULL) {
-            LOG_WARN("k8s", "networking.istio.io is not served (CRDs not installed?): "
-                     "no Istio config will be read");
-        } else {
-            if (strcmp(ver, "v1") != 0)
-                LOG_INFO("k8s", "networking.istio.io/v1 is not served: using %s", ver);
-            for (size_t i = 0; i < sizeof(res_istio) / sizeof(res_istio[0]); i++)
-                add_refl(s, &res_istio[i], ver);
-        }
+    if (!add_istio(s, groups)) {
+        LOG_WARN("k8s", "networking.istio.io is not served (CRDs not installed?): no Istio "
+                 "config yet; checking again every %d ms", s->cfg.rediscover_ms);
+        s->istio_missing = true;
+        s->rediscover_at_ns = util_now_ns() + (int64_t)s->cfg.rediscover_ms * 1000000LL;
     }
     pthread_mutex_lock(&s->mu);
     s->discovered = true;
@@ -227,8 +266,28 @@ static bool discover(k8s_source *s)
     ok = true;
 out:
     cJSON_Delete(doc);
-    strbuf_free(&b);
     return ok;
+}
+
+/* The timer for groups that were missing. A failed or negative answer waits for the next
+ * period, quietly (the first discovery already said what is missing). The request is
+ * synchronous on this thread, bounded by the client's timeout; watches keep their bytes in
+ * the kernel meanwhile. */
+static void rediscover(k8s_source *s)
+{
+    char err[256] = "";
+    cJSON *doc = fetch_groups(s, err, sizeof(err));
+
+    s->rediscover_at_ns = util_now_ns() + (int64_t)s->cfg.rediscover_ms * 1000000LL;
+    if (doc == NULL) {
+        LOG_DEBUG("k8s", "API re-discovery: %s", err);
+        return;
+    }
+    if (add_istio(s, cJSON_GetObjectItemCaseSensitive(doc, "groups"))) {
+        LOG_INFO("k8s", "networking.istio.io is now served: reading Istio config");
+        s->istio_missing = false;
+    }
+    cJSON_Delete(doc);
 }
 
 /* ---- the loop --------------------------------------------------------------------------- */
@@ -243,6 +302,13 @@ static void *run(void *arg)
         int64_t now = util_now_ns(), next = now + 1000000000LL;
         int running = 0, left = 0;
         CURLMsg *msg;
+
+        if (s->istio_missing) {
+            if (s->rediscover_at_ns <= now)
+                rediscover(s);
+            if (s->istio_missing && s->rediscover_at_ns < next)
+                next = s->rediscover_at_ns;
+        }
 
         for (size_t i = 0; i < s->nrefl; i++) {
             k8s_reflector *r = s->refl[i];
@@ -293,6 +359,18 @@ k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink)
     s->cfg.kubeconfig = s->kubeconfig;
     s->cfg.context = s->context;
     s->cfg.sa_dir = s->sa_dir;
+    if (s->cfg.rediscover_ms <= 0) {
+        /* PILOT_K8S_REDISCOVERY_INTERVAL (a Go duration) lets tests shorten it. */
+        const char *ev = getenv("PILOT_K8S_REDISCOVERY_INTERVAL");
+        int64_t ns = 0;
+        if (ev && *ev && (util_parse_duration(ev, &ns) != 0 || ns < 1000000LL ||
+                          ns > 3600LL * 1000000000LL)) {
+            LOG_WARN("k8s", "PILOT_K8S_REDISCOVERY_INTERVAL=%.64s is not a duration in "
+                     "[1ms, 1h]: using 30s", ev);
+            ns = 0;
+        }
+        s->cfg.rediscover_ms = ns > 0 ? (int)(ns / 1000000LL) : 30000;
+    }
     s->sink = sink;
     s->rng = (uint64_t)util_now_ns() ^ (uint64_t)(uintptr_t)s;
     atomic_init(&s->stop, false);

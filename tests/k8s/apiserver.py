@@ -18,12 +18,16 @@ and Conflict, TokenReview from a token table, and fault switches under /_admin/:
   POST /_admin/tokens                    body {token: {username, groups, audiences}}
   POST /_admin/auth                      body {"tokens": [..]}: bearer tokens the API accepts
                                          (401 otherwise); an empty list turns auth off
+  POST /_admin/istio-versions?set=v1,..  serve networking.istio.io at these versions (empty:
+                                         not at all), as if its CRDs were installed later
   POST /_admin/load                      body: JSON list of objects, created in bulk
   GET  /_admin/stats                     {rv, objects, watches, requests, ...}
 
 One global resourceVersion counter orders every write; the event log keeps each change
 so a watch from RV N replays what came after N. Objects of Istio's CRDs are stored once
 and served under each version (v1, v1beta1, v1alpha3), like a CRD with conversion None.
+fieldSelector takes metadata.name, metadata.namespace and, for Secrets, type (= and !=);
+other fields are refused with 400 like the real server.
 
 Usage: apiserver.py [--port 0] [--port-file F] [--tokens F] [--state F]
                     [--no-endpointslices] [--istio-versions v1,v1beta1,v1alpha3]
@@ -170,6 +174,24 @@ def match_labels(labels, selector):
     return True
 
 
+# Field selectors the real API server accepts: metadata.name and metadata.namespace on every
+# resource, plus per-resource fields (only those our clients use). Anything else is a 400.
+RESOURCE_FIELDS = {"secrets": ("type",)}
+
+
+def check_fields(res, selector):
+    """Raises ApiError 400 for a term the real API server would refuse."""
+    for term in (selector or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        if "=" not in term:
+            raise ApiError(400, "BadRequest", "invalid selector: '%s'" % selector)
+        k = term.split("!=" if "!=" in term else "=", 1)[0].strip()
+        if k not in ("metadata.name", "metadata.namespace") + RESOURCE_FIELDS.get(res[3], ()):
+            raise ApiError(400, "BadRequest", 'field label not supported: %s' % k)
+
+
 def match_fields(obj, selector):
     if not selector:
         return True
@@ -185,6 +207,8 @@ def match_fields(obj, selector):
             have = md.get("name", "")
         elif k == "metadata.namespace":
             have = md.get("namespace", "")
+        elif k == "type":
+            have = obj.get("type") or "Opaque"  # the API server's default for a Secret
         else:
             continue
         if (have == v) == neg:
@@ -615,6 +639,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_list(self, res, ns, q):
         st = self.server.store
         self.maybe_fail()
+        check_fields(res, q.get("fieldSelector"))
         limit = int(q.get("limit") or 0)
         rv, items, more = st.list(res, ns, limit, q.get("continue"), q.get("labelSelector"),
                                   q.get("fieldSelector"))
@@ -644,6 +669,7 @@ class Handler(BaseHTTPRequestHandler):
         timeout = float(q.get("timeoutSeconds") or 1800)
         bookmarks = q.get("allowWatchBookmarks") in ("1", "true")
         lsel, fsel = q.get("labelSelector"), q.get("fieldSelector")
+        check_fields(res, fsel)
         with st.lock:
             if since and since < st.compacted:
                 raise ApiError(410, "Expired", "too old resource version: %d (%d)" %
@@ -830,6 +856,19 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.auth_tokens = set(body.get("tokens") or [])
             return self.send_json(200, {"ok": True})
+        if op == "istio-versions":
+            # Install (or remove) networking.istio.io as served versions, like applying or
+            # deleting the CRDs; stored objects stay.
+            self.read_body()
+            vers = [v.strip() for v in (q.get("set") or "").split(",") if v.strip()]
+            with st.lock:
+                # A new list, swapped in whole: readers iterate without the lock.
+                st.resources = [r for r in st.resources if r[0] != "networking.istio.io"] + [
+                    ("networking.istio.io", ver, kind, plural, True, short, ALL_VERBS)
+                    for ver in vers for kind, plural, short in ISTIO_NET]
+                if vers:
+                    st.istio_pref = vers[0]
+            return self.send_json(200, {"ok": True, "versions": vers})
         if op == "load":
             objs = self.read_json()
             n = self.load(objs if isinstance(objs, list) else [], record=True)

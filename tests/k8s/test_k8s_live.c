@@ -2,7 +2,8 @@
  * reflectors (initial paged list, watch events, re-watch after dropped watches without
  * loss, 410 -> relist with vanished objects deleted, server restart with changed state ->
  * exact convergence, injected failures -> backoff, fallbacks to core Endpoints and older
- * Istio versions), writes with their 409s, TokenReview, and token file rotation.
+ * Istio versions), Secrets through istiod's field selector, Istio CRDs installed after
+ * start (re-discovery), writes with their 409s, TokenReview, and token file rotation.
  *
  * "Converged" always means: the sink holds exactly the server's objects (same keys, same
  * resourceVersions) for every resource the source reads. */
@@ -23,6 +24,9 @@
 #include "metrics.h"
 
 static const char *core_paths[] = {"/api/v1/namespaces", "/api/v1/services", "/api/v1/pods"};
+/* What the source reads of Secrets: istiod's credentials field selector. */
+static const char *secrets_path = "/api/v1/secrets?fieldSelector=type%21%3Dhelm.sh%2F"
+                                  "release.v1%2Ctype%21%3Dkubernetes.io%2Fservice-account-token";
 static const char *istio_plurals[] = {"gateways", "virtualservices", "destinationrules",
                                       "serviceentries"};
 
@@ -30,7 +34,7 @@ typedef struct live {
     standin srv;
     rec_sink rec;
     k8s_source *src;
-    const char *istio_ver;   /* version the server prefers */
+    const char *istio_ver;   /* version the server prefers; NULL = Istio not served */
     bool slices;
 } live;
 
@@ -51,8 +55,9 @@ static cJSON *server_state(live *l)
 
     for (size_t i = 0; i < 3; i++)
         paths[n++] = core_paths[i];
+    paths[n++] = secrets_path;
     paths[n++] = l->slices ? "/apis/discovery.k8s.io/v1/endpointslices" : "/api/v1/endpoints";
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; l->istio_ver != NULL && i < 4; i++) {
         snprintf(bufs[i], sizeof(bufs[i]), "/apis/networking.istio.io/%s/%s", l->istio_ver,
                  istio_plurals[i]);
         paths[n++] = bufs[i];
@@ -134,6 +139,17 @@ static char *objects(const char *prefix, int n, const char *istio_ver, bool slic
             "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s-pod%d\","
             "\"namespace\":\"default\",\"labels\":{\"app\":\"a\"}},\"status\":{\"podIP\":\"10.0.0.%d\"}},",
             i ? "," : "", prefix, i, prefix, i, i + 1, prefix, i, i + 1);
+        /* A TLS credential the source reads, and the two Secret types it must not. */
+        strbuf_appendf(&b,
+            "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s-tls%d\","
+            "\"namespace\":\"default\"},\"type\":\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"eA==\","
+            "\"tls.key\":\"eQ==\"}},"
+            "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s-tok%d\","
+            "\"namespace\":\"default\"},\"type\":\"kubernetes.io/service-account-token\","
+            "\"data\":{\"token\":\"eg==\"}},"
+            "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"sh.helm.release.v1.%s.v%d\","
+            "\"namespace\":\"default\"},\"type\":\"helm.sh/release.v1\",\"data\":{\"release\":\"eg==\"}},",
+            prefix, i, prefix, i, prefix, i);
         if (slices)
             strbuf_appendf(&b, "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
                 "\"metadata\":{\"name\":\"%s-svc%d-x\",\"namespace\":\"default\",\"labels\":"
@@ -300,7 +316,7 @@ static void test_list_then_watch(void **state)
     fn(ud, NULL, &resp);
     cJSON *k8sz = cJSON_Parse(resp.body.data);
     assert_non_null(k8sz);
-    assert_int_equal(cJSON_GetArraySize(k8sz), 8);
+    assert_int_equal(cJSON_GetArraySize(k8sz), 9);
     cJSON *first = cJSON_GetArrayItem(k8sz, 0);
     assert_string_equal(cJSON_GetObjectItem(first, "resource")->valuestring, "namespaces");
     assert_true(strlen(cJSON_GetObjectItem(first, "lastEventTime")->valuestring) > 10);
@@ -746,6 +762,109 @@ static void test_bad_config(void **state)
     rec_free(&rec);
 }
 
+static bool has_key(live *l, const char *key)
+{
+    pthread_mutex_lock(&l->rec.mu);
+    bool ok = cJSON_GetObjectItem(l->rec.objs, key) != NULL;
+    pthread_mutex_unlock(&l->rec.mu);
+    return ok;
+}
+
+static bool has_new_tls(void *ud)
+{
+    return has_key(ud, "Secret default/late-tls");
+}
+
+/* Secrets: the field selector keeps service-account tokens and Helm releases out of the
+ * sink, in the list and in the watch; the stand-in refuses fields the real server does. */
+static void test_secrets_selector(void **state)
+{
+    live l;
+    (void)state;
+    int rc = live_setup(&l, NULL, "v1", true);
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
+    load(&l, "s", 2);
+    /* A Secret without a type is Opaque to the API server: it passes the selector. */
+    assert_int_equal(standin_call(&l.srv, "POST", "/api/v1/namespaces/default/secrets",
+                                  "{\"metadata\":{\"name\":\"untyped\"},\"data\":{}}", NULL),
+                     201);
+    live_start_source(&l);
+    assert_true(wait_for(synced, &l, 10000));
+    assert_converged(&l, 5000);
+    assert_true(has_key(&l, "Secret default/s-tls1"));
+    assert_true(has_key(&l, "Secret default/untyped"));
+    assert_false(has_key(&l, "Secret default/s-tok1"));
+    assert_false(has_key(&l, "Secret default/sh.helm.release.v1.s.v1"));
+    /* Through the watch: a token first, then a TLS Secret; once the second is in, the
+     * first would have been delivered too. */
+    assert_int_equal(standin_call(&l.srv, "POST", "/api/v1/namespaces/default/secrets",
+                                  "{\"metadata\":{\"name\":\"late-tok\"},\"type\":"
+                                  "\"kubernetes.io/service-account-token\",\"data\":{}}", NULL),
+                     201);
+    assert_int_equal(standin_call(&l.srv, "POST", "/api/v1/namespaces/default/secrets",
+                                  "{\"metadata\":{\"name\":\"late-tls\"},\"type\":"
+                                  "\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"eA==\"}}", NULL),
+                     201);
+    assert_true(wait_for(has_new_tls, &l, 5000));
+    assert_false(has_key(&l, "Secret default/late-tok"));
+    assert_converged(&l, 5000);
+    assert_true(stat_of(&l, "secrets", "objects") >= 4);
+    /* Fields the real API server does not index are a 400 there and here. */
+    assert_int_equal(standin_call(&l.srv, "GET", "/api/v1/secrets?fieldSelector=data.x%3Dy",
+                                  NULL, NULL), 400);
+    assert_int_equal(standin_call(&l.srv, "GET", "/api/v1/services?fieldSelector=type%3Dx",
+                                  NULL, NULL), 400);
+    assert_int_equal(standin_call(&l.srv, "GET",
+                                  "/api/v1/configmaps?fieldSelector=metadata.name%3Dx", NULL,
+                                  NULL), 200);
+    live_teardown(&l);
+}
+
+static bool has_late_vs(void *ud)
+{
+    return has_key(ud, "VirtualService default/late-vs");
+}
+
+/* networking.istio.io served only after start (CRDs installed later): the source syncs
+ * without it, re-runs discovery on its timer and starts the Istio reflectors then, without
+ * a second synced call. */
+static void test_istio_installed_later(void **state)
+{
+    live l;
+    (void)state;
+    static const char *const args[] = {"--istio-versions", "", NULL};
+    int rc = live_setup(&l, args, NULL, true);
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
+    setenv("PILOT_K8S_REDISCOVERY_INTERVAL", "200ms", 1);
+    live_start_source(&l);
+    unsetenv("PILOT_K8S_REDISCOVERY_INTERVAL");
+    assert_true(wait_for(synced, &l, 10000));
+    assert_converged(&l, 5000);
+    assert_true(stat_of(&l, "virtualservices", "objects") < 0); /* no such reflector */
+    sleep_ms(500);                                              /* a few quiet re-checks */
+    assert_true(stat_of(&l, "virtualservices", "objects") < 0);
+
+    assert_int_equal(standin_call(&l.srv, "POST", "/_admin/istio-versions?set=v1beta1", NULL,
+                                  NULL), 200);
+    l.istio_ver = "v1beta1";
+    post_vs(&l, "late-vs", "late.example.com", 201);
+    assert_true(wait_for(has_late_vs, &l, 5000));
+    assert_converged(&l, 5000);
+    pthread_mutex_lock(&l.rec.mu);
+    const cJSON *vs = cJSON_GetObjectItem(l.rec.objs, "VirtualService default/late-vs");
+    assert_string_equal(cJSON_GetObjectItem(vs, "apiVersion")->valuestring,
+                        "networking.istio.io/v1beta1");
+    assert_int_equal(l.rec.synced, 1);
+    pthread_mutex_unlock(&l.rec.mu);
+    assert_int_equal((int)stat_of(&l, "gateways", "objects"), 0);
+    assert_true(wait_for((bool (*)(void *))k8s_source_synced, l.src, 5000));
+    live_teardown(&l);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -762,6 +881,8 @@ int main(void)
         cmocka_unit_test(test_failures_backoff),
         cmocka_unit_test(test_stall_then_resume),
         cmocka_unit_test(test_fallback_versions),
+        cmocka_unit_test(test_secrets_selector),
+        cmocka_unit_test(test_istio_installed_later),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

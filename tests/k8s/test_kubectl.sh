@@ -137,9 +137,25 @@ got = {(g, r): sorted(x["verbs"]) for x in rules for g in x["apiGroups"] for r i
 for key in [("", "services"), ("", "pods"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
             ("networking.istio.io", "virtualservices")]:
     assert got[key] == ["list", "watch"], (key, got.get(key))
-assert got[("", "configmaps")] == ["create", "delete", "get", "update"], got
+assert got[("", "configmaps")] == ["create", "delete", "get", "list", "update", "watch"], got
+# Secrets cluster-wide: read only (gateway credentials); writes only in the Role below.
+assert got[("", "secrets")] == ["get", "list", "watch"], got
 assert got[("authentication.k8s.io", "tokenreviews")] == ["create"], got
-assert not any("*" in v for v in got.values()) and ("", "secrets") not in got, got
+assert not any("*" in v for v in got.values()), got
+# Nothing beyond what the code uses.
+assert set(got) == {("", r) for r in ("namespaces", "services", "pods", "endpoints", "configmaps",
+                                      "secrets")} | {("discovery.k8s.io", "endpointslices"),
+                    ("authentication.k8s.io", "tokenreviews")} | {
+    ("networking.istio.io", r) for r in ("gateways", "virtualservices", "destinationrules",
+                                         "serviceentries")}, sorted(got)
 ' || fail "ClusterRole istiod is not least-privilege"
+    k get role istiod -n istio-system -o json >"$dir/out.json"
+    pyq '
+import json, sys
+rules = json.load(open(sys.argv[1]))["rules"]
+got = {(g, r): sorted(x["verbs"]) for x in rules for g in x["apiGroups"] for r in x["resources"]}
+assert got == {("", "secrets"): ["create", "delete", "get", "update"],
+               ("coordination.k8s.io", "leases"): ["create", "delete", "get", "update"]}, got
+' || fail "Role istiod (istio-system) is not least-privilege"
 fi
 echo "kubectl test passed"
