@@ -32,6 +32,8 @@ enum {
     CA_OK = 0,
     CA_EINVAL = -1,     /* bad input: malformed CSR, refused key, bad TTL, bad identity */
     CA_EINTERNAL = -2,  /* OpenSSL or file system failure on our side */
+    CA_EUNAVAILABLE = -3, /* a Kubernetes request failed (unreachable, 5xx, 401/403):
+                           * may succeed later (ca_kube only) */
 };
 
 #define CA_DEFAULT_CACERTS_DIR "/etc/cacerts"

@@ -167,6 +167,7 @@ int ca_kube_new_ca(k8s_client *kc, const char *ns, const ca_opts *base, ca **out
         goto out;
     }
     if (krc != K8S_ENOTFOUND) {
+        rc = CA_EUNAVAILABLE;
         snprintf(err, errlen, "reading Secret %s/%s: %s", ns, CA_KUBE_SECRET, kerr);
         goto out;
     }
@@ -186,7 +187,7 @@ int ca_kube_new_ca(k8s_client *kc, const char *ns, const ca_opts *base, ca **out
         goto out;
     }
     if (krc != K8S_EEXISTS) {
-        rc = CA_EINTERNAL;
+        rc = CA_EUNAVAILABLE;
         snprintf(err, errlen, "creating Secret %s/%s: %s", ns, CA_KUBE_SECRET, kerr);
         goto out;
     }
@@ -196,7 +197,7 @@ int ca_kube_new_ca(k8s_client *kc, const char *ns, const ca_opts *base, ca **out
     ca_free(c);
     c = NULL;
     if ((krc = k8s_get(kc, K8S_SECRET, ns, CA_KUBE_SECRET, &obj, kerr, sizeof(kerr))) != 0) {
-        rc = CA_EINTERNAL;
+        rc = CA_EUNAVAILABLE;
         snprintf(err, errlen, "reading Secret %s/%s after 409: %s", ns, CA_KUBE_SECRET, kerr);
         goto out;
     }

@@ -32,7 +32,8 @@
  * root in Secret istio-ca-secret of namespace ns; else a new root (base->key_type) written
  * there — when another replica created the Secret first (409), its root is read and used
  * instead. base->import and base->state_dir are ignored. Returns CA_OK with *out, or a
- * CA_E* code with err set (K8s failures are CA_EINTERNAL). */
+ * CA_E* code with err set: CA_EUNAVAILABLE when a Kubernetes request failed (worth
+ * retrying), others when the root itself is at fault. */
 int ca_kube_new_ca(k8s_client *kc, const char *ns, const ca_opts *base, ca **out, char *err,
                    size_t errlen);
 

@@ -52,7 +52,53 @@ static void mkdir_parents(const char *dir)
     free(p);
 }
 
+#define CA_RETRY_FIRST_MS 1000
+#define CA_RETRY_MAX_MS 30000
+#define CA_RETRY_LOG_NS (60LL * 1000000000LL)
+
+/* ca_kube_new_ca until the API server answers (CA_EUNAVAILABLE: a failed request); any
+ * other code (a bad plug-in directory, a broken Secret) will not heal by waiting and is
+ * returned at once. The log stays bounded: a line for the
+ * first failure, for a different error, and at most one a minute otherwise. */
+static int kube_ca_retry(pilot_ca *p, const ca_opts *o, pilot_ca_wait_fn wait, void *ud,
+                         char *err, size_t errlen)
+{
+    int64_t delay = CA_RETRY_FIRST_MS, last_log = 0;
+    char prev[512] = "";
+    unsigned attempts = 0;
+    int rc;
+
+    for (;;) {
+        rc = ca_kube_new_ca(p->kc, p->ns, o, &p->ca, err, errlen);
+        attempts++;
+        if (rc != CA_EUNAVAILABLE || wait == NULL)
+            break;
+        int64_t now = util_now_ns();
+        if (attempts == 1 || strcmp(prev, err) != 0 || now - last_log >= CA_RETRY_LOG_NS) {
+            LOG_WARN(CA_SETUP_LOG, "CA: %s; retrying (attempt %u, next in %lld ms) until the "
+                     "API server answers", err, attempts, (long long)delay);
+            snprintf(prev, sizeof(prev), "%s", err);
+            last_log = now;
+        }
+        if (wait(ud, delay)) {
+            snprintf(err, errlen, "stopped while waiting for the API server");
+            rc = CA_EUNAVAILABLE;
+            goto out;
+        }
+        delay = delay * 2 > CA_RETRY_MAX_MS ? CA_RETRY_MAX_MS : delay * 2;
+    }
+    if (rc == CA_OK && attempts > 1)
+        LOG_INFO(CA_SETUP_LOG, "CA: the API server answered after %u attempts", attempts);
+out:
+    return rc;
+}
+
 pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube)
+{
+    return pilot_ca_new_wait(f, kube, NULL, NULL);
+}
+
+pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wait, void *ud)
 {
     char err[512] = "";
     pilot_ca *p = xcalloc(1, sizeof(*p));
@@ -79,7 +125,7 @@ pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube)
             LOG_ERR(CA_SETUP_LOG, "CA: Kubernetes client: %s", err);
             goto fail;
         }
-        if (ca_kube_new_ca(p->kc, p->ns, &o, &p->ca, err, sizeof(err)) != CA_OK) {
+        if (kube_ca_retry(p, &o, wait, ud, err, sizeof(err)) != CA_OK) {
             LOG_ERR(CA_SETUP_LOG, "CA: %s", err);
             goto fail;
         }

@@ -16,6 +16,7 @@
 #define PILOT_CA_SETUP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "flags.h"
 #include "server.h"
@@ -26,6 +27,15 @@ typedef struct pilot_ca pilot_ca;
 /* kube: the Kubernetes API is in use (--kubeconfig or in-cluster). Returns NULL (logged)
  * when the CA cannot start: the process should exit. */
 pilot_ca *pilot_ca_new(const pilot_flags *f, bool kube);
+
+/* Sleeps up to ms between start-up retries; returns true when start-up should give up
+ * (a shutdown signal arrived). */
+typedef bool (*pilot_ca_wait_fn)(void *ud, int64_t ms);
+/* Like pilot_ca_new, but in kube mode a failing API server (unreachable, 5xx, 403...) is
+ * retried like istiod does, with backoff from 1 s doubling to 30 s and a log line only
+ * when the error changes or a minute passed; wait(ud, ms) sleeps between attempts.
+ * Returns NULL when the CA cannot start or wait said stop. wait NULL = no retry. */
+pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wait, void *ud);
 /* The secure gRPC address in effect ("" = none). */
 const char *pilot_ca_secure_addr(const pilot_ca *p);
 void pilot_ca_xds_opts(pilot_ca *p, xds_server_opts *xo);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca_setup.h" /* ca: the built-in CA */
 #include "cfgdir.h"
@@ -25,6 +26,26 @@
 static bool ready_cb(void *ud)
 {
     return model_ready(ud);
+}
+
+/* Start-up waits (the CA for the API server): sleeps ms, or returns true at once when
+ * SIGINT/SIGTERM arrives, so a never-answering API server still allows a clean stop. */
+typedef struct startup_wait {
+    const sigset_t *sigs;
+    bool stopping;
+} startup_wait;
+
+static bool startup_wait_fn(void *ud, int64_t ms)
+{
+    startup_wait *w = ud;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    int sig = sigtimedwait(w->sigs, NULL, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+        LOG_INFO("default", "received %s during start-up, shutting down",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        w->stopping = true;
+    }
+    return w->stopping;
 }
 
 static int run_discovery(const pilot_flags *f)
@@ -74,9 +95,21 @@ static int run_discovery(const pilot_flags *f)
 
     /* The xDS server (xds/server.c) registers its push callback on the model. */
     xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain, .model = m};
-    /* ---- ca (engineer ca-tls): root, TLS port, TokenReview, CreateCertificate ---- */
-    if (!(pca = pilot_ca_new(f, use_k8s)))
+    /* /ready (503 until the model is ready) and the debug endpoints answer from here on,
+     * also while start-up waits for the API server below. */
+    if (!(http = dbg_server_start(f->http_addr, false)))
         goto out;
+    if (strcmp(f->monitoring_addr, f->http_addr) != 0 &&
+        !(mon = dbg_server_start(f->monitoring_addr, true)))
+        goto out;
+    /* ---- ca (engineer ca-tls): root, TLS port, TokenReview, CreateCertificate ---- */
+    /* Kube mode: an unreachable API server is waited for (with backoff), like istiod. */
+    startup_wait sw = {.sigs = &sigs};
+    if (!(pca = pilot_ca_new_wait(f, use_k8s, startup_wait_fn, &sw))) {
+        if (sw.stopping)
+            rc = 0;
+        goto out;
+    }
     pilot_ca_xds_opts(pca, &xo);
     /* ---- end ca ---- */
     xds = xds_server_new(&xo);
@@ -87,11 +120,6 @@ static int run_discovery(const pilot_flags *f)
     pilot_ca_register(pca, xds); /* ca */
 
     if (model_start(m) != 0)
-        goto out;
-    if (!(http = dbg_server_start(f->http_addr, false)))
-        goto out;
-    if (strcmp(f->monitoring_addr, f->http_addr) != 0 &&
-        !(mon = dbg_server_start(f->monitoring_addr, true)))
         goto out;
     if (xds_server_start(xds) != 0)
         goto out;
