@@ -389,9 +389,16 @@ int main(int argc, char **argv)
 
     /* A VirtualService: a full build with nothing endpoint-related changed. */
     phase vs = {.name = "vs_full_build"};
+    mesh_snapshot *before = model_snapshot(m);
     run_one(m, &vs, VS_JSON);
+    mesh_snapshot *after = model_snapshot(m);
     CHECK(vs.push.full && vs.push.nhosts == 0, "VirtualService push: full %d, %zu hosts",
           vs.push.full, vs.push.nhosts);
+    CHECK(after != before && after->nvss == 1 && after->shards == before->shards,
+          "VirtualService build: a new snapshot (%d) with the VS (%zu) sharing every shard (%d)",
+          after != before, after->nvss, after->shards == before->shards);
+    mesh_snapshot_release(before);
+    mesh_snapshot_release(after);
 
     /* One slice: one endpoint goes unready. */
     phase one_slice = {.name = "one_slice_build"};
@@ -426,6 +433,20 @@ int main(int argc, char **argv)
     phase restore = {.name = "restore"};
     run_one(m, &restore, b.data);
     check_mesh(m, nsvc, npod, "v2");
+
+    /* The same pod again is no change at all (the model's content hash); an annotation
+     * change is applied (the hash differs) but moves no endpoint, so nothing is pushed. */
+    phase same = {.name = "same"}, annot = {.name = "annot"};
+    strbuf_reset(&b);
+    gen_pod(&b, 0, nsvc, "v2", 2);
+    run_one(m, &same, b.data);
+    CHECK(same.builds == 0 && same.push.n == 0, "identical pod: %d builds, %d pushes",
+          same.builds, same.push.n);
+    strbuf_reset(&b);
+    gen_pod(&b, 0, nsvc, "v2", 3);
+    run_one(m, &annot, b.data);
+    CHECK(annot.builds == 1 && annot.push.n == 0, "annotation-only pod change: %d builds, "
+          "%d pushes, want 1 and 0", annot.builds, annot.push.n);
     strbuf_free(&b);
 
     printf("{\"services\":%d,\"slices\":%d,\"pods\":%d,", nsvc, nsvc, npod);
