@@ -289,10 +289,25 @@ static void test_endpoint_only_change_shares_config(void **state)
     model_flush(m);
     assert_int_equal(atomic_load(&pl.n), 3);
 
+    /* A different service account behind the service is a full push (clusters carry the
+     * SPIFFE identities), and back again likewise. */
+    char *pod = xstrdup(POD_REVIEWS("v2"));
+    char *sa = strstr(pod, "bookinfo-reviews");
+    memcpy(sa, "bookinfo-REVIEWS", 16);
+    send_obj(m, SOURCE_EV_UPSERT, pod);
+    free(pod);
+    model_flush(m);
+    assert_int_equal(atomic_load(&pl.n), 4);
+    assert_true(pl.last_full);
+    send_obj(m, SOURCE_EV_UPSERT, POD_REVIEWS("v2"));
+    model_flush(m);
+    assert_int_equal(atomic_load(&pl.n), 5);
+    assert_true(pl.last_full);
+
     /* A config change is a full push that still shares the unchanged service array. */
     send_obj(m, SOURCE_EV_UPSERT, VS_REVIEWS("ratings"));
     model_flush(m);
-    assert_int_equal(atomic_load(&pl.n), 4);
+    assert_int_equal(atomic_load(&pl.n), 6);
     assert_true(pl.last_full);
     mesh_snapshot *s3 = model_snapshot(m);
     assert_ptr_equal(s3->services, s2->services);
