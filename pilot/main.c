@@ -15,7 +15,7 @@
 #include "debug.h"
 #include "debug_model.h"
 #include "flags.h"
-#include "k8s.h" /* k8s: Kubernetes source */
+#include "k8s.h"
 #include "log.h"
 #include "metrics.h"
 #include "model.h"
@@ -55,7 +55,8 @@ static int run_discovery(const pilot_flags *f)
     cfgdir *cd = NULL;
     dbg_server *http = NULL, *mon = NULL;
     xds_server *xds = NULL;
-    pilot_ca *pca = NULL; /* ca (engineer ca-tls) */
+    pilot_ca *pca = NULL;
+    k8s_source *ks = NULL;
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -68,13 +69,11 @@ static int run_discovery(const pilot_flags *f)
              PILOT_GIT_REVISION, f->domain, f->cluster_id);
     metric_set(metric_gauge("pilot_info", "Pilot version and build information.", "version"),
                PILOT_VERSION "-" PILOT_GIT_REVISION, 1);
-    /* ---- k8s (engineer k8s): --kubeconfig, or in-cluster when neither --configDir nor
-     * --kubeconfig is given and KUBERNETES_SERVICE_HOST is set. ---- */
+    /* Kubernetes: --kubeconfig, or in-cluster when neither --configDir nor --kubeconfig
+     * is given and KUBERNETES_SERVICE_HOST is set. */
     const char *k8s_host = getenv("KUBERNETES_SERVICE_HOST");
     bool use_k8s = (f->kubeconfig && f->kubeconfig[0]) ||
                    (!f->config_dir && k8s_host && k8s_host[0]);
-    k8s_source *ks = NULL;
-    /* ---- end k8s ---- */
     if (!f->config_dir && !use_k8s)
         LOG_WARN("default", "neither --configDir nor --kubeconfig given and not in a cluster: "
                             "serving an empty mesh");
@@ -102,8 +101,8 @@ static int run_discovery(const pilot_flags *f)
     if (strcmp(f->monitoring_addr, f->http_addr) != 0 &&
         !(mon = dbg_server_start(f->monitoring_addr, true)))
         goto out;
-    /* ---- ca (engineer ca-tls): root, TLS port, TokenReview, CreateCertificate ---- */
-    /* Kube mode: an unreachable API server is waited for (with backoff), like istiod. */
+    /* The CA: root, TLS port, TokenReview, CreateCertificate.
+     * Kube mode: an unreachable API server is waited for (with backoff), like istiod. */
     startup_wait sw = {.sigs = &sigs};
     if (!(pca = pilot_ca_new_wait(f, use_k8s, startup_wait_fn, &sw))) {
         if (sw.stopping)
@@ -111,19 +110,18 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     pilot_ca_xds_opts(pca, &xo);
-    /* ---- end ca ---- */
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");
         goto out;
     }
-    pilot_ca_register(pca, xds); /* ca */
+    pilot_ca_register(pca, xds);
 
     if (model_start(m) != 0)
         goto out;
     if (xds_server_start(xds) != 0)
         goto out;
-    if (pilot_ca_start(pca) != 0) /* ca */
+    if (pilot_ca_start(pca) != 0)
         goto out;
     if (f->config_dir) {
         cd = cfgdir_new(f->config_dir, model_sink(m));
@@ -132,9 +130,8 @@ static int run_discovery(const pilot_flags *f)
             goto out;
         }
     }
-    /* ---- k8s (engineer k8s) ---- */
     if (use_k8s) {
-        /* ca: the root ConfigMaps are reflected for the CA's distributor, whose sink
+        /* The root ConfigMaps are reflected for the CA's distributor, whose sink
          * sits in front of the model's. */
         k8s_config kc = {.kubeconfig = f->kubeconfig, .ca_root_configmaps = true};
         ks = k8s_source_new(&kc, pilot_ca_sink(pca, model_sink(m)));
@@ -145,21 +142,20 @@ static int run_discovery(const pilot_flags *f)
             goto out;
         }
     }
-    /* ---- end k8s ---- */
 
     int sig = 0;
     sigwait(&sigs, &sig);
     LOG_INFO("default", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 out:
-    k8s_source_free(ks); /* k8s (engineer k8s) */
+    k8s_source_free(ks);
     if (cd)
         cfgdir_free(cd);
     dbg_server_stop(http);
     dbg_server_stop(mon);
     if (xds)
         xds_server_free(xds);
-    pilot_ca_free(pca); /* ca: after the server whose handlers use it */
+    pilot_ca_free(pca); /* after the server whose handlers use it */
     model_free(m);
     return rc;
 }
