@@ -343,14 +343,16 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (__sanitizer_set_death_callback != NULL)
+    /* Sanitizer reports end through the death callback; the sanitizers own SIGSEGV and
+     * friends then. abort() (FUZZ_CHECK) and timeouts come here either way. */
+    if (__sanitizer_set_death_callback != NULL) {
         __sanitizer_set_death_callback(save_current);
-    else {
+    } else {
         signal(SIGSEGV, on_signal);
         signal(SIGBUS, on_signal);
         signal(SIGFPE, on_signal);
-        signal(SIGABRT, on_signal);
     }
+    signal(SIGABRT, on_signal);
     signal(SIGALRM, on_signal);
 
     double t0 = now_s();
