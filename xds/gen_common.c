@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gen_int.h"
+#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "log.h"
 #include "util.h"
 
@@ -971,6 +972,37 @@ void gen_vhost_domain(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, con
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager HCM;
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter HttpFilter;
 
+Envoy__Config__Listener__V3__Filter *gen_filter(gen_ctx *c, const char *name,
+                                                const ProtobufCMessage *cfg)
+{
+    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
+                                                    envoy__config__listener__v3__filter__init);
+    f->name = ga_strdup(c->a, name);
+    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    f->typed_config = gen_any(c, cfg);
+    return f;
+}
+
+void gen_listener_filter_add(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
+                             const char *name, const ProtobufCMessage *cfg)
+{
+    Envoy__Config__Listener__V3__ListenerFilter *lf =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__ListenerFilter,
+               envoy__config__listener__v3__listener_filter__init);
+    lf->name = ga_strdup(c->a, name);
+    lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    lf->typed_config = gen_any(c, cfg);
+    GA_PUSH(c->a, l->listener_filters, l->n_listener_filters, lf);
+}
+
+void gen_add_tls_inspector(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l)
+{
+    Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector,
+               envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector__init);
+    gen_listener_filter_add(c, l, "envoy.filters.listener.tls_inspector", &ti->base);
+}
+
 static void gen_http_filter(gen_ctx *c, HCM *h, const char *name, const ProtobufCMessage *cfg)
 {
     HttpFilter *f = GA_MSG(c->a, HttpFilter,
@@ -1015,12 +1047,7 @@ Envoy__Config__Listener__V3__Filter *gen_hcm_filter(gen_ctx *c, const char *stat
                                                     const char *route_name)
 {
     HCM *h = gen_hcm(c, stat_prefix, route_name);
-    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
-                                                    envoy__config__listener__v3__filter__init);
-    f->name = ga_strdup(c->a, "envoy.filters.network.http_connection_manager");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = gen_any(c, &h->base);
-    return f;
+    return gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base);
 }
 
 Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char *stat_prefix,
@@ -1033,12 +1060,7 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char
     tp->cluster_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER;
     tp->cluster = ga_strdup(c->a, cluster);
-    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
-                                                    envoy__config__listener__v3__filter__init);
-    f->name = ga_strdup(c->a, "envoy.filters.network.tcp_proxy");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = gen_any(c, &tp->base);
-    return f;
+    return gen_filter(c, "envoy.filters.network.tcp_proxy", &tp->base);
 }
 
 /* ---- L4 routes (VirtualService tcp and tls) -------------------------------------------------- */
@@ -1124,12 +1146,7 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh
     tp->cluster_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
     tp->weighted_clusters = wc;
-    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
-                                                    envoy__config__listener__v3__filter__init);
-    f->name = ga_strdup(c->a, "envoy.filters.network.tcp_proxy");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = gen_any(c, &tp->base);
-    return f;
+    return gen_filter(c, "envoy.filters.network.tcp_proxy", &tp->base);
 }
 
 /* ---- clusters ------------------------------------------------------------------------------ */

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "gen_int.h"
 #include "util.h"
 
@@ -372,16 +371,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
     if (l->n_filter_chains == 0)
         return NULL;
     if (any_tls) {
-        Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
-            GA_MSG(c->a, Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector,
-                   envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector__init);
-        Envoy__Config__Listener__V3__ListenerFilter *lf =
-            GA_MSG(c->a, Envoy__Config__Listener__V3__ListenerFilter,
-                   envoy__config__listener__v3__listener_filter__init);
-        lf->name = ga_strdup(c->a, "envoy.filters.listener.tls_inspector");
-        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
-        lf->typed_config = gen_any(c, &ti->base);
-        GA_PUSH(c->a, l->listener_filters, l->n_listener_filters, lf);
+        gen_add_tls_inspector(c, l);
     }
     return &l->base;
 }

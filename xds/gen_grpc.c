@@ -177,12 +177,8 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
     Envoy__Config__Listener__V3__FilterChain *fc =
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain, envoy__config__listener__v3__filter_chain__init);
     fc->name = ga_strdup(c->a, mtls ? "inbound-mtls" : "inbound-plaintext");
-    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
-                                                    envoy__config__listener__v3__filter__init);
-    f->name = ga_strdup(c->a, "envoy.filters.network.http_connection_manager");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = gen_any(c, &h->base);
-    GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+    GA_PUSH(c->a, fc->filters, fc->n_filters,
+            gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base));
     if (mtls) {
         /* gRPC servers refuse match_subject_alt_names: any identity of our root is let in */
         Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =

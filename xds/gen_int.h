@@ -158,6 +158,14 @@ void gen_vhost_domain(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, con
 
 /* ---- listener builders ------------------------------------------------------------------- */
 
+/* A network Filter `name` whose typed_config is cfg packed in an Any. */
+Envoy__Config__Listener__V3__Filter *gen_filter(gen_ctx *c, const char *name,
+                                                const ProtobufCMessage *cfg);
+/* Appends a ListenerFilter `name` (typed_config cfg) to l's listener_filters. */
+void gen_listener_filter_add(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
+                             const char *name, const ProtobufCMessage *cfg);
+/* Appends the TLS inspector listener filter (SNI/ALPN for filter chain matches) to l. */
+void gen_add_tls_inspector(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l);
 /* HCM filter named envoy.filters.network.http_connection_manager with rds route_name. */
 Envoy__Config__Listener__V3__Filter *gen_hcm_filter(gen_ctx *c, const char *stat_prefix,
                                                     const char *route_name);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "gen_int.h"
 #include "util.h"
 
@@ -179,12 +178,7 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
     h->route_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG;
     h->route_config = rc;
-    Envoy__Config__Listener__V3__Filter *f = GA_MSG(c->a, Envoy__Config__Listener__V3__Filter,
-                                                    envoy__config__listener__v3__filter__init);
-    f->name = ga_strdup(c->a, "envoy.filters.network.http_connection_manager");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = gen_any(c, &h->base);
-    return f;
+    return gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base);
 }
 
 /* "<vip>_<port>" for a non-HTTP service port. A mesh VirtualService for the host may
@@ -230,16 +224,7 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
         }
     }
     if (l->n_filter_chains) {
-        Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
-            GA_MSG(c->a, Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector,
-                   envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector__init);
-        Envoy__Config__Listener__V3__ListenerFilter *lf =
-            GA_MSG(c->a, Envoy__Config__Listener__V3__ListenerFilter,
-                   envoy__config__listener__v3__listener_filter__init);
-        lf->name = ga_strdup(c->a, "envoy.filters.listener.tls_inspector");
-        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
-        lf->typed_config = gen_any(c, &ti->base);
-        GA_PUSH(c->a, l->listener_filters, l->n_listener_filters, lf);
+        gen_add_tls_inspector(c, l);
     }
     const mesh_l4_route *tcp = vs ? gen_vs_tcp_route(c, vs, "mesh", it->port) : NULL;
     char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
@@ -270,12 +255,7 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst *od =
             GA_MSG(c->a, Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst,
                    envoy__extensions__filters__listener__original_dst__v3__original_dst__init);
-        Envoy__Config__Listener__V3__ListenerFilter *lf =
-            GA_MSG(c->a, Envoy__Config__Listener__V3__ListenerFilter, envoy__config__listener__v3__listener_filter__init);
-        lf->name = ga_strdup(c->a, "envoy.filters.listener.original_dst");
-        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
-        lf->typed_config = gen_any(c, &od->base);
-        GA_PUSH(c->a, l->listener_filters, l->n_listener_filters, lf);
+        gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
         for (size_t k = 0; k < x->nin; k++) {
             char *cl = ga_printf(c->a, "inbound|%u||", x->in[k].port);
             Envoy__Config__Listener__V3__Filter *f =
