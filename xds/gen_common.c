@@ -1231,6 +1231,37 @@ gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
     return ct;
 }
 
+static Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
+gen_sds_secret(gen_ctx *c, const char *name)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sc =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
+               envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
+    sc->name = ga_strdup(c->a, name);
+    sc->sds_config = gen_ads_source(c);
+    return sc;
+}
+
+void gen_sds_certificate(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cred)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
+        gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s", cred) : "default");
+    GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs,
+            ct->n_tls_certificate_sds_secret_configs, cert);
+}
+
+void gen_sds_validation(gen_ctx *c,
+                        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                        const char *cred)
+{
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
+    ct->validation_context_sds_secret_config =
+        gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s-cacert", cred) : "ROOTCA");
+}
+
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx)
 {
@@ -1275,27 +1306,12 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
                     envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
         u->common_tls_context = ct;
         u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
-        Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
-                   envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
-        const char *cred = tp->tls.credential_name;
         bool istio = tp->tls.mode == MESH_TLS_ISTIO_MUTUAL;
-        if (istio || tp->tls.mode == MESH_TLS_MUTUAL) {
-            cert->name = istio || !cred ? ga_strdup(c->a, "default")
-                                        : ga_printf(c->a, "kubernetes://%s", cred);
-            cert->sds_config = gen_ads_source(c);
-            GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs,
-                    ct->n_tls_certificate_sds_secret_configs, cert);
-        }
-        Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *ca =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
-                   envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
-        ca->name = istio || !cred ? ga_strdup(c->a, "ROOTCA")
-                                  : ga_printf(c->a, "kubernetes://%s-cacert", cred);
-        ca->sds_config = gen_ads_source(c);
-        ct->validation_context_type_case =
-            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
-        ct->validation_context_sds_secret_config = ca;
+        /* ISTIO_MUTUAL presents the workload's own certificate, not a Secret */
+        const char *cred = istio ? NULL : tp->tls.credential_name;
+        if (istio || tp->tls.mode == MESH_TLS_MUTUAL)
+            gen_sds_certificate(c, ct, cred);
+        gen_sds_validation(c, ct, cred);
         if (istio) {
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "istio-peer-exchange"));
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "istio"));

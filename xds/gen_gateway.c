@@ -160,36 +160,18 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
     }
-    bool istio = s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL;
-    const char *cred = s->srv->tls.credential_name;
-    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
-               envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
-    cert->name = istio || !cred ? ga_strdup(c->a, "default")
-                                : ga_printf(c->a, "kubernetes://%s", cred);
-    cert->sds_config = gen_ads_source(c);
-    GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs, ct->n_tls_certificate_sds_secret_configs, cert);
+    /* ISTIO_MUTUAL serves the gateway's own workload certificate, not a Secret */
+    const char *cred = s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL
+                           ? NULL : s->srv->tls.credential_name;
+    gen_sds_certificate(c, ct, cred);
     if (s->srv->tls.mode != MESH_SERVER_TLS_SIMPLE) {
-        Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *ca =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
-                   envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
-        ca->name = istio || !cred ? ga_strdup(c->a, "ROOTCA")
-                                  : ga_printf(c->a, "kubernetes://%s-cacert", cred);
-        ca->sds_config = gen_ads_source(c);
-        ct->validation_context_type_case =
-            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
-        ct->validation_context_sds_secret_config = ca;
+        gen_sds_validation(c, ct, cred);
         d->require_client_certificate =
             gen_bool(c, s->srv->tls.mode != MESH_SERVER_TLS_OPTIONAL_MUTUAL);
     } else {
         d->require_client_certificate = gen_bool(c, false);
     }
-    Envoy__Config__Core__V3__TransportSocket *ts =
-        GA_MSG(c->a, Envoy__Config__Core__V3__TransportSocket, envoy__config__core__v3__transport_socket__init);
-    ts->name = ga_strdup(c->a, "envoy.transport_sockets.tls");
-    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
-    ts->typed_config = gen_any(c, &d->base);
-    return ts;
+    return gen_tls_transport_socket(c, &d->base);
 }
 
 /* Does the server's host entry admit a VirtualService in vs_ns? ("*" any, "." the

@@ -207,13 +207,22 @@ char *gen_dr_key(gen_ctx *c, const char *hostname);
 const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
                                       const char *subset);
 
-/* ---- proxyless gRPC TLS (gRFC A29) -------------------------------------------------------- */
+/* ---- TLS: proxyless gRPC (gRFC A29) and Envoy SDS ------------------------------------------ */
 
 /* CommonTlsContext for gRPC's certificate providers: own certificate from instance
  * "default" (certificate "default"), peers validated against instance "default"
  * certificate "ROOTCA" and, when nsans > 0, one of the exact SANs. */
 Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
 gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans);
+/* Envoy TLS over SDS (on ADS): appends the certificate to present to ct, or makes ct
+ * validate peers. cred NULL = the workload's own ("default", root "ROOTCA"), else the
+ * Kubernetes Secret ("kubernetes://<cred>", CA "kubernetes://<cred>-cacert"). */
+void gen_sds_certificate(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cred);
+void gen_sds_validation(gen_ctx *c,
+                        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                        const char *cred);
 /* TransportSocket "envoy.transport_sockets.tls" wrapping an Upstream/DownstreamTlsContext. */
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx);
