@@ -343,32 +343,6 @@ static void note_change(model *m, mesh_kind k)
     metric_add(m_inbound, update_type(k), 1);
 }
 
-/* Hash of a JSON tree: equal for equal trees (same keys in the same order, same values),
- * like hashing its printed text but without printing it (printing a 1.6 KB Pod, with
- * cJSON's buffer reallocations, cost more than a tenth of applying it). Each node
- * contributes its type, key and value; a container's children are framed by its type and
- * an end marker so that {"a":{"b":1}} and {"a":{},"b":1} differ. Recursion depth is
- * bounded by the parser's nesting limit, as cJSON's own printing is. */
-static uint64_t json_hash(const cJSON *it, uint64_t h)
-{
-    unsigned char t = (unsigned char)(it->type & 0xff);
-    h = util_hash64(&t, 1, h);
-    if (it->string)
-        h = util_hash64(it->string, strlen(it->string) + 1, h);
-    if (cJSON_IsString(it) || cJSON_IsRaw(it)) {
-        const char *v = it->valuestring ? it->valuestring : "";
-        h = util_hash64(v, strlen(v) + 1, h);
-    } else if (cJSON_IsNumber(it)) {
-        h = util_hash64(&it->valuedouble, sizeof(it->valuedouble), h);
-    } else if (cJSON_IsArray(it) || cJSON_IsObject(it)) {
-        for (const cJSON *c = it->child; c; c = c->next)
-            h = json_hash(c, h);
-        static const unsigned char end = 0xfe;
-        h = util_hash64(&end, 1, h);
-    }
-    return h;
-}
-
 static void apply_upsert(model *m, cJSON *obj, const char *origin)
 {
     char err[512] = "";
@@ -383,7 +357,15 @@ static void apply_upsert(model *m, cJSON *obj, const char *origin)
         metric_add(m_rejects, k == MESH_KIND_UNKNOWN ? "Unknown" : mesh_kind_name(k), 1);
         return;
     }
-    uint64_t hash = json_hash(obj, 0);
+    /* Hashing the printed text (~4.6 us for a 1.6 KB Pod) stays on purpose: a tree walk
+     * (~1.5 us) made tests/bench/bench_model slower overall. The printer's buffer growth
+     * is a large allocation, which makes glibc consolidate the small chunks this event's
+     * cJSON_Delete just freed while they are hot; without it they pile up and the next
+     * large allocation (inside a snapshot build) consolidates millions of them at once.
+     * docs/BENCHMARKS.md "## Model" has the numbers. */
+    char *printed = cJSON_PrintUnformatted(obj);
+    uint64_t hash = printed ? util_hash64(printed, strlen(printed), 0) : 0;
+    free(printed);
 
     store *st = &m->stores[o.kind];
     char *key = make_key(o.kind, o.u.meta->ns, o.u.meta->name);
@@ -472,29 +454,6 @@ static void reset_pending(model *m)
     strset_clear(&m->dirty_ips);
 }
 
-/* True when service account `sa` serves some endpoint of shard s. */
-static bool shard_has_sa(const mesh_endpoint_shard *s, const char *sa)
-{
-    for (size_t i = 0; s && i < s->neps; i++)
-        if (s->eps[i].service_account && strcmp(s->eps[i].service_account, sa) == 0)
-            return true;
-    return false;
-}
-
-/* Whether the service accounts behind a hostname differ between two shards. Istio makes
- * that a full push, not EDS alone: the identities are baked into clusters (the SPIFFE SANs
- * a client verifies), not only into endpoints. */
-static bool shard_identities_changed(const mesh_endpoint_shard *a, const mesh_endpoint_shard *b)
-{
-    for (size_t i = 0; a && i < a->neps; i++)
-        if (a->eps[i].service_account && !shard_has_sa(b, a->eps[i].service_account))
-            return true;
-    for (size_t i = 0; b && i < b->neps; i++)
-        if (b->eps[i].service_account && !shard_has_sa(a, b->eps[i].service_account))
-            return true;
-    return false;
-}
-
 static bool all_synced(const model *m)
 {
     return m->synced >= m->nsources;
@@ -537,13 +496,6 @@ static void build_and_publish(model *m)
         .kinds_changed = first || m->force_full ? ~0u : m->kinds_changed,
         .start_ns = m->first_ev_ns ? m->first_ev_ns : now,
     };
-    for (size_t i = 0; !full && i < nchanged; i++) {
-        if (shard_identities_changed(mesh_snapshot_shard(m->current, changed[i]),
-                                     mesh_snapshot_shard(snap, changed[i]))) {
-            LOG_DEBUG("model", "service accounts of %s changed: full push", changed[i]);
-            full = req.full = true;
-        }
-    }
     int nevents = m->nevents;
     int64_t since_change = m->last_ev_ns ? now - m->last_ev_ns : 0;
     int64_t debounce = m->first_ev_ns ? now - m->first_ev_ns : 0;
