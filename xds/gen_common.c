@@ -925,14 +925,20 @@ size_t gen_vs_routes(gen_ctx *c, const mesh_virtual_service *vs, const gen_route
     return added;
 }
 
-Route *gen_default_route(gen_ctx *c, const char *cluster, bool default_retries)
+Route *gen_catchall_route(gen_ctx *c, const char *prefix)
 {
     Route *r = GA_MSG(c->a, Route, envoy__config__route__v3__route__init);
     r->name = ga_strdup(c->a, "default");
     r->match = GA_MSG(c->a, Envoy__Config__Route__V3__RouteMatch,
                       envoy__config__route__v3__route_match__init);
     r->match->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
-    r->match->prefix = ga_strdup(c->a, c->grpc ? "" : "/");
+    r->match->prefix = ga_strdup(c->a, prefix);
+    return r;
+}
+
+Route *gen_default_route(gen_ctx *c, const char *cluster, bool default_retries)
+{
+    Route *r = gen_catchall_route(c, c->grpc ? "" : "/");
     RouteAction *ra = GA_MSG(c->a, RouteAction, envoy__config__route__v3__route_action__init);
     ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
     ra->cluster = ga_strdup(c->a, cluster);

@@ -461,12 +461,7 @@ static ProtobufCMessage *gw_rds_build(gen_ctx *c, const gen_item *it)
         /* nothing bound: answer 404 rather than leave Envoy without a route */
         Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, ga_printf(c->a, "blackhole:%u", it->port));
         gen_vhost_domain(c, vh, "*");
-        Envoy__Config__Route__V3__Route *r = GA_MSG(c->a, Envoy__Config__Route__V3__Route,
-                                                    envoy__config__route__v3__route__init);
-        r->name = ga_strdup(c->a, "default");
-        r->match = GA_MSG(c->a, Envoy__Config__Route__V3__RouteMatch, envoy__config__route__v3__route_match__init);
-        r->match->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
-        r->match->prefix = ga_strdup(c->a, "/");
+        Envoy__Config__Route__V3__Route *r = gen_catchall_route(c, "/");
         r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
         r->direct_response = GA_MSG(c->a, Envoy__Config__Route__V3__DirectResponseAction,
                                     envoy__config__route__v3__direct_response_action__init);

@@ -159,12 +159,7 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
     rc->name = ga_printf(c->a, "inbound|%u", it->port);
     Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, "inbound|hostname");
     gen_vhost_domain(c, vh, "*");
-    Envoy__Config__Route__V3__Route *r = GA_MSG(c->a, Envoy__Config__Route__V3__Route,
-                                                envoy__config__route__v3__route__init);
-    r->name = ga_strdup(c->a, "default");
-    r->match = GA_MSG(c->a, Envoy__Config__Route__V3__RouteMatch, envoy__config__route__v3__route_match__init);
-    r->match->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
-    r->match->prefix = ga_strdup(c->a, "/");
+    Envoy__Config__Route__V3__Route *r = gen_catchall_route(c, "/");
     r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_NON_FORWARDING_ACTION;
     r->non_forwarding_action = GA_MSG(c->a, Envoy__Config__Route__V3__NonForwardingAction,
                                       envoy__config__route__v3__non_forwarding_action__init);

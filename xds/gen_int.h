@@ -151,6 +151,8 @@ typedef struct gen_route_opts {
 /* Appends the routes of vs to *routes (arena array). Returns how many were added. */
 size_t gen_vs_routes(gen_ctx *c, const mesh_virtual_service *vs, const gen_route_opts *o,
                      Envoy__Config__Route__V3__Route ***routes, size_t *nroutes);
+/* A route named "default" matching every path under prefix; the caller sets the action. */
+Envoy__Config__Route__V3__Route *gen_catchall_route(gen_ctx *c, const char *prefix);
 Envoy__Config__Route__V3__Route *gen_default_route(gen_ctx *c, const char *cluster,
                                                    bool default_retries);
 Envoy__Config__Route__V3__VirtualHost *gen_vhost(gen_ctx *c, const char *name);
