@@ -35,14 +35,20 @@ static bool gw_is_http(const mesh_gateway_server *srv)
     return mesh_protocol_is_http(srv->protocol);
 }
 
+/* The server terminates TLS here: SIMPLE, MUTUAL, ISTIO_MUTUAL or OPTIONAL_MUTUAL (not
+ * PASSTHROUGH, AUTO_PASSTHROUGH or unset). */
+static bool gw_tls_terminated(const mesh_gateway_server *srv)
+{
+    return srv->has_tls &&
+           (srv->tls.mode == MESH_SERVER_TLS_SIMPLE || srv->tls.mode == MESH_SERVER_TLS_MUTUAL ||
+            srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ||
+            srv->tls.mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL);
+}
+
 /* HTTPS terminated here (not passthrough): gets its own filter chain and route. */
 static bool gw_is_https_term(const mesh_gateway_server *srv)
 {
-    if (srv->protocol != MESH_PROTO_HTTPS || !srv->has_tls)
-        return false;
-    return srv->tls.mode == MESH_SERVER_TLS_SIMPLE || srv->tls.mode == MESH_SERVER_TLS_MUTUAL ||
-           srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ||
-           srv->tls.mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL;
+    return srv->protocol == MESH_PROTO_HTTPS && gw_tls_terminated(srv);
 }
 
 /* TLS passed through untouched: routed on SNI by the VirtualService tls routes. */
@@ -55,11 +61,7 @@ static bool gw_is_passthrough(const mesh_gateway_server *srv)
 /* TLS terminated here, then opaque TCP: tcp routes behind a TLS transport socket. */
 static bool gw_is_tls_tcp(const mesh_gateway_server *srv)
 {
-    if (srv->protocol != MESH_PROTO_TLS || !srv->has_tls)
-        return false;
-    return srv->tls.mode == MESH_SERVER_TLS_SIMPLE || srv->tls.mode == MESH_SERVER_TLS_MUTUAL ||
-           srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ||
-           srv->tls.mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL;
+    return srv->protocol == MESH_PROTO_TLS && gw_tls_terminated(srv);
 }
 
 /* Plain TCP (and the other opaque protocols): tcp routes. */
