@@ -224,6 +224,21 @@ static cJSON *json_struct_value(const Google__Protobuf__Value *v, int depth)
     }
 }
 
+/* Moves every member of src to the end of dst (keeping their order) and deletes src, so an
+ * Any's fields follow its "@type". src may be NULL. */
+static void json_move_members(cJSON *dst, cJSON *src)
+{
+    while (src && src->child) {
+        cJSON *it = src->child;
+        cJSON_DetachItemViaPointer(src, it);
+        const char *k = it->string;
+        it->string = NULL;
+        cJSON_AddItemToObject(dst, k, it);
+        cJSON_free((void *)k);
+    }
+    cJSON_Delete(src);
+}
+
 static cJSON *json_any(const Google__Protobuf__Any *any, int depth)
 {
     cJSON *o = cJSON_CreateObject();
@@ -237,16 +252,7 @@ static cJSON *json_any(const Google__Protobuf__Any *any, int depth)
     }
     cJSON *fields = json_message(inner, depth + 1);
     protobuf_c_message_free_unpacked(inner, NULL);
-    /* move the inner object's members after "@type" */
-    while (fields && fields->child) {
-        cJSON *it = fields->child;
-        cJSON_DetachItemViaPointer(fields, it);
-        const char *k = it->string;
-        it->string = NULL;
-        cJSON_AddItemToObject(o, k, it);
-        cJSON_free((void *)k);
-    }
-    cJSON_Delete(fields);
+    json_move_members(o, fields);
     return o;
 }
 
@@ -374,14 +380,6 @@ cJSON *xds_resource_to_json(const xds_resource *r)
     /* ConfigDump entries are Anys: lead with "@type" */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "@type", r->type_url);
-    while (fields->child) {
-        cJSON *it = fields->child;
-        cJSON_DetachItemViaPointer(fields, it);
-        const char *k = it->string;
-        it->string = NULL;
-        cJSON_AddItemToObject(o, k, it);
-        cJSON_free((void *)k);
-    }
-    cJSON_Delete(fields);
+    json_move_members(o, fields);
     return o;
 }
