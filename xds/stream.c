@@ -768,17 +768,31 @@ static void stream_ack(xds_stream *st, int t, const char *version, const char *n
     }
 }
 
+#define STREAM_REQ_CLOSE (-1)   /* the node was refused: close the stream */
+#define STREAM_REQ_IGNORE (-2)  /* a type we do not serve: ignore the request */
+
+/* What every request (SotW or delta) does first: identify the proxy from the stream's
+ * first node, then the resource type. Returns the type index, or STREAM_REQ_*. */
+static int stream_req_type(xds_stream *st, const xds_stream_env *env, const void *node,
+                           const char *type_url)
+{
+    if (stream_first(st, env, node) != 0)
+        return STREAM_REQ_CLOSE;
+    int t = xds_type_index(type_url);
+    if (t < 0) {
+        LOG_DEBUG(LOG_SCOPE, "ADS: %s: ignoring unknown type %s", st->conn_id,
+                  type_url ? type_url : "");
+        return STREAM_REQ_IGNORE;
+    }
+    return t;
+}
+
 static int stream_on_sotw(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
                           const Envoy__Service__Discovery__V3__DiscoveryRequest *req)
 {
-    if (stream_first(st, env, req->node) != 0)
-        return -1;
-    int t = xds_type_index(req->type_url);
-    if (t < 0) {
-        LOG_DEBUG(LOG_SCOPE, "ADS: %s: ignoring unknown type %s", st->conn_id,
-                  req->type_url ? req->type_url : "");
-        return 0;
-    }
+    int t = stream_req_type(st, env, req->node, req->type_url);
+    if (t < 0)
+        return t == STREAM_REQ_CLOSE ? -1 : 0;
     xds_type_state *ts = &st->t[t];
     const char *nonce = req->response_nonce ? req->response_nonce : "";
     if (req->error_detail != NULL) {
@@ -816,14 +830,9 @@ static int stream_on_sotw(xds_stream *st, const xds_stream_env *env, mesh_snapsh
 static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
                            const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *req)
 {
-    if (stream_first(st, env, req->node) != 0)
-        return -1;
-    int t = xds_type_index(req->type_url);
-    if (t < 0) {
-        LOG_DEBUG(LOG_SCOPE, "ADS: %s: ignoring unknown type %s", st->conn_id,
-                  req->type_url ? req->type_url : "");
-        return 0;
-    }
+    int t = stream_req_type(st, env, req->node, req->type_url);
+    if (t < 0)
+        return t == STREAM_REQ_CLOSE ? -1 : 0;
     xds_type_state *ts = &st->t[t];
     const char *nonce = req->response_nonce ? req->response_nonce : "";
     bool first = !ts->watched;
