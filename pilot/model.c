@@ -454,6 +454,29 @@ static void reset_pending(model *m)
     strset_clear(&m->dirty_ips);
 }
 
+/* True when service account `sa` serves some endpoint of shard s. */
+static bool shard_has_sa(const mesh_endpoint_shard *s, const char *sa)
+{
+    for (size_t i = 0; s && i < s->neps; i++)
+        if (s->eps[i].service_account && strcmp(s->eps[i].service_account, sa) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the service accounts behind a hostname differ between two shards. Istio makes
+ * that a full push, not EDS alone: the identities are baked into clusters (the SPIFFE SANs
+ * a client verifies), not only into endpoints. */
+static bool shard_identities_changed(const mesh_endpoint_shard *a, const mesh_endpoint_shard *b)
+{
+    for (size_t i = 0; a && i < a->neps; i++)
+        if (a->eps[i].service_account && !shard_has_sa(b, a->eps[i].service_account))
+            return true;
+    for (size_t i = 0; b && i < b->neps; i++)
+        if (b->eps[i].service_account && !shard_has_sa(a, b->eps[i].service_account))
+            return true;
+    return false;
+}
+
 static bool all_synced(const model *m)
 {
     return m->synced >= m->nsources;
@@ -496,6 +519,13 @@ static void build_and_publish(model *m)
         .kinds_changed = first || m->force_full ? ~0u : m->kinds_changed,
         .start_ns = m->first_ev_ns ? m->first_ev_ns : now,
     };
+    for (size_t i = 0; !full && i < nchanged; i++) {
+        if (shard_identities_changed(mesh_snapshot_shard(m->current, changed[i]),
+                                     mesh_snapshot_shard(snap, changed[i]))) {
+            LOG_DEBUG("model", "service accounts of %s changed: full push", changed[i]);
+            full = req.full = true;
+        }
+    }
     int nevents = m->nevents;
     int64_t since_change = m->last_ev_ns ? now - m->last_ev_ns : 0;
     int64_t debounce = m->first_ev_ns ? now - m->first_ev_ns : 0;
