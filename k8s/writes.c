@@ -148,46 +148,10 @@ static cJSON *typed_copy(k8s_kind kind, const cJSON *obj)
     return o;
 }
 
-int k8s_create(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
-               char *err, size_t errlen)
-{
-    const char *n, *name;
-    char what[300], *path;
-    cJSON *o;
-    int rc;
-
-    if (!cJSON_IsObject(obj)) {
-        snprintf(err, errlen, "create: object is not a JSON object");
-        return K8S_EINVAL;
-    }
-    rc = target(kind, ns, obj, NULL, &n, &name, what, sizeof(what), err, errlen);
-    if (rc != 0)
-        return rc;
-    o = typed_copy(kind, obj);
-    path = xasprintf("%s/namespaces/%s/%s", kinds[kind].prefix, n, kinds[kind].plural);
-    rc = call(c, "POST", path, o, what, out, err, errlen);
-    free(path);
-    cJSON_Delete(o);
-    return rc;
-}
-
-int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out,
-            char *err, size_t errlen)
-{
-    const char *n, *nm;
-    char what[300], *path;
-    int rc = target(kind, ns, NULL, name, &n, &nm, what, sizeof(what), err, errlen);
-
-    if (rc != 0)
-        return rc;
-    path = xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n, kinds[kind].plural, nm);
-    rc = call(c, "GET", path, NULL, what, out, err, errlen);
-    free(path);
-    return rc;
-}
-
-int k8s_update(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
-               char *err, size_t errlen)
+/* create (POST to the collection) or update (PUT to the object): obj is sent with
+ * apiVersion and kind set; its metadata names the target unless ns is given. */
+static int write_object(k8s_client *c, bool create, k8s_kind kind, const char *ns,
+                        const cJSON *obj, cJSON **out, char *err, size_t errlen)
 {
     const char *n, *nm;
     char what[300], *path;
@@ -195,22 +159,25 @@ int k8s_update(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, c
     int rc;
 
     if (!cJSON_IsObject(obj)) {
-        snprintf(err, errlen, "update: object is not a JSON object");
+        snprintf(err, errlen, "%s: object is not a JSON object", create ? "create" : "update");
         return K8S_EINVAL;
     }
     rc = target(kind, ns, obj, NULL, &n, &nm, what, sizeof(what), err, errlen);
     if (rc != 0)
         return rc;
     o = typed_copy(kind, obj);
-    path = xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n, kinds[kind].plural, nm);
-    rc = call(c, "PUT", path, o, what, out, err, errlen);
+    path = create ? xasprintf("%s/namespaces/%s/%s", kinds[kind].prefix, n, kinds[kind].plural)
+                  : xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n,
+                              kinds[kind].plural, nm);
+    rc = call(c, create ? "POST" : "PUT", path, o, what, out, err, errlen);
     free(path);
     cJSON_Delete(o);
     return rc;
 }
 
-int k8s_delete(k8s_client *c, k8s_kind kind, const char *ns, const char *name, char *err,
-               size_t errlen)
+/* get or delete: a bodiless request to the object ns/name. */
+static int named_call(k8s_client *c, const char *method, k8s_kind kind, const char *ns,
+                      const char *name, cJSON **out, char *err, size_t errlen)
 {
     const char *n, *nm;
     char what[300], *path;
@@ -219,9 +186,33 @@ int k8s_delete(k8s_client *c, k8s_kind kind, const char *ns, const char *name, c
     if (rc != 0)
         return rc;
     path = xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n, kinds[kind].plural, nm);
-    rc = call(c, "DELETE", path, NULL, what, NULL, err, errlen);
+    rc = call(c, method, path, NULL, what, out, err, errlen);
     free(path);
     return rc;
+}
+
+int k8s_create(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
+               char *err, size_t errlen)
+{
+    return write_object(c, true, kind, ns, obj, out, err, errlen);
+}
+
+int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out,
+            char *err, size_t errlen)
+{
+    return named_call(c, "GET", kind, ns, name, out, err, errlen);
+}
+
+int k8s_update(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
+               char *err, size_t errlen)
+{
+    return write_object(c, false, kind, ns, obj, out, err, errlen);
+}
+
+int k8s_delete(k8s_client *c, k8s_kind kind, const char *ns, const char *name, char *err,
+               size_t errlen)
+{
+    return named_call(c, "DELETE", kind, ns, name, NULL, err, errlen);
 }
 
 /* ---- TokenReview ---------------------------------------------------------------------- */
