@@ -150,6 +150,19 @@ static void schedule_error(k8s_reflector *r, bool list, const char *why)
     schedule(r, d, list);
 }
 
+/* A failed request: the curl error, or the HTTP status and the start of the reply body. */
+static void schedule_failure(k8s_reflector *r, bool list, CURLcode cr, long status)
+{
+    char why[160];
+
+    if (cr != CURLE_OK)
+        snprintf(why, sizeof(why), "%s", curl_easy_strerror(cr));
+    else
+        snprintf(why, sizeof(why), "HTTP %ld %.100s", status,
+                 r->errbody.data ? r->errbody.data : "");
+    schedule_error(r, list, why);
+}
+
 /* ---- object delivery ------------------------------------------------------------------ */
 
 /* The key of obj ("ns/name", or "name" when cluster-scoped); NULL when it has no name. */
@@ -394,8 +407,6 @@ static int list_page(k8s_reflector *r)
 
 static void list_done(k8s_reflector *r, CURLcode cr, long status)
 {
-    char why[160];
-
     if (cr == CURLE_OK && status == 200) {
         if (list_page(r) != 0) {
             set_str(&r->cont, NULL);
@@ -428,12 +439,7 @@ static void list_done(k8s_reflector *r, CURLcode cr, long status)
         schedule(r, 0, true);
         return;
     }
-    if (cr != CURLE_OK)
-        snprintf(why, sizeof(why), "%s", curl_easy_strerror(cr));
-    else
-        snprintf(why, sizeof(why), "HTTP %ld %.100s", status,
-                 r->errbody.data ? r->errbody.data : "");
-    schedule_error(r, true, why);
+    schedule_failure(r, true, cr, status);
 }
 
 /* ---- watch ---------------------------------------------------------------------------- */
@@ -505,8 +511,6 @@ static size_t on_watch_data(char *p, size_t size, size_t n, void *ud)
 
 static void watch_done(k8s_reflector *r, CURLcode cr, long status)
 {
-    char why[160];
-
     if (r->abort_relist) {
         schedule(r, 0, true);
         return;
@@ -534,12 +538,7 @@ static void watch_done(k8s_reflector *r, CURLcode cr, long status)
         schedule(r, 0, false);
         return;
     }
-    if (cr != CURLE_OK)
-        snprintf(why, sizeof(why), "%s", curl_easy_strerror(cr));
-    else
-        snprintf(why, sizeof(why), "HTTP %ld %.100s", status,
-                 r->errbody.data ? r->errbody.data : "");
-    schedule_error(r, false, why);
+    schedule_failure(r, false, cr, status);
 }
 
 void k8s_reflector_done(k8s_reflector *r, CURLcode cr)
