@@ -60,34 +60,30 @@ static const char *ssl_reason(char *buf, size_t len)
     return buf;
 }
 
-char *ca__x509_pem(X509 *x)
+/* What a PEM writer put in memory BIO b, as a heap string; frees b. NULL when b is NULL
+ * or the write failed (written != 1). */
+static char *bio_pem(BIO *b, int written)
 {
     char *out = NULL;
-    BIO *b = BIO_new(BIO_s_mem());
-    if (!b || PEM_write_bio_X509(b, x) != 1) {
-        goto out;
+    if (b && written == 1) {
+        char *p;
+        long n = BIO_get_mem_data(b, &p);
+        out = xstrndup(p, (size_t)n);
     }
-    char *p;
-    long n = BIO_get_mem_data(b, &p);
-    out = xstrndup(p, (size_t)n);
-out:
     BIO_free(b);
     return out;
 }
 
+char *ca__x509_pem(X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    return bio_pem(b, b ? PEM_write_bio_X509(b, x) : 0);
+}
+
 char *ca__key_pem(EVP_PKEY *k)
 {
-    char *out = NULL;
     BIO *b = BIO_new(BIO_s_secmem());
-    if (!b || PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1) {
-        goto out;
-    }
-    char *p;
-    long n = BIO_get_mem_data(b, &p);
-    out = xstrndup(p, (size_t)n);
-out:
-    BIO_free(b);
-    return out;
+    return bio_pem(b, b ? PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) : 0);
 }
 
 int ca__set_random_serial(X509 *x)
