@@ -179,6 +179,16 @@ Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32
     return a;
 }
 
+Envoy__Config__Endpoint__V3__LbEndpoint *gen_lb_endpoint(gen_ctx *c, const char *ip, uint32_t port)
+{
+    Envoy__Config__Endpoint__V3__LbEndpoint *lb =
+        GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint, envoy__config__endpoint__v3__lb_endpoint__init);
+    lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
+    lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint, envoy__config__endpoint__v3__endpoint__init);
+    lb->endpoint->address = gen_address(c, ip, port);
+    return lb;
+}
+
 Envoy__Type__Matcher__V3__RegexMatcher *gen_regex(gen_ctx *c, const char *re)
 {
     Envoy__Type__Matcher__V3__RegexMatcher *m = GA_MSG(c->a, Envoy__Type__Matcher__V3__RegexMatcher,
@@ -1423,23 +1433,14 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
         for (size_t i = 0; sh && i < sh->neps; i++) {
             if (sh->eps[i].service_port != port->port)
                 continue;
-            Envoy__Config__Endpoint__V3__LbEndpoint *lb =
-                GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint, envoy__config__endpoint__v3__lb_endpoint__init);
-            lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
-            lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint, envoy__config__endpoint__v3__endpoint__init);
-            lb->endpoint->address = gen_address(c, sh->eps[i].address, sh->eps[i].port);
-            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, lb);
+            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
+                    gen_lb_endpoint(c, sh->eps[i].address, sh->eps[i].port));
             if (cl->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS)
                 break;
         }
-        if (lle->n_lb_endpoints == 0) {
-            Envoy__Config__Endpoint__V3__LbEndpoint *lb =
-                GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint, envoy__config__endpoint__v3__lb_endpoint__init);
-            lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
-            lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint, envoy__config__endpoint__v3__endpoint__init);
-            lb->endpoint->address = gen_address(c, svc->hostname, port->port);
-            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, lb);
-        }
+        if (lle->n_lb_endpoints == 0)
+            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
+                    gen_lb_endpoint(c, svc->hostname, port->port));
         GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
         cl->load_assignment = la;
         cl->dns_lookup_family = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY;
@@ -1678,11 +1679,7 @@ static ProtobufCMessage *gen_eds_build(gen_ctx *c, const gen_item *it)
             }
             if (dup)
                 continue;
-            Envoy__Config__Endpoint__V3__LbEndpoint *lb =
-                GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint, envoy__config__endpoint__v3__lb_endpoint__init);
-            lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
-            lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint, envoy__config__endpoint__v3__endpoint__init);
-            lb->endpoint->address = gen_address(c, ep->address, ep->port);
+            Envoy__Config__Endpoint__V3__LbEndpoint *lb = gen_lb_endpoint(c, ep->address, ep->port);
             lb->health_status = ep->ready ? ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY
                                           : ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY;
             uint32_t w = ep->weight ? ep->weight : 1;

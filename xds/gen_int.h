@@ -118,6 +118,8 @@ Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v);
 Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c);
 Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32_t port);
 Envoy__Type__Matcher__V3__RegexMatcher *gen_regex(gen_ctx *c, const char *re);
+/* An LbEndpoint at ip:port (ip may be a DNS name for DNS clusters). */
+Envoy__Config__Endpoint__V3__LbEndpoint *gen_lb_endpoint(gen_ctx *c, const char *ip, uint32_t port);
 
 /* ---- naming and lookups ------------------------------------------------------------------ */
 

@@ -491,12 +491,7 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
         Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
             GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
                    envoy__config__endpoint__v3__locality_lb_endpoints__init);
-        Envoy__Config__Endpoint__V3__LbEndpoint *lb =
-            GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint, envoy__config__endpoint__v3__lb_endpoint__init);
-        lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
-        lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint, envoy__config__endpoint__v3__endpoint__init);
-        lb->endpoint->address = gen_address(c, "127.0.0.1", it->port);
-        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, lb);
+        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, gen_lb_endpoint(c, "127.0.0.1", it->port));
         GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
         cl->load_assignment = la;
         mesh_protocol pr = (mesh_protocol)atoi(it->extra);
