@@ -176,6 +176,24 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
     return gen_tls_transport_socket(c, &d->base);
 }
 
+/* A filter chain terminating the server's TLS: matched on its hosts as SNI ("*" matches
+ * any, so it adds no name); the caller adds the filters. */
+static Envoy__Config__Listener__V3__FilterChain *gw_tls_chain(gen_ctx *c, const gw_server *s,
+                                                             bool http)
+{
+    Envoy__Config__Listener__V3__FilterChain *fc =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
+    fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                                    envoy__config__listener__v3__filter_chain_match__init);
+    for (size_t h = 0; h < s->srv->nhosts; h++)
+        if (s->srv->hosts[h] && strcmp(s->srv->hosts[h], "*") != 0)
+            GA_PUSH(c->a, fc->filter_chain_match->server_names,
+                    fc->filter_chain_match->n_server_names, ga_strdup(c->a, s->srv->hosts[h]));
+    fc->transport_socket = gw_downstream_tls(c, s, http);
+    return fc;
+}
+
 /* Does the server's host entry admit a VirtualService in vs_ns? ("*" any, "." the
  * gateway's own namespace, else that namespace.) */
 static bool gw_host_ns_ok(const gw_server *s, size_t h, const char *vs_ns)
@@ -308,15 +326,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
         } else if (gw_is_https_term(s->srv)) {
             any_tls = true;
-            fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
-                        envoy__config__listener__v3__filter_chain__init);
-            fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
-                                            envoy__config__listener__v3__filter_chain_match__init);
-            for (size_t h = 0; h < s->srv->nhosts; h++)
-                if (s->srv->hosts[h] && strcmp(s->srv->hosts[h], "*") != 0)
-                    GA_PUSH(c->a, fc->filter_chain_match->server_names,
-                            fc->filter_chain_match->n_server_names, ga_strdup(c->a, s->srv->hosts[h]));
-            fc->transport_socket = gw_downstream_tls(c, s, true);
+            fc = gw_tls_chain(c, s, true);
             Envoy__Config__Listener__V3__Filter *f =
                 gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), gw_https_route_name(c, s));
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
@@ -328,15 +338,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             if (!f)
                 continue; /* no tcp route for this server */
             any_tls = true;
-            fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
-                        envoy__config__listener__v3__filter_chain__init);
-            fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
-                                            envoy__config__listener__v3__filter_chain_match__init);
-            for (size_t h = 0; h < s->srv->nhosts; h++)
-                if (s->srv->hosts[h] && strcmp(s->srv->hosts[h], "*") != 0)
-                    GA_PUSH(c->a, fc->filter_chain_match->server_names,
-                            fc->filter_chain_match->n_server_names, ga_strdup(c->a, s->srv->hosts[h]));
-            fc->transport_socket = gw_downstream_tls(c, s, false);
+            fc = gw_tls_chain(c, s, false);
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
         } else if (gw_is_tcp(s->srv)) {
             if (plain_done)
