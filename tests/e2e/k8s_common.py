@@ -129,11 +129,16 @@ class KubePilot(ec.Pilot):
 
     def start(self, timeout=30):
         self.log = open(self.log_path, "w")
+        # With Kubernetes the CA serves TLS on :15012 by default: a free loopback port keeps
+        # parallel tests apart; no plug-in CA certificates from /etc/cacerts
+        self.tls_port = ec.free_port()
         self.proc = subprocess.Popen(
             [self.exe, "discovery", "--kubeconfig", self.kubeconfig,
              "--grpcAddr", "127.0.0.1:%d" % self.grpc_port,
              "--httpAddr", "127.0.0.1:%d" % self.http_port,
-             "--monitoringAddr", "127.0.0.1:%d" % self.mon_port] + self.extra_args,
+             "--monitoringAddr", "127.0.0.1:%d" % self.mon_port,
+             "--secureGRPCAddr", "127.0.0.1:%d" % self.tls_port,
+             "--caCertsDir", os.path.join(self.workdir, "no-cacerts")] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         ok = poll(lambda: self.proc.poll() is not None or self._ready(), timeout)
         if self.proc.poll() is not None:
