@@ -8,6 +8,7 @@
 #include "ca_service.h"
 #include "log.h"
 #include "metrics.h"
+#include "pbdepth.h"
 #include "util.h"
 
 #define CA_SVC_LOG "ca"
@@ -161,7 +162,10 @@ int ca_service_create_certificate(void *ud, const xds_call_auth *auth, const uin
         metric_add(ca_metrics.parse_err, NULL, 1);
         goto out;
     }
-    in = istio__v1__auth__istio_certificate_request__unpack(NULL, req_len, req);
+    /* metadata is a Struct: bound its nesting before protobuf-c's recursive unpack */
+    if (pb_depth_ok(&istio__v1__auth__istio_certificate_request__descriptor, req, req_len,
+                    PB_MAX_DEPTH))
+        in = istio__v1__auth__istio_certificate_request__unpack(NULL, req_len, req);
     if (!in) {
         code = CA_GRPC_INVALID_ARGUMENT;
         snprintf(why, sizeof(why), "IstioCertificateRequest does not decode");

@@ -43,6 +43,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pbdepth.h"
 #include "server.h"
 #include "stream.h"
 #include "util.h"
@@ -673,8 +674,11 @@ static void conn_on_recv(srv_conn *c, bool ok)
     const ProtobufCMessageDescriptor *d =
         c->st.delta ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
                     : &envoy__service__discovery__v3__discovery_request__descriptor;
-    ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(sl),
-                                                      GRPC_SLICE_START_PTR(sl));
+    /* Node metadata is a Struct that nests without end: refuse deep input before
+     * protobuf-c's recursive unpack can exhaust the stack. */
+    ProtobufCMessage *req = NULL;
+    if (pb_depth_ok(d, GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), PB_MAX_DEPTH))
+        req = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
     grpc_slice_unref(sl);
     if (req == NULL) {
         conn_finish(c, GRPC_STATUS_INVALID_ARGUMENT,

@@ -11,7 +11,8 @@ any of our code sees it. Each KIND is a place where outside bytes reach such an 
     ca     IstioCertificateRequest.metadata (input of fuzz_ca_request)
 
 Usage: deep_struct.py KIND DEPTH OUT
-Kept out of the corpora until the unpack is guarded (docs/FUZZING.md, "Found").
+The server refuses such input before unpacking (pilot/base/pbdepth.h); the corpora keep
+one of each kind (deep-struct-*) and tests/e2e/deep_input.py sends them to the binary.
 """
 import sys
 

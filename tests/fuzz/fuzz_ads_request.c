@@ -25,6 +25,7 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 #include "fuzz.h"
+#include "pbdepth.h"
 #include "model.h"
 #include "stream.h"
 #include "util.h"
@@ -204,7 +205,9 @@ static bool request(xds_stream *st, mesh_snapshot *snap, const uint8_t *p, size_
     const ProtobufCMessageDescriptor *d =
         st->delta ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
                   : &envoy__service__discovery__v3__discovery_request__descriptor;
-    ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, n, p);
+    ProtobufCMessage *req = NULL;
+    if (pb_depth_ok(d, p, n, PB_MAX_DEPTH)) /* as server.c does */
+        req = protobuf_c_message_unpack(d, NULL, n, p);
     if (req == NULL)
         return false;   /* server.c: INVALID_ARGUMENT "cannot decode ..." */
 

@@ -6,6 +6,7 @@
 #include "envoy/config/core/v3/base.pb-c.h"
 
 #include "fuzz.h"
+#include "pbdepth.h"
 #include "xds.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -14,7 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
 
     fuzz_quiet();
-    Envoy__Config__Core__V3__Node *node = envoy__config__core__v3__node__unpack(NULL, size, data);
+    /* the server refuses deep nesting before unpacking (pbdepth.h); so does this target */
+    Envoy__Config__Core__V3__Node *node = NULL;
+    if (pb_depth_ok(&envoy__config__core__v3__node__descriptor, data, size, PB_MAX_DEPTH))
+        node = envoy__config__core__v3__node__unpack(NULL, size, data);
     if (node == NULL)
         return 0;
     memset(err, 'x', sizeof(err));
