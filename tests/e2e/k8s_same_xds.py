@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""The same objects, two sources, the same xDS: manifests/samples (and Istio's bookinfo +
-bookinfo-gateway from $PILOT_SHARED when present) served by one pilot-discovery with
+"""The same objects, two sources, the same xDS: manifests/samples (and Istio's bookinfo,
+bookinfo-gateway, destination-rule-all and virtual-service-reviews-jason-v2-v3 from
+$PILOT_SHARED when present) served by one pilot-discovery with
 --configDir and by one with --kubeconfig at the stand-in API server after `kubectl apply`
 of the same files. For each node kind
   - Envoy sidecars in default and in demo (the greeter v1 and web v1 Pods' addresses),
@@ -237,7 +238,9 @@ def config_files(src, shared):
                    if f.endswith(".yaml"))
     bookinfo = os.path.join(shared, "istio", "samples", "bookinfo") if shared else ""
     extra = [os.path.join(bookinfo, "platform", "kube", "bookinfo.yaml"),
-             os.path.join(bookinfo, "networking", "bookinfo-gateway.yaml")]
+             os.path.join(bookinfo, "networking", "bookinfo-gateway.yaml"),
+             os.path.join(bookinfo, "networking", "destination-rule-all.yaml"),
+             os.path.join(bookinfo, "networking", "virtual-service-reviews-jason-v2-v3.yaml")]
     if all(os.path.exists(p) for p in extra):
         files += extra
     else:
