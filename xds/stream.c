@@ -287,18 +287,29 @@ static bool names_equal(char *const *a, size_t na, char *const *b, size_t nb)
     return true;
 }
 
-static void names_add(xds_type_state *ts, const char *name)
+/* Merges the sorted, unique, owned names add[0..nadd) into the subscription, dropping
+ * any beyond STREAM_MAX_NAMES (and freeing them). One linear merge per request: a Delta
+ * request may subscribe thousands of names, and inserting them one by one was quadratic. */
+static void names_merge(xds_type_state *ts, char **add, size_t nadd)
 {
-    if (names_find(ts->names, ts->nnames, name) >= 0 || ts->nnames >= STREAM_MAX_NAMES)
+    size_t room = ts->nnames < STREAM_MAX_NAMES ? STREAM_MAX_NAMES - ts->nnames : 0;
+    for (size_t i = room; i < nadd; i++)
+        free(add[i]);
+    if (nadd > room)
+        nadd = room;
+    if (nadd == 0)
         return;
-    ts->names = xrealloc(ts->names, (ts->nnames + 1) * sizeof(*ts->names));
-    size_t i = ts->nnames;
-    while (i > 0 && strcmp(ts->names[i - 1], name) > 0) {
-        ts->names[i] = ts->names[i - 1];
-        i--;
+    char **v = xmalloc((ts->nnames + nadd) * sizeof(*v));
+    size_t i = 0, j = 0, k = 0;
+    while (i < ts->nnames || j < nadd) {
+        if (j == nadd || (i < ts->nnames && strcmp(ts->names[i], add[j]) < 0))
+            v[k++] = ts->names[i++];
+        else
+            v[k++] = add[j++];
     }
-    ts->names[i] = xstrdup(name);
-    ts->nnames++;
+    free(ts->names);
+    ts->names = v;
+    ts->nnames = k;
 }
 
 static void names_remove(xds_type_state *ts, const char *name)
@@ -859,21 +870,33 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
         names_remove(ts, n);
         known_remove(ts, n);
     }
-    if (req->n_resource_names_subscribe > 0)
-        new_subs = xcalloc(req->n_resource_names_subscribe, sizeof(char *));
-    for (size_t i = 0; i < req->n_resource_names_subscribe; i++) {
-        const char *n = req->resource_names_subscribe[i];
-        if (strcmp(n, "*") == 0) {
+    if (req->n_resource_names_subscribe > 0) {
+        bool star;
+        size_t nsub;
+        char **sub = names_set(req->resource_names_subscribe, req->n_resource_names_subscribe,
+                               &nsub, &star);
+        if (star) {
             if (!ts->wildcard)
                 respond = true;
             ts->wildcard = true;
-            continue;
         }
-        if (names_find(ts->names, ts->nnames, n) < 0) {
-            names_add(ts, n);
-            new_subs[nnew++] = (char *)n;
+        /* keep the names not yet subscribed (sub stays sorted), then merge them in */
+        size_t k = 0;
+        for (size_t i = 0; i < nsub; i++) {
+            if (names_find(ts->names, ts->nnames, sub[i]) < 0)
+                sub[k++] = sub[i];
+            else
+                free(sub[i]);
+        }
+        names_merge(ts, sub, k);
+        /* the merged names (owned by ts now) are the ones to answer for */
+        new_subs = xcalloc(k ? k : 1, sizeof(char *));
+        for (size_t i = 0; i < k && nnew < k; i++)
+            if (names_find(ts->names, ts->nnames, sub[i]) >= 0)
+                new_subs[nnew++] = sub[i];
+        if (nnew > 0)
             respond = true;
-        }
+        free(sub);
     }
     if (first) {
         if (req->n_resource_names_subscribe == 0 &&
