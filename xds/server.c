@@ -21,6 +21,16 @@
  *
  * Per call at most one RECV_MESSAGE and one SEND_MESSAGE are outstanding (gRPC's rule);
  * responses wait in the stream's bounded outbox (stream.h).
+ *
+ * Shutdown: gRPC aborts the process (assertion in grpc_cq_begin_op) when a batch is started
+ * on a completion queue after grpc_completion_queue_shutdown, and a shard keeps handling
+ * completions (a failed RECV ends the stream with a status, a push starts a SEND) until its
+ * queue reports GRPC_QUEUE_SHUTDOWN. So the shard's own driver shuts its queue down
+ * (shard_close_cq, on the shard thread when it runs) and sets cq_down first; nothing is
+ * started on that queue afterwards (conn_start_batch, oneshot_start and shard_on_accept
+ * check it). Unary workers are the only other threads that start batches: once
+ * srv->stopping is set none is spawned (unary_handle answers UNAVAILABLE itself) and
+ * xds_server_free waits for the running ones before any queue is shut down.
  */
 #include <dlfcn.h>
 #include <inttypes.h>
@@ -137,6 +147,8 @@ struct srv_shard {
     grpc_completion_queue *cq;
     pthread_t thread;
     bool thread_started;
+    atomic_bool close_cq;         /* xds_server_free asks the shard thread to shut cq down */
+    bool cq_down;                 /* cq is shut down: start nothing on it (its driver only) */
 
     pthread_mutex_t lock;         /* the connection list and stream debug state */
     srv_conn *conns;
@@ -296,6 +308,11 @@ static void conn_pump(srv_conn *c);
 
 static void conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *tag)
 {
+    if (c->sh->cq_down) {
+        /* the server is going away and the call with it: a batch now would abort */
+        grpc_call_cancel(c->call, NULL);
+        return;
+    }
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         LOG_ERR(LOG_SCOPE, "%s: start_batch failed: %d", c->st.conn_id, (int)e);
@@ -730,9 +747,18 @@ static void conn_on_send(srv_conn *c, bool ok)
 
 /* ---- one-shot calls: unary methods and UNIMPLEMENTED ----------------------------------- */
 
+/* sh: the shard whose thread calls this; NULL on a unary worker (xds_server_free waits for
+ * those before shutting any queue down). */
 static void oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *msg,
                           grpc_byte_buffer *resp)
 {
+    if (sh != NULL && sh->cq_down) {
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        if (resp != NULL)
+            grpc_byte_buffer_destroy(resp);
+        return;
+    }
     srv_oneshot *o = xcalloc(1, sizeof(*o));
     o->tag = (srv_tag){TAG_ONESHOT, o};
     o->call = call;
@@ -763,7 +789,6 @@ static void oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *
         grpc_slice_unref(o->details);
         free(o);
     }
-    (void)sh;
 }
 
 static void oneshot_done(srv_oneshot *o)
@@ -783,6 +808,7 @@ static void oneshot_done(srv_oneshot *o)
  * shard's queue like any other. */
 typedef struct srv_unary_job {
     xds_server *srv;
+    srv_shard *sh;            /* the accepting shard (runs the job when not threaded) */
     srv_unary *u;
     grpc_call *call;
     char *peer;               /* gpr_malloc'd */
@@ -792,6 +818,7 @@ typedef struct srv_unary_job {
     bool secure;
     grpc_slice req;
     bool threaded;
+    bool refuse;              /* the server is stopping: answer without the handler */
 } srv_unary_job;
 
 static void unary_run(srv_unary_job *j)
@@ -805,7 +832,11 @@ static void unary_run(srv_unary_job *j)
     auth.bearer_token = j->token;
     auth.peer_uri_sans = (const char *const *)j->sans;
     auth.npeer_uri_sans = j->nsans;
-    int code = j->u->fn(j->u->ud, &auth, GRPC_SLICE_START_PTR(j->req),
+    int code = GRPC_STATUS_UNAVAILABLE;
+    if (j->refuse)
+        status_msg = xstrdup("server is shutting down");
+    else
+        code = j->u->fn(j->u->ud, &auth, GRPC_SLICE_START_PTR(j->req),
                         GRPC_SLICE_LENGTH(j->req), &resp, &resp_len, &status_msg);
     grpc_byte_buffer *bb = NULL;
     if (code == GRPC_STATUS_OK) {
@@ -813,7 +844,7 @@ static void unary_run(srv_unary_job *j)
         bb = grpc_raw_byte_buffer_create(&s, 1);
         grpc_slice_unref(s);
     }
-    oneshot_start(NULL, j->call, code, status_msg, bb);
+    oneshot_start(j->threaded ? NULL : j->sh, j->call, code, status_msg, bb);
     grpc_slice_unref(j->req);
     free(resp);
     free(status_msg);
@@ -837,6 +868,7 @@ static void unary_handle(srv_shard *sh, srv_accept *a)
 {
     srv_unary_job *j = xcalloc(1, sizeof(*j));
     j->srv = sh->srv;
+    j->sh = sh;
     j->u = &sh->srv->unary[a->kind - ACC_UNARY0];
     j->call = a->call;
     j->peer = grpc_call_get_peer(a->call);
@@ -863,7 +895,12 @@ static void unary_handle(srv_shard *sh, srv_accept *a)
             grpc_byte_buffer_reader_destroy(&rd);
         }
     }
-    if (atomic_fetch_add(&sh->srv->unary_workers, 1) < SRV_MAX_UNARY_WORKERS) {
+    /* Count first, then look at stopping (xds_server_free does the reverse): either it
+     * waits for this worker or this sees stopping; a worker spawned after its wait would
+     * start a batch on a queue that may be shut down, and outlive srv. */
+    bool busy = atomic_fetch_add(&sh->srv->unary_workers, 1) >= SRV_MAX_UNARY_WORKERS;
+    j->refuse = atomic_load(&sh->srv->stopping);
+    if (!busy && !j->refuse) {
         pthread_attr_t attr;
         pthread_t t;
         pthread_attr_init(&attr);
@@ -889,6 +926,14 @@ static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
         return;   /* server shutting down */
     }
     grpc_call *call = a->call;
+    if (sh->cq_down) {
+        /* matched before the server shut down, seen after the queue was: no batch may
+         * start, and a stream without its RECV_CLOSE would never be freed */
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        accept_reset(a);
+        return;
+    }
     switch (a->kind) {
     case ACC_SOTW:
     case ACC_DELTA:
@@ -1036,10 +1081,22 @@ static void shard_handle(srv_shard *sh, grpc_event ev)
     conn_maybe_free(c);
 }
 
+/* Shuts the queue down from its only driver, so that no batch of that driver is started
+ * after it (see the top of this file). */
+static void shard_close_cq(srv_shard *sh)
+{
+    if (sh->cq_down)
+        return;
+    sh->cq_down = true;
+    grpc_completion_queue_shutdown(sh->cq);
+}
+
 static void *shard_main(void *arg)
 {
     srv_shard *sh = arg;
     for (;;) {
+        if (atomic_load(&sh->close_cq))
+            shard_close_cq(sh);
         gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                        gpr_time_from_millis(SHARD_POLL_MS, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(sh->cq, dl, NULL);
@@ -1271,14 +1328,16 @@ void xds_server_free(xds_server *s)
         }
         grpc_server_destroy(s->server);
     }
+    for (int i = 0; i < XDS_SHARDS; i++)
+        atomic_store(&s->shards[i].close_cq, true);   /* seen within SHARD_POLL_MS */
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &s->shards[i];
         if (sh->cq == NULL)
             continue;
-        grpc_completion_queue_shutdown(sh->cq);
         if (sh->thread_started) {
             pthread_join(sh->thread, NULL);
         } else {
+            shard_close_cq(sh);
             for (;;) {
                 grpc_event ev = grpc_completion_queue_next(
                     sh->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
