@@ -153,6 +153,9 @@ out:
         cfgdir_free(cd);
     dbg_server_stop(http);
     dbg_server_stop(mon);
+    /* The model thread may still be debouncing a push: stop it before the server its
+     * push callback calls into goes away. */
+    model_stop(m);
     if (xds)
         xds_server_free(xds);
     pilot_ca_free(pca); /* after the server whose handlers use it */

@@ -773,18 +773,24 @@ bool model_ready(const model *m)
     return m && atomic_load(&m->ready);
 }
 
+void model_stop(model *m)
+{
+    if (!m || !m->started)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stop = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_cond_broadcast(&m->flush_cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    m->started = false;
+}
+
 void model_free(model *m)
 {
     if (!m)
         return;
-    if (m->started) {
-        pthread_mutex_lock(&m->mu);
-        m->stop = true;
-        pthread_cond_broadcast(&m->cv);
-        pthread_cond_broadcast(&m->flush_cv);
-        pthread_mutex_unlock(&m->mu);
-        pthread_join(m->thread, NULL);
-    }
+    model_stop(m);
     mbox_item *it = m->head;
     while (it) {
         mbox_item *next = it->next;

@@ -39,7 +39,11 @@ void model_on_push(model *m, model_push_fn fn, void *ud);
 /* A sink for one source; ud of the sink is the model. */
 source_sink model_sink(model *m);
 int model_start(model *m);
-/* Stops the thread, releases everything. */
+/* Stops the model thread: no push callback runs after it returns (call it before freeing
+ * what the callbacks use, e.g. the xDS server). The published snapshot stays readable.
+ * Idempotent. */
+void model_stop(model *m);
+/* Stops the thread (model_stop), releases everything. */
 void model_free(model *m);
 
 /* The current snapshot with one reference for the caller, or NULL before the first build. */

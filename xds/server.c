@@ -704,7 +704,7 @@ static void conn_on_recv(srv_conn *c, bool ok)
         return;
     }
     if (c->secure && c->st.proxy == NULL) {
-        char why[600];
+        char why[sizeof(((srv_conn *)0)->status_msg)];
         if (!conn_identity_ok(c, req, why, sizeof(why))) {
             LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
             protobuf_c_message_free_unpacked(req, NULL);

@@ -765,11 +765,20 @@ static void stream_nack(xds_stream *st, int t, const char *version, const char *
              ts->last_error);
 }
 
+/* Bounded copy that tolerates src pointing into the same stream state (version is
+ * ts->version_sent on an ACK): snprintf's restrict contract does not. */
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memmove(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void stream_ack(xds_stream *st, int t, const char *version, const char *nonce)
 {
     xds_type_state *ts = &st->t[t];
-    snprintf(ts->nonce_acked, sizeof(ts->nonce_acked), "%s", nonce);
-    snprintf(ts->version_acked, sizeof(ts->version_acked), "%s", version ? version : "");
+    copy_field(ts->nonce_acked, sizeof(ts->nonce_acked), nonce);
+    copy_field(ts->version_acked, sizeof(ts->version_acked), version ? version : "");
     free(ts->last_error);
     ts->last_error = NULL;
     if (ts->push_start_ns > 0) {

@@ -37,8 +37,18 @@ static const char *str_at(const cJSON *o, const char *a, const char *b)
     return cJSON_IsString(x) ? x->valuestring : NULL;
 }
 
-static const char *kind_of(const cJSON *o) { return str_at(o, "kind", NULL); }
-static const char *name_of(const cJSON *o) { return str_at(o, "metadata", "name"); }
+/* "?" rather than NULL: these name objects in failure messages */
+static const char *kind_of(const cJSON *o)
+{
+    const char *k = str_at(o, "kind", NULL);
+    return k ? k : "?";
+}
+
+static const char *name_of(const cJSON *o)
+{
+    const char *n = str_at(o, "metadata", "name");
+    return n ? n : "?";
+}
 static const char *ns_of(const cJSON *o)
 {
     const char *ns = str_at(o, "metadata", "namespace");
@@ -152,7 +162,7 @@ static int load_all(void **state)
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
-            if (nobjs == NOBJ_MAX || !kind_of(docs[i]) || !name_of(docs[i])) {
+            if (nobjs == NOBJ_MAX || !str_at(docs[i], "kind", NULL) || !str_at(docs[i], "metadata", "name")) {
                 fprintf(stderr, "%s: document %zu: no kind/name, or too many\n", path, i + 1);
                 return -1;
             }
