@@ -1412,11 +1412,14 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
     cl->name = gen_cluster_name(c, port->port, subset, svc->hostname);
     cl->connect_timeout = gen_duration(c, 10LL * 1000000000);
     cl->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
-    bool dns = !c->grpc && (svc->resolution == MESH_RESOLUTION_DNS ||
-                            svc->resolution == MESH_RESOLUTION_DNS_ROUND_ROBIN);
+    bool dns = svc->resolution == MESH_RESOLUTION_DNS ||
+               svc->resolution == MESH_RESOLUTION_DNS_ROUND_ROBIN;
     bool passthrough = !c->grpc && svc->resolution == MESH_RESOLUTION_PASSTHROUGH;
     if (dns) {
-        cl->type = svc->resolution == MESH_RESOLUTION_DNS
+        /* gRPC accepts only IPs in EDS, so a host name there gets the whole response
+         * NACKed; its only DNS cluster type is LOGICAL_DNS with exactly one endpoint (gRPC
+         * resolves it itself). Istio's grpcgen sends EDS here; this deliberately differs. */
+        cl->type = svc->resolution == MESH_RESOLUTION_DNS && !c->grpc
                        ? ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS
                        : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS;
         /* DNS clusters carry their endpoints inline: the service's own host:port unless
@@ -1443,7 +1446,14 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
                     gen_lb_endpoint(c, svc->hostname, port->port));
         GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
         cl->load_assignment = la;
-        cl->dns_lookup_family = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY;
+        if (!c->grpc) {
+            cl->dns_lookup_family = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY;
+            /* as Istio's cluster builder: follow the records' TTL, else re-resolve at the
+             * mesh config's dnsRefreshRate, whose default Istio raised to 60s (Envoy's own
+             * 5s overloads DNS servers, since Envoy ignores negative-answer TTLs) */
+            cl->respect_dns_ttl = true;
+            cl->dns_refresh_rate = gen_duration(c, 60LL * 1000000000);
+        }
     } else if (passthrough) {
         cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
         cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;

@@ -2,7 +2,8 @@
  *
  * gRPC names everything it wants (no wildcards): LDS "host:port" -> an API listener whose
  * HttpConnectionManager points at RDS "outbound|port||fqdn" -> one virtual host whose
- * routes name EDS clusters. Everything here stays inside what gRPC C core 1.51 accepts
+ * routes name EDS clusters (LOGICAL_DNS for DNS ServiceEntries: gRPC takes only IPs in
+ * EDS). Everything here stays inside what gRPC C core 1.51 accepts
  * (see ISTIO-FACTS.md, "What gRPC's own xDS clients accept"): legacy header matchers,
  * explicit total_weight, no num_retries 0, ROUND_ROBIN only, fault and router filters
  * only, router last. Runs on the caller's thread; no locks.
