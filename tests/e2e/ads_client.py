@@ -10,11 +10,8 @@ stream with INVALID_ARGUMENT; an unknown method gets UNIMPLEMENTED; /debug/syncz
 config_dump reflect the streams; metrics count rejects and expired nonces.
 """
 import os
-import queue
 import sys
 import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_common as ec  # noqa: E402
@@ -54,39 +51,8 @@ def check(cond, what):
         failures.append(what)
 
 
-class Stream:
-    """One ADS stream: send() requests, recv() responses with a timeout."""
-
-    def __init__(self, channel, method, req_cls, resp_cls):
-        self.q = queue.Queue()
-        self.out = queue.Queue()
-        self.error = None
-        call = channel.stream_stream(method, request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=resp_cls.FromString)
-        self.call = call(iter(self.q.get, None))
-        self.t = threading.Thread(target=self._reader, daemon=True)
-        self.t.start()
-
-    def _reader(self):
-        try:
-            for r in self.call:
-                self.out.put(r)
-        except grpc.RpcError as e:
-            self.error = e
-        self.out.put(None)
-
-    def send(self, m):
-        self.q.put(m)
-
-    def recv(self, timeout=5.0):
-        try:
-            return self.out.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self):
-        self.q.put(None)
-        self.call.cancel()
+def Stream(channel, method, req_cls, resp_cls):
+    return ec.AdsStream(channel, method, req_cls, resp_cls)
 
 
 def main():

@@ -26,12 +26,10 @@ Skips (77) without grpcio, kubectl or openssl.
 import base64
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -298,37 +296,10 @@ class KubePilot:
         check(rc == 0, "pilot-discovery exits cleanly on SIGTERM (rc %d)" % rc)
 
 
-class Stream:
-    """One ADS stream with call metadata."""
-
-    def __init__(self, channel, req_cls, resp_cls, metadata=None):
-        self.q, self.out = queue.Queue(), queue.Queue()
-        self.error = None
-        call = channel.stream_stream(SOTW, request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=resp_cls.FromString)
-        self.call = call(iter(self.q.get, None), metadata=metadata, timeout=30)
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        try:
-            for r in self.call:
-                self.out.put(r)
-        except grpc.RpcError as e:
-            self.error = e
-        self.out.put(None)
-
-    def send(self, m):
-        self.q.put(m)
-
-    def recv(self, timeout=10.0):
-        try:
-            return self.out.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self):
-        self.q.put(None)
-        self.call.cancel()
+def Stream(channel, req_cls, resp_cls, metadata=None):
+    """One SotW ADS stream with call metadata (30 s deadline); recv waits 10 s by default."""
+    return ec.AdsStream(channel, SOTW, req_cls, resp_cls, metadata=metadata, timeout=30,
+                        recv_timeout=10.0)
 
 
 def secret_root(api):

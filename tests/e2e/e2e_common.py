@@ -6,17 +6,21 @@ Run with Debian's /usr/bin/python3 (grpcio and protobuf come from Debian package
 """
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 
 SKIP = 77
+ADS_SOTW = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+ADS_DELTA = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 
 
 def skip(msg):
@@ -194,3 +198,43 @@ class Pilot:
                 return -1
         self.log.close()
         return self.proc.returncode
+
+
+class AdsStream:
+    """One ADS stream (SotW or Delta, by method): send() requests, recv() responses with a
+    timeout; a reader thread queues responses and None when the stream ends (the
+    grpc.RpcError, if any, is kept in .error). grpc is imported by the caller's script."""
+
+    def __init__(self, channel, method, req_cls, resp_cls, metadata=None, timeout=None,
+                 recv_timeout=5.0):
+        import grpc  # Debian's python3-grpcio; scripts skip before this when it is missing
+        self._rpc_error = grpc.RpcError
+        self.q = queue.Queue()
+        self.out = queue.Queue()
+        self.error = None
+        self.recv_timeout = recv_timeout
+        call = channel.stream_stream(method, request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=resp_cls.FromString)
+        self.call = call(iter(self.q.get, None), metadata=metadata, timeout=timeout)
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        try:
+            for r in self.call:
+                self.out.put(r)
+        except self._rpc_error as e:
+            self.error = e
+        self.out.put(None)
+
+    def send(self, m):
+        self.q.put(m)
+
+    def recv(self, timeout=None):
+        try:
+            return self.out.get(timeout=self.recv_timeout if timeout is None else timeout)
+        except queue.Empty:
+            return None
+
+    def close(self):
+        self.q.put(None)
+        self.call.cancel()

@@ -24,7 +24,6 @@ import queue
 import shutil
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,20 +89,7 @@ class Ads:
         Resp = protos.cls("envoy.service.discovery.v3.DiscoveryResponse")
         self.node = node
         self.ch = grpc.insecure_channel(target)
-        self.q = queue.Queue()
-        self.out = queue.Queue()
-        call = self.ch.stream_stream(SOTW, request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=Resp.FromString)
-        self.call = call(iter(self.q.get, None))
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        try:
-            for r in self.call:
-                self.out.put(r)
-        except grpc.RpcError:
-            pass
-        self.out.put(None)
+        self.stream = ec.AdsStream(self.ch, SOTW, self.Req, Resp)
 
     def ask(self, type_url, names, timeout=10.0):
         """{name: serialized resource bytes} of the answer to one request."""
@@ -111,11 +97,11 @@ class Ads:
         if self.node is not None:
             req.node.CopyFrom(self.node)
             self.node = None
-        self.q.put(req)
+        self.stream.send(req)
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                r = self.out.get(timeout=max(0.01, deadline - time.time()))
+                r = self.stream.out.get(timeout=max(0.01, deadline - time.time()))
             except queue.Empty:
                 break
             if r is None:
@@ -130,8 +116,7 @@ class Ads:
         raise RuntimeError("no %s answer within %.0fs" % (TYPE_SHORT[type_url], timeout))
 
     def close(self):
-        self.q.put(None)
-        self.call.cancel()
+        self.stream.close()
         self.ch.close()
 
 
