@@ -27,8 +27,8 @@ build-san: deps
 
 # ThreadSanitizer for our own threaded code (model thread, config-directory watcher, HTTP
 # server). Only those tests are built: gRPC's C core is not TSan-instrumented.
-TSAN_TARGETS = tests/pilot/test_model tests/pilot/test_http tests/pilot/test_metrics \
-	tests/config/test_cfgdir
+TSAN_TARGETS = tests/pilot/model/test_model tests/pilot/obs/test_http tests/pilot/obs/test_metrics \
+	tests/pilot/cfgdir/test_cfgdir
 build-tsan: deps
 	@[ -f $(TSAN_BUILD)/build.ninja ] || meson setup $(TSAN_BUILD) --buildtype=debug \
 	    -Db_sanitize=thread -Db_lundef=false

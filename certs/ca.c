@@ -18,9 +18,9 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "ca_internal.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca_internal.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 #define CA_LOG "ca"
 /* A PEM file larger than this is not a certificate bundle we want to parse. */

@@ -9,7 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "ca.h"
+#include "certs/ca.h"
 
 /* One immutable generation of signing material. Refcounted: a signature in flight keeps
  * the generation it started with even if a rotation publishes the next one. */

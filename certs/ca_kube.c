@@ -11,9 +11,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "ca_kube.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca_kube.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 #define CA_KUBE_LOG "ca"
 /* A PEM set is a few kilobytes; anything far larger in the Secret is refused. */

@@ -20,9 +20,9 @@
 
 #include <stddef.h>
 
-#include "ca.h"
-#include "k8s.h"
-#include "source.h"
+#include "certs/ca.h"
+#include "k8s/k8s.h"
+#include "pilot/base/source.h"
 
 #define CA_KUBE_SECRET "istio-ca-secret"
 #define CA_KUBE_SECRET_TYPE "istio.io/ca-root"

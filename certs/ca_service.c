@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "ca.pb-c.h"
-#include "ca_service.h"
-#include "log.h"
-#include "metrics.h"
-#include "pbdepth.h"
-#include "util.h"
+#include "certs/ca_service.h"
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot/base/pbdepth.h"
+#include "pilot/base/util.h"
 
 #define CA_SVC_LOG "ca"
 /* A request is a CSR (bounded by sign.c at 64 KiB) plus a little metadata. */
@@ -90,7 +90,7 @@ void ca_service_update_root_metric(ca_service *s)
 
 /* Finds the caller's identity. Returns 0 with *ns and *sa (heap) and *how naming the method,
  * or -1 with a reason in why. */
-static int authenticate(ca_service *s, const xds_call_auth *auth, char **ns, char **sa,
+static int authenticate(ca_service *s, const ca_caller *auth, char **ns, char **sa,
                         const char **how, char *why, size_t whylen)
 {
     *ns = *sa = NULL;
@@ -137,7 +137,7 @@ fail:
     return -1;
 }
 
-int ca_service_create_certificate(void *ud, const xds_call_auth *auth, const uint8_t *req,
+int ca_service_create_certificate(void *ud, const ca_caller *auth, const uint8_t *req,
                                   size_t req_len, uint8_t **resp, size_t *resp_len,
                                   char **status_message)
 {

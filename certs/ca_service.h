@@ -1,5 +1,6 @@
-/* ca_service: Istio's IstioCertificateService.CreateCertificate as a unary handler for the
- * xDS gRPC server (xds/server.h), backed by the built-in CA (ca.h).
+/* ca_service: Istio's IstioCertificateService.CreateCertificate, backed by the built-in CA
+ * (ca.h). Transport-neutral: the caller (pilot/ca_setup.c registers it as a unary method
+ * of the xDS gRPC server) describes who is asking in a ca_caller.
  *
  * Who may ask, first that succeeds:
  *   1. a verified client certificate whose URI SAN is spiffe://<our trust domain>/ns/<ns>/sa/<sa>
@@ -23,8 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ca.h"
-#include "server.h"
+#include <stdbool.h>
+
+#include "certs/ca.h"
 
 #define CA_SERVICE_METHOD "/istio.v1.auth.IstioCertificateService/CreateCertificate"
 #define CA_TOKEN_AUDIENCE "istio-ca"
@@ -38,6 +40,15 @@
 typedef int (*ca_token_review_fn)(void *ud, const char *token, const char *audience,
                                   char **ns, char **sa, char *err, size_t errlen);
 
+/* Who is asking, as the transport saw it. Borrowed for the call. */
+typedef struct ca_caller {
+    const char *peer;                 /* "ipv4:127.0.0.1:1234", for logs */
+    const char *bearer_token;         /* from "authorization: Bearer ...", or NULL */
+    const char *const *peer_uri_sans; /* URI SANs of a verified client certificate */
+    size_t npeer_uri_sans;
+    bool secure;                      /* the call came over TLS */
+} ca_caller;
+
 typedef struct ca_service ca_service;
 
 /* c is borrowed and must outlive the service. review may be NULL (then only client
@@ -48,12 +59,11 @@ void ca_service_free(ca_service *s);
 /* Refreshes citadel_server_root_cert_expiry_timestamp (call after ca_rotate_if_needed). */
 void ca_service_update_root_metric(ca_service *s);
 
-/* The xds_unary_fn for CA_SERVICE_METHOD; ud is the ca_service. Register it with
- *   xds_server_register_unary(srv, CA_SERVICE_METHOD, ca_service_create_certificate, svc);
+/* Answers one CreateCertificate request (CA_SERVICE_METHOD); ud is the ca_service.
  * Returns 0 (OK) with *resp an IstioCertificateResponse (malloc'd), or
  * 3 INVALID_ARGUMENT (undecodable request, bad CSR, TTL above the maximum),
  * 16 UNAUTHENTICATED, 13 INTERNAL, with *status_message (malloc'd) saying why. */
-int ca_service_create_certificate(void *ud, const xds_call_auth *auth, const uint8_t *req,
+int ca_service_create_certificate(void *ud, const ca_caller *auth, const uint8_t *req,
                                   size_t req_len, uint8_t **resp, size_t *resp_len,
                                   char **status_message);
 

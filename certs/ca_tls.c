@@ -7,9 +7,9 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 
-#include "ca_tls.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca_tls.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 #define CA_TLS_LOG "ca"
 

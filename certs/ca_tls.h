@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "ca.h"
+#include "certs/ca.h"
 
 struct grpc_server_credentials;
 typedef struct ca_tls ca_tls;

@@ -14,9 +14,9 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
-#include "ca_internal.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca_internal.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 /* A CSR is a few hundred bytes (a kilobyte or two for RSA-4096); anything far larger is
  * not a CSR. */

@@ -11,8 +11,8 @@
 
 #include <openssl/crypto.h>
 
-#include "k8s_int.h"
-#include "log.h"
+#include "k8s/k8s_internal.h"
+#include "pilot/base/log.h"
 
 #define K8S_RESP_MAX (64u << 20)
 #define K8S_TOKEN_MAX (64u << 10)

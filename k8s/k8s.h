@@ -19,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "source.h"
+#include "pilot/base/source.h"
 
 enum {
     K8S_OK = 0,

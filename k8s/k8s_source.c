@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "debug.h"
-#include "k8s_int.h"
-#include "log.h"
-#include "metrics.h"
+#include "pilot/obs/debug.h"
+#include "k8s/k8s_internal.h"
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
 
 struct k8s_source {
     k8s_config cfg;          /* strings owned below */

@@ -8,9 +8,9 @@
 
 #include <openssl/evp.h>
 
-#include "k8s_int.h"
-#include "log.h"
-#include "yaml.h"
+#include "k8s/k8s_internal.h"
+#include "pilot/base/log.h"
+#include "pilot/base/yaml.h"
 
 #define KC_MAX_FILE (4u << 20)  /* a kubeconfig, certificate or token file */
 

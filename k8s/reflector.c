@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_int.h"
-#include "log.h"
+#include "k8s/k8s_internal.h"
+#include "pilot/base/log.h"
 
 #define LIST_PAGE_MAX (512u << 20)
 #define ERRBODY_MAX 4096

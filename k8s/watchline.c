@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_int.h"
+#include "k8s/k8s_internal.h"
 
 /* ---- lines ---------------------------------------------------------------------------- */
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_int.h"
-#include "log.h"
+#include "k8s/k8s_internal.h"
+#include "pilot/base/log.h"
 
 static const struct {
     const char *prefix; /* API path before /namespaces */

@@ -9,14 +9,14 @@
 
 #include <grpc/grpc_security.h>
 
-#include "ca.h"
-#include "ca_kube.h"
-#include "ca_service.h"
-#include "ca_setup.h"
-#include "ca_tls.h"
-#include "k8s.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca.h"
+#include "certs/ca_kube.h"
+#include "certs/ca_service.h"
+#include "pilot/ca_setup.h"
+#include "certs/ca_tls.h"
+#include "k8s/k8s.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 #define CA_SETUP_LOG "ca"
 
@@ -191,7 +191,13 @@ static int ca_unary(void *ud, const xds_call_auth *auth, const uint8_t *req, siz
                                   "(served on the secure gRPC port)");
         return 12; /* GRPC_STATUS_UNIMPLEMENTED */
     }
-    return ca_service_create_certificate(p->svc, auth, req, req_len, resp, resp_len,
+    ca_caller who = { 0 };
+    if (auth) {
+        who = (ca_caller){ .peer = auth->peer, .bearer_token = auth->bearer_token,
+                           .peer_uri_sans = auth->peer_uri_sans,
+                           .npeer_uri_sans = auth->npeer_uri_sans, .secure = auth->secure };
+    }
+    return ca_service_create_certificate(p->svc, &who, req, req_len, resp, resp_len,
                                          status_message);
 }
 

@@ -1,5 +1,5 @@
 /* flags: see flags.h. A table of flags, each a string or a Go duration. */
-#include "flags.h"
+#include "pilot/flags.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -10,9 +10,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "log.h"
-#include "util.h"
-#include "yaml.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
+#include "pilot/base/yaml.h"
 
 /* A mesh config file is small; refuse anything absurd. */
 #define FLAGS_MESH_CONFIG_MAX (4u << 20)

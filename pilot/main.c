@@ -10,18 +10,24 @@
 #include <string.h>
 #include <time.h>
 
-#include "ca_setup.h" /* ca: the built-in CA */
-#include "cfgdir.h"
-#include "debug.h"
-#include "debug_model.h"
-#include "flags.h"
-#include "k8s.h"
-#include "log.h"
-#include "metrics.h"
-#include "model.h"
+#include "pilot/ca_setup.h" /* ca: the built-in CA */
+#include "pilot/cfgdir/cfgdir.h"
+#include "pilot/obs/debug.h"
+#include "pilot/model/debug_model.h"
+#include "pilot/flags.h"
+#include "k8s/k8s.h"
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot/model/model.h"
 #include "pilot_version.h"
-#include "server.h"
-#include "util.h"
+#include "xds/ads/server.h"
+#include "pilot/base/util.h"
+
+/* xds_snapshot_fn over the model (model_snapshot takes a typed model *). */
+static mesh_snapshot *model_snapshot_fn(void *ud)
+{
+    return model_snapshot(ud);
+}
 
 static bool ready_cb(void *ud)
 {
@@ -92,8 +98,10 @@ static int run_discovery(const pilot_flags *f)
     model_debug_register(m);
     dbg_set_ready(ready_cb, m);
 
-    /* The xDS server (xds/server.c) registers its push callback on the model. */
-    xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain, .model = m};
+    /* The xDS server knows snapshots, not the model: it asks model_snapshot for a new
+     * stream's first one, and the model hands it each publish (model_on_push below). */
+    xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain,
+                          .snapshot = model_snapshot_fn, .snapshot_ud = m};
     /* /ready (503 until the model is ready) and the debug endpoints answer from here on,
      * also while start-up waits for the API server below. */
     if (!(http = dbg_server_start(f->http_addr, false)))
@@ -116,6 +124,7 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     pilot_ca_register(pca, xds);
+    model_on_push(m, xds_server_on_push, xds);
 
     if (model_start(m) != 0)
         goto out;

@@ -1,6 +1,6 @@
 /* log: see log.h. The scope table is small and written only at start-up (log_configure
  * runs before any thread starts); readers take no lock. The hook is for tests. */
-#include "log.h"
+#include "pilot/base/log.h"
 
 #include <pthread.h>
 #include <stdio.h>

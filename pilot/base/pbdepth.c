@@ -1,4 +1,4 @@
-#include "pbdepth.h"
+#include "pilot/base/pbdepth.h"
 
 /* Reads a varint; returns bytes used, 0 when truncated or longer than 10 bytes. */
 static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)

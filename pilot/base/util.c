@@ -1,4 +1,4 @@
-#include "util.h"
+#include "pilot/base/util.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -13,7 +13,7 @@
  *      build, and the push request it produces (hosts, endpoints to re-send).
  *
  * How the clock is split: the model runs without its thread (model_flush applies the
- * queued events and builds on the caller's thread, as tests/pilot/test_model.c drives
+ * queued events and builds on the caller's thread, as tests/pilot/model/test_model.c drives
  * it), so every number is one thread's CPU time with nothing competing for the allocator.
  * model_build is wrapped by the linker (-Wl,--wrap=model_build) to time each build; apply
  * CPU = model_flush's CPU minus its build CPU. Generating and cJSON-parsing the text is
@@ -36,10 +36,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "log.h"
-#include "model.h"
-#include "model_internal.h"
-#include "util.h"
+#include "pilot/base/log.h"
+#include "pilot/model/model.h"
+#include "pilot/model/model_internal.h"
+#include "pilot/base/util.h"
 
 /* ---- build timing (linker wrap) ------------------------------------------------------- */
 

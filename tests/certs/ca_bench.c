@@ -19,11 +19,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ca.h"
+#include "certs/ca.h"
 #include "ca.pb-c.h"
-#include "ca_service.h"
-#include "log.h"
-#include "util.h"
+#include "certs/ca_service.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
 
 #define NCSR 64
 
@@ -71,7 +71,7 @@ static void *run(void *arg)
 {
     worker *w = arg;
     const char *sans[] = {"spiffe://cluster.local/ns/bench/sa/client"};
-    xds_call_auth auth = {.peer = "bench", .peer_uri_sans = sans, .npeer_uri_sans = 1};
+    ca_caller auth = {.peer = "bench", .peer_uri_sans = sans, .npeer_uri_sans = 1};
     int64_t cpu0 = thread_cpu_ns();
     for (int i = 0; i < w->calls; i++) {
         packed *p = &reqs[i % NCSR];

@@ -25,12 +25,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "ca.h"
+#include "certs/ca.h"
 #include "ca.pb-c.h"
-#include "ca_service.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "certs/ca_service.h"
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot/base/util.h"
 
 static char tmpdir[256];
 
@@ -809,7 +809,7 @@ typedef struct call_result {
     size_t nchain;
 } call_result;
 
-static call_result call(ca_service *svc, const xds_call_auth *auth, const uint8_t *req,
+static call_result call(ca_service *svc, const ca_caller *auth, const uint8_t *req,
                         size_t len)
 {
     call_result r = {0};
@@ -905,7 +905,7 @@ static void test_handler(void **state)
     int successes = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *sans[1] = {cases[i].san};
-        xds_call_auth auth = {.peer = "ipv4:127.0.0.1:5555",
+        ca_caller auth = {.peer = "ipv4:127.0.0.1:5555",
                               .bearer_token = cases[i].token,
                               .peer_uri_sans = cases[i].san ? sans : NULL,
                               .npeer_uri_sans = cases[i].san ? 1 : 0};
@@ -939,7 +939,7 @@ static void test_handler(void **state)
     free(req);
 
     /* Bad requests from an authenticated caller: INVALID_ARGUMENT with a reason. */
-    xds_call_auth good = {.peer = "ipv4:127.0.0.1:5555", .bearer_token = "good"};
+    ca_caller good = {.peer = "ipv4:127.0.0.1:5555", .bearer_token = "good"};
     static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     call_result r = call(svc, &good, garbage, sizeof(garbage));
     assert_int_equal(r.code, 3);
@@ -1010,7 +1010,7 @@ static void test_handler_no_review(void **state)
     size_t len, rlen;
     char *csr = csr_of("ec256", &len);
     uint8_t *req = pack_req(csr, 0, &rlen);
-    xds_call_auth auth = {.bearer_token = "good"};
+    ca_caller auth = {.bearer_token = "good"};
     call_result r = call(svc, &auth, req, rlen);
     assert_int_equal(r.code, 16);
     assert_non_null(strstr(r.msg, "no TokenReview"));
@@ -1030,7 +1030,7 @@ static void test_handler_mutations(void **state)
     ca *c = new_ca(CA_KEY_EC_P256);
     ca_service *svc = ca_service_new(c, NULL, NULL);
     const char *sans[] = {"spiffe://cluster.local/ns/foo/sa/bar"};
-    xds_call_auth auth = {.peer_uri_sans = sans, .npeer_uri_sans = 1};
+    ca_caller auth = {.peer_uri_sans = sans, .npeer_uri_sans = 1};
     size_t len, rlen;
     char *csr = csr_of("ec256", &len);
     uint8_t *req = pack_req(csr, 0, &rlen);

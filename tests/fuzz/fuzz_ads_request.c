@@ -25,12 +25,12 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 #include "fuzz.h"
-#include "pbdepth.h"
-#include "model.h"
-#include "stream.h"
-#include "util.h"
-#include "xds.h"
-#include "yaml.h"
+#include "pilot/base/pbdepth.h"
+#include "pilot/model/model.h"
+#include "xds/ads/stream_internal.h"
+#include "pilot/base/util.h"
+#include "xds/gen/gen.h"
+#include "pilot/base/yaml.h"
 
 /* The mesh the generators see: services of each protocol, endpoints, a DestinationRule
  * with subsets, VirtualServices for sidecars and a gateway, a ServiceEntry. */

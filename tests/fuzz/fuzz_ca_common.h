@@ -10,7 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "ca.h"
+#include "certs/ca.h"
 #include "fuzz.h"
 
 #define FUZZ_CA_NS "default"

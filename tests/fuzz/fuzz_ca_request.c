@@ -7,14 +7,14 @@
  * decodes and whose chain names the caller; any other status with a message and no body.
  */
 #include "ca.pb-c.h"
-#include "ca_service.h"
+#include "certs/ca_service.h"
 #include "fuzz_ca_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ca_service *svc;
     static const char *const sans[] = {FUZZ_CA_URI};
-    const xds_call_auth auth = {.peer = "ipv4:127.0.0.1:40000", .peer_uri_sans = sans,
+    const ca_caller auth = {.peer = "ipv4:127.0.0.1:40000", .peer_uri_sans = sans,
                                 .npeer_uri_sans = 1};
     uint8_t *resp = NULL;
     size_t rlen = 0;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "log.h"
+#include "pilot/base/log.h"
 
 void fuzz_quiet(void)
 {

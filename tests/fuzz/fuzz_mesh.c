@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "mesh.h"
+#include "pilot/config/mesh.h"
 
 /* err must be a NUL-terminated line within its buffer, and say something when rc == -1. */
 static void check_err(const char *err, size_t errlen, bool must_say)

@@ -6,8 +6,8 @@
 #include "envoy/config/core/v3/base.pb-c.h"
 
 #include "fuzz.h"
-#include "pbdepth.h"
-#include "xds.h"
+#include "pilot/base/pbdepth.h"
+#include "xds/gen/gen.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

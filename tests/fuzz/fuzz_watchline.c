@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "k8s_int.h"
+#include "k8s/k8s_internal.h"
 
 #define MAX_CUTS 32
 

@@ -19,9 +19,9 @@
 #include "google/protobuf/struct.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 
-#include "stream.h"
-#include "util.h"
-#include "xds.h"
+#include "xds/ads/stream_internal.h"
+#include "pilot/base/util.h"
+#include "xds/gen/gen.h"
 
 static const char *outdir;
 

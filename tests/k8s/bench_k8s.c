@@ -13,7 +13,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "k8s_int.h"
+#include "k8s/k8s_internal.h"
 #include "k8s_testlib.h"
 
 static double cpu_s(void)

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "pilot/base/util.h"
 
 /* ---- debug registration stand-in ------------------------------------------------------ */
 

@@ -10,8 +10,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "debug.h"
-#include "source.h"
+#include "pilot/obs/debug.h"
+#include "pilot/base/source.h"
 
 typedef struct standin {
     pid_t pid;

@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "k8s_int.h"
+#include "k8s/k8s_internal.h"
 #include "k8s_testlib.h"
-#include "metrics.h"
+#include "pilot/obs/metrics.h"
 
 static const char *core_paths[] = {"/api/v1/namespaces", "/api/v1/services", "/api/v1/pods"};
 /* What the source reads of Secrets: istiod's credentials field selector. */

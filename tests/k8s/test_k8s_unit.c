@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "k8s_int.h"
+#include "k8s/k8s_internal.h"
 
 /* ---- kubeconfig ----------------------------------------------------------------------- */
 

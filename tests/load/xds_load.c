@@ -36,7 +36,7 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 
-#include "util.h"
+#include "pilot/base/util.h"
 
 #define SOTW "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 enum { T_LDS, T_RDS, T_CDS, T_EDS, T_N };

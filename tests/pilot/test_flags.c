@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "flags.h"
+#include "pilot/flags.h"
 
 #define MS 1000000LL
 

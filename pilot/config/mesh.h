@@ -1,0 +1,598 @@
+/* mesh: the typed mesh objects, and the parser and validator that make them
+ * (pilot/config/parse*.c).
+ *
+ * The objects are the contract between the parser, the model thread that joins them into
+ * snapshots (pilot/model/, whose snapshot type is in pilot/model/snapshot.h) and the xDS
+ * generators (xds/gen/). Everything reachable from a published snapshot is immutable:
+ * readers on any thread may use it without locks for as long as they hold a reference.
+ *
+ * Ownership: every mesh_* object below is created by mesh_parse() (or the model, for
+ * services built from Kubernetes Services and endpoints) and owned through its header's
+ * refcount. A snapshot holds one reference to each object it lists; a new snapshot built
+ * beside the old one reuses unchanged objects by taking another reference.
+ */
+#ifndef PILOT_MESH_H
+#define PILOT_MESH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- shared small types ------------------------------------------------------------- */
+
+/* Sorted by key; keys unique. */
+typedef struct mesh_labels {
+    size_t n;
+    char **keys;
+    char **vals;
+} mesh_labels;
+
+/* True when every key=value of sel is in l (an empty sel matches everything). */
+bool mesh_labels_subset(const mesh_labels *sel, const mesh_labels *l);
+const char *mesh_labels_get(const mesh_labels *l, const char *key);
+/* From a JSON object of string values; non-string values are an error (-1). */
+int mesh_labels_from_json(const cJSON *obj, mesh_labels *out);
+void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst);
+void mesh_labels_free(mesh_labels *l);
+
+typedef enum {
+    MESH_PROTO_UNSUPPORTED = 0, /* unknown: treated as TCP */
+    MESH_PROTO_HTTP,
+    MESH_PROTO_HTTP2,
+    MESH_PROTO_HTTPS,
+    MESH_PROTO_GRPC,
+    MESH_PROTO_GRPC_WEB,
+    MESH_PROTO_TCP,
+    MESH_PROTO_TLS,
+    MESH_PROTO_MONGO,
+    MESH_PROTO_REDIS,
+    MESH_PROTO_MYSQL,
+    MESH_PROTO_UDP,
+} mesh_protocol;
+
+/* Istio's names: "HTTP", "HTTP2", "HTTPS", "GRPC", "GRPC-Web", "TCP", "TLS", "Mongo",
+ * "Redis", "MySQL", "UDP", "UnsupportedProtocol". */
+const char *mesh_protocol_name(mesh_protocol p);
+/* Case-insensitive Istio protocol name ("http", "HTTP2", "grpc"...), else UNSUPPORTED. */
+mesh_protocol mesh_protocol_parse(const char *s);
+/* Protocol of a Kubernetes Service port: appProtocol first, then the port name prefix
+ * before '-' ("http-web" -> HTTP, "grpc" -> GRPC), else UNSUPPORTED (sniffed as TCP). */
+mesh_protocol mesh_protocol_from_port(const char *port_name, const char *app_protocol);
+bool mesh_protocol_is_http(mesh_protocol p); /* HTTP, HTTP2, GRPC, GRPC-Web */
+
+/* Common header of every refcounted model object. */
+typedef struct mesh_meta {
+    atomic_int refs;
+    char *name;
+    char *ns;
+    char *resource_version;   /* may be NULL */
+    char *creation_timestamp; /* RFC 3339, may be NULL */
+    char *uid;                /* may be NULL */
+    int64_t generation;
+    mesh_labels labels;
+    mesh_labels annotations;
+    char *source;             /* file path, or "kubernetes" */
+} mesh_meta;
+
+/* ---- Services and endpoints ---------------------------------------------------------- */
+
+typedef struct mesh_port {
+    char *name;                 /* may be NULL for a single unnamed port */
+    uint32_t port;              /* service port */
+    uint32_t target_port;       /* numeric targetPort, 0 when named or absent */
+    char *target_port_name;     /* named targetPort, or NULL */
+    mesh_protocol protocol;
+} mesh_port;
+
+typedef enum {
+    MESH_RESOLUTION_CLIENT_SIDE_LB = 0, /* Istio's model.Resolution values */
+    MESH_RESOLUTION_DNS = 1,
+    MESH_RESOLUTION_PASSTHROUGH = 2,
+    MESH_RESOLUTION_DNS_ROUND_ROBIN = 3,
+} mesh_resolution;
+
+typedef struct mesh_service {
+    mesh_meta meta;
+    char *hostname;           /* "reviews.default.svc.cluster.local", or a ServiceEntry host */
+    mesh_port *ports;
+    size_t nports;
+    char **vips;              /* cluster IPs ("None" is not a VIP); may be empty */
+    size_t nvips;
+    mesh_labels selector;     /* pod selector (Kubernetes) or workloadSelector (SE) */
+    bool mesh_external;       /* ServiceEntry location MESH_EXTERNAL */
+    mesh_resolution resolution;
+    bool headless;
+    char **export_to;         /* empty = "*" */
+    size_t nexport_to;
+    char *from_service_entry; /* "ns/name" of the ServiceEntry that made it, else NULL */
+} mesh_service;
+
+typedef struct mesh_endpoint {
+    char *address;            /* IP */
+    uint32_t port;            /* the target port on the endpoint */
+    char *port_name;          /* matches mesh_port.name of the service port it serves */
+    uint32_t service_port;    /* the mesh_port.port it serves */
+    mesh_labels labels;       /* from the Pod (targetRef), or the SE endpoint's labels */
+    char *service_account;    /* Pod spec.serviceAccountName, may be NULL */
+    char *pod_name;           /* may be NULL */
+    char *node_name;          /* may be NULL */
+    char *locality;           /* "region/zone/subzone", may be "" */
+    bool ready;
+    uint32_t weight;          /* load-balancing weight, >= 1 */
+} mesh_endpoint;
+
+/* All endpoints of one service hostname, immutable once published. */
+typedef struct mesh_endpoint_shard {
+    atomic_int refs;
+    char *hostname;
+    char *ns;
+    mesh_endpoint *eps;
+    size_t neps;
+    uint64_t version;         /* bumps whenever the shard's content changes */
+} mesh_endpoint_shard;
+
+/* ---- Istio networking resources ------------------------------------------------------ */
+
+typedef enum { MESH_MATCH_NONE = 0, MESH_MATCH_EXACT, MESH_MATCH_PREFIX, MESH_MATCH_REGEX } mesh_match_kind;
+
+typedef struct mesh_string_match {
+    mesh_match_kind kind;
+    char *value;
+} mesh_string_match;
+
+typedef struct mesh_header_match {
+    char *name;               /* lower-case header name */
+    mesh_string_match match;  /* kind NONE with present=true means "present" */
+    bool present;
+    bool invert;              /* withoutHeaders */
+} mesh_header_match;
+
+typedef struct mesh_http_match {
+    char *name;
+    mesh_string_match uri, scheme, method, authority;
+    mesh_header_match *headers;
+    size_t nheaders;
+    mesh_header_match *query_params;
+    size_t nquery_params;
+    uint32_t port;            /* 0 = any */
+    mesh_labels source_labels;
+    char *source_namespace;
+    char **gateways;          /* resolved "ns/name" or "mesh" */
+    size_t ngateways;
+    bool ignore_uri_case;
+} mesh_http_match;
+
+typedef struct mesh_destination {
+    char *host;               /* as written, with short names resolved to FQDN */
+    char *subset;             /* may be NULL */
+    uint32_t port;            /* 0 = the service's only port / same port */
+} mesh_destination;
+
+typedef struct mesh_kv {
+    char *key;
+    char *value;
+} mesh_kv;
+
+typedef struct mesh_header_ops {
+    mesh_kv *set;
+    size_t nset;
+    mesh_kv *add;
+    size_t nadd;
+    char **remove;
+    size_t nremove;
+} mesh_header_ops;
+
+typedef struct mesh_headers {
+    mesh_header_ops request;
+    mesh_header_ops response;
+} mesh_headers;
+
+typedef struct mesh_route_destination {
+    mesh_destination destination;
+    int32_t weight;           /* 0..100; a single destination without weight gets 100 */
+    mesh_headers headers;
+} mesh_route_destination;
+
+typedef struct mesh_http_route {
+    char *name;
+    mesh_http_match *matches;
+    size_t nmatches;
+    mesh_route_destination *route;
+    size_t nroute;
+
+    bool has_redirect;
+    struct {
+        char *uri, *authority, *scheme;
+        uint32_t port;
+        uint32_t redirect_code;   /* 0 = 301 */
+    } redirect;
+
+    bool has_direct_response;
+    struct {
+        uint32_t status;
+        char *body;
+    } direct_response;
+
+    bool has_rewrite;
+    struct {
+        char *uri, *authority;
+        char *uri_regex, *uri_regex_rewrite;
+    } rewrite;
+
+    int64_t timeout_ns;       /* -1 unset */
+
+    bool has_retries;
+    struct {
+        int32_t attempts;
+        int64_t per_try_timeout_ns; /* -1 unset */
+        char *retry_on;             /* may be NULL */
+    } retries;
+
+    bool has_fault_delay;
+    struct {
+        double percent;       /* 0..100 */
+        int64_t fixed_delay_ns;
+    } fault_delay;
+    bool has_fault_abort;
+    struct {
+        double percent;
+        uint32_t http_status; /* 0 when grpc_status given */
+        char *grpc_status;    /* e.g. "UNAVAILABLE", or NULL */
+    } fault_abort;
+
+    bool has_mirror;
+    mesh_destination mirror;
+    double mirror_percent;    /* 100 when unset */
+
+    bool has_cors;
+    struct {
+        mesh_string_match *allow_origins;
+        size_t nallow_origins;
+        char **allow_methods;
+        size_t nallow_methods;
+        char **allow_headers;
+        size_t nallow_headers;
+        char **expose_headers;
+        size_t nexpose_headers;
+        int64_t max_age_ns;   /* -1 unset */
+        int allow_credentials; /* -1 unset, 0, 1 */
+    } cors;
+
+    mesh_headers headers;
+} mesh_http_route;
+
+typedef struct mesh_l4_match {
+    uint32_t port;
+    char **sni_hosts;         /* TLS routes */
+    size_t nsni_hosts;
+    char **destination_subnets;
+    size_t ndestination_subnets;
+    mesh_labels source_labels;
+    char **gateways;
+    size_t ngateways;
+} mesh_l4_match;
+
+typedef struct mesh_l4_route {
+    mesh_l4_match *matches;
+    size_t nmatches;
+    mesh_route_destination *route;
+    size_t nroute;
+} mesh_l4_route;
+
+typedef struct mesh_virtual_service {
+    mesh_meta meta;
+    char **hosts;             /* as written ("reviews", "*.example.com", "*") */
+    size_t nhosts;
+    char **fqdn_hosts;        /* short names completed in the VS namespace */
+    char **gateways;          /* resolved "ns/name" or "mesh"; empty input -> {"mesh"} */
+    size_t ngateways;
+    mesh_http_route *http;
+    size_t nhttp;
+    mesh_l4_route *tcp;
+    size_t ntcp;
+    mesh_l4_route *tls;
+    size_t ntls;
+    char **export_to;
+    size_t nexport_to;
+} mesh_virtual_service;
+
+typedef enum {
+    MESH_LB_UNSET = 0,
+    MESH_LB_ROUND_ROBIN,
+    MESH_LB_LEAST_REQUEST,
+    MESH_LB_RANDOM,
+    MESH_LB_PASSTHROUGH,
+    MESH_LB_RING_HASH,        /* consistentHash */
+} mesh_lb;
+
+typedef enum {
+    MESH_TLS_UNSET = 0,
+    MESH_TLS_DISABLE,
+    MESH_TLS_SIMPLE,
+    MESH_TLS_MUTUAL,
+    MESH_TLS_ISTIO_MUTUAL,
+} mesh_client_tls_mode;
+
+typedef struct mesh_traffic_policy {
+    mesh_lb lb;
+    struct {
+        char *http_header_name;     /* consistentHash.httpHeaderName */
+        bool use_source_ip;
+        char *http_cookie_name;
+        uint64_t minimum_ring_size;
+    } hash;
+
+    bool has_connection_pool;
+    struct {
+        int32_t tcp_max_connections;      /* -1 unset */
+        int64_t tcp_connect_timeout_ns;   /* -1 unset */
+        int32_t http1_max_pending_requests;
+        int32_t http2_max_requests;
+        int32_t max_requests_per_connection;
+        int32_t max_retries;
+        int64_t idle_timeout_ns;
+    } connection_pool;            /* int fields -1 when unset */
+
+    bool has_outlier_detection;
+    struct {
+        int32_t consecutive_5xx_errors;     /* -1 unset */
+        int32_t consecutive_gateway_errors; /* -1 unset */
+        int64_t interval_ns;                /* -1 unset */
+        int64_t base_ejection_time_ns;      /* -1 unset */
+        int32_t max_ejection_percent;       /* -1 unset */
+    } outlier_detection;
+
+    bool has_tls;
+    struct {
+        mesh_client_tls_mode mode;
+        char *sni;
+        char *credential_name;
+        char **subject_alt_names;
+        size_t nsubject_alt_names;
+    } tls;
+} mesh_traffic_policy;
+
+typedef struct mesh_port_traffic_policy {
+    uint32_t port;
+    mesh_traffic_policy policy;
+} mesh_port_traffic_policy;
+
+typedef struct mesh_subset {
+    char *name;
+    mesh_labels labels;
+    mesh_traffic_policy *policy;  /* NULL = inherit the rule's */
+} mesh_subset;
+
+typedef struct mesh_destination_rule {
+    mesh_meta meta;
+    char *host;                   /* as written */
+    char *fqdn_host;              /* short name completed in the DR namespace */
+    mesh_traffic_policy *policy;  /* may be NULL */
+    mesh_port_traffic_policy *port_policies;
+    size_t nport_policies;
+    mesh_subset *subsets;
+    size_t nsubsets;
+    mesh_labels workload_selector;
+    char **export_to;
+    size_t nexport_to;
+} mesh_destination_rule;
+
+typedef enum {
+    MESH_SERVER_TLS_UNSET = 0,
+    MESH_SERVER_TLS_PASSTHROUGH,
+    MESH_SERVER_TLS_SIMPLE,
+    MESH_SERVER_TLS_MUTUAL,
+    MESH_SERVER_TLS_AUTO_PASSTHROUGH,
+    MESH_SERVER_TLS_ISTIO_MUTUAL,
+    MESH_SERVER_TLS_OPTIONAL_MUTUAL,
+} mesh_server_tls_mode;
+
+typedef struct mesh_gateway_server {
+    uint32_t port;
+    char *port_name;
+    mesh_protocol protocol;
+    char **hosts;                 /* "ns/host" prefixes stripped into host_namespaces */
+    char **host_namespaces;       /* parallel to hosts: "*", "." or a namespace */
+    size_t nhosts;
+    char *name;                   /* server name, may be NULL */
+    bool has_tls;
+    struct {
+        mesh_server_tls_mode mode;
+        bool https_redirect;
+        char *credential_name;
+        char **subject_alt_names;
+        size_t nsubject_alt_names;
+    } tls;
+} mesh_gateway_server;
+
+typedef struct mesh_gateway {
+    mesh_meta meta;
+    mesh_labels selector;         /* empty = selects every gateway proxy */
+    mesh_gateway_server *servers;
+    size_t nservers;
+} mesh_gateway;
+
+typedef struct mesh_se_endpoint {
+    char *address;
+    mesh_labels ports;            /* port name -> number, as strings */
+    mesh_labels labels;
+    char *locality;
+    char *network;
+    uint32_t weight;
+    char *service_account;
+} mesh_se_endpoint;
+
+typedef struct mesh_service_entry {
+    mesh_meta meta;
+    char **hosts;
+    size_t nhosts;
+    char **addresses;
+    size_t naddresses;
+    mesh_port *ports;
+    size_t nports;
+    bool mesh_external;           /* location MESH_EXTERNAL (default MESH_EXTERNAL) */
+    mesh_resolution resolution;
+    mesh_se_endpoint *endpoints;
+    size_t nendpoints;
+    mesh_labels workload_selector;
+    char **export_to;
+    size_t nexport_to;
+} mesh_service_entry;
+
+/* ---- Kubernetes objects the model joins ---------------------------------------------- */
+
+typedef struct mesh_k8s_service_port {
+    char *name;
+    uint32_t port;
+    uint32_t target_port;
+    char *target_port_name;
+    char *app_protocol;
+    char *protocol;               /* TCP/UDP/SCTP */
+} mesh_k8s_service_port;
+
+typedef struct mesh_k8s_service {
+    mesh_meta meta;
+    char *type;                   /* ClusterIP, NodePort, LoadBalancer, ExternalName */
+    char **cluster_ips;           /* spec.clusterIPs or [spec.clusterIP], without "None" */
+    size_t ncluster_ips;
+    bool headless;
+    char *external_name;
+    mesh_k8s_service_port *ports;
+    size_t nports;
+    mesh_labels selector;
+    bool has_selector;
+} mesh_k8s_service;
+
+typedef struct mesh_pod {
+    mesh_meta meta;               /* labels kept; annotations dropped (memory) */
+    char **ips;                   /* status.podIPs or status.podIP */
+    size_t nips;
+    char *service_account;
+    char *node_name;
+    char *phase;
+    bool ready;                   /* condition Ready=True */
+} mesh_pod;
+
+typedef struct mesh_slice_endpoint {
+    char **addresses;
+    size_t naddresses;
+    bool ready;                   /* missing = true */
+    bool serving;
+    bool terminating;
+    char *node_name;
+    char *zone;
+    char *target_pod;             /* targetRef.name when kind Pod, else NULL */
+    char *target_ns;
+} mesh_slice_endpoint;
+
+typedef struct mesh_slice_port {
+    char *name;                   /* "" when unnamed */
+    uint32_t port;
+    char *protocol;
+    char *app_protocol;
+} mesh_slice_port;
+
+/* An EndpointSlice, or a core/v1 Endpoints object flattened into the same shape. */
+typedef struct mesh_endpoint_slice {
+    mesh_meta meta;
+    char *service_name;           /* label kubernetes.io/service-name, or Endpoints name */
+    char *address_type;
+    mesh_slice_endpoint *endpoints;
+    size_t nendpoints;
+    mesh_slice_port *ports;
+    size_t nports;
+} mesh_endpoint_slice;
+
+typedef struct mesh_namespace {
+    mesh_meta meta;
+} mesh_namespace;
+
+/* A Kubernetes Secret reduced to the gateway credentials SDS serves (Istio's credentials
+ * controller): the certificate chain and key from "cert"/"key" (generic) or
+ * "tls.crt"/"tls.key" (kubernetes.io/tls), the CA bundle from "cacert" or "ca.crt".
+ * Values are the decoded bytes (PEM), never logged or shown by debug endpoints; absent
+ * keys are NULL with length 0. Annotations are dropped (kubectl's last-applied annotation
+ * repeats the data). Service-account-token and Helm release Secrets are skipped. */
+typedef struct mesh_secret {
+    mesh_meta meta;
+    char *type;                   /* "kubernetes.io/tls", "Opaque", ... */
+    uint8_t *cert;                /* certificate chain */
+    size_t cert_len;
+    uint8_t *key;                 /* private key */
+    size_t key_len;
+    uint8_t *ca_cert;             /* CA bundle for client certificate validation */
+    size_t ca_cert_len;
+} mesh_secret;
+
+/* ---- parsing and validation ---------------------------------------------------------- */
+
+typedef enum {
+    MESH_KIND_NAMESPACE = 0,
+    MESH_KIND_SERVICE,
+    MESH_KIND_POD,
+    MESH_KIND_ENDPOINTS,
+    MESH_KIND_ENDPOINT_SLICE,
+    MESH_KIND_GATEWAY,
+    MESH_KIND_VIRTUAL_SERVICE,
+    MESH_KIND_DESTINATION_RULE,
+    MESH_KIND_SERVICE_ENTRY,
+    MESH_KIND_SECRET,             /* gateway credentials (core/v1 Secret) */
+    MESH_KIND__COUNT,
+    MESH_KIND_UNKNOWN = -1,
+} mesh_kind;
+
+/* "Namespace", "Service", ..., "VirtualService". */
+const char *mesh_kind_name(mesh_kind k);
+/* Kubernetes apiVersion we report in configz ("v1", "discovery.k8s.io/v1",
+ * "networking.istio.io/v1"). */
+const char *mesh_kind_api_version(mesh_kind k);
+/* Kind from an object's apiVersion + kind; MESH_KIND_UNKNOWN for kinds we skip
+ * (Deployment, ServiceAccount...) and for unknown apiVersions of known kinds. */
+mesh_kind mesh_kind_of(const cJSON *obj);
+
+/* A parsed, validated object: exactly one member set, matching kind. */
+typedef struct mesh_object {
+    mesh_kind kind;
+    union {
+        mesh_meta *meta;          /* every variant starts with mesh_meta */
+        mesh_namespace *ns;
+        mesh_k8s_service *svc;
+        mesh_pod *pod;
+        mesh_endpoint_slice *slice;
+        mesh_gateway *gw;
+        mesh_virtual_service *vs;
+        mesh_destination_rule *dr;
+        mesh_service_entry *se;
+        mesh_secret *secret;
+    } u;
+} mesh_object;
+
+typedef struct mesh_parse_opts {
+    const char *domain;           /* "cluster.local" */
+    const char *source;           /* file path or "kubernetes", copied into meta.source */
+} mesh_parse_opts;
+
+/* Parses and validates obj (a Kubernetes-shaped object: apiVersion, kind, metadata, spec)
+ * the way istiod's validation webhook would. A missing metadata.namespace means "default".
+ * Returns 0 and sets *out (one reference, release with mesh_object_release), or:
+ *   -1 invalid: err holds "<Kind> <ns>/<name>: <field path>: <reason>", *out untouched;
+ *   -2 a kind we skip quietly (err empty).
+ * Never keeps a pointer into obj. */
+int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out,
+               char *err, size_t errlen);
+
+/* Fields present in obj that the parser does not model ("spec.http[].mirrors"), for the
+ * conformance report: appends "path" strings to *paths (caller frees each and the array). */
+void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths);
+
+void mesh_object_retain(mesh_object o);
+void mesh_object_release(mesh_object o);
+
+/* FQDN of a host as written in namespace ns: "reviews" -> "reviews.ns.svc.<domain>",
+ * "reviews.default" -> "reviews.default.svc.<domain>", FQDNs and wildcards unchanged. */
+char *mesh_resolve_host(const char *host, const char *ns, const char *domain);
+
+#endif

@@ -1,0 +1,810 @@
+/* model: the config store, the debounce and the publication of snapshots (see model.h).
+ *
+ * Threads: sources call the sink from their own threads; everything else here runs on the
+ * model thread (or on the caller of model_flush when the thread was never started).
+ * Locks: `mu` guards the mailbox, the flush counters and the synced count; `snap_mu`
+ * guards the published snapshot pointer. They are never held together, nor while calling
+ * out to mesh_parse, the builder or push callbacks.
+ */
+#include "pilot/model/model.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot/model/model_internal.h"
+#include "pilot/base/util.h"
+
+#define MODEL_MAILBOX_MAX 100000
+#define MODEL_MAX_CALLBACKS 8
+
+typedef struct mbox_item {
+    int type;                 /* source_event_type, or MBOX_SYNCED */
+    cJSON *obj;
+    char *origin;
+    struct mbox_item *next;
+} mbox_item;
+
+#define MBOX_SYNCED 100
+
+typedef struct strset {
+    char **v;
+    size_t n, cap;
+} strset;
+
+struct model {
+    char *domain;
+    int64_t debounce_after_ns;
+    int64_t debounce_max_ns;
+    int nsources;
+
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* mailbox non-empty, flush requested, stop */
+    pthread_cond_t flush_cv;  /* flush done */
+    mbox_item *head, *tail;
+    size_t qlen;
+    uint64_t dropped;
+    bool stop;
+    uint64_t flush_req, flush_done;
+
+    struct {
+        model_push_fn fn;
+        void *ud;
+    } cbs[MODEL_MAX_CALLBACKS];
+    int ncbs;
+
+    /* model-thread state */
+    store stores[MESH_KIND__COUNT];
+    int synced;
+    bool dirty;               /* changes not yet in a snapshot */
+    bool force_full;
+    uint32_t kinds_changed;
+    int64_t first_ev_ns, last_ev_ns;
+    int nevents;
+    strset dirty_hosts, dirty_pods, dirty_ips;
+    uint64_t version_seq, shard_seq;
+    int64_t last_push_ns;
+    mesh_snapshot *current;   /* == published; the model's own reference */
+
+    pthread_mutex_t snap_mu;
+    mesh_snapshot *published;
+    atomic_bool ready;
+};
+
+static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
+    *m_dropped;
+
+static void model_metrics_init(void)
+{
+    static const double debounce_buckets[] = {.01, .1, 1, 3, 5, 10, 20, 30};
+    static const double build_buckets[] = {.01, .1, .5, 1, 3, 5};
+    m_inbound = metric_counter("pilot_inbound_updates",
+                               "Total number of updates received by pilot.", "type");
+    m_rejects = metric_counter("pilot_total_rejected_configs",
+                               "Total number of configs that Pilot had to reject or ignore.",
+                               "type");
+    m_services = metric_gauge("pilot_services", "Total services known to pilot.", NULL);
+    m_vservices = metric_gauge("pilot_virt_services",
+                               "Total virtual services known to pilot.", NULL);
+    m_debounce = metric_histogram("pilot_debounce_time",
+                                  "Delay in seconds between the first config enters debouncing "
+                                  "and the merged push request is pushed into the push queue.",
+                                  NULL, debounce_buckets,
+                                  sizeof(debounce_buckets) / sizeof(debounce_buckets[0]));
+    m_build = metric_histogram("pilot_pushcontext_init_seconds",
+                               "Total time in seconds Pilot takes to init pushContext.", NULL,
+                               build_buckets, sizeof(build_buckets) / sizeof(build_buckets[0]));
+    m_dropped = metric_counter("pilot_model_dropped_events",
+                               "Config events dropped because the model mailbox was full.",
+                               NULL);
+}
+
+/* ---- small string set (deduplicated at build time) ---------------------------------------- */
+
+static void strset_add(strset *s, const char *v)
+{
+    if (!v)
+        return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->v = xrealloc(s->v, s->cap * sizeof(char *));
+    }
+    s->v[s->n++] = xstrdup(v);
+}
+
+static void strset_clear(strset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- store -------------------------------------------------------------------------------- */
+
+static size_t store_slot(const store *st, const char *key)
+{
+    return (size_t)(util_hash64(key, strlen(key), 0) % st->nbuckets);
+}
+
+store_entry *store_get(const store *st, const char *key)
+{
+    if (!st->nbuckets)
+        return NULL;
+    for (store_entry *e = st->buckets[store_slot(st, key)]; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+static void store_grow(store *st)
+{
+    size_t nb = st->nbuckets ? st->nbuckets * 2 : 64;
+    store_entry **b = xcalloc(nb, sizeof(*b));
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        store_entry *e = st->buckets[i];
+        while (e) {
+            store_entry *next = e->next;
+            size_t slot = (size_t)(util_hash64(e->key, strlen(e->key), 0) % nb);
+            e->next = b[slot];
+            b[slot] = e;
+            e = next;
+        }
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = nb;
+}
+
+static void entry_free(store_entry *e)
+{
+    mesh_object_release(e->obj);
+    cJSON_Delete(e->configz);
+    for (size_t i = 0; i < e->nbuilt; i++)
+        snap_service_release(e->built[i]);
+    free(e->built);
+    free(e->key);
+    free(e);
+}
+
+/* Inserts e (replacing and freeing an entry with the same key). */
+static void store_put(store *st, store_entry *e)
+{
+    if (st->n >= st->nbuckets)
+        store_grow(st);
+    store_entry **pp = &st->buckets[store_slot(st, e->key)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, e->key) == 0) {
+            store_entry *old = *pp;
+            e->next = old->next;
+            *pp = e;
+            entry_free(old);
+            return;
+        }
+    }
+    e->next = NULL;
+    *pp = e;
+    st->n++;
+}
+
+/* Unlinks the entry for key and returns it (caller frees), or NULL. */
+static store_entry *store_take(store *st, const char *key)
+{
+    if (!st->nbuckets)
+        return NULL;
+    for (store_entry **pp = &st->buckets[store_slot(st, key)]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            store_entry *e = *pp;
+            *pp = e->next;
+            st->n--;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void store_free(store *st)
+{
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        store_entry *e = st->buckets[i];
+        while (e) {
+            store_entry *next = e->next;
+            entry_free(e);
+            e = next;
+        }
+    }
+    free(st->buckets);
+    memset(st, 0, sizeof(*st));
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const mesh_meta *x = (*(store_entry *const *)a)->obj.u.meta;
+    const mesh_meta *y = (*(store_entry *const *)b)->obj.u.meta;
+    int c = strcmp(x->ns ? x->ns : "", y->ns ? y->ns : "");
+    return c ? c : strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
+store_entry **store_sorted(const store *st, size_t *n)
+{
+    store_entry **v = xmalloc((st->n ? st->n : 1) * sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < st->nbuckets; i++)
+        for (store_entry *e = st->buckets[i]; e; e = e->next)
+            v[k++] = e;
+    qsort(v, k, sizeof(*v), cmp_entry);
+    *n = k;
+    return v;
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+static bool kind_is_istio(mesh_kind k)
+{
+    return k == MESH_KIND_GATEWAY || k == MESH_KIND_VIRTUAL_SERVICE ||
+           k == MESH_KIND_DESTINATION_RULE || k == MESH_KIND_SERVICE_ENTRY;
+}
+
+static bool kind_is_eds(mesh_kind k)
+{
+    return k == MESH_KIND_ENDPOINTS || k == MESH_KIND_ENDPOINT_SLICE || k == MESH_KIND_POD;
+}
+
+#define EDS_KINDS                                                                          \
+    ((1u << MESH_KIND_ENDPOINTS) | (1u << MESH_KIND_ENDPOINT_SLICE) | (1u << MESH_KIND_POD))
+
+static const char *update_type(mesh_kind k)
+{
+    if (kind_is_eds(k))
+        return "eds";
+    if (k == MESH_KIND_SERVICE)
+        return "svc";
+    return "config";
+}
+
+static char *make_key(mesh_kind k, const char *ns, const char *name)
+{
+    if (k == MESH_KIND_NAMESPACE)
+        return xstrdup(name ? name : "");
+    return xasprintf("%s/%s", ns && *ns ? ns : "default", name ? name : "");
+}
+
+/* Kubernetes-shaped copy of an accepted Istio object for /debug/configz. */
+static cJSON *configz_json(mesh_kind k, const cJSON *obj, const mesh_meta *meta)
+{
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "kind", mesh_kind_name(k));
+    cJSON_AddStringToObject(out, "apiVersion", mesh_kind_api_version(k));
+    cJSON *md = cJSON_AddObjectToObject(out, "metadata");
+    cJSON_AddStringToObject(md, "name", meta->name ? meta->name : "");
+    cJSON_AddStringToObject(md, "namespace", meta->ns ? meta->ns : "");
+    if (meta->resource_version)
+        cJSON_AddStringToObject(md, "resourceVersion", meta->resource_version);
+    const cJSON *omd = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(omd, "labels");
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(omd, "annotations");
+    if (cJSON_IsObject(labels))
+        cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, true));
+    if (cJSON_IsObject(ann))
+        cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(ann, true));
+    if (meta->creation_timestamp)
+        cJSON_AddStringToObject(md, "creationTimestamp", meta->creation_timestamp);
+    else
+        cJSON_AddNullToObject(md, "creationTimestamp");
+    if (meta->uid)
+        cJSON_AddStringToObject(md, "uid", meta->uid);
+    cJSON_AddNumberToObject(md, "generation", (double)meta->generation);
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+    cJSON_AddItemToObject(out, "spec",
+                          spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(obj, "status");
+    if (status)
+        cJSON_AddItemToObject(out, "status", cJSON_Duplicate(status, true));
+    return out;
+}
+
+/* Records which endpoints an object touches, for endpoint-only builds. */
+static void note_eds_change(model *m, const mesh_object *o)
+{
+    if (o->kind == MESH_KIND_ENDPOINT_SLICE || o->kind == MESH_KIND_ENDPOINTS) {
+        const mesh_endpoint_slice *sl = o->u.slice;
+        if (sl->service_name) {
+            char *h = model_k8s_hostname(sl->service_name, sl->meta.ns, m->domain);
+            strset_add(&m->dirty_hosts, h);
+            free(h);
+        }
+    } else if (o->kind == MESH_KIND_POD) {
+        const mesh_pod *p = o->u.pod;
+        char *key = make_key(MESH_KIND_POD, p->meta.ns, p->meta.name);
+        strset_add(&m->dirty_pods, key);
+        free(key);
+        for (size_t i = 0; i < p->nips; i++)
+            strset_add(&m->dirty_ips, p->ips[i]);
+    }
+}
+
+static void note_change(model *m, mesh_kind k)
+{
+    int64_t now = util_now_ns();
+    if (!m->dirty)
+        m->first_ev_ns = now;
+    m->dirty = true;
+    m->last_ev_ns = now;
+    m->kinds_changed |= 1u << k;
+    m->nevents++;
+    metric_add(m_inbound, update_type(k), 1);
+}
+
+static void apply_upsert(model *m, cJSON *obj, const char *origin)
+{
+    char err[512] = "";
+    mesh_parse_opts opts = {.domain = m->domain, .source = origin};
+    mesh_object o;
+    int rc = mesh_parse(obj, &opts, &o, err, sizeof(err));
+    if (rc == -2)
+        return;
+    if (rc != 0) {
+        mesh_kind k = mesh_kind_of(obj);
+        LOG_WARN("config", "%s: %s", origin, err[0] ? err : "invalid object");
+        metric_add(m_rejects, k == MESH_KIND_UNKNOWN ? "Unknown" : mesh_kind_name(k), 1);
+        return;
+    }
+    /* Hashing the printed text (~4.6 us for a 1.6 KB Pod) stays on purpose: a tree walk
+     * (~1.5 us) made tests/bench/bench_model slower overall. The printer's buffer growth
+     * is a large allocation, which makes glibc consolidate the small chunks this event's
+     * cJSON_Delete just freed while they are hot; without it they pile up and the next
+     * large allocation (inside a snapshot build) consolidates millions of them at once.
+     * docs/BENCHMARKS.md "## Model" has the numbers. */
+    char *printed = cJSON_PrintUnformatted(obj);
+    uint64_t hash = printed ? util_hash64(printed, strlen(printed), 0) : 0;
+    free(printed);
+
+    store *st = &m->stores[o.kind];
+    char *key = make_key(o.kind, o.u.meta->ns, o.u.meta->name);
+    store_entry *old = store_get(st, key);
+    if (old && old->hash == hash && hash != 0) {
+        /* The same object again (a file rewritten unchanged): nothing to do. */
+        free(key);
+        mesh_object_release(o);
+        return;
+    }
+    if (old && kind_is_eds(o.kind))
+        note_eds_change(m, &old->obj);
+    if (kind_is_eds(o.kind))
+        note_eds_change(m, &o);
+
+    store_entry *e = xcalloc(1, sizeof(*e));
+    e->key = key;
+    e->obj = o;
+    e->hash = hash;
+    if (kind_is_istio(o.kind))
+        e->configz = configz_json(o.kind, obj, o.u.meta);
+    store_put(st, e);
+    note_change(m, o.kind);
+}
+
+static void apply_delete(model *m, const cJSON *obj)
+{
+    mesh_kind k = mesh_kind_of(obj);
+    if (k == MESH_KIND_UNKNOWN || k < 0 || k >= MESH_KIND__COUNT)
+        return;
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+    const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
+    if (!name)
+        return;
+    char *key = make_key(k, ns, name);
+    store_entry *e = store_take(&m->stores[k], key);
+    free(key);
+    if (!e)
+        return;
+    if (kind_is_eds(k))
+        note_eds_change(m, &e->obj);
+    entry_free(e);
+    note_change(m, k);
+}
+
+static void apply_item(model *m, mbox_item *it)
+{
+    if (it->type == MBOX_SYNCED) {
+        m->synced++;
+        LOG_INFO("model", "source %s synced (%d of %d)", it->origin ? it->origin : "?",
+                 m->synced, m->nsources);
+        if (m->synced == m->nsources) {
+            /* The first snapshot must reflect the whole initial state. */
+            if (!m->dirty)
+                m->first_ev_ns = util_now_ns();
+            m->dirty = true;
+            m->force_full = true;
+            m->last_ev_ns = util_now_ns();
+        }
+    } else if (it->type == SOURCE_EV_UPSERT) {
+        apply_upsert(m, it->obj, it->origin ? it->origin : "?");
+    } else {
+        apply_delete(m, it->obj);
+    }
+}
+
+static void item_free(mbox_item *it)
+{
+    cJSON_Delete(it->obj);
+    free(it->origin);
+    free(it);
+}
+
+/* ---- building and publishing -------------------------------------------------------------- */
+
+static void reset_pending(model *m)
+{
+    m->dirty = false;
+    m->force_full = false;
+    m->kinds_changed = 0;
+    m->first_ev_ns = m->last_ev_ns = 0;
+    m->nevents = 0;
+    strset_clear(&m->dirty_hosts);
+    strset_clear(&m->dirty_pods);
+    strset_clear(&m->dirty_ips);
+}
+
+/* True when service account `sa` serves some endpoint of shard s. */
+static bool shard_has_sa(const mesh_endpoint_shard *s, const char *sa)
+{
+    for (size_t i = 0; s && i < s->neps; i++)
+        if (s->eps[i].service_account && strcmp(s->eps[i].service_account, sa) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the service accounts behind a hostname differ between two shards. Istio makes
+ * that a full push, not EDS alone: the identities are baked into clusters (the SPIFFE SANs
+ * a client verifies), not only into endpoints. */
+static bool shard_identities_changed(const mesh_endpoint_shard *a, const mesh_endpoint_shard *b)
+{
+    for (size_t i = 0; a && i < a->neps; i++)
+        if (a->eps[i].service_account && !shard_has_sa(b, a->eps[i].service_account))
+            return true;
+    for (size_t i = 0; b && i < b->neps; i++)
+        if (b->eps[i].service_account && !shard_has_sa(a, b->eps[i].service_account))
+            return true;
+    return false;
+}
+
+static bool all_synced(const model *m)
+{
+    return m->synced >= m->nsources;
+}
+
+static void build_and_publish(model *m)
+{
+    int64_t now = util_now_ns();
+    bool first = m->current == NULL;
+    bool full = first || m->force_full || (m->kinds_changed & ~EDS_KINDS) != 0;
+    if (!m->dirty && !first)
+        return;
+
+    char **changed = NULL;
+    size_t nchanged = 0;
+    model_build_in in = {
+        .domain = m->domain,
+        .stores = m->stores,
+        .prev = m->current,
+        .full = full,
+        .kinds_changed = first ? ~0u : m->kinds_changed,
+        .dirty_hosts = m->dirty_hosts.v,
+        .ndirty_hosts = m->dirty_hosts.n,
+        .dirty_pods = m->dirty_pods.v,
+        .ndirty_pods = m->dirty_pods.n,
+        .dirty_ips = m->dirty_ips.v,
+        .ndirty_ips = m->dirty_ips.n,
+        .shard_seq = &m->shard_seq,
+    };
+    mesh_snapshot *snap = model_build(&in, &changed, &nchanged);
+    int64_t built_ns = util_now_ns();
+    metric_observe(m_build, NULL, (double)(built_ns - now) / 1e9);
+
+    mesh_push_request req = {
+        .full = full,
+        .endpoint_hosts = changed,
+        .nendpoint_hosts = nchanged,
+        /* the first snapshot and a resync replace everything: every kind "changed" (the
+         * xDS server skips types by these bits) */
+        .kinds_changed = first || m->force_full ? ~0u : m->kinds_changed,
+        .start_ns = m->first_ev_ns ? m->first_ev_ns : now,
+    };
+    for (size_t i = 0; !full && i < nchanged; i++) {
+        if (shard_identities_changed(mesh_snapshot_shard(m->current, changed[i]),
+                                     mesh_snapshot_shard(snap, changed[i]))) {
+            LOG_DEBUG("model", "service accounts of %s changed: full push", changed[i]);
+            full = req.full = true;
+        }
+    }
+    int nevents = m->nevents;
+    int64_t since_change = m->last_ev_ns ? now - m->last_ev_ns : 0;
+    int64_t debounce = m->first_ev_ns ? now - m->first_ev_ns : 0;
+    reset_pending(m);
+
+    if (!full && nchanged == 0) {
+        /* Endpoint objects changed but no shard did (a pod annotation, say): no push. */
+        mesh_snapshot_release(snap);
+        free(changed);
+        return;
+    }
+
+    snap->version = ++m->version_seq;
+    snap->created_wall_ns = util_wall_ns();
+    char ts[32];
+    util_format_time(snap->created_wall_ns, ts, sizeof(ts));
+    snprintf(snap->version_str, sizeof(snap->version_str), "%s/%llu", ts,
+             (unsigned long long)snap->version);
+    snap->domain = xstrdup(m->domain);
+
+    pthread_mutex_lock(&m->snap_mu);
+    mesh_snapshot *old = m->published;
+    m->published = snap;
+    pthread_mutex_unlock(&m->snap_mu);
+    m->current = snap;
+    mesh_snapshot_release(old);
+
+    metric_set(m_services, NULL, (double)snap->nservices);
+    metric_set(m_vservices, NULL, (double)snap->nvss);
+    metric_observe(m_debounce, NULL, (double)debounce / 1e9);
+    LOG_INFO("model",
+             "Push debounce stable[%llu] %d for config %s: %.1f ms since last change, "
+             "%.1f ms since last push, full %s",
+             (unsigned long long)snap->version, nevents, full ? "full" : "endpoints",
+             (double)since_change / 1e6,
+             m->last_push_ns ? (double)(now - m->last_push_ns) / 1e6 : 0.0,
+             full ? "true" : "false");
+    m->last_push_ns = now;
+
+    if (all_synced(m) && !atomic_load(&m->ready)) {
+        atomic_store(&m->ready, true);
+        LOG_INFO("model", "ready: %zu services, %zu virtual services, version %s",
+                 snap->nservices, snap->nvss, snap->version_str);
+    }
+    for (int i = 0; i < m->ncbs; i++)
+        m->cbs[i].fn(m->cbs[i].ud, snap, &req);
+
+    for (size_t i = 0; i < nchanged; i++)
+        free(changed[i]);
+    free(changed);
+}
+
+/* ---- the thread ---------------------------------------------------------------------------- */
+
+static void drain_and_apply(model *m, mbox_item *list)
+{
+    while (list) {
+        mbox_item *next = list->next;
+        apply_item(m, list);
+        item_free(list);
+        list = next;
+    }
+}
+
+static void *model_thread(void *arg)
+{
+    model *m = arg;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        if (m->stop)
+            break;
+        if (m->head) {
+            mbox_item *list = m->head;
+            m->head = m->tail = NULL;
+            m->qlen = 0;
+            pthread_mutex_unlock(&m->mu);
+            drain_and_apply(m, list);
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
+        if (m->flush_req > m->flush_done) {
+            uint64_t target = m->flush_req;
+            pthread_mutex_unlock(&m->mu);
+            build_and_publish(m);
+            pthread_mutex_lock(&m->mu);
+            m->flush_done = target;
+            pthread_cond_broadcast(&m->flush_cv);
+            continue;
+        }
+        if (m->dirty && all_synced(m)) {
+            int64_t now = util_now_ns();
+            int64_t deadline = m->last_ev_ns + m->debounce_after_ns;
+            if (m->first_ev_ns + m->debounce_max_ns < deadline)
+                deadline = m->first_ev_ns + m->debounce_max_ns;
+            if (now >= deadline) {
+                pthread_mutex_unlock(&m->mu);
+                build_and_publish(m);
+                pthread_mutex_lock(&m->mu);
+                continue;
+            }
+            struct timespec ts = {.tv_sec = deadline / 1000000000,
+                                  .tv_nsec = deadline % 1000000000};
+            pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+            continue;
+        }
+        pthread_cond_wait(&m->cv, &m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ---- sink ---------------------------------------------------------------------------------- */
+
+static void enqueue(model *m, int type, cJSON *obj, const char *origin)
+{
+    mbox_item *it = xcalloc(1, sizeof(*it));
+    it->type = type;
+    it->obj = obj;
+    it->origin = xstrdup(origin);
+    pthread_mutex_lock(&m->mu);
+    if (m->qlen >= MODEL_MAILBOX_MAX && type != MBOX_SYNCED) {
+        uint64_t d = ++m->dropped;
+        pthread_mutex_unlock(&m->mu);
+        if (d == 1 || d % 1000 == 0)
+            LOG_ERR("model", "mailbox full (%d events): dropped %llu events so far",
+                    MODEL_MAILBOX_MAX, (unsigned long long)d);
+        metric_add(m_dropped, NULL, 1);
+        item_free(it);
+        return;
+    }
+    if (m->tail)
+        m->tail->next = it;
+    else
+        m->head = it;
+    m->tail = it;
+    m->qlen++;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void sink_event(void *ud, source_event_type type, cJSON *obj, const char *origin)
+{
+    if (!obj)
+        return;
+    enqueue(ud, (int)type, obj, origin);
+}
+
+static void sink_synced(void *ud, const char *source_name)
+{
+    enqueue(ud, MBOX_SYNCED, NULL, source_name);
+}
+
+source_sink model_sink(model *m)
+{
+    source_sink s = {.event = sink_event, .synced = sink_synced, .ud = m};
+    return s;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+model *model_new(const model_opts *opts)
+{
+    if (!opts || !opts->domain || !*opts->domain || opts->debounce_after_ns < 0 ||
+        opts->debounce_max_ns < 0 || opts->nsources < 0)
+        return NULL;
+    model_metrics_init();
+    model *m = xcalloc(1, sizeof(*m));
+    m->domain = xstrdup(opts->domain);
+    m->debounce_after_ns = opts->debounce_after_ns;
+    m->debounce_max_ns = opts->debounce_max_ns;
+    m->nsources = opts->nsources;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->snap_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* util_now_ns' clock */
+    pthread_cond_init(&m->cv, &ca);
+    pthread_cond_init(&m->flush_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&m->ready, false);
+    if (m->nsources == 0) {
+        /* Nothing to wait for: the first (empty) snapshot is built right away. */
+        m->dirty = true;
+        m->force_full = true;
+        m->first_ev_ns = m->last_ev_ns = util_now_ns();
+    }
+    return m;
+}
+
+void model_on_push(model *m, model_push_fn fn, void *ud)
+{
+    if (!m || !fn || m->ncbs == MODEL_MAX_CALLBACKS)
+        return;
+    m->cbs[m->ncbs].fn = fn;
+    m->cbs[m->ncbs].ud = ud;
+    m->ncbs++;
+}
+
+int model_start(model *m)
+{
+    if (!m || m->started)
+        return -1;
+    if (pthread_create(&m->thread, NULL, model_thread, m) != 0) {
+        LOG_ERR("model", "cannot start the model thread: %s", strerror(errno));
+        return -1;
+    }
+    m->started = true;
+    return 0;
+}
+
+void model_flush(model *m)
+{
+    if (!m)
+        return;
+    if (!m->started) {
+        /* No thread: the caller plays the model thread. */
+        pthread_mutex_lock(&m->mu);
+        mbox_item *list = m->head;
+        m->head = m->tail = NULL;
+        m->qlen = 0;
+        pthread_mutex_unlock(&m->mu);
+        drain_and_apply(m, list);
+        build_and_publish(m);
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    uint64_t target = ++m->flush_req;
+    pthread_cond_signal(&m->cv);
+    while (m->flush_done < target && !m->stop)
+        pthread_cond_wait(&m->flush_cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+}
+
+mesh_snapshot *model_snapshot(model *m)
+{
+    pthread_mutex_lock(&m->snap_mu);
+    mesh_snapshot *s = m->published;
+    mesh_snapshot_retain(s);
+    pthread_mutex_unlock(&m->snap_mu);
+    return s;
+}
+
+bool model_ready(const model *m)
+{
+    return m && atomic_load(&m->ready);
+}
+
+void model_stop(model *m)
+{
+    if (!m || !m->started)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stop = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_cond_broadcast(&m->flush_cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    m->started = false;
+}
+
+void model_free(model *m)
+{
+    if (!m)
+        return;
+    model_stop(m);
+    mbox_item *it = m->head;
+    while (it) {
+        mbox_item *next = it->next;
+        item_free(it);
+        it = next;
+    }
+    for (int k = 0; k < MESH_KIND__COUNT; k++)
+        store_free(&m->stores[k]);
+    reset_pending(m);
+    mesh_snapshot_release(m->published);
+    pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->snap_mu);
+    pthread_cond_destroy(&m->cv);
+    pthread_cond_destroy(&m->flush_cv);
+    free(m->domain);
+    free(m);
+}

@@ -1,0 +1,81 @@
+/* snapshot: the immutable, versioned, refcounted mesh snapshot the model thread publishes
+ * (pilot/model/model.c) and every reader works from: the xDS generators and server, the
+ * debug endpoints. A reader retains the snapshot it started with, so it always sees one
+ * consistent mesh; nothing reachable from it changes while a reference is held.
+ */
+#ifndef PILOT_MODEL_SNAPSHOT_H
+#define PILOT_MODEL_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pilot/config/mesh.h"
+
+/* ---- the snapshot ---------------------------------------------------------------------- */
+
+/* Everything the xDS generators and debug endpoints read. Arrays are sorted by
+ * (namespace, name) for Istio kinds and by hostname for services, so lookups can bisect
+ * and output is deterministic. Each listed object is held by one reference. */
+typedef struct mesh_snapshot {
+    atomic_int refs;
+    uint64_t version;             /* strictly increasing */
+    char version_str[48];         /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
+    int64_t created_wall_ns;
+    char *domain;
+
+    mesh_service **services;      /* Kubernetes Services and ServiceEntry hosts */
+    size_t nservices;
+    mesh_virtual_service **vss;
+    size_t nvss;
+    mesh_destination_rule **drs;
+    size_t ndrs;
+    mesh_gateway **gws;
+    size_t ngws;
+    mesh_service_entry **ses;
+    size_t nses;
+    mesh_namespace **namespaces;
+    size_t nnamespaces;
+
+    /* Endpoints, per service hostname, sorted by hostname. Kept apart so an endpoint-only
+     * change builds a new snapshot that shares every config array above. */
+    mesh_endpoint_shard **shards;
+    size_t nshards;
+
+    /* For /debug/configz: every accepted object as Kubernetes-shaped JSON, in kind order
+     * then (namespace, name). Owned by the snapshot (shared with the next when unchanged). */
+    struct mesh_configz *configz;
+
+    /* Secrets holding gateway credentials, sorted by (namespace, name); only SDS reads
+     * them. Never part of configz. */
+    mesh_secret **secrets;
+    size_t nsecrets;
+} mesh_snapshot;
+
+void mesh_snapshot_retain(mesh_snapshot *s);
+void mesh_snapshot_release(mesh_snapshot *s);
+
+const mesh_service *mesh_snapshot_service(const mesh_snapshot *s, const char *hostname);
+const mesh_endpoint_shard *mesh_snapshot_shard(const mesh_snapshot *s, const char *hostname);
+/* The DestinationRule for an FQDN host (exact host first, then the longest wildcard
+ * suffix), preferring one in the proxy's namespace, then the service's, then root. */
+const mesh_destination_rule *mesh_snapshot_destination_rule(const mesh_snapshot *s,
+                                                            const char *hostname,
+                                                            const char *proxy_ns);
+const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns,
+                                          const char *name);
+/* The Secret ns/name, or NULL. */
+const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns,
+                                        const char *name);
+
+/* What changed between two snapshots; handed to the push scheduler. */
+typedef struct mesh_push_request {
+    bool full;                    /* config changed: every type for every proxy */
+    char **endpoint_hosts;        /* EDS-only: the hostnames whose shards changed */
+    size_t nendpoint_hosts;
+    uint32_t kinds_changed;       /* bit (1 << mesh_kind) for each kind that changed */
+    int64_t start_ns;             /* monotonic time of the first event merged in */
+} mesh_push_request;
+
+#endif

@@ -1,0 +1,52 @@
+/* debug: the table of HTTP debug endpoints served on --httpAddr and --monitoringAddr.
+ *
+ * Modules register handlers at start-up (before debug_http_start); each has one help line,
+ * shown by /debug and /debug/list. Handlers run on libmicrohttpd's thread and may only
+ * read immutable data (a retained snapshot) or take their module's own lock briefly.
+ */
+#ifndef PILOT_DEBUG_H
+#define PILOT_DEBUG_H
+
+#include <stdbool.h>
+
+#include "pilot/base/util.h"
+
+typedef struct dbg_request dbg_request;   /* opaque, owned by the HTTP layer */
+
+typedef struct dbg_response {
+    int status;                   /* default 200 */
+    const char *content_type;     /* default "application/json" */
+    strbuf body;                  /* the handler appends; freed by the HTTP layer */
+} dbg_response;
+
+/* The value of query argument key ("proxyID"), "" when given without value, NULL absent. */
+const char *dbg_arg(const dbg_request *r, const char *key);
+/* True when "?pretty" was given: JSON should be indented. */
+bool dbg_pretty(const dbg_request *r);
+const char *dbg_path(const dbg_request *r);
+
+typedef void (*dbg_handler_fn)(void *ud, const dbg_request *req, dbg_response *resp);
+
+/* path is exact ("/debug/syncz"); help is one line. Later registration of a path wins. */
+void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *ud);
+
+/* Appends cJSON as JSON text, indented when the request asked for ?pretty. */
+struct cJSON;
+void dbg_send_json(const dbg_request *r, dbg_response *resp, const struct cJSON *json);
+
+/* ---- the servers (pilot/http.c, libmicrohttpd's threads) ---------------------------------- */
+
+typedef struct dbg_server dbg_server;
+typedef bool (*dbg_ready_fn)(void *ud);
+
+/* /ready answers 200 (empty body) once fn(ud) returns true, 503 before. */
+void dbg_set_ready(dbg_ready_fn fn, void *ud);
+/* Binds addr (":8080" = every interface, "127.0.0.1:0" = a free port) and serves the
+ * table above, /debug, /debug/list, /ready and /version; with monitoring also /metrics.
+ * Returns NULL when addr is malformed or cannot be bound (logged). */
+dbg_server *dbg_server_start(const char *addr, bool monitoring);
+/* The port actually bound. */
+int dbg_server_port(const dbg_server *s);
+void dbg_server_stop(dbg_server *s);
+
+#endif

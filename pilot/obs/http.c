@@ -1,0 +1,458 @@
+/* http: the debug and monitoring HTTP servers (see debug.h), on libmicrohttpd.
+ *
+ * Threads: libmicrohttpd's (one polling thread per server, one thread per connection).
+ * Locks: `tab_mu` guards the handler table; it is held only to copy one entry out, never
+ * while a handler runs. Handlers read immutable snapshots or take their own locks.
+ */
+#include "pilot/obs/debug.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot_version.h"
+#include "pilot/base/util.h"
+
+/* Debug output for a big mesh is large, but not unbounded. */
+#define DBG_MAX_BODY (256u << 20)
+#define DBG_MAX_HANDLERS 128
+#define DBG_MAX_CONNECTIONS 64
+
+typedef struct dbg_entry {
+    char *path;
+    char *help;
+    dbg_handler_fn fn;
+    void *ud;
+} dbg_entry;
+
+static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
+static dbg_entry table[DBG_MAX_HANDLERS];
+static size_t ntable;
+static dbg_ready_fn ready_fn;
+static void *ready_ud;
+
+struct dbg_request {
+    struct MHD_Connection *conn;
+    const char *path;
+};
+
+struct dbg_server {
+    struct MHD_Daemon *daemon;
+    int port;
+    bool monitoring;
+    char *addr;
+};
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *ud)
+{
+    if (!path || !fn)
+        return;
+    pthread_mutex_lock(&tab_mu);
+    size_t i;
+    for (i = 0; i < ntable; i++)
+        if (strcmp(table[i].path, path) == 0)
+            break;
+    if (i == ntable) {
+        if (ntable == DBG_MAX_HANDLERS) {
+            pthread_mutex_unlock(&tab_mu);
+            LOG_ERR("http", "debug table full: %s not registered", path);
+            return;
+        }
+        table[i].path = xstrdup(path);
+        ntable++;
+    } else {
+        free(table[i].help);
+    }
+    table[i].help = xstrdup(help ? help : "");
+    table[i].fn = fn;
+    table[i].ud = ud;
+    pthread_mutex_unlock(&tab_mu);
+}
+
+void dbg_set_ready(dbg_ready_fn fn, void *ud)
+{
+    pthread_mutex_lock(&tab_mu);
+    ready_fn = fn;
+    ready_ud = ud;
+    pthread_mutex_unlock(&tab_mu);
+}
+
+static int cmp_entry_path(const void *a, const void *b)
+{
+    return strcmp(((const dbg_entry *)a)->path, ((const dbg_entry *)b)->path);
+}
+
+/* A sorted copy of the table (paths and helps borrowed: entries are never removed). */
+static size_t table_copy(dbg_entry *out)
+{
+    pthread_mutex_lock(&tab_mu);
+    size_t n = ntable;
+    memcpy(out, table, n * sizeof(dbg_entry));
+    pthread_mutex_unlock(&tab_mu);
+    qsort(out, n, sizeof(dbg_entry), cmp_entry_path);
+    return n;
+}
+
+/* ---- request helpers ---------------------------------------------------------------------- */
+
+typedef struct arg_find {
+    const char *key;
+    const char *value;
+    bool found;
+} arg_find;
+
+static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    arg_find *f = cls;
+    if (key && strcmp(key, f->key) == 0) {
+        f->found = true;
+        f->value = value ? value : "";
+        return MHD_NO; /* stop */
+    }
+    return MHD_YES;
+}
+
+const char *dbg_arg(const dbg_request *r, const char *key)
+{
+    arg_find f = {.key = key};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &f);
+    return f.found ? f.value : NULL;
+}
+
+bool dbg_pretty(const dbg_request *r)
+{
+    const char *v = dbg_arg(r, "pretty");
+    return v && strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
+}
+
+const char *dbg_path(const dbg_request *r)
+{
+    return r->path;
+}
+
+void dbg_send_json(const dbg_request *r, dbg_response *resp, const cJSON *json)
+{
+    char *text = dbg_pretty(r) ? cJSON_Print(json) : cJSON_PrintUnformatted(json);
+    if (!text) {
+        resp->status = 500;
+        strbuf_appends(&resp->body, "{\"error\":\"cannot encode JSON\"}");
+        return;
+    }
+    if (strbuf_appends(&resp->body, text) != 0) {
+        strbuf_reset(&resp->body);
+        resp->status = 500;
+        strbuf_appends(&resp->body, "{\"error\":\"response too large\"}");
+    } else if (dbg_pretty(r)) {
+        strbuf_appends(&resp->body, "\n");
+    }
+    free(text);
+}
+
+/* ---- built-in pages ----------------------------------------------------------------------- */
+
+static void html_escape(strbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': strbuf_appends(b, "&lt;"); break;
+        case '>': strbuf_appends(b, "&gt;"); break;
+        case '&': strbuf_appends(b, "&amp;"); break;
+        case '"': strbuf_appends(b, "&quot;"); break;
+        default: strbuf_append(b, s, 1);
+        }
+    }
+}
+
+static void page_index(dbg_response *resp)
+{
+    dbg_entry *tab = xmalloc(DBG_MAX_HANDLERS * sizeof(dbg_entry));
+    size_t n = table_copy(tab);
+    resp->content_type = "text/html; charset=utf-8";
+    strbuf_appends(&resp->body,
+                   "<!DOCTYPE html>\n<html><head><title>Pilot Debug Console</title></head>\n"
+                   "<body>\n<h1>Pilot Debug Console</h1>\n<table>\n"
+                   "<tr><th>Endpoint</th><th>Description</th></tr>\n");
+    for (size_t i = 0; i < n; i++) {
+        strbuf_appends(&resp->body, "<tr><td><a href=\"");
+        html_escape(&resp->body, tab[i].path);
+        strbuf_appends(&resp->body, "\">");
+        html_escape(&resp->body, tab[i].path);
+        strbuf_appends(&resp->body, "</a></td><td>");
+        html_escape(&resp->body, tab[i].help);
+        strbuf_appends(&resp->body, "</td></tr>\n");
+    }
+    strbuf_appends(&resp->body, "</table>\n</body></html>\n");
+    free(tab);
+}
+
+static void page_list(const dbg_request *r, dbg_response *resp)
+{
+    dbg_entry *tab = xmalloc(DBG_MAX_HANDLERS * sizeof(dbg_entry));
+    size_t n = table_copy(tab);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(tab[i].path));
+    dbg_send_json(r, resp, arr);
+    cJSON_Delete(arr);
+    free(tab);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *resp)
+{
+    const char *path = r->path;
+    if (strcmp(path, "/ready") == 0) {
+        pthread_mutex_lock(&tab_mu);
+        dbg_ready_fn fn = ready_fn;
+        void *ud = ready_ud;
+        pthread_mutex_unlock(&tab_mu);
+        resp->content_type = "text/plain; charset=utf-8";
+        resp->status = fn && fn(ud) ? 200 : 503;
+        return;
+    }
+    if (strcmp(path, "/version") == 0) {
+        resp->content_type = "text/plain; charset=utf-8";
+        strbuf_appendf(&resp->body, "%s-%s-Clean", PILOT_VERSION, PILOT_GIT_REVISION);
+        return;
+    }
+    if (srv->monitoring && strcmp(path, "/metrics") == 0) {
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        metrics_render(&resp->body);
+        return;
+    }
+    if (strcmp(path, "/debug") == 0 || strcmp(path, "/debug/") == 0) {
+        page_index(resp);
+        return;
+    }
+    if (strcmp(path, "/debug/list") == 0) {
+        page_list(r, resp);
+        return;
+    }
+    dbg_entry e = {0};
+    pthread_mutex_lock(&tab_mu);
+    for (size_t i = 0; i < ntable; i++) {
+        if (strcmp(table[i].path, path) == 0) {
+            e = table[i];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tab_mu);
+    if (e.fn) {
+        e.fn(e.ud, r, resp);
+        return;
+    }
+    resp->status = 404;
+    resp->content_type = "text/plain; charset=utf-8";
+    strbuf_appends(&resp->body, "404 page not found\n");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    static int marker;
+    const dbg_server *srv = cls;
+    if (*con_cls == NULL) {
+        /* First call: headers only. Answer on the second. */
+        *con_cls = &marker;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0; /* request bodies are ignored */
+        return MHD_YES;
+    }
+    dbg_request req = {.conn = conn, .path = url};
+    dbg_response resp = {.status = 200, .content_type = "application/json"};
+    strbuf_init(&resp.body, DBG_MAX_BODY);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        strcmp(method, "POST") != 0) {
+        resp.status = 405;
+        resp.content_type = "text/plain; charset=utf-8";
+        strbuf_appends(&resp.body, "method not allowed\n");
+    } else {
+        dispatch(srv, &req, &resp);
+    }
+    size_t len = 0;
+    char *body = strbuf_steal(&resp.body, &len);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body ? body : (void *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type",
+                            resp.content_type ? resp.content_type : "application/json");
+    enum MHD_Result rc = MHD_queue_response(conn, resp.status ? (unsigned)resp.status : 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* ---- servers ------------------------------------------------------------------------------ */
+
+/* Parses "host:port", ":port" or "[v6]:port" and returns a listening socket, or -1. */
+static int listen_on(const char *addr, int *port_out)
+{
+    int fd = -1, rc = -1;
+    char host[256] = "";
+    const char *colon = strrchr(addr, ':');
+    if (!colon) {
+        LOG_ERR("http", "%s: want host:port", addr);
+        goto out;
+    }
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= sizeof(host)) {
+        LOG_ERR("http", "%s: host too long", addr);
+        goto out;
+    }
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[' && hlen >= 2 && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || port < 0 || port > 65535) {
+        LOG_ERR("http", "%s: bad port", addr);
+        goto out;
+    }
+
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    bool any = host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (any) {
+        /* Every interface: IPv6 any with dual stack, IPv4 any when IPv6 is missing. */
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_any;
+        sin6->sin6_port = htons((uint16_t)port);
+        sslen = sizeof(*sin6);
+        fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            int off = 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+        } else {
+            memset(&ss, 0, sizeof(ss));
+            sin->sin_family = AF_INET;
+            sin->sin_addr.s_addr = htonl(INADDR_ANY);
+            sin->sin_port = htons((uint16_t)port);
+            sslen = sizeof(*sin);
+        }
+    } else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sslen = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        sslen = sizeof(*sin6);
+    } else {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        int gai = getaddrinfo(host, NULL, &hints, &res);
+        if (gai != 0 || !res) {
+            LOG_ERR("http", "%s: cannot resolve %s: %s", addr, host, gai_strerror(gai));
+            goto out;
+        }
+        memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        sslen = res->ai_addrlen;
+        if (ss.ss_family == AF_INET)
+            sin->sin_port = htons((uint16_t)port);
+        else
+            sin6->sin6_port = htons((uint16_t)port);
+        freeaddrinfo(res);
+    }
+    if (fd < 0)
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        LOG_ERR("http", "%s: socket: %s", addr, strerror(errno));
+        goto out;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 128) != 0) {
+        LOG_ERR("http", "%s: cannot listen: %s", addr, strerror(errno));
+        goto out;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+        LOG_ERR("http", "%s: getsockname: %s", addr, strerror(errno));
+        goto out;
+    }
+    *port_out = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    rc = 0;
+out:
+    if (rc != 0 && fd >= 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+dbg_server *dbg_server_start(const char *addr, bool monitoring)
+{
+    if (!addr)
+        return NULL;
+    dbg_server *s = xcalloc(1, sizeof(*s));
+    s->monitoring = monitoring;
+    s->addr = xstrdup(addr);
+    int fd = listen_on(addr, &s->port);
+    if (fd < 0)
+        goto fail;
+    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                     MHD_USE_ERROR_LOG,
+                                 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)DBG_MAX_CONNECTIONS,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    if (!s->daemon) {
+        LOG_ERR("http", "%s: cannot start the HTTP server", addr);
+        close(fd);
+        goto fail;
+    }
+    LOG_INFO("http", "%s server listening on %s (port %d)", monitoring ? "monitoring" : "http",
+             addr, s->port);
+    return s;
+fail:
+    free(s->addr);
+    free(s);
+    return NULL;
+}
+
+int dbg_server_port(const dbg_server *s)
+{
+    return s ? s->port : -1;
+}
+
+void dbg_server_stop(dbg_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s->addr);
+    free(s);
+}

@@ -1,0 +1,1403 @@
+/* server: the gRPC server (C core API) carrying ADS (SotW and Delta) and unary methods
+ * registered by other modules (the CA's CreateCertificate).
+ *
+ * Threads and ownership (read this before touching anything here):
+ * - The server has XDS_SHARDS "shards", each one completion queue driven by one thread
+ *   (shard_main). New calls are requested on every shard's queue, so gRPC spreads
+ *   connections over the shards; a call, its xds_stream and its push state are owned by
+ *   the shard thread that accepted it and are only mutated there.
+ * - The C API has no wake-up for a completion queue: each shard polls it with a
+ *   SHARD_POLL_MS deadline and then checks its mailbox.
+ * - The model thread calls xds_server_on_push: it merges the snapshot and the push request
+ *   into each shard's mailbox under mbox_lock (full wins, endpoint host sets union) and
+ *   returns. The shard thread drains the mailbox into one pending push per connection
+ *   (merged the same way) and runs them with bounded concurrency (srv->inflight, shared
+ *   by all shards, at most max_concurrent_pushes connections being written a push).
+ * - Debug handlers (debug_xds.c, libmicrohttpd's thread) read streams through
+ *   xds_server_visit, which takes each shard's lock in turn. A shard thread holds its
+ *   lock while it changes what the debug handlers read: the connection list and the
+ *   stream state (xds_stream_on_request, xds_stream_push). The outbox is not read by them.
+ * - Lock order: shard->lock and shard->mbox_lock are never held together.
+ *
+ * Per call at most one RECV_MESSAGE and one SEND_MESSAGE are outstanding (gRPC's rule);
+ * responses wait in the stream's bounded outbox (stream.h).
+ *
+ * Shutdown: gRPC aborts the process (assertion in grpc_cq_begin_op) when a batch is started
+ * on a completion queue after grpc_completion_queue_shutdown, and a shard keeps handling
+ * completions (a failed RECV ends the stream with a status, a push starts a SEND) until its
+ * queue reports GRPC_QUEUE_SHUTDOWN. So the shard's own driver shuts its queue down
+ * (shard_close_cq, on the shard thread when it runs) and sets cq_down first; nothing is
+ * started on that queue afterwards (conn_start_batch, oneshot_start and shard_on_accept
+ * check it). Unary workers are the only other threads that start batches: once
+ * srv->stopping is set none is spawned (unary_handle answers UNAVAILABLE itself) and
+ * xds_server_free waits for the running ones before any queue is shut down.
+ */
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+
+#include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
+#include "pilot/base/pbdepth.h"
+#include "xds/ads/server.h"
+#include "xds/ads/stream_internal.h"
+#include "pilot/base/util.h"
+
+#define LOG_SCOPE "ads"
+#define XDS_SHARDS 2
+#define SHARD_POLL_MS 50
+#define SRV_MAX_UNARY 8
+#define SRV_MAX_UNARY_WORKERS 16 /* unary calls running off the shard threads at once */
+#define SRV_MAX_IDS 4          /* SPIFFE identities kept per secure stream */
+#define SRV_MAX_TOKEN 16384    /* bearer tokens are about a kilobyte */
+#define SRV_TOKEN_AUDIENCE "istio-ca"
+
+#define METHOD_SOTW "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define METHOD_DELTA "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+
+typedef enum {
+    TAG_ACCEPT,     /* a requested call arrived (srv_accept) */
+    TAG_RECV,       /* RECV_MESSAGE done (srv_conn) */
+    TAG_SEND,       /* SEND_MESSAGE done */
+    TAG_CLOSE,      /* RECV_CLOSE_ON_SERVER done: the call is over */
+    TAG_STATUS,     /* SEND_STATUS_FROM_SERVER done */
+    TAG_ONESHOT,    /* a unary or unimplemented call's single batch done (srv_oneshot) */
+    TAG_SHUTDOWN,   /* grpc_server_shutdown_and_notify */
+} tag_kind;
+
+typedef struct srv_tag {
+    tag_kind kind;
+    void *obj;
+} srv_tag;
+
+typedef struct srv_shard srv_shard;
+
+enum { ACC_SOTW = 0, ACC_DELTA, ACC_GENERIC, ACC_UNARY0 };
+
+typedef struct srv_accept {
+    srv_tag tag;
+    srv_shard *sh;
+    int kind;                 /* ACC_*, ACC_UNARY0 + i for unary method i */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details;
+} srv_accept;
+
+typedef struct srv_conn {
+    xds_stream st;
+    srv_shard *sh;
+    grpc_call *call;
+    srv_tag t_recv, t_send, t_close, t_status;
+    int ops;                  /* outstanding batches */
+    grpc_byte_buffer *recv_buf;
+    grpc_byte_buffer *send_buf;
+    xds_msg *inflight;        /* the message being written */
+    int cancelled;
+    bool closed;              /* RECV_CLOSE_ON_SERVER completed */
+    bool send_active, initial_md_sent, status_sent, finishing;
+    int status_code;
+    char status_msg[512];
+
+    /* the one pending push of this connection (merged) */
+    bool push_pending, push_full, in_pq, push_inflight;
+    uint32_t push_kinds;            /* mesh kinds changed (bits), merged like push_full */
+    char **push_hosts;
+    size_t npush_hosts;
+    int64_t push_start_ns;
+
+    /* Secure port: the identities the caller proved (client certificate or JWT). */
+    bool secure;
+    char *id_ns[SRV_MAX_IDS], *id_sa[SRV_MAX_IDS];
+    int nids;
+
+    struct srv_conn *prev, *next;   /* shard list, under shard->lock */
+    struct srv_conn *pq_next;       /* push queue, shard thread only */
+} srv_conn;
+
+/* A call answered with one batch: a unary method or UNIMPLEMENTED. */
+typedef struct srv_oneshot {
+    srv_tag tag;
+    grpc_call *call;
+    grpc_byte_buffer *resp;
+    char *msg;
+    grpc_slice details;
+    int cancelled;
+} srv_oneshot;
+
+struct srv_shard {
+    xds_server *srv;
+    int idx;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool close_cq;         /* xds_server_free asks the shard thread to shut cq down */
+    bool cq_down;                 /* cq is shut down: start nothing on it (its driver only) */
+
+    pthread_mutex_t lock;         /* the connection list and stream debug state */
+    srv_conn *conns;
+    size_t nconns;
+
+    srv_accept acc_sotw, acc_delta, acc_generic;
+    srv_accept acc_unary[SRV_MAX_UNARY];
+    int accepts_out;              /* outstanding accept requests */
+
+    pthread_mutex_t mbox_lock;    /* the mailbox below */
+    bool mbox_has;
+    mesh_snapshot *mbox_snap;
+    bool mbox_full;
+    uint32_t mbox_kinds;
+    char **mbox_hosts;
+    size_t mbox_nhosts;
+    int64_t mbox_start_ns;
+    atomic_bool mbox_flag;        /* cheap check without the lock */
+
+    mesh_snapshot *snap;          /* latest snapshot this shard pushed (shard thread) */
+    srv_conn *pq_head, *pq_tail;  /* connections whose push waits for a slot */
+};
+
+typedef struct srv_unary {
+    char *method;
+    xds_unary_fn fn;
+    void *ud;
+    void *handle;
+} srv_unary;
+
+struct xds_server {
+    char *addr;
+    char *domain;
+    char *secure_addr;            /* NULL: no TLS port */
+    struct grpc_server_credentials *secure_creds;
+    char *trust_domain;
+    xds_token_review_fn review;
+    void *review_ud;
+    int secure_port;
+    xds_snapshot_fn snapshot;      /* the current snapshot, for a stream's first push */
+    void *snapshot_ud;
+    int max_pushes;
+    int port;
+    grpc_server *server;
+    void *m_sotw, *m_delta;
+    srv_unary unary[SRV_MAX_UNARY];
+    int nunary;
+    srv_shard shards[XDS_SHARDS];
+    xds_gen *gen;
+    xds_stream_env env;
+    atomic_int inflight;          /* connections being written a push, all shards */
+    atomic_int unary_workers;     /* unary calls running on their own threads */
+    atomic_bool stopping;
+    atomic_bool shutdown_done;
+    atomic_uint_fast64_t conn_seq;
+    srv_tag shutdown_tag;
+    bool started;
+};
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static void hosts_free(char **h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(h[i]);
+    free(h);
+}
+
+/* Adds the hosts not yet in *dst (a small set: linear is fine, host lists are short). */
+static void hosts_union(char ***dst, size_t *ndst, char *const *src, size_t nsrc)
+{
+    for (size_t i = 0; i < nsrc; i++) {
+        bool have = false;
+        for (size_t j = 0; j < *ndst && !have; j++)
+            have = strcmp((*dst)[j], src[i]) == 0;
+        if (have)
+            continue;
+        *dst = xrealloc(*dst, (*ndst + 1) * sizeof(char *));
+        (*dst)[(*ndst)++] = xstrdup(src[i]);
+    }
+}
+
+static void res_slice_unref(void *p)
+{
+    xds_resource_release(p);
+}
+
+static grpc_byte_buffer *msg_to_bb(const xds_msg *m)
+{
+    grpc_slice stack[32];
+    grpc_slice *sl = m->nsegs <= 32 ? stack : xmalloc(m->nsegs * sizeof(grpc_slice));
+    for (size_t i = 0; i < m->nsegs; i++) {
+        const xds_seg *s = &m->segs[i];
+        if (s->res != NULL) {
+            xds_resource_retain(s->res);
+            sl[i] = grpc_slice_new_with_user_data(s->res->bytes, s->len, res_slice_unref,
+                                                  s->res);
+        } else {
+            sl[i] = grpc_slice_from_copied_buffer((const char *)m->buf + s->off, s->len);
+        }
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(sl, m->nsegs);
+    for (size_t i = 0; i < m->nsegs; i++)
+        grpc_slice_unref(sl[i]);
+    if (sl != stack)
+        free(sl);
+    return bb;
+}
+
+/* ---- accepting calls ------------------------------------------------------------------- */
+
+static void shard_post_accept(srv_accept *a)
+{
+    xds_server *srv = a->sh->srv;
+    grpc_call_error e;
+    if (atomic_load(&srv->stopping))
+        return;
+    a->call = NULL;
+    a->payload = NULL;
+    grpc_metadata_array_init(&a->md);
+    if (a->kind == ACC_GENERIC) {
+        grpc_call_details_init(&a->details);
+        e = grpc_server_request_call(srv->server, &a->call, &a->details, &a->md, a->sh->cq,
+                                     a->sh->cq, &a->tag);
+    } else {
+        void *h = a->kind == ACC_SOTW ? srv->m_sotw
+                  : a->kind == ACC_DELTA ? srv->m_delta
+                  : srv->unary[a->kind - ACC_UNARY0].handle;
+        e = grpc_server_request_registered_call(srv->server, h, &a->call, &a->deadline,
+                                                &a->md,
+                                                a->kind >= ACC_UNARY0 ? &a->payload : NULL,
+                                                a->sh->cq, a->sh->cq, &a->tag);
+    }
+    if (e != GRPC_CALL_OK) {
+        LOG_ERR(LOG_SCOPE, "requesting a call failed: %d", (int)e);
+        grpc_metadata_array_destroy(&a->md);
+        if (a->kind == ACC_GENERIC)
+            grpc_call_details_destroy(&a->details);
+        return;
+    }
+    a->sh->accepts_out++;
+}
+
+static void accept_reset(srv_accept *a)
+{
+    grpc_metadata_array_destroy(&a->md);
+    if (a->kind == ACC_GENERIC)
+        grpc_call_details_destroy(&a->details);
+    if (a->payload != NULL) {
+        grpc_byte_buffer_destroy(a->payload);
+        a->payload = NULL;
+    }
+}
+
+/* ---- streams ----------------------------------------------------------------------------- */
+
+static void conn_pump(srv_conn *c);
+
+static void conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *tag)
+{
+    if (c->sh->cq_down) {
+        /* the server is going away and the call with it: a batch now would abort */
+        grpc_call_cancel(c->call, NULL);
+        return;
+    }
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        LOG_ERR(LOG_SCOPE, "%s: start_batch failed: %d", c->st.conn_id, (int)e);
+        metric_add(xds_m.internal_errors, NULL, 1);
+        grpc_call_cancel(c->call, NULL);
+        return;
+    }
+    c->ops++;
+}
+
+static void conn_post_recv(srv_conn *c)
+{
+    grpc_op op = {0};
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_buf;
+    conn_start_batch(c, &op, 1, &c->t_recv);
+}
+
+/* Ends the stream with a status once the write in flight (if any) is done. */
+static void conn_finish(srv_conn *c, int code, const char *msg)
+{
+    if (c->finishing || c->closed)
+        return;
+    c->finishing = true;
+    c->status_code = code;
+    snprintf(c->status_msg, sizeof(c->status_msg), "%s", msg ? msg : "");
+    conn_pump(c);
+}
+
+static void conn_send_status(srv_conn *c)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    if (!c->initial_md_sent) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+        c->initial_md_sent = true;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)c->status_code;
+    grpc_slice details = grpc_slice_from_copied_string(c->status_msg);
+    ops[n].data.send_status_from_server.status_details = &details;
+    n++;
+    c->status_sent = true;
+    conn_start_batch(c, ops, n, &c->t_status);
+    grpc_slice_unref(details);
+}
+
+static void pq_add(srv_shard *sh, srv_conn *c)
+{
+    if (c->in_pq)
+        return;
+    c->in_pq = true;
+    c->pq_next = NULL;
+    if (sh->pq_tail != NULL)
+        sh->pq_tail->pq_next = c;
+    else
+        sh->pq_head = c;
+    sh->pq_tail = c;
+}
+
+static void pq_remove(srv_shard *sh, srv_conn *c)
+{
+    if (!c->in_pq)
+        return;
+    srv_conn *prev = NULL;
+    for (srv_conn *p = sh->pq_head; p != NULL; prev = p, p = p->pq_next) {
+        if (p != c)
+            continue;
+        if (prev != NULL)
+            prev->pq_next = p->pq_next;
+        else
+            sh->pq_head = p->pq_next;
+        if (sh->pq_tail == p)
+            sh->pq_tail = prev;
+        break;
+    }
+    c->in_pq = false;
+}
+
+static void conn_push_done(srv_conn *c)
+{
+    if (!c->push_inflight)
+        return;
+    c->push_inflight = false;
+    atomic_fetch_sub(&c->sh->srv->inflight, 1);
+}
+
+/* Starts the next write, or the status when finishing and the outbox is drained. */
+static void conn_pump(srv_conn *c)
+{
+    if (c->send_active || c->status_sent || c->closed)
+        return;
+    if (c->finishing) {
+        conn_push_done(c);
+        conn_send_status(c);
+        return;
+    }
+    if (c->st.close_code != 0) {
+        conn_finish(c, c->st.close_code, c->st.close_msg);
+        return;
+    }
+    xds_msg *m = xds_stream_pop(&c->st);
+    if (m == NULL) {
+        conn_push_done(c);
+        if (c->push_pending)
+            pq_add(c->sh, c);
+        return;
+    }
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    if (!c->initial_md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->initial_md_sent = true;
+    }
+    c->send_buf = msg_to_bb(m);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = c->send_buf;
+    n++;
+    c->inflight = m;
+    c->send_active = true;
+    conn_start_batch(c, ops, n, &c->t_send);
+}
+
+/* ---- authentication on the secure port ------------------------------------------------- */
+
+/* The token of "authorization: Bearer <t>", or NULL. */
+static char *md_bearer(const grpc_metadata_array *md)
+{
+    char *token = NULL;
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_metadata *m = &md->metadata[i];
+        size_t kn = GRPC_SLICE_LENGTH(m->key);
+        if (kn != 13 || memcmp(GRPC_SLICE_START_PTR(m->key), "authorization", 13) != 0)
+            continue;
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && n < SRV_MAX_TOKEN) {
+            free(token);
+            token = xstrndup(v + 7, n - 7);
+        }
+    }
+    return token;
+}
+
+/* True when the call arrived over TLS. */
+static bool call_secure(grpc_call *call)
+{
+    bool secure = false;
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    if (ctx == NULL)
+        return false;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
+        ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    secure = p != NULL && p->value_length == strlen(GRPC_SSL_TRANSPORT_SECURITY_TYPE) &&
+             memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, p->value_length) == 0;
+    grpc_auth_context_release(ctx);
+    return secure;
+}
+
+/* spiffe://<td>/ns/<ns>/sa/<sa> with our trust domain: sets heap *ns and *sa. */
+static bool spiffe_parse(const char *td, const char *uri, size_t n, char **ns, char **sa)
+{
+    size_t tdl = strlen(td);
+    if (n < 9 || n > 600 || strncmp(uri, "spiffe://", 9) != 0)
+        return false;
+    const char *p = uri + 9, *end = uri + n;
+    if ((size_t)(end - p) < tdl + 4 || strncmp(p, td, tdl) != 0 || strncmp(p + tdl, "/ns/", 4) != 0)
+        return false;
+    p += tdl + 4;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (slash == NULL || slash == p || (size_t)(end - slash) < 5 || strncmp(slash, "/sa/", 4) != 0)
+        return false;
+    const char *s = slash + 4;
+    if (s == end || memchr(s, '/', (size_t)(end - s)) != NULL)
+        return false;
+    *ns = xstrndup(p, (size_t)(slash - p));
+    *sa = xstrndup(s, (size_t)(end - s));
+    return true;
+}
+
+static void conn_add_id(srv_conn *c, char *ns, char *sa)
+{
+    if (c->nids >= SRV_MAX_IDS) {
+        free(ns);
+        free(sa);
+        return;
+    }
+    c->id_ns[c->nids] = ns;
+    c->id_sa[c->nids] = sa;
+    c->nids++;
+}
+
+/* Istio's authenticate for ADS on the secure port: client certificate SPIFFE identities,
+ * else a TokenReview'd JWT. Returns true when the caller proved at least one identity;
+ * false with why filled otherwise. A token review blocks this shard for its round trip. */
+static bool conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why,
+                              size_t whylen)
+{
+    xds_server *srv = c->sh->srv;
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (ctx != NULL) {
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
+        const grpc_auth_property *p;
+        while ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
+            char *ns = NULL, *sa = NULL;
+            if (spiffe_parse(srv->trust_domain, p->value, p->value_length, &ns, &sa))
+                conn_add_id(c, ns, sa);
+        }
+        grpc_auth_context_release(ctx);
+    }
+    if (c->nids > 0)
+        return true;
+    char *token = md_bearer(md);
+    if (token == NULL) {
+        snprintf(why, whylen, "authentication failure: no client certificate with a SPIFFE "
+                              "identity and no bearer token");
+        return false;
+    }
+    bool ok = false;
+    if (srv->review == NULL) {
+        snprintf(why, whylen, "authentication failure: bearer tokens are not accepted here "
+                              "(no TokenReview configured)");
+    } else {
+        char *ns = NULL, *sa = NULL;
+        char err[256] = "";
+        if (srv->review(srv->review_ud, token, SRV_TOKEN_AUDIENCE, &ns, &sa, err,
+                        sizeof(err)) == 0 && ns && sa) {
+            conn_add_id(c, ns, sa);
+            ok = true;
+        } else {
+            free(ns);
+            free(sa);
+            snprintf(why, whylen, "authentication failure: token review: %s",
+                     err[0] ? err : "refused");
+        }
+    }
+    free(token);
+    return ok;
+}
+
+/* Istio's checkConnectionIdentity: some proven identity must match the node's namespace
+ * and (when given) service account. Returns true, or false with why filled. */
+static bool conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen)
+{
+    const void *node = c->st.delta
+        ? (const void *)((const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *)req)->node
+        : (const void *)((const Envoy__Service__Discovery__V3__DiscoveryRequest *)req)->node;
+    xds_proxy *p = NULL;
+    char err[400];
+    if (node == NULL || xds_proxy_from_node(node, c->sh->srv->domain, &p, err, sizeof(err)) != 0)
+        return true;   /* the stream rejects a bad node itself, with its own message */
+    bool ok = false;
+    for (int i = 0; i < c->nids && !ok; i++) {
+        if (p->ns && p->ns[0] && strcmp(p->ns, c->id_ns[i]) != 0)
+            continue;
+        if (p->service_account && p->service_account[0] &&
+            strcmp(p->service_account, c->id_sa[i]) != 0)
+            continue;
+        ok = true;
+    }
+    if (!ok)
+        snprintf(why, whylen, "authorization failed: no identities ([spiffe://%s/ns/%s/sa/%s%s]) "
+                 "matched %s/%s", c->sh->srv->trust_domain, c->id_ns[0], c->id_sa[0],
+                 c->nids > 1 ? " ..." : "", p->ns ? p->ns : "",
+                 p->service_account ? p->service_account : "");
+    xds_proxy_free(p);
+    return ok;
+}
+
+static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta,
+                          const grpc_metadata_array *md)
+{
+    srv_conn *c = xcalloc(1, sizeof(*c));
+    char *peer = grpc_call_get_peer(call);
+    xds_stream_init(&c->st, delta, atomic_fetch_add(&sh->srv->conn_seq, 1) + 1, peer);
+    gpr_free(peer);
+    c->sh = sh;
+    c->call = call;
+    c->t_recv = (srv_tag){TAG_RECV, c};
+    c->t_send = (srv_tag){TAG_SEND, c};
+    c->t_close = (srv_tag){TAG_CLOSE, c};
+    c->t_status = (srv_tag){TAG_STATUS, c};
+
+    pthread_mutex_lock(&sh->lock);
+    c->next = sh->conns;
+    if (sh->conns != NULL)
+        sh->conns->prev = c;
+    sh->conns = c;
+    sh->nconns++;
+    pthread_mutex_unlock(&sh->lock);
+
+    grpc_op op = {0};
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    conn_start_batch(c, &op, 1, &c->t_close);
+    conn_post_recv(c);
+    if (call_secure(call)) {
+        char why[400];
+        c->secure = true;
+        if (!conn_authenticate(c, md, why, sizeof(why))) {
+            LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
+            conn_finish(c, GRPC_STATUS_UNAUTHENTICATED, why);
+        }
+    }
+    return c;
+}
+
+/* Frees c once the call is over and no batch is outstanding. */
+static void conn_maybe_free(srv_conn *c)
+{
+    if (!c->closed || c->ops > 0)
+        return;
+    srv_shard *sh = c->sh;
+    pthread_mutex_lock(&sh->lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        sh->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    sh->nconns--;
+    pthread_mutex_unlock(&sh->lock);
+    pq_remove(sh, c);
+    conn_push_done(c);
+    if (c->st.proxy != NULL)
+        LOG_INFO(LOG_SCOPE, "ADS: \"%s\" %s terminated", c->st.peer, c->st.conn_id);
+    xds_msg_free(c->inflight);
+    if (c->send_buf != NULL)
+        grpc_byte_buffer_destroy(c->send_buf);
+    if (c->recv_buf != NULL)
+        grpc_byte_buffer_destroy(c->recv_buf);
+    hosts_free(c->push_hosts, c->npush_hosts);
+    for (int i = 0; i < c->nids; i++) {
+        free(c->id_ns[i]);
+        free(c->id_sa[i]);
+    }
+    xds_stream_cleanup(&c->st);
+    grpc_call_unref(c->call);
+    free(c);
+}
+
+static mesh_snapshot *shard_snapshot(srv_shard *sh)
+{
+    if (sh->snap == NULL && sh->srv->snapshot != NULL)
+        sh->snap = sh->srv->snapshot(sh->srv->snapshot_ud);
+    return sh->snap;
+}
+
+static void conn_on_recv(srv_conn *c, bool ok)
+{
+    grpc_byte_buffer *bb = c->recv_buf;
+    c->recv_buf = NULL;
+    if (!ok || bb == NULL) {
+        /* the client half-closed (or the call is dead): end it cleanly */
+        if (bb != NULL)
+            grpc_byte_buffer_destroy(bb);
+        conn_finish(c, GRPC_STATUS_OK, "");
+        return;
+    }
+    if (c->finishing) {
+        grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    grpc_byte_buffer_reader rd;
+    grpc_slice sl = grpc_empty_slice();
+    if (grpc_byte_buffer_reader_init(&rd, bb)) {
+        sl = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+    }
+    grpc_byte_buffer_destroy(bb);
+    const ProtobufCMessageDescriptor *d =
+        c->st.delta ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
+                    : &envoy__service__discovery__v3__discovery_request__descriptor;
+    /* Node metadata is a Struct that nests without end: refuse deep input before
+     * protobuf-c's recursive unpack can exhaust the stack. */
+    ProtobufCMessage *req = NULL;
+    if (pb_depth_ok(d, GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), PB_MAX_DEPTH))
+        req = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+    grpc_slice_unref(sl);
+    if (req == NULL) {
+        conn_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+                    c->st.delta ? "cannot decode DeltaDiscoveryRequest"
+                                : "cannot decode DiscoveryRequest");
+        return;
+    }
+    if (c->secure && c->st.proxy == NULL) {
+        char why[sizeof(((srv_conn *)0)->status_msg)];
+        if (!conn_identity_ok(c, req, why, sizeof(why))) {
+            LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
+            protobuf_c_message_free_unpacked(req, NULL);
+            conn_finish(c, GRPC_STATUS_PERMISSION_DENIED, why);
+            return;
+        }
+    }
+    mesh_snapshot *snap = shard_snapshot(c->sh);
+    pthread_mutex_lock(&c->sh->lock);
+    int rc = xds_stream_on_request(&c->st, &c->sh->srv->env, snap, req);
+    pthread_mutex_unlock(&c->sh->lock);
+    protobuf_c_message_free_unpacked(req, NULL);
+    if (rc != 0 || c->st.close_code != 0) {
+        conn_finish(c, c->st.close_code, c->st.close_msg);
+        return;
+    }
+    conn_post_recv(c);
+    conn_pump(c);
+}
+
+static void conn_on_send(srv_conn *c, bool ok)
+{
+    c->send_active = false;
+    if (c->inflight != NULL) {
+        metric_observe(xds_m.send_time, NULL,
+                       (double)(util_now_ns() - c->inflight->enq_ns) / 1e9);
+        xds_msg_free(c->inflight);
+        c->inflight = NULL;
+    }
+    if (c->send_buf != NULL) {
+        grpc_byte_buffer_destroy(c->send_buf);
+        c->send_buf = NULL;
+    }
+    if (!ok) {
+        conn_push_done(c);
+        return;   /* the call is broken; TAG_CLOSE follows */
+    }
+    conn_pump(c);
+}
+
+/* ---- one-shot calls: unary methods and UNIMPLEMENTED ----------------------------------- */
+
+/* sh: the shard whose thread calls this; NULL on a unary worker (xds_server_free waits for
+ * those before shutting any queue down). */
+static void oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *msg,
+                          grpc_byte_buffer *resp)
+{
+    if (sh != NULL && sh->cq_down) {
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        if (resp != NULL)
+            grpc_byte_buffer_destroy(resp);
+        return;
+    }
+    srv_oneshot *o = xcalloc(1, sizeof(*o));
+    o->tag = (srv_tag){TAG_ONESHOT, o};
+    o->call = call;
+    o->resp = resp;
+    o->details = grpc_slice_from_copied_string(msg ? msg : "");
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (resp != NULL) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = resp;
+        n++;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+    ops[n].data.send_status_from_server.status_details = &o->details;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &o->cancelled;
+    n++;
+    if (grpc_call_start_batch(call, ops, n, &o->tag, NULL) != GRPC_CALL_OK) {
+        LOG_ERR(LOG_SCOPE, "unary: start_batch failed");
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        if (resp != NULL)
+            grpc_byte_buffer_destroy(resp);
+        grpc_slice_unref(o->details);
+        free(o);
+    }
+}
+
+static void oneshot_done(srv_oneshot *o)
+{
+    if (o->resp != NULL)
+        grpc_byte_buffer_destroy(o->resp);
+    grpc_slice_unref(o->details);
+    grpc_call_unref(o->call);
+    free(o);
+}
+
+/* A unary call taken off the shard: handlers may block (the CA's TokenReview is an API
+ * server round trip, up to curl's 30 s), which must not stall the ADS streams of a shard.
+ * Each runs on a short-lived detached thread, at most SRV_MAX_UNARY_WORKERS at once;
+ * beyond that the shard runs it inline, which is the backpressure. The batch that answers
+ * is started from the worker (grpc_call_start_batch is thread-safe) and completes on the
+ * shard's queue like any other. */
+typedef struct srv_unary_job {
+    xds_server *srv;
+    srv_shard *sh;            /* the accepting shard (runs the job when not threaded) */
+    srv_unary *u;
+    grpc_call *call;
+    char *peer;               /* gpr_malloc'd */
+    char *token;
+    char **sans;
+    size_t nsans;
+    bool secure;
+    grpc_slice req;
+    bool threaded;
+    bool refuse;              /* the server is stopping: answer without the handler */
+} srv_unary_job;
+
+static void unary_run(srv_unary_job *j)
+{
+    xds_call_auth auth = {0};
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    char *status_msg = NULL;
+    auth.peer = j->peer;
+    auth.secure = j->secure;
+    auth.bearer_token = j->token;
+    auth.peer_uri_sans = (const char *const *)j->sans;
+    auth.npeer_uri_sans = j->nsans;
+    int code = GRPC_STATUS_UNAVAILABLE;
+    if (j->refuse)
+        status_msg = xstrdup("server is shutting down");
+    else
+        code = j->u->fn(j->u->ud, &auth, GRPC_SLICE_START_PTR(j->req),
+                        GRPC_SLICE_LENGTH(j->req), &resp, &resp_len, &status_msg);
+    grpc_byte_buffer *bb = NULL;
+    if (code == GRPC_STATUS_OK) {
+        grpc_slice s = grpc_slice_from_copied_buffer((const char *)resp, resp_len);
+        bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+    }
+    oneshot_start(j->threaded ? NULL : j->sh, j->call, code, status_msg, bb);
+    grpc_slice_unref(j->req);
+    free(resp);
+    free(status_msg);
+    free(j->token);
+    for (size_t i = 0; i < j->nsans; i++)
+        free(j->sans[i]);
+    free(j->sans);
+    gpr_free(j->peer);
+    if (j->threaded)
+        atomic_fetch_sub(&j->srv->unary_workers, 1);
+    free(j);
+}
+
+static void *unary_thread(void *arg)
+{
+    unary_run(arg);
+    return NULL;
+}
+
+static void unary_handle(srv_shard *sh, srv_accept *a)
+{
+    srv_unary_job *j = xcalloc(1, sizeof(*j));
+    j->srv = sh->srv;
+    j->sh = sh;
+    j->u = &sh->srv->unary[a->kind - ACC_UNARY0];
+    j->call = a->call;
+    j->peer = grpc_call_get_peer(a->call);
+    j->secure = call_secure(a->call);
+    j->token = md_bearer(&a->md);
+    j->req = grpc_empty_slice();
+    grpc_auth_context *ctx = grpc_call_auth_context(a->call);
+    if (ctx != NULL) {
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
+        const grpc_auth_property *p;
+        while ((p = grpc_auth_property_iterator_next(&it)) != NULL && j->nsans < 16) {
+            if (p->value_length > 9 && strncmp(p->value, "spiffe://", 9) == 0) {
+                j->sans = xrealloc(j->sans, (j->nsans + 1) * sizeof(char *));
+                j->sans[j->nsans++] = xstrndup(p->value, p->value_length);
+            }
+        }
+        grpc_auth_context_release(ctx);
+    }
+    if (a->payload != NULL) {
+        grpc_byte_buffer_reader rd;
+        if (grpc_byte_buffer_reader_init(&rd, a->payload)) {
+            j->req = grpc_byte_buffer_reader_readall(&rd);
+            grpc_byte_buffer_reader_destroy(&rd);
+        }
+    }
+    /* Count first, then look at stopping (xds_server_free does the reverse): either it
+     * waits for this worker or this sees stopping; a worker spawned after its wait would
+     * start a batch on a queue that may be shut down, and outlive srv. */
+    bool busy = atomic_fetch_add(&sh->srv->unary_workers, 1) >= SRV_MAX_UNARY_WORKERS;
+    j->refuse = atomic_load(&sh->srv->stopping);
+    if (!busy && !j->refuse) {
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        j->threaded = true;
+        int rc = pthread_create(&t, &attr, unary_thread, j);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+        j->threaded = false;
+    }
+    atomic_fetch_sub(&sh->srv->unary_workers, 1);
+    unary_run(j);
+}
+
+/* ---- the shard loop -------------------------------------------------------------------- */
+
+static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
+{
+    sh->accepts_out--;
+    if (!ok || a->call == NULL) {
+        accept_reset(a);
+        return;   /* server shutting down */
+    }
+    grpc_call *call = a->call;
+    if (sh->cq_down) {
+        /* matched before the server shut down, seen after the queue was: no batch may
+         * start, and a stream without its RECV_CLOSE would never be freed */
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        accept_reset(a);
+        return;
+    }
+    switch (a->kind) {
+    case ACC_SOTW:
+    case ACC_DELTA:
+        conn_new(sh, call, a->kind == ACC_DELTA, &a->md);
+        break;
+    case ACC_GENERIC: {
+        char method[256];
+        size_t n = GRPC_SLICE_LENGTH(a->details.method);
+        snprintf(method, sizeof(method), "%.*s", (int)(n > 200 ? 200 : n),
+                 (const char *)GRPC_SLICE_START_PTR(a->details.method));
+        LOG_DEBUG(LOG_SCOPE, "unknown method %s", method);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "unknown method %s", method);
+        oneshot_start(sh, call, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        break;
+    }
+    default:
+        unary_handle(sh, a);
+        break;
+    }
+    accept_reset(a);
+    shard_post_accept(a);
+}
+
+/* Moves the mailbox into every connection's pending push. */
+static void shard_drain_mailbox(srv_shard *sh)
+{
+    if (!atomic_exchange(&sh->mbox_flag, false))
+        return;
+    pthread_mutex_lock(&sh->mbox_lock);
+    mesh_snapshot *snap = sh->mbox_snap;
+    bool full = sh->mbox_full;
+    uint32_t kinds = sh->mbox_kinds;
+    char **hosts = sh->mbox_hosts;
+    size_t nhosts = sh->mbox_nhosts;
+    int64_t start = sh->mbox_start_ns;
+    bool has = sh->mbox_has;
+    sh->mbox_snap = NULL;
+    sh->mbox_hosts = NULL;
+    sh->mbox_nhosts = 0;
+    sh->mbox_full = false;
+    sh->mbox_kinds = 0;
+    sh->mbox_has = false;
+    sh->mbox_start_ns = 0;
+    pthread_mutex_unlock(&sh->mbox_lock);
+    if (!has)
+        return;
+    if (snap != NULL) {
+        if (sh->snap != NULL)
+            mesh_snapshot_release(sh->snap);
+        sh->snap = snap;
+    }
+    /* The list changes only on this thread: walking it without the lock is safe. */
+    for (srv_conn *c = sh->conns; c != NULL; c = c->next) {
+        if (c->finishing || c->closed)
+            continue;
+        if (!c->push_pending) {
+            c->push_full = full;
+            c->push_kinds = kinds;
+            c->push_start_ns = start;
+        } else {
+            c->push_full = c->push_full || full;
+            c->push_kinds |= kinds;
+            if (start > 0 && (c->push_start_ns == 0 || start < c->push_start_ns))
+                c->push_start_ns = start;
+        }
+        if (!c->push_full)
+            hosts_union(&c->push_hosts, &c->npush_hosts, hosts, nhosts);
+        c->push_pending = true;
+        pq_add(sh, c);
+    }
+    hosts_free(hosts, nhosts);
+}
+
+/* Runs queued pushes while a slot is free. A connection still writing keeps its pending
+ * push; conn_pump requeues it when its outbox drains. */
+static void shard_run_pushes(srv_shard *sh)
+{
+    xds_server *srv = sh->srv;
+    while (sh->pq_head != NULL && atomic_load(&srv->inflight) < srv->max_pushes) {
+        srv_conn *c = sh->pq_head;
+        sh->pq_head = c->pq_next;
+        if (sh->pq_head == NULL)
+            sh->pq_tail = NULL;
+        c->in_pq = false;
+        if (!c->push_pending || c->finishing || c->closed)
+            continue;
+        if (c->send_active || c->st.outq_head != NULL)
+            continue;
+        if (sh->snap == NULL)
+            continue;
+        c->push_pending = false;
+        pthread_mutex_lock(&sh->lock);
+        int n = xds_stream_push_kinds(&c->st, &srv->env, sh->snap, c->push_full, c->push_kinds,
+                                      c->push_hosts, c->npush_hosts, c->push_start_ns);
+        pthread_mutex_unlock(&sh->lock);
+        hosts_free(c->push_hosts, c->npush_hosts);
+        c->push_hosts = NULL;
+        c->npush_hosts = 0;
+        c->push_full = false;
+        c->push_kinds = 0;
+        if (n > 0 && !c->push_inflight) {
+            c->push_inflight = true;
+            atomic_fetch_add(&srv->inflight, 1);
+        }
+        conn_pump(c);
+    }
+}
+
+static void shard_handle(srv_shard *sh, grpc_event ev)
+{
+    srv_tag *tag = ev.tag;
+    bool ok = ev.success != 0;
+    switch (tag->kind) {
+    case TAG_ACCEPT:
+        shard_on_accept(sh, tag->obj, ok);
+        return;
+    case TAG_ONESHOT:
+        oneshot_done(tag->obj);
+        return;
+    case TAG_SHUTDOWN:
+        atomic_store(&sh->srv->shutdown_done, true);
+        return;
+    default:
+        break;
+    }
+    srv_conn *c = tag->obj;
+    c->ops--;
+    switch (tag->kind) {
+    case TAG_RECV:
+        conn_on_recv(c, ok);
+        break;
+    case TAG_SEND:
+        conn_on_send(c, ok);
+        break;
+    case TAG_STATUS:
+        break;
+    case TAG_CLOSE:
+        c->closed = true;
+        conn_push_done(c);
+        break;
+    default:
+        break;
+    }
+    conn_maybe_free(c);
+}
+
+/* Shuts the queue down from its only driver, so that no batch of that driver is started
+ * after it (see the top of this file). */
+static void shard_close_cq(srv_shard *sh)
+{
+    if (sh->cq_down)
+        return;
+    sh->cq_down = true;
+    grpc_completion_queue_shutdown(sh->cq);
+}
+
+static void *shard_main(void *arg)
+{
+    srv_shard *sh = arg;
+    for (;;) {
+        if (atomic_load(&sh->close_cq))
+            shard_close_cq(sh);
+        gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                       gpr_time_from_millis(SHARD_POLL_MS, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(sh->cq, dl, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE)
+            shard_handle(sh, ev);
+        shard_drain_mailbox(sh);
+        shard_run_pushes(sh);
+    }
+    return NULL;
+}
+
+/* ---- push notifications from the model thread ------------------------------------------ */
+
+void xds_server_on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *req)
+{
+    xds_server *srv = ud;
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &srv->shards[i];
+        pthread_mutex_lock(&sh->mbox_lock);
+        if (snap != NULL) {
+            mesh_snapshot_retain(snap);
+            if (sh->mbox_snap != NULL)
+                mesh_snapshot_release(sh->mbox_snap);
+            sh->mbox_snap = snap;
+        }
+        bool full = req == NULL || req->full;
+        sh->mbox_full = sh->mbox_full || full;
+        /* no request (or a full one naming no kind): assume every kind changed */
+        uint32_t kinds = req != NULL ? req->kinds_changed : ~0u;
+        sh->mbox_kinds |= full && kinds == 0 ? ~0u : kinds;
+        if (!sh->mbox_full && req != NULL)
+            hosts_union(&sh->mbox_hosts, &sh->mbox_nhosts, req->endpoint_hosts,
+                        req->nendpoint_hosts);
+        int64_t start = req != NULL ? req->start_ns : 0;
+        if (start > 0 && (sh->mbox_start_ns == 0 || start < sh->mbox_start_ns))
+            sh->mbox_start_ns = start;
+        sh->mbox_has = true;
+        pthread_mutex_unlock(&sh->mbox_lock);
+        atomic_store(&sh->mbox_flag, true);
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+/* Debian's abseil keeps mutex deadlock detection on, a large share of gRPC's CPU under
+ * load; switch it off when the symbol is there (C++ name, so looked up, not linked). */
+static void server_tune_abseil(void)
+{
+    void (*set_mode)(int) = (void (*)(int))dlsym(
+        RTLD_DEFAULT, "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE");
+    if (set_mode != NULL)
+        set_mode(0); /* OnDeadlockCycle::kIgnore */
+}
+
+xds_server *xds_server_new(const xds_server_opts *opts)
+{
+    if (opts == NULL || opts->grpc_addr == NULL)
+        return NULL;
+    xds_server *s = xcalloc(1, sizeof(*s));
+    s->addr = xstrdup(opts->grpc_addr);
+    s->domain = xstrdup(opts->domain ? opts->domain : "cluster.local");
+    s->snapshot = opts->snapshot;
+    s->snapshot_ud = opts->snapshot_ud;
+    if (opts->secure_addr != NULL && opts->secure_addr[0] != '\0' && opts->secure_creds != NULL) {
+        s->secure_addr = xstrdup(opts->secure_addr);
+        s->secure_creds = opts->secure_creds;
+    }
+    s->trust_domain = xstrdup(opts->trust_domain && opts->trust_domain[0] ? opts->trust_domain
+                                                                         : "cluster.local");
+    s->review = opts->review;
+    s->review_ud = opts->review_ud;
+    s->max_pushes = opts->max_concurrent_pushes;
+    if (s->max_pushes <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        s->max_pushes = (int)(15 + 5 * (cores > 0 ? cores : 1));
+        if (s->max_pushes > 100)
+            s->max_pushes = 100;
+    }
+    xds_metrics_init();
+    s->gen = xds_gen_new();
+    xds_gen_set_trust_domain(s->gen, s->trust_domain);
+    s->env.gen = s->gen;
+    s->env.domain = s->domain;
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &s->shards[i];
+        sh->srv = s;
+        sh->idx = i;
+        pthread_mutex_init(&sh->lock, NULL);
+        pthread_mutex_init(&sh->mbox_lock, NULL);
+    }
+    /* Before the HTTP servers start (pilot/obs/debug.h). A push that arrives before
+     * xds_server_start waits in the mailboxes. */
+    xds_debug_register(s);
+    return s;
+}
+
+void xds_server_register_unary(xds_server *s, const char *method, xds_unary_fn fn, void *ud)
+{
+    if (s->started || s->nunary >= SRV_MAX_UNARY) {
+        LOG_ERR(LOG_SCOPE, "cannot register %s: too late or too many methods", method);
+        return;
+    }
+    s->unary[s->nunary++] = (srv_unary){xstrdup(method), fn, ud, NULL};
+}
+
+static char *server_bind_addr(const char *addr)
+{
+    if (addr[0] == ':')
+        return xasprintf("[::]%s", addr);
+    return xstrdup(addr);
+}
+
+int xds_server_start(xds_server *s)
+{
+    int rc = -1;
+    char *addr = server_bind_addr(s->addr);
+    grpc_server_credentials *creds = NULL;
+
+    server_tune_abseil();
+    grpc_init();
+    grpc_arg args[1];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    args[0].value.integer = 0;
+    grpc_channel_args cargs = {1, args};
+    s->server = grpc_server_create(&cargs, NULL);
+    s->m_sotw = grpc_server_register_method(s->server, METHOD_SOTW, NULL,
+                                            GRPC_SRM_PAYLOAD_NONE, 0);
+    s->m_delta = grpc_server_register_method(s->server, METHOD_DELTA, NULL,
+                                             GRPC_SRM_PAYLOAD_NONE, 0);
+    for (int i = 0; i < s->nunary; i++)
+        s->unary[i].handle = grpc_server_register_method(
+            s->server, s->unary[i].method, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        s->shards[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->shards[i].cq, NULL);
+    }
+    creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, addr, creds);
+    if (s->port <= 0) {
+        LOG_ERR(LOG_SCOPE, "cannot bind gRPC address %s", addr);
+        goto out;
+    }
+    if (s->secure_addr != NULL) {
+        char *saddr = server_bind_addr(s->secure_addr);
+        s->secure_port = grpc_server_add_http2_port(s->server, saddr, s->secure_creds);
+        if (s->secure_port <= 0) {
+            LOG_ERR(LOG_SCOPE, "cannot bind secure gRPC address %s", saddr);
+            free(saddr);
+            goto out;
+        }
+        LOG_INFO(LOG_SCOPE, "gRPC over TLS (ADS, CA) listening on %s, port %d", saddr,
+                 s->secure_port);
+        free(saddr);
+    }
+    grpc_server_start(s->server);
+    s->started = true;
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &s->shards[i];
+        sh->acc_sotw = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_sotw}, .sh = sh,
+                                    .kind = ACC_SOTW};
+        sh->acc_delta = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_delta}, .sh = sh,
+                                     .kind = ACC_DELTA};
+        sh->acc_generic = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_generic}, .sh = sh,
+                                       .kind = ACC_GENERIC};
+        shard_post_accept(&sh->acc_sotw);
+        shard_post_accept(&sh->acc_delta);
+        shard_post_accept(&sh->acc_generic);
+        for (int u = 0; u < s->nunary; u++) {
+            sh->acc_unary[u] = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_unary[u]}, .sh = sh,
+                                            .kind = ACC_UNARY0 + u};
+            shard_post_accept(&sh->acc_unary[u]);
+        }
+    }
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        if (pthread_create(&s->shards[i].thread, NULL, shard_main, &s->shards[i]) != 0) {
+            LOG_ERR(LOG_SCOPE, "cannot start xds thread");
+            goto out;
+        }
+        s->shards[i].thread_started = true;
+    }
+    LOG_INFO(LOG_SCOPE, "gRPC (ADS) listening on %s, port %d", addr, s->port);
+    rc = 0;
+out:
+    if (creds != NULL)
+        grpc_server_credentials_release(creds);
+    free(addr);
+    return rc;
+}
+
+int xds_server_port(const xds_server *s)
+{
+    return s ? s->port : 0;
+}
+
+int xds_server_secure_port(const xds_server *s)
+{
+    return s ? s->secure_port : 0;
+}
+
+void xds_server_free(xds_server *s)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->stopping, true);
+    if (s->server != NULL) {
+        s->shutdown_tag = (srv_tag){TAG_SHUTDOWN, NULL};
+        grpc_server_shutdown_and_notify(s->server, s->shards[0].cq, &s->shutdown_tag);
+        grpc_server_cancel_all_calls(s->server);
+        /* Unary workers hold calls and answer on the shards' queues: let them finish. */
+        while (atomic_load(&s->unary_workers) > 0)
+            usleep(2000);
+        if (s->shards[0].thread_started) {
+            while (!atomic_load(&s->shutdown_done))
+                usleep(5000);
+        } else {
+            /* no thread drains the queue: wait for the tag here */
+            for (;;) {
+                grpc_event ev = grpc_completion_queue_next(
+                    s->shards[0].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+                    break;
+                if (ev.type == GRPC_OP_COMPLETE)
+                    shard_handle(&s->shards[0], ev);
+            }
+        }
+        grpc_server_destroy(s->server);
+    }
+    for (int i = 0; i < XDS_SHARDS; i++)
+        atomic_store(&s->shards[i].close_cq, true);   /* seen within SHARD_POLL_MS */
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &s->shards[i];
+        if (sh->cq == NULL)
+            continue;
+        if (sh->thread_started) {
+            pthread_join(sh->thread, NULL);
+        } else {
+            shard_close_cq(sh);
+            for (;;) {
+                grpc_event ev = grpc_completion_queue_next(
+                    sh->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                    break;
+                if (ev.type == GRPC_OP_COMPLETE)
+                    shard_handle(sh, ev);
+            }
+        }
+        grpc_completion_queue_destroy(sh->cq);
+    }
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &s->shards[i];
+        while (sh->conns != NULL) {   /* only when calls could not be cancelled */
+            srv_conn *c = sh->conns;
+            sh->conns = c->next;
+            xds_stream_cleanup(&c->st);
+            free(c);
+        }
+        if (sh->snap != NULL)
+            mesh_snapshot_release(sh->snap);
+        if (sh->mbox_snap != NULL)
+            mesh_snapshot_release(sh->mbox_snap);
+        hosts_free(sh->mbox_hosts, sh->mbox_nhosts);
+        pthread_mutex_destroy(&sh->lock);
+        pthread_mutex_destroy(&sh->mbox_lock);
+    }
+    if (s->started || s->server != NULL)
+        grpc_shutdown();
+    for (int i = 0; i < s->nunary; i++)
+        free(s->unary[i].method);
+    xds_gen_free(s->gen);
+    free(s->addr);
+    free(s->domain);
+    free(s->secure_addr);
+    free(s->trust_domain);
+    free(s);
+}
+
+/* ---- for debug_xds.c ------------------------------------------------------------------- */
+
+void xds_server_visit(xds_server *s, xds_stream_visit_fn fn, void *ud)
+{
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        srv_shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (srv_conn *c = sh->conns; c != NULL; c = c->next)
+            if (c->st.proxy != NULL)
+                fn(ud, &c->st);
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+size_t xds_server_connections(xds_server *s)
+{
+    size_t n = 0;
+    for (int i = 0; i < XDS_SHARDS; i++) {
+        pthread_mutex_lock(&s->shards[i].lock);
+        n += s->shards[i].nconns;
+        pthread_mutex_unlock(&s->shards[i].lock);
+    }
+    return n;
+}

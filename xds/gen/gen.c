@@ -1,0 +1,731 @@
+/* gen: the generator dispatch table and the shared bytes cache.
+ *
+ * Dispatch: xds_gen_generate looks up (proxy flavour, type URL) in gen_table and gets a
+ * gen_type_ops: `list` names the resources the proxy should have (every one for a
+ * wildcard subscription, else only the requested names that exist) together with the
+ * proxy-specific input that shapes each; `build` makes one protobuf-c message in a
+ * per-call arena. Types without a generator (SDS here) answer an empty set.
+ *
+ * Caching and invalidation (copy for docs/ARCHITECTURE.md):
+ * - Every resource is serialized once per distinct input and shared, refcounted, by all
+ *   proxies that need it: the cache maps a key to an xds_resource (bytes + hash) and each
+ *   caller gets its own reference.
+ * - Key = "<tag>|<type URL>|<name>|<version>|<extra>".
+ *   tag: "grpc", "sidecar", "gateway" for per-flavour LDS/RDS; "envoy" for Envoy CDS (the
+ *   sidecar and gateway outbound clusters are identical); "shared" for EDS (the same
+ *   ClusterLoadAssignment serves gRPC and Envoy).
+ *   version: the snapshot version for everything but EDS; EDS uses "eds" instead and its
+ *   extra carries the endpoint shard's version plus a hash of exactly the endpoint fields
+ *   the assignment is built from (address, port, weight, readiness, locality, after the
+ *   subset filter), so an EDS entry survives config-only snapshots and an endpoint change
+ *   in one service invalidates only that service's entries.
+ *   extra: the proxy-specific input: gRPC LDS the FQDN the requested name resolves to in
+ *   the proxy's namespace (server listeners: "<ip>:<port>|mtls" or "|plaintext", the
+ *   decision taken with the DestinationRule the proxy's namespace sees); gRPC CDS, like
+ *   Envoy's, the DestinationRule (an ISTIO_MUTUAL cluster's SANs come from the service's
+ *   endpoints, which only change with the snapshot version already in the key); gateway LDS/RDS the proxy namespace, the set of selected
+ *   Gateways ("ns/name", in snapshot order) and the gateway Service; sidecar RDS the proxy namespace (short-name
+ *   domains, and the DestinationRules whose consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses sourceLabels/
+ *   sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
+ *   ports and protocols; outbound clusters the DestinationRule the proxy sees
+ *   ("ns/name", which depends on the proxy namespace).
+ * - Invalidation is by key, never in place: a new snapshot version simply produces new
+ *   keys. When a call brings a snapshot version newer than any seen, entries keyed by a
+ *   snapshot version older than the previous one are dropped (pushes still pinned to the
+ *   previous snapshot keep hitting). On top, the cache is an LRU bounded to
+ *   GEN_CACHE_MAX_ENTRIES entries and GEN_CACHE_MAX_BYTES bytes of resource bytes.
+ * - Thread safety: one mutex guards the table and the LRU list; it is never held while
+ *   building or serializing. Two threads missing the same key both build; the second to
+ *   insert adopts the first one's resource so all callers share one copy.
+ *
+ * The set memo (per push, per equivalence class of proxies):
+ * - Most proxies of a push are alike: the same flavour, namespace and subscriptions. For
+ *   them a whole xds_resource_set is computed once per (snapshot version, flavour, type,
+ *   class) and copied (references only) to every proxy of the class, so the per-proxy
+ *   cost of a push is a hash of its class inputs plus one verified lookup.
+ * - The class inputs are exactly the proxy fields the generators read (grep c->p in
+ *   xds/gen_*.c; keep this list in step with them):
+ *     always:  flavour and type (the gen_table row), the proxy namespace (gRPC FQDN
+ *              completion, DestinationRule visibility for clusters, subsets, hash
+ *              policies and gRPC server-listener mTLS, sidecar short-name domains, gateway Service choice), and the
+ *              subscribed names in request order (or "wildcard");
+ *     labels:  gateway LDS and RDS always (Gateway selectors, the gateway Service's
+ *              selector); LDS and RDS of every flavour when the snapshot has an HTTP,
+ *              TCP or TLS match with sourceLabels (which routes apply depends on them);
+ *     IPs:     sidecar LDS and CDS (the inbound ports come from endpoints carrying one
+ *              of the proxy's IPs).
+ *   Nothing else of the proxy (ID, version, locality, metadata) reaches a generator.
+ * - An entry stores copies of those inputs and a hit compares them all (not just the
+ *   hash), so a memo hit can never hand one proxy another class's resources.
+ * - Set identity: each entry carries an id (xds_resource_set.id). A new entry whose
+ *   (name, hash) list equals the same class's entry at an older snapshot version takes
+ *   that entry's id, so a stream that already sent it skips the type in O(1).
+ * - Lifetime: entries of snapshot versions older than the previous one are dropped with
+ *   the bytes cache's; at most GEN_MEMO_MAX entries (beyond, sets are simply not memoized).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xds/gen/gen_internal.h"
+#include "pilot/base/log.h"
+#include "pilot/base/util.h"
+
+#define GEN_CACHE_BUCKETS     8192u
+#define GEN_CACHE_MAX_ENTRIES 50000u
+#define GEN_CACHE_MAX_BYTES   (256u * 1024 * 1024)
+#define GEN_MEMO_BUCKETS      4096u
+#define GEN_MEMO_MAX          16384u
+
+/* One memoized set: the class inputs it was built for (copies) and the set. */
+typedef struct gen_memo {
+    struct gen_memo *hnext;
+    uint64_t chash;                    /* of the class inputs, without the version */
+    uint64_t version;                  /* snapshot version */
+    size_t ti;                         /* gen_table row: flavour and type */
+    char *ns;
+    bool use_labels;
+    mesh_labels labels;
+    char **ips;                        /* NULL when IPs do not shape the type */
+    size_t nips;
+    bool wildcard;
+    char **names;
+    size_t nnames;
+    xds_resource_set set;              /* items referenced, id set */
+} gen_memo;
+
+/* The class inputs of one call (borrowed pointers). */
+typedef struct gen_class {
+    size_t ti;
+    const char *ns;
+    const mesh_labels *labels;         /* NULL when labels do not shape the type */
+    char *const *ips;                  /* NULL when IPs do not shape the type */
+    size_t nips;
+    const char *const *names;          /* NULL = wildcard */
+    size_t nnames;
+    uint64_t hash;
+} gen_class;
+
+typedef struct gen_entry {
+    struct gen_entry *hnext;           /* bucket chain */
+    struct gen_entry *prev, *next;     /* LRU: head = most recent */
+    char *key;
+    uint64_t khash;
+    uint64_t snap_version;             /* 0 for EDS entries */
+    xds_resource *res;
+} gen_entry;
+
+struct xds_gen {
+    pthread_mutex_t mu;
+    char *trust_domain;                /* fixed before the first call; NULL = default */
+    gen_entry *buckets[GEN_CACHE_BUCKETS];
+    gen_entry *head, *tail;
+    size_t n;
+    size_t bytes;
+    uint64_t newest, previous;         /* snapshot versions seen */
+
+    gen_memo *memo[GEN_MEMO_BUCKETS];
+    size_t nmemo;
+    uint64_t memo_seq;                 /* last set id handed out */
+    uint64_t memo_hits, memo_misses;
+    struct {                           /* does a snapshot use sourceLabels matches */
+        uint64_t version;
+        bool uses;
+    } sl[2];
+};
+
+static const struct {
+    xds_flavour flavour;
+    const char *type_url;
+    const gen_type_ops *ops;
+    const char *tag;
+} gen_table[] = {
+    { XDS_FLAVOUR_GRPC, XDS_TYPE_LISTENER, &gen_grpc_lds, "grpc" },
+    { XDS_FLAVOUR_GRPC, XDS_TYPE_ROUTE, &gen_grpc_rds, "grpc" },
+    { XDS_FLAVOUR_GRPC, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "grpc" },
+    { XDS_FLAVOUR_GRPC, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_LISTENER, &gen_gw_lds, "gateway" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ROUTE, &gen_gw_rds, "gateway" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "envoy" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
+    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_SECRET, &gen_gw_sds, "gateway" },
+    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_LISTENER, &gen_sc_lds, "sidecar" },
+    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ROUTE, &gen_sc_rds, "sidecar" },
+    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_CLUSTER, &gen_sc_cds, "envoy" },
+    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
+};
+
+xds_gen *xds_gen_new(void)
+{
+    xds_gen *g = xcalloc(1, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    return g;
+}
+
+static void gen_entry_free(gen_entry *e)
+{
+    xds_resource_release(e->res);
+    free(e->key);
+    free(e);
+}
+
+static void gen_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char **gen_strv_dup(const char *const *v, size_t n)
+{
+    char **d = xcalloc(n ? n : 1, sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = v[i] ? xstrdup(v[i]) : NULL;
+    return d;
+}
+
+static void gen_memo_free(gen_memo *m)
+{
+    free(m->ns);
+    mesh_labels_free(&m->labels);
+    gen_strv_free(m->ips, m->nips);
+    gen_strv_free(m->names, m->nnames);
+    xds_resource_set_free(&m->set);
+    free(m);
+}
+
+void xds_gen_free(xds_gen *g)
+{
+    if (!g)
+        return;
+    gen_entry *e = g->head;
+    while (e) {
+        gen_entry *next = e->next;
+        gen_entry_free(e);
+        e = next;
+    }
+    for (size_t b = 0; b < GEN_MEMO_BUCKETS; b++) {
+        gen_memo *m = g->memo[b];
+        while (m) {
+            gen_memo *next = m->hnext;
+            gen_memo_free(m);
+            m = next;
+        }
+    }
+    pthread_mutex_destroy(&g->mu);
+    free(g->trust_domain);
+    free(g);
+}
+
+void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
+{
+    free(g->trust_domain);
+    g->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
+}
+
+bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
+{
+    if (!p || !type_url || p->flavour == XDS_FLAVOUR_GRPC)
+        return false;
+    return strcmp(type_url, XDS_TYPE_LISTENER) == 0 || strcmp(type_url, XDS_TYPE_CLUSTER) == 0;
+}
+
+const char *xds_cluster_hostname(const char *cluster_name)
+{
+    if (!cluster_name || (!util_has_prefix(cluster_name, "outbound|") &&
+                          !util_has_prefix(cluster_name, "inbound|")))
+        return NULL;
+    /* direction|port|subset|host: the host follows the third bar */
+    const char *p = cluster_name;
+    for (int i = 0; i < 3; i++) {
+        p = strchr(p, '|');
+        if (!p)
+            return NULL;
+        p++;
+    }
+    return *p ? p : NULL;
+}
+
+/* ---- the cache (callers hold g->mu) ------------------------------------------------------- */
+
+static void gen_lru_unlink(xds_gen *g, gen_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        g->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        g->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void gen_lru_front(xds_gen *g, gen_entry *e)
+{
+    e->next = g->head;
+    e->prev = NULL;
+    if (g->head)
+        g->head->prev = e;
+    g->head = e;
+    if (!g->tail)
+        g->tail = e;
+}
+
+static void gen_remove(xds_gen *g, gen_entry *e)
+{
+    gen_entry **pp = &g->buckets[e->khash & (GEN_CACHE_BUCKETS - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    gen_lru_unlink(g, e);
+    g->n--;
+    g->bytes -= e->res->len;
+    gen_entry_free(e);
+}
+
+static gen_entry *gen_find(xds_gen *g, const char *key, uint64_t kh)
+{
+    for (gen_entry *e = g->buckets[kh & (GEN_CACHE_BUCKETS - 1)]; e; e = e->hnext)
+        if (e->khash == kh && strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+/* A newer snapshot: forget entries built from snapshots older than the previous one. */
+static void gen_note_version(xds_gen *g, uint64_t v)
+{
+    if (v <= g->newest)
+        return;
+    g->previous = g->newest;
+    g->newest = v;
+    gen_entry *e = g->head;
+    while (e) {
+        gen_entry *next = e->next;
+        if (e->snap_version && e->snap_version < g->previous)
+            gen_remove(g, e);
+        e = next;
+    }
+    for (size_t b = 0; b < GEN_MEMO_BUCKETS && g->nmemo; b++) {
+        gen_memo **pp = &g->memo[b];
+        while (*pp) {
+            gen_memo *m = *pp;
+            if (m->version < g->previous) {
+                *pp = m->hnext;
+                gen_memo_free(m);
+                g->nmemo--;
+            } else {
+                pp = &m->hnext;
+            }
+        }
+    }
+}
+
+/* Returns a new reference to the cached resource for key, or NULL. */
+static xds_resource *gen_cache_get(xds_gen *g, const char *key, uint64_t kh)
+{
+    xds_resource *r = NULL;
+    pthread_mutex_lock(&g->mu);
+    gen_entry *e = gen_find(g, key, kh);
+    if (e) {
+        gen_lru_unlink(g, e);
+        gen_lru_front(g, e);
+        r = e->res;
+        xds_resource_retain(r);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return r;
+}
+
+/* Inserts r (the caller keeps its reference); returns the resource callers should use
+ * (an earlier insert by another thread wins), with a new reference. */
+static xds_resource *gen_cache_put(xds_gen *g, const char *key, uint64_t kh, uint64_t snap_version,
+                                   xds_resource *r)
+{
+    xds_resource *use;
+    pthread_mutex_lock(&g->mu);
+    gen_entry *e = gen_find(g, key, kh);
+    if (e) {
+        use = e->res;
+    } else {
+        e = xcalloc(1, sizeof *e);
+        e->key = xstrdup(key);
+        e->khash = kh;
+        e->snap_version = snap_version;
+        e->res = r;
+        xds_resource_retain(r);
+        size_t b = kh & (GEN_CACHE_BUCKETS - 1);
+        e->hnext = g->buckets[b];
+        g->buckets[b] = e;
+        gen_lru_front(g, e);
+        g->n++;
+        g->bytes += r->len;
+        while (g->tail && g->tail != e &&
+               (g->n > GEN_CACHE_MAX_ENTRIES || g->bytes > GEN_CACHE_MAX_BYTES))
+            gen_remove(g, g->tail);
+        use = r;
+    }
+    xds_resource_retain(use);
+    pthread_mutex_unlock(&g->mu);
+    return use;
+}
+
+/* ---- the set memo -------------------------------------------------------------------------- */
+
+static uint64_t gen_mix(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+/* Eight bytes at a time: the names of a gRPC client (thousands) are hashed per call. */
+static uint64_t gen_hash_str(uint64_t h, const char *s)
+{
+    if (!s)
+        return gen_mix(h, 0x51ed27c0ffee5eedULL);
+    size_t n = strlen(s);
+    h = gen_mix(h, n);
+    for (; n >= 8; n -= 8, s += 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = gen_mix(h, w);
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    return gen_mix(h, w);
+}
+
+static bool gen_str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether any match (HTTP, TCP or TLS) of the snapshot uses sourceLabels (then routes and
+ * listeners depend on the proxy's labels). Cached for the two newest versions; g->mu not held. */
+static bool gen_uses_source_labels(xds_gen *g, const mesh_snapshot *s)
+{
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < 2; i++) {
+        if (g->sl[i].version == s->version && s->version) {
+            bool u = g->sl[i].uses;
+            pthread_mutex_unlock(&g->mu);
+            return u;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    bool uses = false;
+    for (size_t v = 0; v < s->nvss && !uses; v++) {
+        const mesh_virtual_service *vs = s->vss[v];
+        for (size_t i = 0; i < vs->nhttp && !uses; i++)
+            for (size_t m = 0; m < vs->http[i].nmatches && !uses; m++)
+                uses = vs->http[i].matches[m].source_labels.n > 0;
+        for (size_t i = 0; i < vs->ntcp && !uses; i++)
+            for (size_t m = 0; m < vs->tcp[i].nmatches && !uses; m++)
+                uses = vs->tcp[i].matches[m].source_labels.n > 0;
+        for (size_t i = 0; i < vs->ntls && !uses; i++)
+            for (size_t m = 0; m < vs->tls[i].nmatches && !uses; m++)
+                uses = vs->tls[i].matches[m].source_labels.n > 0;
+    }
+    pthread_mutex_lock(&g->mu);
+    int slot = g->sl[0].version <= g->sl[1].version ? 0 : 1;
+    g->sl[slot].version = s->version;
+    g->sl[slot].uses = uses;
+    pthread_mutex_unlock(&g->mu);
+    return uses;
+}
+
+/* Fills k with the inputs that shape table row ti for proxy p (the list in the header). */
+static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, size_t ti,
+                           const char *const *names, size_t nnames, gen_class *k)
+{
+    xds_flavour fl = gen_table[ti].flavour;
+    const char *type = gen_table[ti].type_url;
+    bool lds = strcmp(type, XDS_TYPE_LISTENER) == 0;
+    bool rds = strcmp(type, XDS_TYPE_ROUTE) == 0;
+    bool cds = strcmp(type, XDS_TYPE_CLUSTER) == 0;
+    memset(k, 0, sizeof *k);
+    k->ti = ti;
+    k->ns = p->ns;
+    if ((fl == XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds)) ||
+        ((lds || rds) && gen_uses_source_labels(g, s)))
+        k->labels = &p->labels;
+    if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
+        static char *const no_ips[1] = { NULL };
+        k->ips = p->ips ? p->ips : no_ips;  /* non-NULL marks "used" */
+        k->nips = p->ips ? p->nips : 0;
+    }
+    k->names = names;
+    k->nnames = names ? nnames : 0;
+
+    uint64_t h = gen_mix(0x243F6A8885A308D3ULL, ti);
+    h = gen_hash_str(h, k->ns);
+    h = gen_mix(h, k->labels ? k->labels->n + 1 : 0);
+    for (size_t i = 0; k->labels && i < k->labels->n; i++)
+        h = gen_hash_str(gen_hash_str(h, k->labels->keys[i]), k->labels->vals[i]);
+    h = gen_mix(h, k->ips ? k->nips + 1 : 0);
+    for (size_t i = 0; i < k->nips; i++)
+        h = gen_hash_str(h, k->ips[i]);
+    h = gen_mix(h, names ? k->nnames + 1 : 0);
+    for (size_t i = 0; i < k->nnames; i++)
+        h = gen_hash_str(h, names[i]);
+    k->hash = h;
+}
+
+/* Does memo entry m hold exactly the class k (every input compared)? */
+static bool gen_memo_matches(const gen_memo *m, const gen_class *k)
+{
+    if (m->chash != k->hash || m->ti != k->ti || !gen_str_eq(m->ns, k->ns))
+        return false;
+    if (m->use_labels != (k->labels != NULL))
+        return false;
+    if (k->labels) {
+        if (m->labels.n != k->labels->n)
+            return false;
+        for (size_t i = 0; i < m->labels.n; i++)
+            if (!gen_str_eq(m->labels.keys[i], k->labels->keys[i]) ||
+                !gen_str_eq(m->labels.vals[i], k->labels->vals[i]))
+                return false;
+    }
+    if ((m->ips != NULL) != (k->ips != NULL) || m->nips != k->nips)
+        return false;
+    for (size_t i = 0; i < m->nips; i++)
+        if (!gen_str_eq(m->ips[i], k->ips[i]))
+            return false;
+    if (m->wildcard != (k->names == NULL) || m->nnames != k->nnames)
+        return false;
+    for (size_t i = 0; i < m->nnames; i++)
+        if (!gen_str_eq(m->names[i], k->names[i]))
+            return false;
+    return true;
+}
+
+static void gen_set_copy(const xds_resource_set *src, xds_resource_set *dst)
+{
+    dst->items = xcalloc(src->n ? src->n : 1, sizeof *dst->items);
+    for (size_t i = 0; i < src->n; i++) {
+        xds_resource_retain(src->items[i]);
+        dst->items[i] = src->items[i];
+    }
+    dst->n = src->n;
+    dst->id = src->id;
+}
+
+static bool gen_set_same(const xds_resource_set *a, const xds_resource_set *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->items[i] != b->items[i] && (a->items[i]->hash != b->items[i]->hash ||
+                                           strcmp(a->items[i]->name, b->items[i]->name) != 0))
+            return false;
+    return true;
+}
+
+/* A copy of the memoized set for (k, version) into out; false when there is none. */
+static bool gen_memo_get(xds_gen *g, const gen_class *k, uint64_t version, xds_resource_set *out)
+{
+    bool hit = false;
+    pthread_mutex_lock(&g->mu);
+    for (gen_memo *m = g->memo[k->hash & (GEN_MEMO_BUCKETS - 1)]; m; m = m->hnext) {
+        if (m->version == version && gen_memo_matches(m, k)) {
+            gen_set_copy(&m->set, out);
+            hit = true;
+            break;
+        }
+    }
+    if (hit)
+        g->memo_hits++;
+    else
+        g->memo_misses++;
+    pthread_mutex_unlock(&g->mu);
+    return hit;
+}
+
+/* Records a freshly built set and gives it its id (out->id): the id of an equal set this
+ * class had at an older version, else a new one. Another thread's entry for the same
+ * class and version wins (its id is used; both sets hold the same content). */
+static void gen_memo_put(xds_gen *g, const gen_class *k, uint64_t version, xds_resource_set *out)
+{
+    pthread_mutex_lock(&g->mu);
+    gen_memo *prev = NULL;
+    size_t b = k->hash & (GEN_MEMO_BUCKETS - 1);
+    for (gen_memo *m = g->memo[b]; m; m = m->hnext) {
+        if (!gen_memo_matches(m, k))
+            continue;
+        if (m->version == version) {
+            out->id = m->set.id;
+            goto out;
+        }
+        if (m->version < version && (!prev || m->version > prev->version))
+            prev = m;
+    }
+    out->id = prev && gen_set_same(&prev->set, out) ? prev->set.id : ++g->memo_seq;
+    if (g->nmemo >= GEN_MEMO_MAX || version < g->previous)
+        goto out;
+    gen_memo *m = xcalloc(1, sizeof *m);
+    m->chash = k->hash;
+    m->version = version;
+    m->ti = k->ti;
+    m->ns = k->ns ? xstrdup(k->ns) : NULL;
+    m->use_labels = k->labels != NULL;
+    if (k->labels)
+        mesh_labels_copy(k->labels, &m->labels);
+    if (k->ips) {
+        m->ips = gen_strv_dup((const char *const *)k->ips, k->nips);
+        m->nips = k->nips;
+    }
+    m->wildcard = k->names == NULL;
+    if (k->names) {
+        m->names = gen_strv_dup(k->names, k->nnames);
+        m->nnames = k->nnames;
+    }
+    gen_set_copy(out, &m->set);
+    m->hnext = g->memo[b];
+    g->memo[b] = m;
+    g->nmemo++;
+out:
+    pthread_mutex_unlock(&g->mu);
+}
+
+void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses)
+{
+    pthread_mutex_lock(&g->mu);
+    *hits = g->memo_hits;
+    *misses = g->memo_misses;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- which changes can alter a type -------------------------------------------------------- *
+ *
+ * A full push carries the kinds that changed since the last one. A type is regenerated
+ * for a proxy only when one of the kinds its generator reads changed:
+ * - "services" = Service, ServiceEntry (both make mesh_service) and Namespace (rare; kept
+ *   in every mask so a namespace change always means a full regeneration);
+ * - "endpoints" = Pod, Endpoints, EndpointSlice (shards; also inbound ports for sidecars);
+ * - gRPC LDS reads services (an API listener names its RDS route by service and port),
+ *   and for server listeners endpoints and DestinationRules (whether <ip>:<port> is an
+ *   endpoint of a service whose rule says ISTIO_MUTUAL); gRPC RDS reads services, VirtualServices and DestinationRules (consistent-hash
+ *   policies); CDS of gRPC and gateways (outbound clusters) and EDS of every flavour read
+ *   services, DestinationRules (policies, subsets) and endpoints. A VirtualService whose
+ *   destination names a subset only names the cluster "outbound|port|subset|host": the
+ *   cluster exists (or not) by the DestinationRule alone, and a client that starts
+ *   asking for it does so with a new subscription, which is answered at request time.
+ * - Envoy sidecar CDS: outbound clusters plus inbound clusters (endpoints), so services,
+ *   DestinationRules, endpoints; sidecar LDS/RDS and gateway LDS/RDS read everything
+ *   (Gateways, VirtualServices with TCP/TLS routes, inbound ports): every kind.
+ * - SDS has no generator: every kind (it is cheap and always empty).
+ */
+#define K(k) (1u << (k))
+#define GEN_K_SERVICES (K(MESH_KIND_SERVICE) | K(MESH_KIND_SERVICE_ENTRY) | K(MESH_KIND_NAMESPACE))
+#define GEN_K_ENDPOINTS (K(MESH_KIND_POD) | K(MESH_KIND_ENDPOINTS) | K(MESH_KIND_ENDPOINT_SLICE))
+
+uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
+{
+    if (!p || !type_url)
+        return ~0u;
+    bool lds = strcmp(type_url, XDS_TYPE_LISTENER) == 0;
+    bool rds = strcmp(type_url, XDS_TYPE_ROUTE) == 0;
+    bool cds = strcmp(type_url, XDS_TYPE_CLUSTER) == 0;
+    bool eds = strcmp(type_url, XDS_TYPE_ENDPOINT) == 0;
+    if (cds || eds)
+        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
+    if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints and DR mTLS */
+        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
+    if (p->flavour == XDS_FLAVOUR_GRPC && rds)
+        return GEN_K_SERVICES | K(MESH_KIND_VIRTUAL_SERVICE) | K(MESH_KIND_DESTINATION_RULE);
+    return ~0u;
+}
+#undef K
+
+
+static int gen_cmp_res(const void *a, const void *b)
+{
+    const xds_resource *x = *(const xds_resource *const *)a;
+    const xds_resource *y = *(const xds_resource *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
+                     const char *type_url, const char *const *names, size_t nnames,
+                     xds_resource_set *out)
+{
+    int rc = -1;
+    gen_arena a = { 0 };
+    out->items = NULL;
+    out->n = 0;
+    out->id = 0;
+    if (!g || !p || !s || !type_url)
+        goto out;
+    const gen_type_ops *ops = NULL;
+    const char *tag = NULL;
+    size_t ti = 0;
+    for (size_t i = 0; i < sizeof gen_table / sizeof gen_table[0]; i++) {
+        if (gen_table[i].flavour == p->flavour && strcmp(gen_table[i].type_url, type_url) == 0) {
+            ops = gen_table[i].ops;
+            tag = gen_table[i].tag;
+            ti = i;
+        }
+    }
+    if (!ops) {
+        rc = 0; /* no generator for this type: nothing to send */
+        goto out;
+    }
+    pthread_mutex_lock(&g->mu);
+    gen_note_version(g, s->version);
+    pthread_mutex_unlock(&g->mu);
+
+    gen_class k;
+    gen_class_init(g, p, s, ti, names, nnames, &k);
+    if (gen_memo_get(g, &k, s->version, out)) {
+        rc = 0;
+        goto out;
+    }
+
+    gen_ctx c = { .a = &a, .p = p, .s = s, .grpc = p->flavour == XDS_FLAVOUR_GRPC,
+                  .trust_domain = g->trust_domain };
+    gen_items items = { 0 };
+    ops->list(&c, names, nnames, &items);
+
+    out->items = xcalloc(items.n ? items.n : 1, sizeof *out->items);
+    for (size_t i = 0; i < items.n; i++) {
+        const gen_item *it = &items.v[i];
+        char *key = it->eds ? ga_printf(&a, "%s|%s|%s|eds|%s", tag, type_url, it->name,
+                                        it->extra ? it->extra : "")
+                            : ga_printf(&a, "%s|%s|%s|%llu|%s", tag, type_url, it->name,
+                                        (unsigned long long)s->version, it->extra ? it->extra : "");
+        uint64_t kh = util_hash64(key, strlen(key), 1469598103934665603ULL);
+        xds_resource *r = gen_cache_get(g, key, kh);
+        if (!r) {
+            ProtobufCMessage *m = ops->build(&c, it);
+            if (!m)
+                continue; /* turned out not to exist */
+            xds_resource *built = xds_resource_new(type_url, it->name, m);
+            if (!built) {
+                LOG_ERR("ads", "cannot serialize %s %s", type_url, it->name);
+                goto out;
+            }
+            r = gen_cache_put(g, key, kh, it->eds ? 0 : s->version, built);
+            xds_resource_release(built);
+        }
+        out->items[out->n++] = r;
+    }
+    qsort(out->items, out->n, sizeof *out->items, gen_cmp_res);
+    /* a name asked for twice is answered once */
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        if (w && strcmp(out->items[w - 1]->name, out->items[i]->name) == 0)
+            xds_resource_release(out->items[i]);
+        else
+            out->items[w++] = out->items[i];
+    }
+    out->n = w;
+    gen_memo_put(g, &k, s->version, out);
+    rc = 0;
+out:
+    if (rc != 0)
+        xds_resource_set_free(out);
+    gen_arena_free(&a);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* xds: the contract between the ADS server (xds/server.c, xds/stream.c) and the resource
+ * generators (xds/gen_*.c).
+ *
+ * The server parses a proxy's node once per stream (xds_proxy_from_node), keeps
+ * per-connection subscriptions, versions and nonces, and asks xds_gen_generate for the
+ * resources of one type for one proxy from one pinned snapshot. Generators return
+ * refcounted xds_resource values whose bytes are shared by every proxy that needs the same
+ * resource under the same inputs (see the cache in xds/gen.c).
+ */
+#ifndef XDS_XDS_H
+#define XDS_XDS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "pilot/model/snapshot.h"
+
+#define XDS_TYPE_LISTENER "type.googleapis.com/envoy.config.listener.v3.Listener"
+#define XDS_TYPE_ROUTE    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+#define XDS_TYPE_CLUSTER  "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define XDS_TYPE_ENDPOINT "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+#define XDS_TYPE_SECRET   "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+typedef enum {
+    XDS_NODE_SIDECAR = 0,
+    XDS_NODE_ROUTER,      /* gateways */
+    XDS_NODE_WAYPOINT,
+    XDS_NODE_ZTUNNEL,
+} xds_node_type;
+
+typedef enum {
+    XDS_FLAVOUR_ENVOY_SIDECAR = 0,
+    XDS_FLAVOUR_ENVOY_GATEWAY,
+    XDS_FLAVOUR_GRPC,     /* metadata GENERATOR: grpc */
+} xds_flavour;
+
+/* A connected proxy's identity, parsed from its Node; immutable once built. */
+typedef struct xds_proxy {
+    char *id;                 /* the full node ID */
+    xds_node_type type;
+    xds_flavour flavour;
+    char **ips;               /* INSTANCE_IPS, else node ID part 2 */
+    size_t nips;
+    char *pod_name;           /* node ID part 3 before the first '.' */
+    char *ns;                 /* NAMESPACE metadata, else from part 3/4 */
+    char *dns_domain;         /* node ID part 4 */
+    mesh_labels labels;       /* LABELS metadata */
+    char *istio_version;      /* ISTIO_VERSION, may be NULL */
+    char *cluster_id;         /* CLUSTER_ID, default "Kubernetes" */
+    char *service_account;    /* SERVICE_ACCOUNT, may be NULL */
+    char *workload_name;
+    char *node_name;
+    char *region, *zone, *subzone; /* node locality */
+    cJSON *metadata;          /* the node metadata as JSON, for /debug/adsz */
+} xds_proxy;
+
+/* Parses a node (an Envoy__Config__Core__V3__Node*, typed void* here to keep protobuf-c
+ * headers out of this one). Returns 0 and a new proxy, or -1 with err naming the problem
+ * ("node ID \"x\" must have 4 parts separated by ~"). */
+int xds_proxy_from_node(const void *node, const char *domain, xds_proxy **out,
+                        char *err, size_t errlen);
+void xds_proxy_free(xds_proxy *p);
+
+/* One generated resource: the serialized message (not wrapped in Any). */
+typedef struct xds_resource {
+    atomic_int refs;
+    char *name;
+    const char *type_url;     /* one of the XDS_TYPE_* constants */
+    uint8_t *bytes;
+    size_t len;
+    uint64_t hash;            /* of bytes: the resource version in delta xDS */
+} xds_resource;
+
+/* Serializes msg (a ProtobufCMessage*) into a new resource with one reference. */
+xds_resource *xds_resource_new(const char *type_url, const char *name, const void *msg);
+void xds_resource_retain(xds_resource *r);
+void xds_resource_release(xds_resource *r);
+
+typedef struct xds_resource_set {
+    xds_resource **items;     /* sorted by name, each holding one reference */
+    size_t n;
+    /* Identity of the content, 0 = unknown. Two sets with the same non-zero id hold the
+     * same (name, hash) list, so a stream that sent id X may skip a set with id X in O(1).
+     * Set by xds_gen_generate from its per-class memo (ids survive snapshot versions
+     * while a class's content does not change). */
+    uint64_t id;
+} xds_resource_set;
+
+void xds_resource_set_free(xds_resource_set *s);
+
+typedef struct xds_gen xds_gen;
+
+xds_gen *xds_gen_new(void);
+void xds_gen_free(xds_gen *g);
+/* The SPIFFE trust domain peer identities are named in (proxyless gRPC mTLS SANs); call
+ * once, before the first xds_gen_generate. NULL or "" = "cluster.local" (the default). */
+void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain);
+
+/* True when an empty subscription to type_url means "everything" for this proxy:
+ * LDS and CDS for Envoy proxies; never for gRPC (it names what it wants). */
+bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url);
+
+/* The resources of type_url that proxy p should have under snapshot s. With a wildcard
+ * subscription (names NULL) every resource of the type; otherwise only those named that
+ * exist (absent names are simply missing from *out). Thread-safe; the bytes cache is
+ * shared across calls, keyed by snapshot version and the inputs that shape a resource.
+ * Returns 0, or -1 on an internal error (logged). */
+int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
+                     const char *type_url, const char *const *names, size_t nnames,
+                     xds_resource_set *out);
+
+/* The mesh kinds (bit 1 << mesh_kind) whose change can alter what type_url holds for
+ * proxy p; a full push whose mesh_push_request.kinds_changed has none of them can skip
+ * the type for p. The rules (and why) are in xds/gen.c. */
+uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url);
+
+/* Memo statistics, for tests and /debug: lookups answered from the memo, and sets built. */
+void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses);
+
+/* The hostname an EDS/CDS cluster name refers to ("outbound|9080|v1|reviews.default.svc.
+ * cluster.local" -> "reviews.default.svc.cluster.local"), or NULL. Points into name. */
+const char *xds_cluster_hostname(const char *cluster_name);
+
+/* Envoy ConfigDump-style JSON of a resource (proto field names, Any unpacked), for
+ * /debug/config_dump. Returns a new cJSON or NULL. */
+cJSON *xds_resource_to_json(const xds_resource *r);
+
+#endif

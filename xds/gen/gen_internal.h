@@ -1,0 +1,234 @@
+/* gen_int: internals shared by the xDS generators (xds/gen*.c): the per-call arena that
+ * owns every protobuf-c message built for one resource, and the route, cluster, endpoint
+ * and listener builders the three flavours share.
+ *
+ * Messages are built in an arena and freed in one step after serialization: protobuf-c's
+ * own free_unpacked cannot be used on hand-built trees, and one arena per resource keeps
+ * the builders free of cleanup code.
+ */
+#ifndef XDS_GEN_INT_H
+#define XDS_GEN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* gRPC 1.51 understands only the legacy (deprecated) HeaderMatcher fields, and a few other
+ * deprecated fields (WeightedCluster.total_weight, RegexMatcher.google_re2,
+ * Cluster.http2_protocol_options) are what older clients read; using them is deliberate. */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/core/v3/address.pb-c.h"
+#include "envoy/config/core/v3/base.pb-c.h"
+#include "envoy/config/core/v3/config_source.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/listener/v3/api_listener.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/config/route/v3/route_components.pb-c.h"
+#include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
+#include "envoy/extensions/filters/http/fault/v3/fault.pb-c.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "envoy/extensions/filters/listener/original_dst/v3/original_dst.pb-c.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/protobuf/wrappers.pb-c.h"
+
+#include "pilot/config/mesh.h"
+#include "xds/gen/gen.h"
+
+/* ---- arena ---------------------------------------------------------------------------- */
+
+typedef struct gen_arena_chunk gen_arena_chunk;
+typedef struct gen_arena {
+    gen_arena_chunk *head;
+} gen_arena;
+
+void gen_arena_free(gen_arena *a);
+void *ga_alloc(gen_arena *a, size_t n);          /* zeroed, max-aligned */
+char *ga_strdup(gen_arena *a, const char *s);   /* NULL -> "" */
+char *ga_printf(gen_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends item to the arena array *arr of *n elements of size sz (capacity doubles at
+ * powers of two, so no capacity field is needed). */
+void ga_push_raw(gen_arena *a, void **arr, size_t *n, const void *item, size_t sz);
+#define GA_PUSH(a, arr, n, item) \
+    do { __typeof__(*(arr)) ga_tmp_ = (item); \
+         ga_push_raw((a), (void **)&(arr), &(n), &ga_tmp_, sizeof ga_tmp_); } while (0)
+/* Allocates and initialises a protobuf-c message: GA_MSG(a, envoy__config__core__v3__address). */
+#define GA_MSG(a, T, init) ({ T *m_ = ga_alloc((a), sizeof(T)); init(m_); m_; })
+
+/* ---- one generation call ---------------------------------------------------------------- */
+
+typedef struct gen_ctx {
+    gen_arena *a;
+    const xds_proxy *p;
+    const mesh_snapshot *s;
+    bool grpc;                 /* gRPC flavour: only what C core 1.51 accepts */
+    const char *trust_domain;  /* SPIFFE trust domain of peer identities; NULL = cluster.local */
+    void *fctx;                /* flavour-specific per-call data, built lazily (arena) */
+} gen_ctx;
+
+/* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
+ * (part of the cache key); the other fields carry what the builder needs. */
+typedef struct gen_item {
+    char *name;
+    char *extra;
+    const mesh_service *svc;
+    uint32_t port;
+    const char *subset;
+    const void *ref;           /* flavour-specific */
+    bool eds;                  /* keyed by endpoint content, not snapshot version */
+} gen_item;
+
+typedef struct gen_items {
+    gen_item *v;
+    size_t n;
+} gen_items;
+
+void gen_items_add(gen_ctx *c, gen_items *it, const gen_item *item);
+bool gen_names_has(const char *const *names, size_t nnames, const char *name);
+
+/* Per type and flavour: list what the proxy should get (names NULL = wildcard), then
+ * build one message (arena-owned) or NULL when it turns out not to exist. */
+typedef struct gen_type_ops {
+    void (*list)(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out);
+    ProtobufCMessage *(*build)(gen_ctx *c, const gen_item *it);
+} gen_type_ops;
+
+extern const gen_type_ops gen_grpc_lds, gen_grpc_rds;
+extern const gen_type_ops gen_gw_lds, gen_gw_rds;
+extern const gen_type_ops gen_gw_sds;                /* gateway credentials (gen_sds.c) */
+extern const gen_type_ops gen_sc_lds, gen_sc_rds, gen_sc_cds;
+extern const gen_type_ops gen_envoy_cds_outbound; /* outbound clusters: gRPC and gateway CDS */
+extern const gen_type_ops gen_eds;                 /* every flavour */
+
+/* ---- small builders ---------------------------------------------------------------------- */
+
+Google__Protobuf__Any *gen_any(gen_ctx *c, const ProtobufCMessage *m);
+Google__Protobuf__Duration *gen_duration(gen_ctx *c, int64_t ns);
+Google__Protobuf__UInt32Value *gen_u32(gen_ctx *c, uint32_t v);
+Google__Protobuf__UInt64Value *gen_u64(gen_ctx *c, uint64_t v);
+Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v);
+Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c);
+Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32_t port);
+Envoy__Type__Matcher__V3__RegexMatcher *gen_regex(gen_ctx *c, const char *re);
+/* An LbEndpoint at ip:port (ip may be a DNS name for DNS clusters). */
+Envoy__Config__Endpoint__V3__LbEndpoint *gen_lb_endpoint(gen_ctx *c, const char *ip, uint32_t port);
+
+/* ---- naming and lookups ------------------------------------------------------------------ */
+
+char *gen_cluster_name(gen_ctx *c, uint32_t port, const char *subset, const char *host);
+/* Parses "outbound|port|subset|host"; subset "" when none. False for other names. */
+bool gen_parse_cluster_name(gen_ctx *c, const char *name, uint32_t *port, char **subset,
+                            char **host);
+const mesh_port *gen_service_port(const mesh_service *svc, uint32_t port);
+const mesh_subset *gen_dr_subset(const mesh_destination_rule *dr, const char *name);
+/* Does a VirtualService/Gateway host pattern match a hostname (both may be wildcards)? */
+bool gen_host_match(const char *pattern, const char *host);
+/* The mesh VirtualService (bound to "mesh") that owns hostname, or NULL. */
+const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostname);
+bool gen_vs_bound_to(const mesh_virtual_service *vs, const char *gateway);
+/* exportTo ("*", ".", "~", namespaces) against the proxy's namespace. Envoy flavours only:
+ * for gRPC both answer true. */
+bool gen_service_visible(gen_ctx *c, const mesh_service *svc);
+bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs);
+/* The proxy-specific input a VirtualService's routes depend on (sourceLabels /
+ * sourceNamespace matches), for cache keys: "" when none. */
+char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs);
+
+/* ---- route builders ----------------------------------------------------------------------- */
+
+typedef struct gen_route_opts {
+    const char *gateway;       /* "mesh" or "ns/name" */
+    uint32_t port;             /* the port the routes serve (match.port filter, dest port) */
+    bool default_retries;      /* Istio's default retry policy when the VS has none */
+} gen_route_opts;
+
+/* Appends the routes of vs to *routes (arena array). Returns how many were added. */
+size_t gen_vs_routes(gen_ctx *c, const mesh_virtual_service *vs, const gen_route_opts *o,
+                     Envoy__Config__Route__V3__Route ***routes, size_t *nroutes);
+/* A route named "default" matching every path under prefix; the caller sets the action. */
+Envoy__Config__Route__V3__Route *gen_catchall_route(gen_ctx *c, const char *prefix);
+Envoy__Config__Route__V3__Route *gen_default_route(gen_ctx *c, const char *cluster,
+                                                   bool default_retries);
+Envoy__Config__Route__V3__VirtualHost *gen_vhost(gen_ctx *c, const char *name);
+void gen_vhost_domain(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, const char *d);
+
+/* ---- listener builders ------------------------------------------------------------------- */
+
+/* A network Filter `name` whose typed_config is cfg packed in an Any. */
+Envoy__Config__Listener__V3__Filter *gen_filter(gen_ctx *c, const char *name,
+                                                const ProtobufCMessage *cfg);
+/* Appends a ListenerFilter `name` (typed_config cfg) to l's listener_filters. */
+void gen_listener_filter_add(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
+                             const char *name, const ProtobufCMessage *cfg);
+/* Appends the TLS inspector listener filter (SNI/ALPN for filter chain matches) to l. */
+void gen_add_tls_inspector(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l);
+/* HCM filter named envoy.filters.network.http_connection_manager with rds route_name. */
+Envoy__Config__Listener__V3__Filter *gen_hcm_filter(gen_ctx *c, const char *stat_prefix,
+                                                    const char *route_name);
+Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *
+gen_hcm(gen_ctx *c, const char *stat_prefix, const char *route_name);
+Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char *stat_prefix,
+                                                          const char *cluster);
+
+/* ---- L4 routes (VirtualService tcp and tls) ----------------------------------------------- */
+
+/* Does an L4 match clause apply to this gateway ("mesh" or "ns/name"), port (0 = any) and
+ * proxy (sourceLabels)? */
+bool gen_l4_match_applies(gen_ctx *c, const mesh_l4_match *m, const char *gateway, uint32_t port);
+/* The first tcp route of vs that applies, or NULL. */
+const mesh_l4_route *gen_vs_tcp_route(gen_ctx *c, const mesh_virtual_service *vs,
+                                      const char *gateway, uint32_t port);
+/* Whether vs's tcp/tls matches depend on the proxy's labels (for cache keys). */
+bool gen_vs_l4_uses_labels(const mesh_virtual_service *vs);
+/* tcp_proxy to the route's destinations: one cluster, or weighted_clusters when several
+ * carry weight; NULL route = BlackHoleCluster. ctx_port resolves destinations without a
+ * port (Istio's same-port rule). */
+Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh_l4_route *r,
+                                                          uint32_t ctx_port);
+
+/* ---- clusters and endpoints --------------------------------------------------------------- */
+
+/* An outbound cluster for svc:port (subset may be NULL), with the DestinationRule's
+ * traffic policy applied (gRPC: only what C core accepts). */
+Envoy__Config__Cluster__V3__Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc,
+                                                          const mesh_port *port,
+                                                          const char *subset);
+/* Lists outbound clusters (all services x ports, plus DR subsets). */
+void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nnames,
+                                gen_items *out);
+/* DR identity the proxy sees for a host ("ns/name" or "-"), for cache keys. */
+char *gen_dr_key(gen_ctx *c, const char *hostname);
+/* The traffic policy of svc:port[/subset] under dr: the subset's, else the port's, else the
+ * rule's; NULL when none. */
+const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
+                                      const char *subset);
+
+/* ---- TLS: proxyless gRPC (gRFC A29) and Envoy SDS ------------------------------------------ */
+
+/* CommonTlsContext for gRPC's certificate providers: own certificate from instance
+ * "default" (certificate "default"), peers validated against instance "default"
+ * certificate "ROOTCA" and, when nsans > 0, one of the exact SANs. */
+Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
+gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans);
+/* Envoy TLS over SDS (on ADS): appends the certificate to present to ct, or makes ct
+ * validate peers. cred NULL = the workload's own ("default", root "ROOTCA"), else the
+ * Kubernetes Secret ("kubernetes://<cred>", CA "kubernetes://<cred>-cacert"). */
+void gen_sds_certificate(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cred);
+void gen_sds_validation(gen_ctx *c,
+                        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                        const char *cred);
+/* TransportSocket "envoy.transport_sockets.tls" wrapping an Upstream/DownstreamTlsContext. */
+Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
+                                                                   const ProtobufCMessage *ctx);
+
+#endif

@@ -1,0 +1,509 @@
+/* gen_sidecar: listeners, routes and clusters for Envoy sidecars (sidecar~ nodes).
+ *
+ * Outbound: virtualOutbound (15001, original destination) falls through to per-port HTTP
+ * listeners "0.0.0.0_<port>" (RDS "<port>", not bound) and per-VIP TCP listeners
+ * "<vip>_<port>" (mesh VirtualService tcp routes, weighted when split, and tls routes as
+ * SNI filter chains on TLS/HTTPS ports); unmatched traffic goes to PassthroughCluster.
+ * Services and VirtualServices not exported to the proxy's namespace (exportTo) are left
+ * out; DestinationRule exportTo is applied by mesh_snapshot_destination_rule.
+ * Inbound: virtualInbound (15006) has a filter chain per port of the proxy's own workload
+ * (found by matching the proxy's IPs among endpoints) to "inbound|<port>||" clusters, else
+ * InboundPassthroughCluster. Runs on the caller's thread; no locks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "xds/gen/gen_internal.h"
+#include "pilot/base/util.h"
+
+typedef struct sc_inbound {
+    uint32_t port;               /* the workload's (target) port */
+    mesh_protocol protocol;
+} sc_inbound;
+
+typedef struct sc_ctx {
+    sc_inbound *in;
+    size_t nin;
+    char *in_key;
+} sc_ctx;
+
+static bool sc_proxy_has_ip(gen_ctx *c, const char *ip)
+{
+    for (size_t i = 0; ip && i < c->p->nips; i++)
+        if (c->p->ips[i] && strcmp(c->p->ips[i], ip) == 0)
+            return true;
+    return false;
+}
+
+static int sc_cmp_in(const void *a, const void *b)
+{
+    const sc_inbound *x = a, *y = b;
+    return x->port < y->port ? -1 : x->port > y->port;
+}
+
+static sc_ctx *sc_get(gen_ctx *c)
+{
+    if (c->fctx)
+        return c->fctx;
+    sc_ctx *x = ga_alloc(c->a, sizeof *x);
+    for (size_t i = 0; i < c->s->nshards; i++) {
+        const mesh_endpoint_shard *sh = c->s->shards[i];
+        const mesh_service *svc = NULL;
+        for (size_t e = 0; e < sh->neps; e++) {
+            const mesh_endpoint *ep = &sh->eps[e];
+            if (!sc_proxy_has_ip(c, ep->address) || !ep->port)
+                continue;
+            bool seen = false;
+            for (size_t k = 0; k < x->nin && !seen; k++)
+                seen = x->in[k].port == ep->port;
+            if (seen)
+                continue;
+            if (!svc)
+                svc = mesh_snapshot_service(c->s, sh->hostname);
+            const mesh_port *sp = svc ? gen_service_port(svc, ep->service_port) : NULL;
+            sc_inbound in = { .port = ep->port,
+                              .protocol = sp ? sp->protocol : MESH_PROTO_UNSUPPORTED };
+            GA_PUSH(c->a, x->in, x->nin, in);
+        }
+    }
+    if (x->nin > 1)
+        qsort(x->in, x->nin, sizeof *x->in, sc_cmp_in);
+    x->in_key = ga_strdup(c->a, "in=");
+    for (size_t k = 0; k < x->nin; k++)
+        x->in_key = ga_printf(c->a, "%s%u/%d,", x->in_key, x->in[k].port, (int)x->in[k].protocol);
+    c->fctx = x;
+    return x;
+}
+
+/* ---- LDS ------------------------------------------------------------------------------------ */
+
+enum { SC_L_VOUT = 1, SC_L_VIN, SC_L_HTTP, SC_L_TCP };
+
+static bool sc_port_seen(const gen_items *it, const char *name)
+{
+    for (size_t k = 0; k < it->n; k++)
+        if (strcmp(it->v[k].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    sc_ctx *x = sc_get(c);
+    gen_items all = { 0 };
+    gen_item vo = { .name = ga_strdup(c->a, "virtualOutbound"), .extra = ga_strdup(c->a, ""),
+                    .ref = (void *)(uintptr_t)SC_L_VOUT };
+    gen_item vi = { .name = ga_strdup(c->a, "virtualInbound"), .extra = x->in_key,
+                    .ref = (void *)(uintptr_t)SC_L_VIN };
+    gen_items_add(c, &all, &vo);
+    gen_items_add(c, &all, &vi);
+    /* TCP listeners follow the mesh VirtualService tcp/tls routes the proxy sees (exportTo:
+     * its namespace) and, when a match uses sourceLabels, its labels */
+    char *tcp_key = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "");
+    for (size_t v = 0; v < c->s->nvss; v++) {
+        if (gen_vs_l4_uses_labels(c->s->vss[v])) {
+            for (size_t k = 0; k < c->p->labels.n; k++)
+                tcp_key = ga_printf(c->a, "%s,%s=%s", tcp_key, c->p->labels.keys[k],
+                                    c->p->labels.vals[k]);
+            break;
+        }
+    }
+    for (size_t i = 0; i < c->s->nservices; i++) {
+        const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
+        for (size_t p = 0; p < svc->nports; p++) {
+            const mesh_port *mp = &svc->ports[p];
+            if (mesh_protocol_is_http(mp->protocol)) {
+                char *n = ga_printf(c->a, "0.0.0.0_%u", mp->port);
+                if (sc_port_seen(&all, n))
+                    continue;
+                gen_item it = { .name = n, .extra = ga_strdup(c->a, ""), .port = mp->port,
+                                .ref = (void *)(uintptr_t)SC_L_HTTP };
+                gen_items_add(c, &all, &it);
+            } else {
+                for (size_t v = 0; v < svc->nvips; v++) {
+                    char *n = ga_printf(c->a, "%s_%u", svc->vips[v], mp->port);
+                    if (sc_port_seen(&all, n))
+                        continue;
+                    gen_item it = { .name = n, .extra = tcp_key, .svc = svc,
+                                    .port = mp->port, .subset = svc->vips[v],
+                                    .ref = (void *)(uintptr_t)SC_L_TCP };
+                    gen_items_add(c, &all, &it);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < all.n; i++)
+        if (!names || gen_names_has(names, nnames, all.v[i].name))
+            gen_items_add(c, out, &all.v[i]);
+}
+
+static Envoy__Config__Listener__V3__Listener *sc_listener(gen_ctx *c, const char *name,
+                                                         const char *ip, uint32_t port)
+{
+    Envoy__Config__Listener__V3__Listener *l =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
+    l->name = ga_strdup(c->a, name);
+    l->address = gen_address(c, ip, port);
+    return l;
+}
+
+static Envoy__Config__Listener__V3__FilterChain *sc_chain(gen_ctx *c, const char *name,
+                                                         Envoy__Config__Listener__V3__Filter *f)
+{
+    Envoy__Config__Listener__V3__FilterChain *fc =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain, envoy__config__listener__v3__filter_chain__init);
+    fc->name = ga_strdup(c->a, name);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+    return fc;
+}
+
+/* Inbound HTTP: an inline route straight to the local inbound cluster. */
+static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t port,
+                                                           const char *cluster)
+{
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
+        gen_hcm(c, ga_printf(c->a, "inbound_0.0.0.0_%u", port), "");
+    Envoy__Config__Route__V3__RouteConfiguration *rc =
+        GA_MSG(c->a, Envoy__Config__Route__V3__RouteConfiguration,
+               envoy__config__route__v3__route_configuration__init);
+    rc->name = ga_strdup(c->a, cluster);
+    rc->validate_clusters = gen_bool(c, false);
+    Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, ga_printf(c->a, "inbound|http|%u", port));
+    gen_vhost_domain(c, vh, "*");
+    Envoy__Config__Route__V3__Route *r = gen_default_route(c, cluster, false);
+    GA_PUSH(c->a, vh->routes, vh->n_routes, r);
+    GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, vh);
+    h->route_specifier_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG;
+    h->route_config = rc;
+    return gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base);
+}
+
+/* "<vip>_<port>" for a non-HTTP service port. A mesh VirtualService for the host may
+ * route it: tls routes (TLS/HTTPS ports) become filter chains on their sniHosts, the first
+ * applicable tcp route the default chain (weighted when split); without either, straight
+ * to the service's own cluster. */
+static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const gen_item *it)
+{
+    Envoy__Config__Listener__V3__Listener *l = sc_listener(c, it->name, it->subset, it->port);
+    l->bind_to_port = gen_bool(c, false);
+    l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+    const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, it->svc->hostname);
+    const mesh_port *mp = gen_service_port(it->svc, it->port);
+    bool tls = mp && (mp->protocol == MESH_PROTO_TLS || mp->protocol == MESH_PROTO_HTTPS);
+    const char **used = NULL;
+    size_t nused = 0;
+    for (size_t r = 0; vs && tls && r < vs->ntls; r++) {
+        const mesh_l4_route *tr = &vs->tls[r];
+        for (size_t m = 0; m < tr->nmatches; m++) {
+            const mesh_l4_match *mm = &tr->matches[m];
+            if (!gen_l4_match_applies(c, mm, "mesh", it->port))
+                continue;
+            Envoy__Config__Listener__V3__FilterChainMatch *fcm =
+                GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                       envoy__config__listener__v3__filter_chain_match__init);
+            for (size_t h = 0; h < mm->nsni_hosts; h++) {
+                const char *sni = mm->sni_hosts[h];
+                bool dup = !sni;
+                for (size_t k = 0; k < nused && !dup; k++)
+                    dup = strcmp(used[k], sni) == 0;
+                if (dup)
+                    continue; /* Envoy refuses two chains with the same match */
+                GA_PUSH(c->a, used, nused, sni);
+                GA_PUSH(c->a, fcm->server_names, fcm->n_server_names, ga_strdup(c->a, sni));
+            }
+            if (fcm->n_server_names == 0)
+                continue;
+            Envoy__Config__Listener__V3__FilterChain *fc =
+                sc_chain(c, ga_printf(c->a, "%s_tls_%zu_%zu", it->name, r, m),
+                         gen_tcp_route_filter(c, tr, it->port));
+            fc->filter_chain_match = fcm;
+            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+        }
+    }
+    if (l->n_filter_chains) {
+        gen_add_tls_inspector(c, l);
+    }
+    const mesh_l4_route *tcp = vs ? gen_vs_tcp_route(c, vs, "mesh", it->port) : NULL;
+    char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
+    Envoy__Config__Listener__V3__Filter *f = tcp ? gen_tcp_route_filter(c, tcp, it->port)
+                                                 : gen_tcp_proxy_filter(c, cl, cl);
+    GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, sc_chain(c, it->name, f));
+    return l;
+}
+
+static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
+{
+    Envoy__Config__Listener__V3__Listener *l = NULL;
+    switch ((uintptr_t)it->ref) {
+    case SC_L_VOUT:
+        l = sc_listener(c, it->name, "0.0.0.0", 15001);
+        l->use_original_dst = gen_bool(c, true);
+        l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+        l->default_filter_chain = sc_chain(c, "PassthroughFilterChain",
+                                           gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster"));
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
+                sc_chain(c, "virtualOutbound-catchall-tcp",
+                         gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster")));
+        break;
+    case SC_L_VIN: {
+        sc_ctx *x = sc_get(c);
+        l = sc_listener(c, it->name, "0.0.0.0", 15006);
+        l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
+        Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst *od =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst,
+                   envoy__extensions__filters__listener__original_dst__v3__original_dst__init);
+        gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
+        for (size_t k = 0; k < x->nin; k++) {
+            char *cl = ga_printf(c->a, "inbound|%u||", x->in[k].port);
+            Envoy__Config__Listener__V3__Filter *f =
+                mesh_protocol_is_http(x->in[k].protocol)
+                    ? sc_inbound_http(c, x->in[k].port, cl)
+                    : gen_tcp_proxy_filter(c, cl, cl);
+            Envoy__Config__Listener__V3__FilterChain *fc = sc_chain(c, cl, f);
+            fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                                            envoy__config__listener__v3__filter_chain_match__init);
+            fc->filter_chain_match->destination_port = gen_u32(c, x->in[k].port);
+            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+        }
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
+                sc_chain(c, "virtualInbound-catchall",
+                         gen_tcp_proxy_filter(c, "InboundPassthroughCluster", "InboundPassthroughCluster")));
+        break;
+    }
+    case SC_L_HTTP:
+        l = sc_listener(c, it->name, "0.0.0.0", it->port);
+        l->bind_to_port = gen_bool(c, false);
+        l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
+                sc_chain(c, ga_printf(c->a, "0.0.0.0_%u", it->port),
+                         gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", it->port),
+                                        ga_printf(c->a, "%u", it->port))));
+        break;
+    case SC_L_TCP:
+        l = sc_tcp_listener(c, it);
+        break;
+    default:
+        return NULL;
+    }
+    return &l->base;
+}
+
+const gen_type_ops gen_sc_lds = { sc_lds_list, sc_lds_build };
+
+/* ---- RDS ------------------------------------------------------------------------------------ */
+
+static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    gen_items all = { 0 };
+    for (size_t i = 0; i < c->s->nservices; i++) {
+        const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
+        for (size_t p = 0; p < svc->nports; p++) {
+            if (!mesh_protocol_is_http(svc->ports[p].protocol))
+                continue;
+            char *n = ga_printf(c->a, "%u", svc->ports[p].port);
+            if (sc_port_seen(&all, n))
+                continue;
+            /* short names depend on the proxy namespace; routes on its labels (sourceLabels) */
+            gen_item it = { .name = n, .port = svc->ports[p].port,
+                            .extra = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "") };
+            gen_items_add(c, &all, &it);
+        }
+    }
+    for (size_t i = 0; i < all.n; i++) {
+        if (names && !gen_names_has(names, nnames, all.v[i].name))
+            continue;
+        /* any mesh VS using source matches makes the routes depend on the proxy labels */
+        for (size_t v = 0; v < c->s->nvss; v++) {
+            char *k = gen_vs_proxy_key(c, c->s->vss[v]);
+            if (k[0]) {
+                all.v[i].extra = k;
+                break;
+            }
+        }
+        gen_items_add(c, out, &all.v[i]);
+    }
+}
+
+/* A string set in the arena: Envoy rejects a domain repeated across virtual hosts. */
+typedef struct sc_set {
+    const char **slot;
+    size_t cap, n;
+} sc_set;
+
+static bool sc_set_add(gen_ctx *c, sc_set *s, const char *v)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        const char **ns = ga_alloc(c->a, ncap * sizeof *ns);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slot[i])
+                continue;
+            size_t h = util_hash64(s->slot[i], strlen(s->slot[i]), 0) & (ncap - 1);
+            while (ns[h])
+                h = (h + 1) & (ncap - 1);
+            ns[h] = s->slot[i];
+        }
+        s->slot = ns;
+        s->cap = ncap;
+    }
+    size_t h = util_hash64(v, strlen(v), 0) & (s->cap - 1);
+    while (s->slot[h]) {
+        if (strcmp(s->slot[h], v) == 0)
+            return false;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->slot[h] = v;
+    s->n++;
+    return true;
+}
+
+static void sc_domain(gen_ctx *c, sc_set *used, Envoy__Config__Route__V3__VirtualHost *vh,
+                      char *d)
+{
+    if (sc_set_add(c, used, d))
+        gen_vhost_domain(c, vh, d);
+}
+
+static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
+{
+    Envoy__Config__Route__V3__RouteConfiguration *rc =
+        GA_MSG(c->a, Envoy__Config__Route__V3__RouteConfiguration,
+               envoy__config__route__v3__route_configuration__init);
+    rc->name = ga_strdup(c->a, it->name);
+    rc->validate_clusters = gen_bool(c, false);
+    sc_set used = { 0 };
+    uint32_t port = it->port;
+    for (size_t i = 0; i < c->s->nservices; i++) {
+        const mesh_service *svc = c->s->services[i];
+        const mesh_port *mp = gen_service_port(svc, port);
+        if (!mp || !mesh_protocol_is_http(mp->protocol) || !gen_service_visible(c, svc))
+            continue;
+        Envoy__Config__Route__V3__VirtualHost *vh =
+            gen_vhost(c, ga_printf(c->a, "%s:%u", svc->hostname, port));
+        sc_domain(c, &used, vh, ga_strdup(c->a, svc->hostname));
+        sc_domain(c, &used, vh, ga_printf(c->a, "%s:%u", svc->hostname, port));
+        const char *dot_svc = strstr(svc->hostname, ".svc.");
+        if (dot_svc && svc->meta.ns) {
+            char *base = ga_alloc(c->a, (size_t)(dot_svc - svc->hostname) + 1);
+            memcpy(base, svc->hostname, (size_t)(dot_svc - svc->hostname));
+            char *dot = strchr(base, '.');
+            if (dot && c->p->ns && strcmp(c->p->ns, svc->meta.ns) == 0) {
+                char *name = ga_alloc(c->a, (size_t)(dot - base) + 1);
+                memcpy(name, base, (size_t)(dot - base));
+                sc_domain(c, &used, vh, name);
+                sc_domain(c, &used, vh, ga_printf(c->a, "%s:%u", name, port));
+            }
+            sc_domain(c, &used, vh, ga_printf(c->a, "%s.svc", base));
+            sc_domain(c, &used, vh, ga_printf(c->a, "%s.svc:%u", base, port));
+            sc_domain(c, &used, vh, base);
+            sc_domain(c, &used, vh, ga_printf(c->a, "%s:%u", base, port));
+        }
+        for (size_t v = 0; v < svc->nvips; v++) {
+            sc_domain(c, &used, vh, ga_strdup(c->a, svc->vips[v]));
+            sc_domain(c, &used, vh, ga_printf(c->a, "%s:%u", svc->vips[v], port));
+        }
+        if (vh->n_domains == 0)
+            continue;
+        const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, svc->hostname);
+        if (vs) {
+            gen_route_opts o = { .gateway = "mesh", .port = port, .default_retries = true };
+            gen_vs_routes(c, vs, &o, &vh->routes, &vh->n_routes);
+        }
+        if (!vs || vh->n_routes == 0)
+            GA_PUSH(c->a, vh->routes, vh->n_routes,
+                    gen_default_route(c, gen_cluster_name(c, port, NULL, svc->hostname), true));
+        GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, vh);
+    }
+    /* REGISTRY_ONLY is not modelled: unknown hosts pass through (ALLOW_ANY) */
+    Envoy__Config__Route__V3__VirtualHost *any = gen_vhost(c, "allow_any");
+    gen_vhost_domain(c, any, "*");
+    Envoy__Config__Route__V3__Route *r = gen_default_route(c, "PassthroughCluster", false);
+    r->name = ga_strdup(c->a, "allow_any");
+    GA_PUSH(c->a, any->routes, any->n_routes, r);
+    GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, any);
+    return &rc->base;
+}
+
+const gen_type_ops gen_sc_rds = { sc_rds_list, sc_rds_build };
+
+/* ---- CDS ------------------------------------------------------------------------------------ */
+
+enum { SC_C_OUT = 0, SC_C_IN, SC_C_BLACKHOLE, SC_C_PASSTHROUGH, SC_C_INPASSTHROUGH };
+
+static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    sc_ctx *x = sc_get(c);
+    gen_list_outbound_clusters(c, names, nnames, out);
+    static const struct { const char *name; int kind; } fixed[] = {
+        { "BlackHoleCluster", SC_C_BLACKHOLE },
+        { "PassthroughCluster", SC_C_PASSTHROUGH },
+        { "InboundPassthroughCluster", SC_C_INPASSTHROUGH },
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (names && !gen_names_has(names, nnames, fixed[i].name))
+            continue;
+        gen_item it = { .name = ga_strdup(c->a, fixed[i].name), .extra = ga_strdup(c->a, ""),
+                        .ref = (void *)(uintptr_t)fixed[i].kind };
+        gen_items_add(c, out, &it);
+    }
+    for (size_t k = 0; k < x->nin; k++) {
+        char *n = ga_printf(c->a, "inbound|%u||", x->in[k].port);
+        if (names && !gen_names_has(names, nnames, n))
+            continue;
+        gen_item it = { .name = n, .port = x->in[k].port,
+                        .extra = ga_printf(c->a, "%d", (int)x->in[k].protocol),
+                        .ref = (void *)(uintptr_t)SC_C_IN };
+        gen_items_add(c, out, &it);
+    }
+}
+
+static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
+{
+    int kind = (int)(uintptr_t)it->ref;
+    if (kind == SC_C_OUT)
+        return gen_envoy_cds_outbound.build(c, it);
+    Envoy__Config__Cluster__V3__Cluster *cl =
+        GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster, envoy__config__cluster__v3__cluster__init);
+    cl->name = ga_strdup(c->a, it->name);
+    cl->connect_timeout = gen_duration(c, 10LL * 1000000000);
+    cl->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+    switch (kind) {
+    case SC_C_BLACKHOLE:
+        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
+        break;
+    case SC_C_PASSTHROUGH:
+    case SC_C_INPASSTHROUGH:
+        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
+        cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;
+        break;
+    case SC_C_IN: {
+        /* the app listens on localhost:port behind the sidecar */
+        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
+        Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
+            GA_MSG(c->a, Envoy__Config__Endpoint__V3__ClusterLoadAssignment,
+                   envoy__config__endpoint__v3__cluster_load_assignment__init);
+        la->cluster_name = cl->name;
+        Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
+            GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
+                   envoy__config__endpoint__v3__locality_lb_endpoints__init);
+        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, gen_lb_endpoint(c, "127.0.0.1", it->port));
+        GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
+        cl->load_assignment = la;
+        mesh_protocol pr = (mesh_protocol)atoi(it->extra);
+        if (pr == MESH_PROTO_HTTP2 || pr == MESH_PROTO_GRPC || pr == MESH_PROTO_GRPC_WEB)
+            cl->http2_protocol_options = GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
+                                                envoy__config__core__v3__http2_protocol_options__init);
+        break;
+    }
+    default:
+        return NULL;
+    }
+    return &cl->base;
+}
+
+const gen_type_ops gen_sc_cds = { sc_cds_list, sc_cds_build };
