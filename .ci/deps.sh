@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(gcc make meson ninja-build pkg-config git
       libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev openssl
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
-      libmicrohttpd-dev libcmocka-dev
+      libmicrohttpd-dev libcmocka-dev clang-format
       python3 python3-grpcio python3-protobuf python3-yaml
       curl ca-certificates)
 

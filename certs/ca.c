@@ -160,8 +160,7 @@ static int no_password_cb(char *buf, int size, int rwflag, void *u)
 
 /* Parses every certificate of a PEM bundle. Returns a stack (possibly empty) or NULL with
  * err set when a block is not a certificate or there are too many. */
-static STACK_OF(X509) *parse_pem_certs(const char *pem, const char *what, char *err,
-                                       size_t errlen)
+static STACK_OF(X509) * parse_pem_certs(const char *pem, const char *what, char *err, size_t errlen)
 {
     STACK_OF(X509) *sk = sk_X509_new_null();
     BIO *b = BIO_new_mem_buf(pem, -1);
@@ -178,8 +177,7 @@ static STACK_OF(X509) *parse_pem_certs(const char *pem, const char *what, char *
             ERR_clear_error();
             break;
         }
-        bool is_cert = strcmp(name, PEM_STRING_X509) == 0 ||
-                       strcmp(name, PEM_STRING_X509_OLD) == 0;
+        bool is_cert = strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0;
         const unsigned char *p = data;
         X509 *x = is_cert ? d2i_X509(NULL, &p, len) : NULL;
         bool trailing = x && p != data + len;
@@ -209,7 +207,7 @@ fail:
     return NULL;
 }
 
-static char *certs_pem(STACK_OF(X509) *sk)
+static char *certs_pem(STACK_OF(X509) * sk)
 {
     strbuf sb;
     strbuf_init(&sb, 0);
@@ -255,8 +253,8 @@ static int material_from_pems(const char *ca_cert, const char *ca_key, const cha
     m->key = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_password_cb, NULL) : NULL;
     if (!m->key) {
         /* The reason is safe to show: OpenSSL never echoes key bytes. */
-        ca__fail(rc, err, errlen, "%s: ca-key.pem is not an unencrypted private key (%s)",
-                 origin, ssl_reason(why, sizeof(why)));
+        ca__fail(rc, err, errlen, "%s: ca-key.pem is not an unencrypted private key (%s)", origin,
+                 ssl_reason(why, sizeof(why)));
         goto out;
     }
     if (X509_check_private_key(m->cert, m->key) != 1) {
@@ -277,8 +275,7 @@ static int material_from_pems(const char *ca_cert, const char *ca_key, const cha
     }
     m->root = sk_X509_value(roots, 0);
     X509_up_ref(m->root);
-    if (!(chain = parse_pem_certs(cert_chain ? cert_chain : "", "cert-chain.pem", err,
-                                  errlen))) {
+    if (!(chain = parse_pem_certs(cert_chain ? cert_chain : "", "cert-chain.pem", err, errlen))) {
         goto out;
     }
 
@@ -294,13 +291,12 @@ static int material_from_pems(const char *ca_cert, const char *ca_key, const cha
         X509_STORE_add_cert(store, sk_X509_value(roots, i));
     }
     X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
-    if (X509_STORE_CTX_init(vctx, store, m->cert, chain) != 1 ||
-        X509_verify_cert(vctx) != 1) {
+    if (X509_STORE_CTX_init(vctx, store, m->cert, chain) != 1 || X509_verify_cert(vctx) != 1) {
         int e = X509_STORE_CTX_get_error(vctx);
         ERR_clear_error();
         ca__fail(rc, err, errlen,
-                 "%s: ca-cert.pem does not chain to root-cert.pem via cert-chain.pem: %s",
-                 origin, X509_verify_cert_error_string(e));
+                 "%s: ca-cert.pem does not chain to root-cert.pem via cert-chain.pem: %s", origin,
+                 X509_verify_cert_error_string(e));
         goto out;
     }
     if (X509_cmp_current_time(X509_get0_notAfter(m->cert)) <= 0) {
@@ -385,14 +381,14 @@ static X509 *make_root(EVP_PKEY *key, const X509_NAME *subj, const char *org, ti
     }
     name = subj ? X509_NAME_dup(subj) : X509_NAME_new();
     if (!name ||
-        (!subj && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-                                             (const unsigned char *)org, -1, -1, 0) != 1) ||
+        (!subj && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org,
+                                             -1, -1, 0) != 1) ||
         X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1) {
         goto out;
     }
     if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -CA_CLOCK_SKEW_S, &now) ||
-        !X509_time_adj_ex(X509_getm_notAfter(x), (int)(ttl_s / 86400),
-                          (long)(ttl_s % 86400), &now) ||
+        !X509_time_adj_ex(X509_getm_notAfter(x), (int)(ttl_s / 86400), (long)(ttl_s % 86400),
+                          &now) ||
         X509_set_pubkey(x, key) != 1) {
         goto out;
     }
@@ -427,8 +423,7 @@ static int material_self_signed(EVP_PKEY *key, X509 *root, ca_material **out, ch
         *out = NULL;
         goto out;
     }
-    rc = material_from_pems(cert_pem, key_pem, cert_pem, "", "self-signed root", out, err,
-                            errlen);
+    rc = material_from_pems(cert_pem, key_pem, cert_pem, "", "self-signed root", out, err, errlen);
 out:
     free(cert_pem);
     ca__free_secret(key_pem);
@@ -483,7 +478,7 @@ static char *read_small_file(const char *path)
     }
     close(fd);
     return buf;
-fail: {
+fail : {
     int e = errno;
     if (buf) {
         OPENSSL_cleanse(buf, cap);
@@ -496,8 +491,8 @@ fail: {
 }
 
 /* Writes path atomically (temporary file, fsync, rename) with the given mode. */
-static int write_file_atomic(const char *dir, const char *name, const char *data,
-                             mode_t mode, char *err, size_t errlen)
+static int write_file_atomic(const char *dir, const char *name, const char *data, mode_t mode,
+                             char *err, size_t errlen)
 {
     int rc = CA_EINTERNAL;
     char *path = xasprintf("%s/%s", dir, name);
@@ -560,10 +555,9 @@ static int save_state(const char *dir, const ca_material *m, bool write_key, cha
             return rc;
         }
     }
-    if ((rc = write_file_atomic(dir, "cert-chain.pem", m->cert_chain_pem, 0644, err,
-                                errlen)) != CA_OK ||
-        (rc = write_file_atomic(dir, "root-cert.pem", m->root_pem, 0644, err, errlen)) !=
-            CA_OK) {
+    if ((rc = write_file_atomic(dir, "cert-chain.pem", m->cert_chain_pem, 0644, err, errlen)) !=
+            CA_OK ||
+        (rc = write_file_atomic(dir, "root-cert.pem", m->root_pem, 0644, err, errlen)) != CA_OK) {
         return rc;
     }
     /* ca-cert.pem last: its presence marks a complete state directory. */
@@ -587,8 +581,7 @@ static void pem_files_free(pem_files *f)
  * Returns CA_OK, or CA_EINVAL naming the missing or unreadable file. */
 static int read_pem_dir(const char *dir, pem_files *f, char *err, size_t errlen)
 {
-    static const char *names[] = {"ca-cert.pem", "ca-key.pem", "root-cert.pem",
-                                  "cert-chain.pem"};
+    static const char *names[] = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"};
     char **slots[] = {&f->ca_cert, &f->ca_key, &f->root_cert, &f->cert_chain};
     for (size_t i = 0; i < 4; i++) {
         char *path = xasprintf("%s/%s", dir, names[i]);
@@ -615,8 +608,7 @@ static bool file_exists(const char *dir, const char *name)
     return ok;
 }
 
-static int create_self_signed(ca *c, ca_key_type kt, ca_material **out, char *err,
-                              size_t errlen)
+static int create_self_signed(ca *c, ca_key_type kt, ca_material **out, char *err, size_t errlen)
 {
     int rc = CA_EINTERNAL;
     char why[256];
@@ -624,8 +616,7 @@ static int create_self_signed(ca *c, ca_key_type kt, ca_material **out, char *er
     EVP_PKEY *key = gen_key(kt);
     *out = NULL;
     if (!key) {
-        ca__fail(rc, err, errlen, "root key generation failed: %s",
-                 ssl_reason(why, sizeof(why)));
+        ca__fail(rc, err, errlen, "root key generation failed: %s", ssl_reason(why, sizeof(why)));
         goto out;
     }
     if (!(root = make_root(key, NULL, c->trust_domain, time(NULL), c->root_ttl_s))) {
@@ -648,8 +639,7 @@ static int load_or_create_state(ca *c, const ca_opts *o, ca_material **out, char
     pem_files f = {0};
     const char *dir = o->state_dir;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        return ca__fail(CA_EINTERNAL, err, errlen, "state directory %s: %s", dir,
-                        strerror(errno));
+        return ca__fail(CA_EINTERNAL, err, errlen, "state directory %s: %s", dir, strerror(errno));
     }
     if (file_exists(dir, "ca-key.pem")) {
         char *kpath = xasprintf("%s/ca-key.pem", dir);
@@ -667,8 +657,8 @@ static int load_or_create_state(ca *c, const ca_opts *o, ca_material **out, char
         }
         char origin[512];
         snprintf(origin, sizeof(origin), "state directory %s", dir);
-        rc = material_from_pems(f.ca_cert, f.ca_key, f.root_cert, f.cert_chain, origin, out,
-                                err, errlen);
+        rc = material_from_pems(f.ca_cert, f.ca_key, f.root_cert, f.cert_chain, origin, out, err,
+                                errlen);
         pem_files_free(&f);
         if (rc == CA_OK) {
             LOG_INFO(CA_LOG, "loaded the self-signed root from %s", dir);
@@ -694,8 +684,8 @@ int ca_new(const ca_opts *o, ca **out, char *err, size_t errlen)
     ca_material *m = NULL;
     ca *c = xcalloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
-    c->trust_domain = xstrdup(o->trust_domain && *o->trust_domain ? o->trust_domain
-                                                                  : CA_DEFAULT_TRUST_DOMAIN);
+    c->trust_domain =
+        xstrdup(o->trust_domain && *o->trust_domain ? o->trust_domain : CA_DEFAULT_TRUST_DOMAIN);
     c->root_ttl_s = o->root_ttl_s > 0 ? o->root_ttl_s : CA_DEFAULT_ROOT_TTL_S;
     c->default_ttl_s = o->default_ttl_s > 0 ? o->default_ttl_s : CA_DEFAULT_WORKLOAD_TTL_S;
     c->max_ttl_s = o->max_ttl_s > 0 ? o->max_ttl_s : CA_DEFAULT_MAX_WORKLOAD_TTL_S;
@@ -705,8 +695,7 @@ int ca_new(const ca_opts *o, ca **out, char *err, size_t errlen)
         goto out;
     }
     if (!ca_valid_k8s_name(c->trust_domain, 253)) {
-        ca__fail(rc, err, errlen, "trust domain \"%s\" is not a valid DNS name",
-                 c->trust_domain);
+        ca__fail(rc, err, errlen, "trust domain \"%s\" is not a valid DNS name", c->trust_domain);
         goto out;
     }
 
@@ -718,8 +707,8 @@ int ca_new(const ca_opts *o, ca **out, char *err, size_t errlen)
         if ((rc = read_pem_dir(plug, &f, err, errlen)) != CA_OK) {
             goto out;
         }
-        rc = material_from_pems(f.ca_cert, f.ca_key, f.root_cert, f.cert_chain, origin, &m,
-                                err, errlen);
+        rc = material_from_pems(f.ca_cert, f.ca_key, f.root_cert, f.cert_chain, origin, &m, err,
+                                errlen);
         pem_files_free(&f);
         c->source = CA_SOURCE_PLUGIN;
         if (rc == CA_OK) {

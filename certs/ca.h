@@ -30,8 +30,8 @@
 /* Error codes returned by the ca_ functions. */
 enum {
     CA_OK = 0,
-    CA_EINVAL = -1,     /* bad input: malformed CSR, refused key, bad TTL, bad identity */
-    CA_EINTERNAL = -2,  /* OpenSSL or file system failure on our side */
+    CA_EINVAL = -1,       /* bad input: malformed CSR, refused key, bad TTL, bad identity */
+    CA_EINTERNAL = -2,    /* OpenSSL or file system failure on our side */
     CA_EUNAVAILABLE = -3, /* a Kubernetes request failed (unreachable, 5xx, 401/403):
                            * may succeed later (ca_kube only) */
 };
@@ -57,32 +57,32 @@ typedef enum {
 } ca_key_type;
 
 typedef enum {
-    CA_SOURCE_PLUGIN,       /* cacerts directory */
-    CA_SOURCE_IMPORTED,     /* PEM set given by the caller (istio-ca-secret) */
-    CA_SOURCE_STATE_DIR,    /* self-signed, loaded from the state directory */
-    CA_SOURCE_CREATED,      /* self-signed, created by this process */
+    CA_SOURCE_PLUGIN,    /* cacerts directory */
+    CA_SOURCE_IMPORTED,  /* PEM set given by the caller (istio-ca-secret) */
+    CA_SOURCE_STATE_DIR, /* self-signed, loaded from the state directory */
+    CA_SOURCE_CREATED,   /* self-signed, created by this process */
 } ca_source;
 
 /* The root as the PEM strings of Secret istio-ca-secret (type istio.io/ca-root). Every
  * field is a NUL-terminated heap string ("" when empty); key_pem is always "" (Istio
  * writes the key as ca-key.pem and leaves key.pem empty). */
 typedef struct ca_pem_set {
-    char *ca_cert;      /* ca-cert.pem */
-    char *ca_key;       /* ca-key.pem (secret) */
-    char *root_cert;    /* root-cert.pem */
-    char *cert_chain;   /* cert-chain.pem */
-    char *key_pem;      /* key.pem */
+    char *ca_cert;    /* ca-cert.pem */
+    char *ca_key;     /* ca-key.pem (secret) */
+    char *root_cert;  /* root-cert.pem */
+    char *cert_chain; /* cert-chain.pem */
+    char *key_pem;    /* key.pem */
 } ca_pem_set;
 
 typedef struct ca_opts {
-    const char *trust_domain;   /* NULL: "cluster.local"; also the root's subject O */
-    const char *cacerts_dir;    /* NULL: /etc/cacerts; "": no plug-in lookup */
-    const ca_pem_set *import;   /* kube mode: root read from istio-ca-secret, or NULL */
-    const char *state_dir;      /* config-directory mode: persist the root here, or NULL */
-    ca_key_type key_type;       /* for a root created here */
-    int64_t root_ttl_s;         /* 0: 10 years */
-    int64_t default_ttl_s;      /* 0: 24h */
-    int64_t max_ttl_s;          /* 0: 90 days */
+    const char *trust_domain; /* NULL: "cluster.local"; also the root's subject O */
+    const char *cacerts_dir;  /* NULL: /etc/cacerts; "": no plug-in lookup */
+    const ca_pem_set *import; /* kube mode: root read from istio-ca-secret, or NULL */
+    const char *state_dir;    /* config-directory mode: persist the root here, or NULL */
+    ca_key_type key_type;     /* for a root created here */
+    int64_t root_ttl_s;       /* 0: 10 years */
+    int64_t default_ttl_s;    /* 0: 24h */
+    int64_t max_ttl_s;        /* 0: 90 days */
 } ca_opts;
 
 /* Loads or creates the root (see the order above).
@@ -133,12 +133,12 @@ int ca_parse_spiffe(const ca *c, const char *uri, char **ns, char **sa);
 
 /* A TLS serving certificate for istiod's gRPC server (xDS and CA over TLS). */
 typedef struct ca_serving_cert {
-    char *cert_chain_pem;   /* leaf then intermediates, concatenated */
-    char *key_pem;          /* PKCS#8 EC P-256 key (secret; wiped on free) */
-    char *root_pem;         /* trust anchor for clients */
+    char *cert_chain_pem; /* leaf then intermediates, concatenated */
+    char *key_pem;        /* PKCS#8 EC P-256 key (secret; wiped on free) */
+    char *root_pem;       /* trust anchor for clients */
     time_t not_before;
     time_t not_after;
-    time_t renew_at;        /* half-way through its life: issue a new one by then */
+    time_t renew_at; /* half-way through its life: issue a new one by then */
 } ca_serving_cert;
 
 /* Issues a DNS-SAN certificate for istiod.istio-system.svc plus dns_names (each a

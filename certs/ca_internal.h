@@ -15,13 +15,13 @@
  * the generation it started with even if a rotation publishes the next one. */
 typedef struct ca_material {
     atomic_int refs;
-    EVP_PKEY *key;          /* signing key (ca-key.pem) */
-    X509 *cert;             /* signing certificate (ca-cert.pem) */
-    X509 *root;             /* first certificate of root-cert.pem */
-    bool self_signed;       /* cert is the root: rotation applies */
-    char *ca_cert_pem;      /* canonical PEM of cert */
-    char *root_pem;         /* root-cert.pem, every certificate re-encoded */
-    char *cert_chain_pem;   /* cert-chain.pem as loaded (canonical), "" when none */
+    EVP_PKEY *key;        /* signing key (ca-key.pem) */
+    X509 *cert;           /* signing certificate (ca-cert.pem) */
+    X509 *root;           /* first certificate of root-cert.pem */
+    bool self_signed;     /* cert is the root: rotation applies */
+    char *ca_cert_pem;    /* canonical PEM of cert */
+    char *root_pem;       /* root-cert.pem, every certificate re-encoded */
+    char *cert_chain_pem; /* cert-chain.pem as loaded (canonical), "" when none */
     /* What follows the leaf in every response: intermediates (one PEM each) then
      * root_pem as the last entry. */
     char **tail;
@@ -29,11 +29,11 @@ typedef struct ca_material {
 } ca_material;
 
 struct ca {
-    pthread_mutex_t mu;             /* guards cur */
+    pthread_mutex_t mu; /* guards cur */
     ca_material *cur;
     ca_source source;
     char *trust_domain;
-    char *state_dir;                /* NULL unless CA_SOURCE_STATE_DIR */
+    char *state_dir; /* NULL unless CA_SOURCE_STATE_DIR */
     int64_t root_ttl_s;
     int64_t default_ttl_s;
     int64_t max_ttl_s;

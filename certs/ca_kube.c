@@ -131,8 +131,7 @@ static cJSON *secret_new(const char *ns, ca_pem_set *s)
     return o;
 }
 
-static int ca_from_secret(const cJSON *obj, const ca_opts *base, ca **out, char *err,
-                          size_t errlen)
+static int ca_from_secret(const cJSON *obj, const ca_opts *base, ca **out, char *err, size_t errlen)
 {
     ca_pem_set set;
     int rc = secret_to_pems(obj, &set, err, errlen);
@@ -261,16 +260,16 @@ struct ca_kube_dist {
     pthread_t thread;
     bool started;
 
-    pthread_mutex_t mu;          /* everything below */
+    pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;
     bool stop;
-    char **nss;                  /* namespaces that should hold the ConfigMap */
+    char **nss; /* namespaces that should hold the ConfigMap */
     size_t nns;
-    char **dirty;                /* namespaces whose ConfigMap must be checked, unique */
+    char **dirty; /* namespaces whose ConfigMap must be checked, unique */
     size_t ndirty;
     bool all_dirty;
     char *root_pem;
-    int64_t retry_at_ns;         /* after a failed write: wait until then */
+    int64_t retry_at_ns; /* after a failed write: wait until then */
     int64_t backoff_ms;
 };
 

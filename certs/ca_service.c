@@ -7,9 +7,9 @@
 #include "ca.pb-c.h"
 #include "certs/ca_service.h"
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
 #include "pilot/base/pbdepth.h"
 #include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 
 #define CA_SVC_LOG "ca"
 /* A request is a CSR (bounded by sign.c at 64 KiB) plus a little metadata. */
@@ -57,9 +57,9 @@ static void metrics_init(void)
                                           "The number of errors occurred when parsing the "
                                           "CSR.",
                                           NULL);
-    ca_metrics.sign_err = metric_counter("citadel_server_csr_sign_err_count",
-                                         "The number of errors occurred when signing the CSR.",
-                                         NULL);
+    ca_metrics.sign_err =
+        metric_counter("citadel_server_csr_sign_err_count",
+                       "The number of errors occurred when signing the CSR.", NULL);
     ca_metrics.root_expiry = metric_gauge("citadel_server_root_cert_expiry_timestamp",
                                           "The unix timestamp, in seconds, when Citadel root "
                                           "cert will expire. A negative time indicates the "
@@ -180,15 +180,16 @@ int ca_service_create_certificate(void *ud, const ca_caller *auth, const uint8_t
     /* metadata (ImpersonatedIdentity for ztunnel) is not honoured: every certificate is
      * for the caller itself. */
     const char *csr = in->csr ? in->csr : "";
-    int rc = ca_sign_csr(s->ca, csr, strlen(csr), ns, sa, in->validity_duration, &chain,
-                         &nchain, why, sizeof(why));
+    int rc = ca_sign_csr(s->ca, csr, strlen(csr), ns, sa, in->validity_duration, &chain, &nchain,
+                         why, sizeof(why));
     if (rc != CA_OK) {
         code = rc == CA_EINVAL ? CA_GRPC_INVALID_ARGUMENT : CA_GRPC_INTERNAL;
         metric_add(rc == CA_EINVAL ? ca_metrics.parse_err : ca_metrics.sign_err, NULL, 1);
         goto out;
     }
 
-    Istio__V1__Auth__IstioCertificateResponse out = ISTIO__V1__AUTH__ISTIO_CERTIFICATE_RESPONSE__INIT;
+    Istio__V1__Auth__IstioCertificateResponse out =
+        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_RESPONSE__INIT;
     out.n_cert_chain = nchain;
     out.cert_chain = chain;
     size_t n = istio__v1__auth__istio_certificate_response__get_packed_size(&out);

@@ -10,7 +10,7 @@
  * Anything else is UNAUTHENTICATED (16) and nothing is signed. The issued certificate names
  * exactly the authenticated identity.
  *
- * Metrics (pilot/metrics.h, Istio's names): citadel_server_csr_count,
+ * Metrics (pilot/obs/metrics.h, Istio's names): citadel_server_csr_count,
  * citadel_server_success_cert_issuance_count, citadel_server_authentication_failure_count,
  * citadel_server_csr_parsing_err_count, citadel_server_csr_sign_err_count, and the gauge
  * citadel_server_root_cert_expiry_timestamp.
@@ -37,8 +37,8 @@
  * Returns 0 with *ns and *sa set to heap strings (the service frees them), or a negative
  * value with a reason in err (no secret in it: never echo the token). Called on a gRPC
  * server thread; may block for the API round trip. */
-typedef int (*ca_token_review_fn)(void *ud, const char *token, const char *audience,
-                                  char **ns, char **sa, char *err, size_t errlen);
+typedef int (*ca_token_review_fn)(void *ud, const char *token, const char *audience, char **ns,
+                                  char **sa, char *err, size_t errlen);
 
 /* Who is asking, as the transport saw it. Borrowed for the call. */
 typedef struct ca_caller {
@@ -46,7 +46,7 @@ typedef struct ca_caller {
     const char *bearer_token;         /* from "authorization: Bearer ...", or NULL */
     const char *const *peer_uri_sans; /* URI SANs of a verified client certificate */
     size_t npeer_uri_sans;
-    bool secure;                      /* the call came over TLS */
+    bool secure; /* the call came over TLS */
 } ca_caller;
 
 typedef struct ca_service ca_service;

@@ -15,20 +15,20 @@
 
 struct ca_tls {
     ca *ca;
-    char *dns[3];              /* besides istiod.istio-system.svc, which the CA always adds */
+    char *dns[3]; /* besides istiod.istio-system.svc, which the CA always adds */
     int64_t ttl_s;
-    pthread_mutex_t mu;        /* guards everything below */
+    pthread_mutex_t mu; /* guards everything below */
     ca_serving_cert cur;
-    uint64_t gen;              /* bumped on each new certificate */
-    uint64_t served_gen;       /* the generation the fetcher last handed to gRPC */
+    uint64_t gen;        /* bumped on each new certificate */
+    uint64_t served_gen; /* the generation the fetcher last handed to gRPC */
 };
 
 /* Issues a certificate into t->cur (mu held). */
 static int tls_issue(ca_tls *t, char *err, size_t errlen)
 {
     ca_serving_cert next = {0};
-    int rc = ca_issue_serving_cert(t->ca, (const char *const *)t->dns, 3, t->ttl_s, &next, err,
-                                   errlen);
+    int rc =
+        ca_issue_serving_cert(t->ca, (const char *const *)t->dns, 3, t->ttl_s, &next, err, errlen);
     if (rc != CA_OK)
         return rc;
     ca_serving_cert_free(&t->cur);
@@ -39,8 +39,8 @@ static int tls_issue(ca_tls *t, char *err, size_t errlen)
 
 /* gRPC's certificate config fetcher: called for every new connection on the secure port.
  * The first call of each security connector must return NEW (served_gen starts at 0). */
-static grpc_ssl_certificate_config_reload_status tls_fetch(void *ud,
-                                                           grpc_ssl_server_certificate_config **config)
+static grpc_ssl_certificate_config_reload_status
+tls_fetch(void *ud, grpc_ssl_server_certificate_config **config)
 {
     ca_tls *t = ud;
     grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;

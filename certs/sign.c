@@ -221,8 +221,7 @@ static int copy_spki(X509 *x, X509_PUBKEY *src)
     ASN1_OBJECT *adup = OBJ_dup(alg);
     unsigned char *kdup = OPENSSL_memdup(bits, (size_t)nbits);
     if (!adup || !kdup ||
-        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), adup, ptype, pdup, kdup, nbits) !=
-            1) {
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), adup, ptype, pdup, kdup, nbits) != 1) {
         ASN1_OBJECT_free(adup);
         ASN1_OBJECT_free(pdup);
         OPENSSL_free(kdup);
@@ -231,8 +230,8 @@ static int copy_spki(X509 *x, X509_PUBKEY *src)
     return 0;
 }
 
-/* Issues an end-entity certificate for pub (or, cheaper, spki) under generation m: empty subject, the given
- * SANs (critical, as RFC 5280 requires with an empty subject), not a CA,
+/* Issues an end-entity certificate for pub (or, cheaper, spki) under generation m: empty subject,
+ * the given SANs (critical, as RFC 5280 requires with an empty subject), not a CA,
  * digitalSignature+keyEncipherment, serverAuth+clientAuth, valid from now minus the clock
  * skew allowance to now + ttl (never beyond the signing certificate). */
 static X509 *issue_leaf(ca_material *m, EVP_PKEY *pub, X509_PUBKEY *spki, GENERAL_NAMES *san,
@@ -329,7 +328,7 @@ int ca_sign_csr(ca *c, const char *csr_pem, size_t csr_len, const char *ns, cons
     }
     m = ca__material_get(c);
     if (!(leaf = issue_leaf(m, X509_REQ_get0_pubkey(req), X509_REQ_get_X509_PUBKEY(req), san,
-                             time(NULL), ttl_s))) {
+                            time(NULL), ttl_s))) {
         ERR_clear_error();
         ca__fail(rc, err, errlen, "signing failed");
         goto out;

@@ -20,8 +20,8 @@
 struct k8s_client {
     k8s_conn conn;
     pthread_mutex_t mu;
-    char *file_token;         /* last token read from conn.token_file */
-    struct stat token_st;     /* identity of the file it came from */
+    char *file_token;     /* last token read from conn.token_file */
+    struct stat token_st; /* identity of the file it came from */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -48,7 +48,7 @@ k8s_client *k8s_client_new(const k8s_config *cfg, char *err, size_t errlen)
     }
     if (c->conn.insecure)
         LOG_WARN("k8s", "insecure-skip-tls-verify is set: the API server's certificate "
-                 "is not verified");
+                        "is not verified");
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -89,8 +89,7 @@ static int auth_header(k8s_client *c, char **out, char *err, size_t errlen)
         struct stat st;
         if (stat(c->conn.token_file, &st) == 0 &&
             (c->file_token == NULL || st.st_ino != c->token_st.st_ino ||
-             st.st_size != c->token_st.st_size ||
-             st.st_mtim.tv_sec != c->token_st.st_mtim.tv_sec ||
+             st.st_size != c->token_st.st_size || st.st_mtim.tv_sec != c->token_st.st_mtim.tv_sec ||
              st.st_mtim.tv_nsec != c->token_st.st_mtim.tv_nsec)) {
             FILE *f = fopen(c->conn.token_file, "rb");
             char *buf = xmalloc(K8S_TOKEN_MAX + 1);
@@ -187,12 +186,12 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 {
     strbuf *b = ud;
     if (strbuf_append(b, p, size * n) != 0)
-        return 0;  /* too big: curl fails the transfer with CURLE_WRITE_ERROR */
+        return 0; /* too big: curl fails the transfer with CURLE_WRITE_ERROR */
     return size * n;
 }
 
-int k8s_request(k8s_client *c, const char *method, const char *path, const char *body,
-                long *status, strbuf *resp, char *err, size_t errlen)
+int k8s_request(k8s_client *c, const char *method, const char *path, const char *body, long *status,
+                strbuf *resp, char *err, size_t errlen)
 {
     struct curl_slist *h = NULL;
     strbuf local;
@@ -220,8 +219,7 @@ int k8s_request(k8s_client *c, const char *method, const char *path, const char 
     curl_easy_setopt(e, CURLOPT_WRITEDATA, resp ? resp : &local);
     cr = curl_easy_perform(e);
     if (cr != CURLE_OK) {
-        snprintf(err, errlen, "%s %s%s: %s", method, c->conn.server, path,
-                 curl_easy_strerror(cr));
+        snprintf(err, errlen, "%s %s%s: %s", method, c->conn.server, path, curl_easy_strerror(cr));
         goto out;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);

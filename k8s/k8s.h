@@ -23,18 +23,18 @@
 
 enum {
     K8S_OK = 0,
-    K8S_EFAIL = -1,      /* transport failure, bad reply, or an unexpected HTTP status */
-    K8S_ENOTFOUND = -2,  /* HTTP 404 */
-    K8S_EEXISTS = -3,    /* HTTP 409 AlreadyExists on create */
-    K8S_ECONFLICT = -4,  /* HTTP 409 Conflict on update: re-get, re-apply, retry */
-    K8S_EINVAL = -5,     /* bad arguments or configuration */
-    K8S_EDENIED = -6,    /* HTTP 401/403, or a TokenReview that did not authenticate */
+    K8S_EFAIL = -1,     /* transport failure, bad reply, or an unexpected HTTP status */
+    K8S_ENOTFOUND = -2, /* HTTP 404 */
+    K8S_EEXISTS = -3,   /* HTTP 409 AlreadyExists on create */
+    K8S_ECONFLICT = -4, /* HTTP 409 Conflict on update: re-get, re-apply, retry */
+    K8S_EINVAL = -5,    /* bad arguments or configuration */
+    K8S_EDENIED = -6,   /* HTTP 401/403, or a TokenReview that did not authenticate */
 };
 
 typedef struct k8s_config {
-    const char *kubeconfig;  /* a kubeconfig file; NULL or "" = in-cluster config */
-    const char *context;     /* NULL = the kubeconfig's current-context */
-    const char *sa_dir;      /* in-cluster files; NULL = /var/run/secrets/kubernetes.io/serviceaccount */
+    const char *kubeconfig; /* a kubeconfig file; NULL or "" = in-cluster config */
+    const char *context;    /* NULL = the kubeconfig's current-context */
+    const char *sa_dir; /* in-cluster files; NULL = /var/run/secrets/kubernetes.io/serviceaccount */
     /* Tuning, 0 = the client-go-like default. Tests shorten them. */
     int watch_timeout_min_s; /* 300: each watch asks for a random timeoutSeconds in [min,max] */
     int watch_timeout_max_s; /* 600 */
@@ -66,8 +66,8 @@ const char *k8s_client_namespace(const k8s_client *c);
  * the reply body, bounded to 64 MiB. Returns 0 whenever a reply arrived, whatever its
  * status; K8S_EFAIL on transport failure. */
 struct strbuf;
-int k8s_request(k8s_client *c, const char *method, const char *path, const char *body,
-                long *status, struct strbuf *resp, char *err, size_t errlen);
+int k8s_request(k8s_client *c, const char *method, const char *path, const char *body, long *status,
+                struct strbuf *resp, char *err, size_t errlen);
 
 /* ---- writes --------------------------------------------------------------------------- */
 
@@ -81,24 +81,24 @@ typedef enum {
  * deletes it); or a K8S_E* code with out untouched. obj is borrowed. The namespace is ns,
  * or obj's metadata.namespace when ns is NULL. */
 int k8s_create(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
-               char *err, size_t errlen);                 /* K8S_EEXISTS if present */
-int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out,
-            char *err, size_t errlen);                    /* K8S_ENOTFOUND */
+               char *err, size_t errlen); /* K8S_EEXISTS if present */
+int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out, char *err,
+            size_t errlen); /* K8S_ENOTFOUND */
 /* PUT; obj must carry metadata.name and should carry the metadata.resourceVersion it was
  * read at: a stale one gives K8S_ECONFLICT. */
 int k8s_update(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, cJSON **out,
-               char *err, size_t errlen);                 /* K8S_ECONFLICT, K8S_ENOTFOUND */
+               char *err, size_t errlen); /* K8S_ECONFLICT, K8S_ENOTFOUND */
 int k8s_delete(k8s_client *c, k8s_kind kind, const char *ns, const char *name, char *err,
-               size_t errlen);                            /* K8S_ENOTFOUND */
+               size_t errlen); /* K8S_ENOTFOUND */
 
 /* ---- TokenReview ---------------------------------------------------------------------- */
 
 typedef struct k8s_token_status {
     bool authenticated;
-    char *username;   /* NULL when absent */
+    char *username; /* NULL when absent */
     char **groups;
     size_t ngroups;
-    char *error;      /* status.error, NULL when absent */
+    char *error; /* status.error, NULL when absent */
 } k8s_token_status;
 
 /* POSTs a TokenReview with spec{token, audiences:[audience]} (audience may be NULL).
@@ -111,8 +111,8 @@ void k8s_token_status_free(k8s_token_status *st);
  * true, status.error is empty, the groups contain system:serviceaccounts and the username
  * is system:serviceaccount:<ns>:<sa>; then *ns and *sa are new strings for the caller.
  * Otherwise a K8S_E* code (K8S_EDENIED for a rejected token) with err saying why. */
-int k8s_token_review(void *ud, const char *token, const char *audience, char **ns,
-                     char **sa, char *err, size_t errlen);
+int k8s_token_review(void *ud, const char *token, const char *audience, char **ns, char **sa,
+                     char *err, size_t errlen);
 
 /* ---- source (reflectors) -------------------------------------------------------------- */
 

@@ -15,25 +15,25 @@
 /* ---- connection settings (kubeconfig.c) ----------------------------------------------- */
 
 typedef struct k8s_conn {
-    char *server;       /* without trailing '/' */
-    char *ca_pem;       /* certificate-authority(-data), PEM text; NULL = system roots */
+    char *server; /* without trailing '/' */
+    char *ca_pem; /* certificate-authority(-data), PEM text; NULL = system roots */
     size_t ca_len;
-    char *cert_pem;     /* client-certificate(-data) */
+    char *cert_pem; /* client-certificate(-data) */
     size_t cert_len;
-    char *key_pem;      /* client-key(-data) */
+    char *key_pem; /* client-key(-data) */
     size_t key_len;
-    char *token;        /* a literal bearer token */
-    char *token_file;   /* re-read when it changes (in-cluster, tokenFile) */
-    char *namespace;    /* context namespace or the in-cluster namespace file */
-    bool insecure;      /* insecure-skip-tls-verify: true */
+    char *token;      /* a literal bearer token */
+    char *token_file; /* re-read when it changes (in-cluster, tokenFile) */
+    char *namespace;  /* context namespace or the in-cluster namespace file */
+    bool insecure;    /* insecure-skip-tls-verify: true */
 } k8s_conn;
 
 /* Parses kubeconfig text. base_dir resolves relative file paths (kubectl resolves them
  * against the kubeconfig's folder). context NULL = current-context. Returns 0, or
  * K8S_EINVAL with err naming the field. Files named by the kubeconfig are read here,
  * except tokenFile which is only recorded. */
-int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir,
-                         const char *context, k8s_conn *out, char *err, size_t errlen);
+int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir, const char *context,
+                         k8s_conn *out, char *err, size_t errlen);
 int k8s_kubeconfig_load(const char *path, const char *context, k8s_conn *out, char *err,
                         size_t errlen);
 /* In-cluster: KUBERNETES_SERVICE_HOST/PORT and sa_dir/{token,ca.crt,namespace}. */
@@ -88,7 +88,7 @@ int64_t k8s_rand_range(uint64_t *rng, int64_t lo, int64_t hi);
  * list generation in which it was last seen. ---------------------------------------- */
 
 typedef struct k8s_keyent {
-    char *key;      /* NULL = empty slot; tombstones use K8S_KEY_TOMB */
+    char *key; /* NULL = empty slot; tombstones use K8S_KEY_TOMB */
     char *rv;
     uint32_t gen;
 } k8s_keyent;
@@ -114,19 +114,19 @@ size_t k8s_keyset_bytes(const k8s_keyset *s);
 /* ---- reflectors (reflector.c), driven by the source's thread (k8s_source.c) ----------- */
 
 typedef enum {
-    K8S_R_WAIT = 0,  /* nothing in flight; (re)start at next_at_ns */
-    K8S_R_LIST,      /* a list page is in flight */
-    K8S_R_WATCH,     /* a watch stream is open */
+    K8S_R_WAIT = 0, /* nothing in flight; (re)start at next_at_ns */
+    K8S_R_LIST,     /* a list page is in flight */
+    K8S_R_WATCH,    /* a watch stream is open */
 } k8s_rstate;
 
 typedef struct k8s_resdef {
-    const char *group;        /* "" = core */
+    const char *group; /* "" = core */
     const char *kind;
     const char *plural;
-    const char *metric_type;  /* the type label of pilot_k8s_{reg,cfg}_events */
-    bool config;              /* Istio config (cfg_events) or registry (reg_events) */
-    const char *selector;     /* NULL, or a query term added to list and watch
-                               * ("fieldSelector=metadata.name%3Dx"), already escaped */
+    const char *metric_type; /* the type label of pilot_k8s_{reg,cfg}_events */
+    bool config;             /* Istio config (cfg_events) or registry (reg_events) */
+    const char *selector;    /* NULL, or a query term added to list and watch
+                              * ("fieldSelector=metadata.name%3Dx"), already escaped */
 } k8s_resdef;
 
 struct k8s_source;
@@ -134,33 +134,33 @@ struct k8s_source;
 typedef struct k8s_reflector {
     struct k8s_source *src;
     k8s_resdef def;
-    char *api_version;        /* "v1", "networking.istio.io/v1" */
-    char *path;               /* "/api/v1/services" */
+    char *api_version; /* "v1", "networking.istio.io/v1" */
+    char *path;        /* "/api/v1/services" */
     k8s_rstate state;
-    bool need_list;           /* the next start lists (first time, after 410) */
+    bool need_list; /* the next start lists (first time, after 410) */
     CURL *easy;
     struct curl_slist *hdrs;
-    strbuf body;              /* the list page being received */
-    strbuf errbody;           /* the head of a non-200 reply, for the log */
+    strbuf body;    /* the list page being received */
+    strbuf errbody; /* the head of a non-200 reply, for the log */
     k8s_linebuf lines;
-    bool abort_relist;        /* the stream said 410 (or another ERROR): relist */
-    bool abort_bad;           /* the stream sent a bad or oversized line */
-    char *rv;                 /* last resourceVersion seen (list, event or bookmark) */
-    char *cont;               /* continue token of the list in progress */
-    char *list_rv;            /* resourceVersion of the list in progress */
-    k8s_keyset known;         /* what the sink has been told exists */
+    bool abort_relist; /* the stream said 410 (or another ERROR): relist */
+    bool abort_bad;    /* the stream sent a bad or oversized line */
+    char *rv;          /* last resourceVersion seen (list, event or bookmark) */
+    char *cont;        /* continue token of the list in progress */
+    char *list_rv;     /* resourceVersion of the list in progress */
+    k8s_keyset known;  /* what the sink has been told exists */
     uint32_t list_gen;
     k8s_backoff backoff;
     int64_t next_at_ns;
     int64_t watch_start_ns;
-    uint64_t watch_events;    /* events in the current watch */
+    uint64_t watch_events; /* events in the current watch */
     bool synced;
-    char *label[3];           /* "<type>,add", "<type>,update", "<type>,delete" */
+    char *label[3]; /* "<type>,add", "<type>,update", "<type>,delete" */
     /* Stats, written on the k8s thread under src->mu, read by /debug/k8sz. */
     uint64_t st_events, st_relists, st_watches, st_errors;
     int64_t st_last_event_wall_ns;
     size_t st_objects, st_key_bytes;
-    bool key_bytes_dirty;     /* k8s thread only */
+    bool key_bytes_dirty; /* k8s thread only */
     char st_rv[64];
 } k8s_reflector;
 

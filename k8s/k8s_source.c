@@ -16,13 +16,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "pilot/obs/debug.h"
 #include "k8s/k8s_internal.h"
 #include "pilot/base/log.h"
+#include "pilot/obs/debug.h"
 #include "pilot/obs/metrics.h"
 
 struct k8s_source {
-    k8s_config cfg;          /* strings owned below */
+    k8s_config cfg; /* strings owned below */
     char *kubeconfig, *context, *sa_dir;
     k8s_client *client;
     source_sink sink;
@@ -35,8 +35,8 @@ struct k8s_source {
     size_t nrefl;
     size_t nsynced;
     bool discovered;
-    bool sync_reported;      /* sink.synced was called (once per source, ever) */
-    bool istio_missing;      /* networking.istio.io not served at the last discovery */
+    bool sync_reported; /* sink.synced was called (once per source, ever) */
+    bool istio_missing; /* networking.istio.io not served at the last discovery */
     int64_t rediscover_at_ns;
     uint64_t rng;
 };
@@ -46,10 +46,9 @@ static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
 {
-    m_reg_events = metric_counter("pilot_k8s_reg_events",
-                                  "Events from k8s registry.", "type,event");
-    m_cfg_events = metric_counter("pilot_k8s_cfg_events",
-                                  "Events from k8s config.", "type,event");
+    m_reg_events =
+        metric_counter("pilot_k8s_reg_events", "Events from k8s registry.", "type,event");
+    m_cfg_events = metric_counter("pilot_k8s_cfg_events", "Events from k8s config.", "type,event");
 }
 
 /* What we read. Versions are settled by discovery (k8s_source_start's thread). */
@@ -60,12 +59,17 @@ static const k8s_resdef res_slices = {"discovery.k8s.io", "EndpointSlice", "endp
                                       "EndpointSlice", false};
 static const k8s_resdef res_endpoints = {"", "Endpoints", "endpoints", "Endpoints", false};
 /* The CA's root ConfigMaps (k8s_config.ca_root_configmaps), only those. */
-static const k8s_resdef res_root_cms = {"", "ConfigMap", "configmaps", "ConfigMaps", false,
-                                        "fieldSelector=metadata.name%3Distio-ca-root-cert"};
+static const k8s_resdef res_root_cms = {
+    "",           "ConfigMap", "configmaps",
+    "ConfigMaps", false,       "fieldSelector=metadata.name%3Distio-ca-root-cert"};
 /* Gateway credentials (SDS kubernetes://<name>), filtered like istiod's credentials
  * controller (SecretsFieldSelector): every Secret but service-account tokens and Helm
  * release records, the two kinds that are numerous, large and never credentials. */
-static const k8s_resdef res_secrets = {"", "Secret", "secrets", "Secrets", false,
+static const k8s_resdef res_secrets = {"",
+                                       "Secret",
+                                       "secrets",
+                                       "Secrets",
+                                       false,
                                        "fieldSelector=type%21%3Dhelm.sh%2Frelease.v1%2C"
                                        "type%21%3Dkubernetes.io%2Fservice-account-token"};
 static const k8s_resdef res_istio[] = {
@@ -77,12 +81,30 @@ static const k8s_resdef res_istio[] = {
 
 /* ---- internals for reflector.c ---------------------------------------------------------- */
 
-CURLM *k8s_source_multi(struct k8s_source *s) { return s->multi; }
-k8s_client *k8s_source_client(struct k8s_source *s) { return s->client; }
-const k8s_config *k8s_source_config(struct k8s_source *s) { return &s->cfg; }
-void k8s_source_lock(struct k8s_source *s) { pthread_mutex_lock(&s->mu); }
-void k8s_source_unlock(struct k8s_source *s) { pthread_mutex_unlock(&s->mu); }
-uint64_t *k8s_source_rng(struct k8s_source *s) { return &s->rng; }
+CURLM *k8s_source_multi(struct k8s_source *s)
+{
+    return s->multi;
+}
+k8s_client *k8s_source_client(struct k8s_source *s)
+{
+    return s->client;
+}
+const k8s_config *k8s_source_config(struct k8s_source *s)
+{
+    return &s->cfg;
+}
+void k8s_source_lock(struct k8s_source *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+void k8s_source_unlock(struct k8s_source *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
+uint64_t *k8s_source_rng(struct k8s_source *s)
+{
+    return &s->rng;
+}
 
 void k8s_source_emit(struct k8s_source *s, k8s_reflector *r, source_event_type t, cJSON *obj,
                      int metric_event)
@@ -160,11 +182,13 @@ static bool nap(k8s_source *s, int64_t ms)
 static bool group_has(const cJSON *groups, const char *group, const char *version)
 {
     const cJSON *g, *v;
-    cJSON_ArrayForEach(g, groups) {
+    cJSON_ArrayForEach(g, groups)
+    {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "name");
         if (!cJSON_IsString(name) || strcmp(name->valuestring, group) != 0)
             continue;
-        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "versions")) {
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "versions"))
+        {
             const cJSON *ver = cJSON_GetObjectItemCaseSensitive(v, "version");
             if (cJSON_IsString(ver) && strcmp(ver->valuestring, version) == 0)
                 return true;
@@ -255,8 +279,10 @@ static bool discover(k8s_source *s)
         add_refl(s, &res_endpoints, "v1");
     }
     if (!add_istio(s, groups)) {
-        LOG_WARN("k8s", "networking.istio.io is not served (CRDs not installed?): no Istio "
-                 "config yet; checking again every %d ms", s->cfg.rediscover_ms);
+        LOG_WARN("k8s",
+                 "networking.istio.io is not served (CRDs not installed?): no Istio "
+                 "config yet; checking again every %d ms",
+                 s->cfg.rediscover_ms);
         s->istio_missing = true;
         s->rediscover_at_ns = util_now_ns() + (int64_t)s->cfg.rediscover_ms * 1000000LL;
     }
@@ -363,10 +389,12 @@ k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink)
         /* PILOT_K8S_REDISCOVERY_INTERVAL (a Go duration) lets tests shorten it. */
         const char *ev = getenv("PILOT_K8S_REDISCOVERY_INTERVAL");
         int64_t ns = 0;
-        if (ev && *ev && (util_parse_duration(ev, &ns) != 0 || ns < 1000000LL ||
-                          ns > 3600LL * 1000000000LL)) {
-            LOG_WARN("k8s", "PILOT_K8S_REDISCOVERY_INTERVAL=%.64s is not a duration in "
-                     "[1ms, 1h]: using 30s", ev);
+        if (ev && *ev &&
+            (util_parse_duration(ev, &ns) != 0 || ns < 1000000LL || ns > 3600LL * 1000000000LL)) {
+            LOG_WARN("k8s",
+                     "PILOT_K8S_REDISCOVERY_INTERVAL=%.64s is not a duration in "
+                     "[1ms, 1h]: using 30s",
+                     ev);
             ns = 0;
         }
         s->cfg.rediscover_ms = ns > 0 ? (int)(ns / 1000000LL) : 30000;
@@ -386,8 +414,10 @@ k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink)
         goto fail;
     }
     pthread_once(&metrics_once, metrics_init);
-    dbg_register("/debug/k8sz", "Kubernetes reflectors: resource, resourceVersion, events, "
-                 "relists, last event time", k8sz, s);
+    dbg_register("/debug/k8sz",
+                 "Kubernetes reflectors: resource, resourceVersion, events, "
+                 "relists, last event time",
+                 k8sz, s);
     LOG_INFO("k8s", "API server %s", k8s_client_server(s->client));
     return s;
 fail:

@@ -12,9 +12,9 @@
 #include "pilot/base/log.h"
 #include "pilot/base/yaml.h"
 
-#define KC_MAX_FILE (4u << 20)  /* a kubeconfig, certificate or token file */
+#define KC_MAX_FILE (4u << 20) /* a kubeconfig, certificate or token file */
 
-/* The kubeconfig as JSON: its first YAML document (pilot/yaml.h types scalars like
+/* The kubeconfig as JSON: its first YAML document (pilot/base/yaml.h types scalars like
  * Kubernetes' loader does). */
 static cJSON *yaml_parse_one(const char *buf, size_t len, char *err, size_t errlen)
 {
@@ -75,7 +75,7 @@ static int b64_decode(const char *in, char **out, size_t *outlen)
     unsigned char *dec;
     int len;
 
-    for (size_t i = 0; i < n; i++)  /* kubeconfigs sometimes wrap long data */
+    for (size_t i = 0; i < n; i++) /* kubeconfigs sometimes wrap long data */
         if (in[i] != '\n' && in[i] != '\r' && in[i] != ' ' && in[i] != '\t')
             clean[k++] = in[i];
     clean[k] = '\0';
@@ -108,11 +108,11 @@ static const char *jstr(const cJSON *o, const char *key)
 }
 
 /* The entry of list `field` whose name is `name`, returning its `inner` object. */
-static const cJSON *named(const cJSON *root, const char *field, const char *inner,
-                          const char *name)
+static const cJSON *named(const cJSON *root, const char *field, const char *inner, const char *name)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, field), *e;
-    cJSON_ArrayForEach(e, arr) {
+    cJSON_ArrayForEach(e, arr)
+    {
         const char *n = jstr(e, "name");
         if (n != NULL && strcmp(n, name) == 0) {
             const cJSON *in = cJSON_GetObjectItemCaseSensitive(e, inner);
@@ -179,8 +179,8 @@ static int check_server(const char *server, const char *what, char *err, size_t 
     return 0;
 }
 
-int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir,
-                         const char *context, k8s_conn *out, char *err, size_t errlen)
+int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir, const char *context,
+                         k8s_conn *out, char *err, size_t errlen)
 {
     char sub[256];
     cJSON *root = NULL;
@@ -230,8 +230,8 @@ int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir,
         c.insecure = cJSON_IsTrue(v) || (cJSON_IsString(v) && strcmp(v->valuestring, "true") == 0);
     }
     snprintf(sub, sizeof(sub), "kubeconfig: cluster \"%s\":", clname);
-    if (data_or_file(cluster, "certificate-authority-data", "certificate-authority", base_dir,
-                     sub, &c.ca_pem, &c.ca_len, err, errlen) != 0)
+    if (data_or_file(cluster, "certificate-authority-data", "certificate-authority", base_dir, sub,
+                     &c.ca_pem, &c.ca_len, err, errlen) != 0)
         goto out;
     s = jstr(ctx, "namespace");
     c.namespace = xstrdup(s ? s : "default");
@@ -246,8 +246,10 @@ int k8s_kubeconfig_parse(const char *buf, size_t len, const char *base_dir,
         snprintf(sub, sizeof(sub), "kubeconfig: user \"%s\":", uname);
         if (cJSON_GetObjectItemCaseSensitive(user, "exec") != NULL ||
             cJSON_GetObjectItemCaseSensitive(user, "auth-provider") != NULL) {
-            snprintf(err, errlen, "%s exec and auth-provider credentials are not supported; "
-                     "use token, tokenFile or a client certificate", sub);
+            snprintf(err, errlen,
+                     "%s exec and auth-provider credentials are not supported; "
+                     "use token, tokenFile or a client certificate",
+                     sub);
             goto out;
         }
         if ((s = jstr(user, "token")) != NULL)
@@ -307,7 +309,8 @@ int k8s_incluster_load(const char *sa_dir, k8s_conn *out, char *err, size_t errl
     if (sa_dir == NULL)
         sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     if (host == NULL || host[0] == '\0' || port == NULL || port[0] == '\0') {
-        snprintf(err, errlen, "not in a cluster: KUBERNETES_SERVICE_HOST and "
+        snprintf(err, errlen,
+                 "not in a cluster: KUBERNETES_SERVICE_HOST and "
                  "KUBERNETES_SERVICE_PORT are not set (give --kubeconfig)");
         goto out;
     }

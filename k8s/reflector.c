@@ -21,7 +21,7 @@
 
 #define LIST_PAGE_MAX (512u << 20)
 #define ERRBODY_MAX 4096
-#define WATCH_GRACE_S 30     /* a watch still open this long past its timeout is stalled */
+#define WATCH_GRACE_S 30 /* a watch still open this long past its timeout is stalled */
 #define SHORT_WATCH_NS 1000000000LL
 
 static const char *obj_str(const cJSON *o, const char *a, const char *b)
@@ -38,8 +38,7 @@ static void set_str(char **dst, const char *s)
     *dst = s ? xstrdup(s) : NULL;
 }
 
-k8s_reflector *k8s_reflector_new(struct k8s_source *src, const k8s_resdef *def,
-                                 const char *version)
+k8s_reflector *k8s_reflector_new(struct k8s_source *src, const k8s_resdef *def, const char *version)
 {
     k8s_reflector *r = xcalloc(1, sizeof(*r));
     const k8s_config *cfg = k8s_source_config(src);
@@ -120,8 +119,8 @@ static void note_rv(k8s_reflector *r, const char *rv)
  * the end of a list or a watch, not per event). */
 static void update_key_bytes(k8s_reflector *r)
 {
-    size_t bytes = r->key_bytes_dirty || r->st_key_bytes == 0 ? k8s_keyset_bytes(&r->known)
-                                                                : r->st_key_bytes;
+    size_t bytes =
+        r->key_bytes_dirty || r->st_key_bytes == 0 ? k8s_keyset_bytes(&r->known) : r->st_key_bytes;
     r->key_bytes_dirty = false;
     k8s_source_lock(r->src);
     r->st_objects = r->known.count;
@@ -218,7 +217,7 @@ static void upsert(k8s_reflector *r, cJSON *obj, bool listing)
     if (listing)
         e->gen = r->list_gen;
     if (!fresh && listing && rv != NULL && e->rv != NULL && strcmp(rv, e->rv) == 0) {
-        cJSON_Delete(obj);  /* unchanged since we last reported it */
+        cJSON_Delete(obj); /* unchanged since we last reported it */
         free(key);
         return;
     }
@@ -345,8 +344,8 @@ static void begin_watch(k8s_reflector *r)
     int hi = cfg->watch_timeout_max_s > 0 ? cfg->watch_timeout_max_s : 600;
     int64_t t = k8s_rand_range(k8s_source_rng(r->src), lo, hi < lo ? lo : hi);
     char *path = xasprintf("%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true"
-                           "&timeoutSeconds=%lld%s%s", r->path, r->rv ? r->rv : "0",
-                           (long long)t, r->def.selector ? "&" : "",
+                           "&timeoutSeconds=%lld%s%s",
+                           r->path, r->rv ? r->rv : "0", (long long)t, r->def.selector ? "&" : "",
                            r->def.selector ? r->def.selector : "");
 
     r->abort_relist = r->abort_bad = false;
@@ -426,8 +425,8 @@ static void list_done(k8s_reflector *r, CURLcode cr, long status)
             k8s_source_lock(r->src);
             r->synced = true;
             k8s_source_unlock(r->src);
-            LOG_INFO("k8s", "%s: initial list done (%zu objects, resourceVersion %s)",
-                     r->path, r->known.count, r->rv ? r->rv : "");
+            LOG_INFO("k8s", "%s: initial list done (%zu objects, resourceVersion %s)", r->path,
+                     r->known.count, r->rv ? r->rv : "");
             k8s_source_reflector_synced(r->src);
         }
         begin_watch(r);
@@ -453,8 +452,8 @@ static int on_line(void *ud, const char *line, size_t len)
     int rc = 0;
 
     if (ev == NULL || type == NULL || !cJSON_IsObject(obj)) {
-        LOG_WARN("k8s", "%s: malformed watch event (%zu bytes), restarting the watch",
-                 r->path, len);
+        LOG_WARN("k8s", "%s: malformed watch event (%zu bytes), restarting the watch", r->path,
+                 len);
         r->abort_bad = true;
         rc = 1;
         goto out;
@@ -506,7 +505,7 @@ static size_t on_watch_data(char *p, size_t size, size_t n, void *ud)
                  K8S_LINE_MAX);
         r->abort_bad = true;
     }
-    return rc == 0 ? size * n : 0;  /* 0 makes curl end the transfer */
+    return rc == 0 ? size * n : 0; /* 0 makes curl end the transfer */
 }
 
 static void watch_done(k8s_reflector *r, CURLcode cr, long status)

@@ -17,8 +17,7 @@ static const struct {
 } kinds[] = {
     [K8S_CONFIGMAP] = {"/api/v1", "configmaps", "v1", "ConfigMap"},
     [K8S_SECRET] = {"/api/v1", "secrets", "v1", "Secret"},
-    [K8S_LEASE] = {"/apis/coordination.k8s.io/v1", "leases", "coordination.k8s.io/v1",
-                   "Lease"},
+    [K8S_LEASE] = {"/apis/coordination.k8s.io/v1", "leases", "coordination.k8s.io/v1", "Lease"},
 };
 
 /* Names and namespaces go into the URL: accept only DNS-1123-ish characters so that no
@@ -28,8 +27,8 @@ static bool safe_name(const char *s)
     if (s == NULL || s[0] == '\0' || strlen(s) > 253)
         return false;
     for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-              *p == '.' || (*p >= 'A' && *p <= 'Z') || *p == '_'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+              (*p >= 'A' && *p <= 'Z') || *p == '_'))
             return false;
     return true;
 }
@@ -42,8 +41,7 @@ static const char *obj_field(const cJSON *obj, const char *field)
 }
 
 /* The Status message of an error reply, for err. */
-static void status_message(const strbuf *b, long status, const char *what, char *err,
-                           size_t errlen)
+static void status_message(const strbuf *b, long status, const char *what, char *err, size_t errlen)
 {
     cJSON *j = b->data ? cJSON_ParseWithLength(b->data, b->len) : NULL;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
@@ -111,8 +109,8 @@ out:
 }
 
 static int target(k8s_kind kind, const char *ns, const cJSON *obj, const char *name,
-                  const char **nsp, const char **namep, char *what, size_t whatlen,
-                  char *err, size_t errlen)
+                  const char **nsp, const char **namep, char *what, size_t whatlen, char *err,
+                  size_t errlen)
 {
     if ((unsigned)kind >= sizeof(kinds) / sizeof(kinds[0])) {
         snprintf(err, errlen, "unknown kind %d", (int)kind);
@@ -150,8 +148,8 @@ static cJSON *typed_copy(k8s_kind kind, const cJSON *obj)
 
 /* create (POST to the collection) or update (PUT to the object): obj is sent with
  * apiVersion and kind set; its metadata names the target unless ns is given. */
-static int write_object(k8s_client *c, bool create, k8s_kind kind, const char *ns,
-                        const cJSON *obj, cJSON **out, char *err, size_t errlen)
+static int write_object(k8s_client *c, bool create, k8s_kind kind, const char *ns, const cJSON *obj,
+                        cJSON **out, char *err, size_t errlen)
 {
     const char *n, *nm;
     char what[300], *path;
@@ -166,9 +164,9 @@ static int write_object(k8s_client *c, bool create, k8s_kind kind, const char *n
     if (rc != 0)
         return rc;
     o = typed_copy(kind, obj);
-    path = create ? xasprintf("%s/namespaces/%s/%s", kinds[kind].prefix, n, kinds[kind].plural)
-                  : xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n,
-                              kinds[kind].plural, nm);
+    path = create
+               ? xasprintf("%s/namespaces/%s/%s", kinds[kind].prefix, n, kinds[kind].plural)
+               : xasprintf("%s/namespaces/%s/%s/%s", kinds[kind].prefix, n, kinds[kind].plural, nm);
     rc = call(c, create ? "POST" : "PUT", path, o, what, out, err, errlen);
     free(path);
     cJSON_Delete(o);
@@ -197,8 +195,8 @@ int k8s_create(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, c
     return write_object(c, true, kind, ns, obj, out, err, errlen);
 }
 
-int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out,
-            char *err, size_t errlen)
+int k8s_get(k8s_client *c, k8s_kind kind, const char *ns, const char *name, cJSON **out, char *err,
+            size_t errlen)
 {
     return named_call(c, "GET", kind, ns, name, out, err, errlen);
 }
@@ -245,8 +243,8 @@ int k8s_token_review_raw(k8s_client *c, const char *token, const char *audience,
         cJSON *a = cJSON_AddArrayToObject(spec, "audiences");
         cJSON_AddItemToArray(a, cJSON_CreateString(audience));
     }
-    rc = call(c, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", req, "TokenReview",
-              &resp, err, errlen);
+    rc = call(c, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", req, "TokenReview", &resp,
+              err, errlen);
     if (rc != 0)
         goto out;
     status = cJSON_GetObjectItemCaseSensitive(resp, "status");
@@ -266,7 +264,8 @@ int k8s_token_review_raw(k8s_client *c, const char *token, const char *audience,
     v = cJSON_GetObjectItemCaseSensitive(user, "groups");
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0) {
         st->groups = xcalloc((size_t)cJSON_GetArraySize(v), sizeof(char *));
-        cJSON_ArrayForEach(g, v) {
+        cJSON_ArrayForEach(g, v)
+        {
             if (cJSON_IsString(g))
                 st->groups[st->ngroups++] = xstrdup(g->valuestring);
         }
@@ -277,8 +276,8 @@ out:
     return rc;
 }
 
-int k8s_token_review(void *ud, const char *token, const char *audience, char **ns,
-                     char **sa, char *err, size_t errlen)
+int k8s_token_review(void *ud, const char *token, const char *audience, char **ns, char **sa,
+                     char *err, size_t errlen)
 {
     static const char prefix[] = "system:serviceaccount:";
     k8s_client *c = ud;

@@ -12,20 +12,20 @@
 #include "certs/ca.h"
 #include "certs/ca_kube.h"
 #include "certs/ca_service.h"
-#include "pilot/ca_setup.h"
 #include "certs/ca_tls.h"
 #include "k8s/k8s.h"
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/ca_setup.h"
 
 #define CA_SETUP_LOG "ca"
 
 struct pilot_ca {
     bool kube;
-    char *secure_addr;            /* "" = none */
-    char *ns;                     /* istiod's namespace (the Secret's) */
-    int64_t interval_ns;          /* rotation check period */
-    k8s_client *kc;               /* kube mode or --kubeconfig: TokenReview and writes */
+    char *secure_addr;   /* "" = none */
+    char *ns;            /* istiod's namespace (the Secret's) */
+    int64_t interval_ns; /* rotation check period */
+    k8s_client *kc;      /* kube mode or --kubeconfig: TokenReview and writes */
     ca *ca;
     ca_service *svc;
     ca_tls *tls;
@@ -60,8 +60,8 @@ static void mkdir_parents(const char *dir)
  * other code (a bad plug-in directory, a broken Secret) will not heal by waiting and is
  * returned at once. The log stays bounded: a line for the
  * first failure, for a different error, and at most one a minute otherwise. */
-static int kube_ca_retry(pilot_ca *p, const ca_opts *o, pilot_ca_wait_fn wait, void *ud,
-                         char *err, size_t errlen)
+static int kube_ca_retry(pilot_ca *p, const ca_opts *o, pilot_ca_wait_fn wait, void *ud, char *err,
+                         size_t errlen)
 {
     int64_t delay = CA_RETRY_FIRST_MS, last_log = 0;
     char prev[512] = "";
@@ -75,8 +75,10 @@ static int kube_ca_retry(pilot_ca *p, const ca_opts *o, pilot_ca_wait_fn wait, v
             break;
         int64_t now = util_now_ns();
         if (attempts == 1 || strcmp(prev, err) != 0 || now - last_log >= CA_RETRY_LOG_NS) {
-            LOG_WARN(CA_SETUP_LOG, "CA: %s; retrying (attempt %u, next in %lld ms) until the "
-                     "API server answers", err, attempts, (long long)delay);
+            LOG_WARN(CA_SETUP_LOG,
+                     "CA: %s; retrying (attempt %u, next in %lld ms) until the "
+                     "API server answers",
+                     err, attempts, (long long)delay);
             snprintf(prev, sizeof(prev), "%s", err);
             last_log = now;
         }
@@ -150,10 +152,10 @@ pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wa
         }
     }
     LOG_INFO(CA_SETUP_LOG, "CA ready: root from %s, trust domain %s, TokenReview %s, TLS %s",
-             ca_get_source(p->ca) == CA_SOURCE_PLUGIN     ? "the plug-in directory"
-             : ca_get_source(p->ca) == CA_SOURCE_IMPORTED ? "Secret istio-ca-secret"
+             ca_get_source(p->ca) == CA_SOURCE_PLUGIN      ? "the plug-in directory"
+             : ca_get_source(p->ca) == CA_SOURCE_IMPORTED  ? "Secret istio-ca-secret"
              : ca_get_source(p->ca) == CA_SOURCE_STATE_DIR ? "the state directory"
-                                                            : "a new self-signed root",
+                                                           : "a new self-signed root",
              ca_trust_domain(p->ca), p->kc ? "on" : "off (client certificates only)",
              p->secure_addr[0] ? p->secure_addr : "off");
     return p;
@@ -191,11 +193,13 @@ static int ca_unary(void *ud, const xds_call_auth *auth, const uint8_t *req, siz
                                   "(served on the secure gRPC port)");
         return 12; /* GRPC_STATUS_UNIMPLEMENTED */
     }
-    ca_caller who = { 0 };
+    ca_caller who = {0};
     if (auth) {
-        who = (ca_caller){ .peer = auth->peer, .bearer_token = auth->bearer_token,
-                           .peer_uri_sans = auth->peer_uri_sans,
-                           .npeer_uri_sans = auth->npeer_uri_sans, .secure = auth->secure };
+        who = (ca_caller){.peer = auth->peer,
+                          .bearer_token = auth->bearer_token,
+                          .peer_uri_sans = auth->peer_uri_sans,
+                          .npeer_uri_sans = auth->npeer_uri_sans,
+                          .secure = auth->secure};
     }
     return ca_service_create_certificate(p->svc, &who, req, req_len, resp, resp_len,
                                          status_message);

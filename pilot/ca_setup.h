@@ -18,9 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pilot/base/source.h"
 #include "pilot/flags.h"
 #include "xds/ads/server.h"
-#include "pilot/base/source.h"
 
 typedef struct pilot_ca pilot_ca;
 

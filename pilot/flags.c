@@ -23,7 +23,7 @@ typedef struct flag_def {
     const char *name;
     flag_type type;
     size_t off;
-    const char *def;              /* NULL: unset */
+    const char *def; /* NULL: unset */
     const char *help;
 } flag_def;
 
@@ -32,7 +32,8 @@ typedef struct flag_def {
 static const flag_def flag_table[] = {
     {"configDir", FT_STRING, OFF(config_dir), NULL,
      "Directory to watch for config YAML files (instead of the Kubernetes API server)"},
-    {"httpAddr", FT_STRING, OFF(http_addr), ":8080", "Discovery service HTTP address (/ready, /debug)"},
+    {"httpAddr", FT_STRING, OFF(http_addr), ":8080",
+     "Discovery service HTTP address (/ready, /debug)"},
     {"grpcAddr", FT_STRING, OFF(grpc_addr), ":15010", "Discovery service gRPC address"},
     {"monitoringAddr", FT_STRING, OFF(monitoring_addr), ":15014",
      "HTTP address for /metrics, /version and /debug"},
@@ -50,9 +51,8 @@ static const flag_def flag_table[] = {
      "Comma-separated scope:level list (levels: none, error, warn, info, debug)"},
     {"kubeconfig", FT_STRING, OFF(kubeconfig), NULL, "Use a Kubernetes configuration file"},
     {"clusterID", FT_STRING, OFF(cluster_id), "Kubernetes", "The ID of the cluster"},
-    {"keepaliveMaxServerConnectionAge", FT_DURATION,
-     OFF(keepalive_max_server_connection_age_ns), "30m",
-     "Maximum duration a connection will be kept open on the server"},
+    {"keepaliveMaxServerConnectionAge", FT_DURATION, OFF(keepalive_max_server_connection_age_ns),
+     "30m", "Maximum duration a connection will be kept open on the server"},
 };
 #define NFLAGS (sizeof(flag_table) / sizeof(flag_table[0]))
 
@@ -70,11 +70,15 @@ static const char usage_text[] =
     "      --monitoringAddr string                     monitoring address (default \":15014\")\n"
     "      --secureGRPCAddr string                     secure gRPC address (default \":15012\"\n"
     "                                                  with Kubernetes, else \"\": off)\n"
-    "      --caCertsDir string                         plug-in CA directory (default \"/etc/cacerts\")\n"
-    "      --caStateDir string                         self-signed root directory, config-directory\n"
+    "      --caCertsDir string                         plug-in CA directory (default "
+    "\"/etc/cacerts\")\n"
+    "      --caStateDir string                         self-signed root directory, "
+    "config-directory\n"
     "                                                  mode (default \"./var/run/pilot-ca\")\n"
-    "      --caKeyType string                          rsa or ecdsa, for a new root (default \"rsa\")\n"
-    "      --domain string                             DNS domain suffix (default \"cluster.local\")\n"
+    "      --caKeyType string                          rsa or ecdsa, for a new root (default "
+    "\"rsa\")\n"
+    "      --domain string                             DNS domain suffix (default "
+    "\"cluster.local\")\n"
     "      --meshConfig string                         mesh configuration file\n"
     "      --log_output_level string                   scope:level,... (default \"default:info\")\n"
     "      --kubeconfig string                         Kubernetes configuration file\n"
@@ -84,15 +88,15 @@ static const char usage_text[] =
     "\n"
     "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s),\n"
     "  DEFAULT_WORKLOAD_CERT_TTL (24h), MAX_WORKLOAD_CERT_TTL (2160h),\n"
-    "  CITADEL_SELF_SIGNED_CA_CERT_TTL (87600h), CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL (1h).\n";
+    "  CITADEL_SELF_SIGNED_CA_CERT_TTL (87600h), CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL "
+    "(1h).\n";
 
 const char *flags_usage(void)
 {
     return usage_text;
 }
 
-static int set_flag(pilot_flags *f, const flag_def *d, const char *value, char *err,
-                    size_t errlen)
+static int set_flag(pilot_flags *f, const flag_def *d, const char *value, char *err, size_t errlen)
 {
     char *base = (char *)f;
     if (d->type == FT_STRING) {
@@ -111,8 +115,7 @@ static int set_flag(pilot_flags *f, const flag_def *d, const char *value, char *
     return 0;
 }
 
-static int env_duration(const char *name, const char *def, int64_t *out, char *err,
-                        size_t errlen)
+static int env_duration(const char *name, const char *def, int64_t *out, char *err, size_t errlen)
 {
     const char *v = getenv(name);
     if (!v || !*v)
@@ -171,8 +174,10 @@ static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
         goto out;
     }
     if (ndocs == 1) {
-        const char *td = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "trustDomain"));
-        const char *rn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "rootNamespace"));
+        const char *td =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "trustDomain"));
+        const char *rn =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "rootNamespace"));
         if (td && *td) {
             free(f->trust_domain);
             f->trust_domain = xstrdup(td);
@@ -276,18 +281,21 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         env_duration("MAX_WORKLOAD_CERT_TTL", "2160h", &f->ca_max_ttl_ns, err, errlen) != 0 ||
         env_duration("CITADEL_SELF_SIGNED_CA_CERT_TTL", "87600h", &f->ca_root_ttl_ns, err,
                      errlen) != 0 ||
-        env_duration("CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", "1h",
-                     &f->ca_check_interval_ns, err, errlen) != 0)
+        env_duration("CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", "1h", &f->ca_check_interval_ns,
+                     err, errlen) != 0)
         return -1;
     if (f->ca_default_ttl_ns <= 0 || f->ca_max_ttl_ns <= 0 || f->ca_root_ttl_ns <= 0 ||
         f->ca_check_interval_ns <= 0 || f->ca_default_ttl_ns > f->ca_max_ttl_ns) {
-        snprintf(err, errlen, "certificate TTLs and the root check interval must be positive, "
-                              "and DEFAULT_WORKLOAD_CERT_TTL at most MAX_WORKLOAD_CERT_TTL");
+        snprintf(err, errlen,
+                 "certificate TTLs and the root check interval must be positive, "
+                 "and DEFAULT_WORKLOAD_CERT_TTL at most MAX_WORKLOAD_CERT_TTL");
         return -1;
     }
     if (strcmp(f->ca_key_type, "rsa") != 0 && strcmp(f->ca_key_type, "ecdsa") != 0) {
-        snprintf(err, errlen, "invalid argument \"%s\" for \"--caKeyType\" flag: want rsa or "
-                 "ecdsa", f->ca_key_type);
+        snprintf(err, errlen,
+                 "invalid argument \"%s\" for \"--caKeyType\" flag: want rsa or "
+                 "ecdsa",
+                 f->ca_key_type);
         return -1;
     }
     if (f->mesh_config && f->mesh_config[0] && load_mesh_config(f, err, errlen) != 0)

@@ -20,19 +20,19 @@ typedef enum {
 
 typedef struct pilot_flags {
     flags_cmd cmd;
-    char *config_dir;             /* NULL: none */
-    char *http_addr;              /* ":8080" */
-    char *grpc_addr;              /* ":15010" */
-    char *monitoring_addr;        /* ":15014" */
-    char *secure_grpc_addr;       /* NULL = not given: ":15012" in kube mode, else off; "" = off */
-    char *domain;                 /* "cluster.local" */
-    char *mesh_config;            /* NULL: none */
-    char *log_output_level;       /* "default:info" */
-    char *kubeconfig;             /* NULL: none */
-    char *cluster_id;             /* "Kubernetes" */
+    char *config_dir;       /* NULL: none */
+    char *http_addr;        /* ":8080" */
+    char *grpc_addr;        /* ":15010" */
+    char *monitoring_addr;  /* ":15014" */
+    char *secure_grpc_addr; /* NULL = not given: ":15012" in kube mode, else off; "" = off */
+    char *domain;           /* "cluster.local" */
+    char *mesh_config;      /* NULL: none */
+    char *log_output_level; /* "default:info" */
+    char *kubeconfig;       /* NULL: none */
+    char *cluster_id;       /* "Kubernetes" */
     int64_t keepalive_max_server_connection_age_ns; /* 30m */
-    int64_t debounce_after_ns;    /* PILOT_DEBOUNCE_AFTER, 100ms */
-    int64_t debounce_max_ns;      /* PILOT_DEBOUNCE_MAX, 10s */
+    int64_t debounce_after_ns;                      /* PILOT_DEBOUNCE_AFTER, 100ms */
+    int64_t debounce_max_ns;                        /* PILOT_DEBOUNCE_MAX, 10s */
     /* The built-in CA (certs/). */
     char *ca_certs_dir;           /* --caCertsDir, "/etc/cacerts": plug-in CA, wins when present */
     char *ca_state_dir;           /* --caStateDir, "./var/run/pilot-ca" (config-directory mode) */
@@ -42,8 +42,8 @@ typedef struct pilot_flags {
     int64_t ca_root_ttl_ns;       /* CITADEL_SELF_SIGNED_CA_CERT_TTL, 10 years (87600h) */
     int64_t ca_check_interval_ns; /* CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL, 1h */
     /* From --meshConfig when present. */
-    char *trust_domain;           /* "cluster.local" */
-    char *root_namespace;         /* "istio-system" */
+    char *trust_domain;   /* "cluster.local" */
+    char *root_namespace; /* "istio-system" */
 } pilot_flags;
 
 /* Fills *f from argv and the environment (getenv). Returns 0 on success (f->cmd says what

@@ -10,18 +10,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "pilot/ca_setup.h" /* ca: the built-in CA */
-#include "pilot/cfgdir/cfgdir.h"
-#include "pilot/obs/debug.h"
-#include "pilot/model/debug_model.h"
-#include "pilot/flags.h"
+#include "pilot_version.h"
 #include "k8s/k8s.h"
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
-#include "pilot/model/model.h"
-#include "pilot_version.h"
-#include "xds/ads/server.h"
 #include "pilot/base/util.h"
+#include "pilot/ca_setup.h" /* ca: the built-in CA */
+#include "pilot/cfgdir/cfgdir.h"
+#include "pilot/flags.h"
+#include "pilot/model/debug_model.h"
+#include "pilot/model/model.h"
+#include "pilot/obs/debug.h"
+#include "pilot/obs/metrics.h"
+#include "xds/ads/server.h"
 
 /* xds_snapshot_fn over the model (model_snapshot takes a typed model *). */
 static mesh_snapshot *model_snapshot_fn(void *ud)
@@ -78,8 +78,8 @@ static int run_discovery(const pilot_flags *f)
     /* Kubernetes: --kubeconfig, or in-cluster when neither --configDir nor --kubeconfig
      * is given and KUBERNETES_SERVICE_HOST is set. */
     const char *k8s_host = getenv("KUBERNETES_SERVICE_HOST");
-    bool use_k8s = (f->kubeconfig && f->kubeconfig[0]) ||
-                   (!f->config_dir && k8s_host && k8s_host[0]);
+    bool use_k8s =
+        (f->kubeconfig && f->kubeconfig[0]) || (!f->config_dir && k8s_host && k8s_host[0]);
     if (!f->config_dir && !use_k8s)
         LOG_WARN("default", "neither --configDir nor --kubeconfig given and not in a cluster: "
                             "serving an empty mesh");
@@ -100,8 +100,10 @@ static int run_discovery(const pilot_flags *f)
 
     /* The xDS server knows snapshots, not the model: it asks model_snapshot for a new
      * stream's first one, and the model hands it each publish (model_on_push below). */
-    xds_server_opts xo = {.grpc_addr = f->grpc_addr, .domain = f->domain,
-                          .snapshot = model_snapshot_fn, .snapshot_ud = m};
+    xds_server_opts xo = {.grpc_addr = f->grpc_addr,
+                          .domain = f->domain,
+                          .snapshot = model_snapshot_fn,
+                          .snapshot_ud = m};
     /* /ready (503 until the model is ready) and the debug endpoints answer from here on,
      * also while start-up waits for the API server below. */
     if (!(http = dbg_server_start(f->http_addr, false)))

@@ -53,7 +53,8 @@ int log_configure(const char *spec, char *err, size_t errlen)
         const char *sc = colon ? p : "default";
         log_level level;
         if (parse_level(lv, lvlen, &level) != 0) {
-            snprintf(err, errlen, "--log_output_level: bad level '%.*s' (want none, error, warn, info or debug)",
+            snprintf(err, errlen,
+                     "--log_output_level: bad level '%.*s' (want none, error, warn, info or debug)",
                      (int)lvlen, lv);
             return -1;
         }
@@ -110,8 +111,8 @@ void log_vwrite(const char *scope, log_level lvl, const char *fmt, va_list ap)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\t%s\t%s\t",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000, level_names[lvl], scope);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000, level_names[lvl], scope);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)

@@ -34,10 +34,13 @@ void log_vwrite(const char *scope, log_level lvl, const char *fmt, va_list ap);
 typedef void (*log_hook_fn)(const char *scope, log_level lvl, const char *line, void *ud);
 void log_set_hook(log_hook_fn fn, void *ud);
 
-#define LOG_ERR(scope, ...)   log_write(scope, LOG_ERROR, __VA_ARGS__)
-#define LOG_WARN(scope, ...)  log_write(scope, LOG_WARN, __VA_ARGS__)
-#define LOG_INFO(scope, ...)  log_write(scope, LOG_INFO, __VA_ARGS__)
-#define LOG_DEBUG(scope, ...) \
-    do { if (log_enabled(scope, LOG_DEBUG)) log_write(scope, LOG_DEBUG, __VA_ARGS__); } while (0)
+#define LOG_ERR(scope, ...) log_write(scope, LOG_ERROR, __VA_ARGS__)
+#define LOG_WARN(scope, ...) log_write(scope, LOG_WARN, __VA_ARGS__)
+#define LOG_INFO(scope, ...) log_write(scope, LOG_INFO, __VA_ARGS__)
+#define LOG_DEBUG(scope, ...)                                                                      \
+    do {                                                                                           \
+        if (log_enabled(scope, LOG_DEBUG))                                                         \
+            log_write(scope, LOG_DEBUG, __VA_ARGS__);                                              \
+    } while (0)
 
 #endif

@@ -14,8 +14,7 @@ static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
     return 0;
 }
 
-bool pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                 int max_depth)
+bool pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int max_depth)
 {
     if (max_depth <= 0)
         return false;

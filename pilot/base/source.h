@@ -3,7 +3,7 @@
  * path.
  *
  * A source calls these from its own thread; the model queues them and applies them on the
- * model thread (see pilot/model.h). Objects are Kubernetes-shaped JSON (what
+ * model thread (see pilot/model/model.h). Objects are Kubernetes-shaped JSON (what
  * `kubectl get -o json` prints), owned by the callee after the call.
  */
 #ifndef PILOT_SOURCE_H

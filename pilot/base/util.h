@@ -23,10 +23,10 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 typedef struct strbuf {
-    char *data;   /* always NUL-terminated when non-NULL */
+    char *data; /* always NUL-terminated when non-NULL */
     size_t len;
     size_t cap;
-    size_t max;   /* 0 = SIZE_MAX/2 */
+    size_t max; /* 0 = SIZE_MAX/2 */
 } strbuf;
 
 void strbuf_init(strbuf *b, size_t max);
@@ -53,5 +53,10 @@ uint64_t util_hash64(const void *p, size_t n, uint64_t seed);
 
 bool util_has_suffix(const char *s, const char *suffix);
 bool util_has_prefix(const char *s, const char *prefix);
+
+/* qsort / bsearch comparator for an array of C strings (elements are char *). */
+int util_strp_cmp(const void *a, const void *b);
+/* Frees v[0..n) and v itself; v may be NULL. */
+void util_strv_free(char **v, size_t n);
 
 #endif

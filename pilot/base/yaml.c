@@ -53,22 +53,22 @@ typedef struct map_entry {
 
 typedef struct frame {
     bool is_map;
-    cJSON *seq;           /* sequences: built as items arrive */
-    map_entry *ents;      /* mappings: built at the end (dedupe, merges) */
+    cJSON *seq;      /* sequences: built as items arrive */
+    map_entry *ents; /* mappings: built at the end (dedupe, merges) */
     size_t nents, cap;
-    cJSON *merges;        /* array of merge sources, in order */
-    char *key;            /* mapping: key waiting for its value */
+    cJSON *merges; /* array of merge sources, in order */
+    char *key;     /* mapping: key waiting for its value */
     bool have_key;
     bool key_is_merge;
     char *anchor;
-    size_t start_nodes;   /* node counter when the collection started */
-    size_t height;        /* 1 + max child height */
+    size_t start_nodes; /* node counter when the collection started */
+    size_t height;      /* 1 + max child height */
 } frame;
 
 typedef struct anchor {
     char *name;
-    cJSON *node;    /* inside the document tree, or in the graveyard */
-    size_t nodes;   /* nodes in the subtree, what an alias costs */
+    cJSON *node;  /* inside the document tree, or in the graveyard */
+    size_t nodes; /* nodes in the subtree, what an alias costs */
     size_t height;
 } anchor;
 
@@ -77,9 +77,9 @@ typedef struct yst {
     size_t depth;
     anchor *anchors;
     size_t nanchors, capanchors;
-    size_t *htab;       /* open addressing: index+1 into anchors, 0 empty */
-    size_t htabsize;    /* power of two */
-    cJSON *graveyard;   /* nodes dropped from the tree that anchors may still name */
+    size_t *htab;     /* open addressing: index+1 into anchors, 0 empty */
+    size_t htabsize;  /* power of two */
+    cJSON *graveyard; /* nodes dropped from the tree that anchors may still name */
     cJSON *root;
     bool have_root;
     size_t nodes;       /* nodes created in this document, including alias copies */
@@ -234,7 +234,8 @@ static cJSON *scalar_node(yst *s, const yaml_event_t *ev)
         if (strcmp(tag, TAG_FLOAT) == 0) {
             if (scalar_int(v, n, &d) || scalar_float(v, n, &d))
                 return cJSON_CreateNumber(d);
-            yst_err(s, &ev->start_mark, "invalid !!float value \"%.*s\"", (int)(n > 64 ? 64 : n), v);
+            yst_err(s, &ev->start_mark, "invalid !!float value \"%.*s\"", (int)(n > 64 ? 64 : n),
+                    v);
             return NULL;
         }
         if (strcmp(tag, TAG_BOOL) == 0) {
@@ -261,12 +262,11 @@ static cJSON *scalar_node(yst *s, const yaml_event_t *ev)
         return cJSON_CreateFalse();
     if (scalar_int(v, n, &d) || scalar_float(v, n, &d))
         return cJSON_CreateNumber(d);
-string:
-    {
-        /* libyaml's value is NUL-terminated; an embedded "\0" escape truncates, as JSON
-         * strings in cJSON cannot hold NUL anyway. */
-        return cJSON_CreateString(v);
-    }
+string : {
+    /* libyaml's value is NUL-terminated; an embedded "\0" escape truncates, as JSON
+     * strings in cJSON cannot hold NUL anyway. */
+    return cJSON_CreateString(v);
+}
 }
 
 /* ---- anchors ---- */
@@ -371,7 +371,7 @@ static int ent_cmp(const void *a, const void *b)
     if (c)
         return c;
     if (x->rank != y->rank)
-        return x->rank < y->rank ? -1 : 1; /* explicit keys beat merged ones */
+        return x->rank < y->rank ? -1 : 1;           /* explicit keys beat merged ones */
     return x->idx > y->idx ? -1 : (x->idx < y->idx); /* the last one wins */
 }
 
@@ -572,14 +572,13 @@ static int on_alias(yst *s, const yaml_event_t *ev)
         f->key_is_merge = false;
         return 0;
     }
-    return attach(s, cJSON_Duplicate(a->node, true), a->height, NULL, a->nodes,
-                  &ev->start_mark);
+    return attach(s, cJSON_Duplicate(a->node, true), a->height, NULL, a->nodes, &ev->start_mark);
 }
 
 static int on_start(yst *s, const yaml_event_t *ev, bool is_map)
 {
-    const yaml_char_t *anc = is_map ? ev->data.mapping_start.anchor
-                                    : ev->data.sequence_start.anchor;
+    const yaml_char_t *anc =
+        is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
     if (expecting_key(s)) {
         yst_err(s, &ev->start_mark, "mapping key must be a scalar");
         return -1;
@@ -644,8 +643,8 @@ static void parser_error(yst *s, const yaml_parser_t *p)
         yst_err(s, m, "%s", problem);
 }
 
-int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs,
-                      char *err, size_t errlen)
+int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs, char *err,
+                      size_t errlen)
 {
     int rc = -1;
     yaml_parser_t parser;

@@ -11,11 +11,10 @@
 
 #include <cjson/cJSON.h>
 
-
 /* Parses every document in buf. Returns 0 and a new array of documents (*docs, *ndocs;
  * caller frees each with cJSON_Delete and the array with free), or -1 with err holding
  * "line L column C: <problem>" (nothing allocated for the caller). */
-int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs,
-                      char *err, size_t errlen);
+int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs, char *err,
+                      size_t errlen);
 
 #endif

@@ -43,14 +43,14 @@
 #include "pilot/base/yaml.h"
 
 #define CFGDIR_SCOPE "config"
-#define CFGDIR_MAX_FILE (16u << 20)               /* bytes per file */
-#define CFGDIR_QUIET_NS (20LL * 1000 * 1000)      /* coalescing: quiet time before a rescan */
-#define CFGDIR_MAX_DELAY_NS (1000LL * 1000 * 1000) /* ...but never later than this */
-#define CFGDIR_MAX_DEPTH 32                       /* directory nesting */
-#define CFGDIR_MAX_DIRTY 4096                     /* named paths remembered between rescans */
+#define CFGDIR_MAX_FILE (16u << 20)                  /* bytes per file */
+#define CFGDIR_QUIET_NS (20LL * 1000 * 1000)         /* coalescing: quiet time before a rescan */
+#define CFGDIR_MAX_DELAY_NS (1000LL * 1000 * 1000)   /* ...but never later than this */
+#define CFGDIR_MAX_DEPTH 32                          /* directory nesting */
+#define CFGDIR_MAX_DIRTY 4096                        /* named paths remembered between rescans */
 #define CFGDIR_WRITE_GRACE_NS (2000LL * 1000 * 1000) /* how long an open writer is waited for */
-#define CFGDIR_WATCH_MASK                                                                 \
-    (IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |     \
+#define CFGDIR_WATCH_MASK                                                                          \
+    (IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |            \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 typedef struct cobj {
@@ -145,8 +145,8 @@ static char *obj_identity(const cJSON *o, char *why, size_t whylen)
         return NULL;
     }
     if (ns && !cJSON_IsNull(ns) && !cJSON_IsString(ns)) {
-        snprintf(why, whylen, "%s %s: \"metadata.namespace\" must be a string",
-                 kind->valuestring, name->valuestring);
+        snprintf(why, whylen, "%s %s: \"metadata.namespace\" must be a string", kind->valuestring,
+                 name->valuestring);
         return NULL;
     }
     const char *slash = strchr(av->valuestring, '/');
@@ -166,7 +166,8 @@ static cJSON *obj_stub(const cJSON *o)
 
     cJSON_AddItemToObject(d, "apiVersion",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(o, "apiVersion"), 1));
-    cJSON_AddItemToObject(d, "kind", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(o, "kind"), 1));
+    cJSON_AddItemToObject(d, "kind",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(o, "kind"), 1));
     dmd = cJSON_AddObjectToObject(d, "metadata");
     cJSON_AddItemToObject(dmd, "name",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(md, "name"), 1));
@@ -242,7 +243,8 @@ static void doc_to_objs(const char *path, size_t docno, cJSON *doc, cobj **objs,
     cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
     char why[256];
 
-    if (nonempty_string(kind) && util_has_suffix(kind->valuestring, "List") && cJSON_IsArray(items)) {
+    if (nonempty_string(kind) && util_has_suffix(kind->valuestring, "List") &&
+        cJSON_IsArray(items)) {
         /* typed lists (ServiceList...) may leave kind and apiVersion off their items */
         const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
         size_t klen = strlen(kind->valuestring) - 4;
@@ -439,8 +441,8 @@ static int parse_json(const char *buf, size_t len, cJSON ***docs, size_t *ndocs,
 
     if (j) {
         /* trailing garbage after the value is an error, as in encoding/json */
-        while (off < len && (buf[off] == ' ' || buf[off] == '\n' || buf[off] == '\r' ||
-                             buf[off] == '\t'))
+        while (off < len &&
+               (buf[off] == ' ' || buf[off] == '\n' || buf[off] == '\r' || buf[off] == '\t'))
             off++;
         if (off == len) {
             *docs = xmalloc(sizeof **docs);

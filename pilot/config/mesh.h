@@ -74,16 +74,16 @@ typedef struct mesh_meta {
     int64_t generation;
     mesh_labels labels;
     mesh_labels annotations;
-    char *source;             /* file path, or "kubernetes" */
+    char *source; /* file path, or "kubernetes" */
 } mesh_meta;
 
 /* ---- Services and endpoints ---------------------------------------------------------- */
 
 typedef struct mesh_port {
-    char *name;                 /* may be NULL for a single unnamed port */
-    uint32_t port;              /* service port */
-    uint32_t target_port;       /* numeric targetPort, 0 when named or absent */
-    char *target_port_name;     /* named targetPort, or NULL */
+    char *name;             /* may be NULL for a single unnamed port */
+    uint32_t port;          /* service port */
+    uint32_t target_port;   /* numeric targetPort, 0 when named or absent */
+    char *target_port_name; /* named targetPort, or NULL */
     mesh_protocol protocol;
 } mesh_port;
 
@@ -96,32 +96,32 @@ typedef enum {
 
 typedef struct mesh_service {
     mesh_meta meta;
-    char *hostname;           /* "reviews.default.svc.cluster.local", or a ServiceEntry host */
+    char *hostname; /* "reviews.default.svc.cluster.local", or a ServiceEntry host */
     mesh_port *ports;
     size_t nports;
-    char **vips;              /* cluster IPs ("None" is not a VIP); may be empty */
+    char **vips; /* cluster IPs ("None" is not a VIP); may be empty */
     size_t nvips;
-    mesh_labels selector;     /* pod selector (Kubernetes) or workloadSelector (SE) */
-    bool mesh_external;       /* ServiceEntry location MESH_EXTERNAL */
+    mesh_labels selector; /* pod selector (Kubernetes) or workloadSelector (SE) */
+    bool mesh_external;   /* ServiceEntry location MESH_EXTERNAL */
     mesh_resolution resolution;
     bool headless;
-    char **export_to;         /* empty = "*" */
+    char **export_to; /* empty = "*" */
     size_t nexport_to;
     char *from_service_entry; /* "ns/name" of the ServiceEntry that made it, else NULL */
 } mesh_service;
 
 typedef struct mesh_endpoint {
-    char *address;            /* IP */
-    uint32_t port;            /* the target port on the endpoint */
-    char *port_name;          /* matches mesh_port.name of the service port it serves */
-    uint32_t service_port;    /* the mesh_port.port it serves */
-    mesh_labels labels;       /* from the Pod (targetRef), or the SE endpoint's labels */
-    char *service_account;    /* Pod spec.serviceAccountName, may be NULL */
-    char *pod_name;           /* may be NULL */
-    char *node_name;          /* may be NULL */
-    char *locality;           /* "region/zone/subzone", may be "" */
+    char *address;         /* IP */
+    uint32_t port;         /* the target port on the endpoint */
+    char *port_name;       /* matches mesh_port.name of the service port it serves */
+    uint32_t service_port; /* the mesh_port.port it serves */
+    mesh_labels labels;    /* from the Pod (targetRef), or the SE endpoint's labels */
+    char *service_account; /* Pod spec.serviceAccountName, may be NULL */
+    char *pod_name;        /* may be NULL */
+    char *node_name;       /* may be NULL */
+    char *locality;        /* "region/zone/subzone", may be "" */
     bool ready;
-    uint32_t weight;          /* load-balancing weight, >= 1 */
+    uint32_t weight; /* load-balancing weight, >= 1 */
 } mesh_endpoint;
 
 /* All endpoints of one service hostname, immutable once published. */
@@ -131,12 +131,17 @@ typedef struct mesh_endpoint_shard {
     char *ns;
     mesh_endpoint *eps;
     size_t neps;
-    uint64_t version;         /* bumps whenever the shard's content changes */
+    uint64_t version; /* bumps whenever the shard's content changes */
 } mesh_endpoint_shard;
 
 /* ---- Istio networking resources ------------------------------------------------------ */
 
-typedef enum { MESH_MATCH_NONE = 0, MESH_MATCH_EXACT, MESH_MATCH_PREFIX, MESH_MATCH_REGEX } mesh_match_kind;
+typedef enum {
+    MESH_MATCH_NONE = 0,
+    MESH_MATCH_EXACT,
+    MESH_MATCH_PREFIX,
+    MESH_MATCH_REGEX
+} mesh_match_kind;
 
 typedef struct mesh_string_match {
     mesh_match_kind kind;
@@ -144,10 +149,10 @@ typedef struct mesh_string_match {
 } mesh_string_match;
 
 typedef struct mesh_header_match {
-    char *name;               /* lower-case header name */
-    mesh_string_match match;  /* kind NONE with present=true means "present" */
+    char *name;              /* lower-case header name */
+    mesh_string_match match; /* kind NONE with present=true means "present" */
     bool present;
-    bool invert;              /* withoutHeaders */
+    bool invert; /* withoutHeaders */
 } mesh_header_match;
 
 typedef struct mesh_http_match {
@@ -157,18 +162,18 @@ typedef struct mesh_http_match {
     size_t nheaders;
     mesh_header_match *query_params;
     size_t nquery_params;
-    uint32_t port;            /* 0 = any */
+    uint32_t port; /* 0 = any */
     mesh_labels source_labels;
     char *source_namespace;
-    char **gateways;          /* resolved "ns/name" or "mesh" */
+    char **gateways; /* resolved "ns/name" or "mesh" */
     size_t ngateways;
     bool ignore_uri_case;
 } mesh_http_match;
 
 typedef struct mesh_destination {
-    char *host;               /* as written, with short names resolved to FQDN */
-    char *subset;             /* may be NULL */
-    uint32_t port;            /* 0 = the service's only port / same port */
+    char *host;    /* as written, with short names resolved to FQDN */
+    char *subset;  /* may be NULL */
+    uint32_t port; /* 0 = the service's only port / same port */
 } mesh_destination;
 
 typedef struct mesh_kv {
@@ -192,7 +197,7 @@ typedef struct mesh_headers {
 
 typedef struct mesh_route_destination {
     mesh_destination destination;
-    int32_t weight;           /* 0..100; a single destination without weight gets 100 */
+    int32_t weight; /* 0..100; a single destination without weight gets 100 */
     mesh_headers headers;
 } mesh_route_destination;
 
@@ -207,7 +212,7 @@ typedef struct mesh_http_route {
     struct {
         char *uri, *authority, *scheme;
         uint32_t port;
-        uint32_t redirect_code;   /* 0 = 301 */
+        uint32_t redirect_code; /* 0 = 301 */
     } redirect;
 
     bool has_direct_response;
@@ -222,7 +227,7 @@ typedef struct mesh_http_route {
         char *uri_regex, *uri_regex_rewrite;
     } rewrite;
 
-    int64_t timeout_ns;       /* -1 unset */
+    int64_t timeout_ns; /* -1 unset */
 
     bool has_retries;
     struct {
@@ -233,7 +238,7 @@ typedef struct mesh_http_route {
 
     bool has_fault_delay;
     struct {
-        double percent;       /* 0..100 */
+        double percent; /* 0..100 */
         int64_t fixed_delay_ns;
     } fault_delay;
     bool has_fault_abort;
@@ -245,7 +250,7 @@ typedef struct mesh_http_route {
 
     bool has_mirror;
     mesh_destination mirror;
-    double mirror_percent;    /* 100 when unset */
+    double mirror_percent; /* 100 when unset */
 
     bool has_cors;
     struct {
@@ -257,7 +262,7 @@ typedef struct mesh_http_route {
         size_t nallow_headers;
         char **expose_headers;
         size_t nexpose_headers;
-        int64_t max_age_ns;   /* -1 unset */
+        int64_t max_age_ns;    /* -1 unset */
         int allow_credentials; /* -1 unset, 0, 1 */
     } cors;
 
@@ -266,7 +271,7 @@ typedef struct mesh_http_route {
 
 typedef struct mesh_l4_match {
     uint32_t port;
-    char **sni_hosts;         /* TLS routes */
+    char **sni_hosts; /* TLS routes */
     size_t nsni_hosts;
     char **destination_subnets;
     size_t ndestination_subnets;
@@ -284,10 +289,10 @@ typedef struct mesh_l4_route {
 
 typedef struct mesh_virtual_service {
     mesh_meta meta;
-    char **hosts;             /* as written ("reviews", "*.example.com", "*") */
+    char **hosts; /* as written ("reviews", "*.example.com", "*") */
     size_t nhosts;
-    char **fqdn_hosts;        /* short names completed in the VS namespace */
-    char **gateways;          /* resolved "ns/name" or "mesh"; empty input -> {"mesh"} */
+    char **fqdn_hosts; /* short names completed in the VS namespace */
+    char **gateways;   /* resolved "ns/name" or "mesh"; empty input -> {"mesh"} */
     size_t ngateways;
     mesh_http_route *http;
     size_t nhttp;
@@ -305,7 +310,7 @@ typedef enum {
     MESH_LB_LEAST_REQUEST,
     MESH_LB_RANDOM,
     MESH_LB_PASSTHROUGH,
-    MESH_LB_RING_HASH,        /* consistentHash */
+    MESH_LB_RING_HASH, /* consistentHash */
 } mesh_lb;
 
 typedef enum {
@@ -319,7 +324,7 @@ typedef enum {
 typedef struct mesh_traffic_policy {
     mesh_lb lb;
     struct {
-        char *http_header_name;     /* consistentHash.httpHeaderName */
+        char *http_header_name; /* consistentHash.httpHeaderName */
         bool use_source_ip;
         char *http_cookie_name;
         uint64_t minimum_ring_size;
@@ -327,14 +332,14 @@ typedef struct mesh_traffic_policy {
 
     bool has_connection_pool;
     struct {
-        int32_t tcp_max_connections;      /* -1 unset */
-        int64_t tcp_connect_timeout_ns;   /* -1 unset */
+        int32_t tcp_max_connections;    /* -1 unset */
+        int64_t tcp_connect_timeout_ns; /* -1 unset */
         int32_t http1_max_pending_requests;
         int32_t http2_max_requests;
         int32_t max_requests_per_connection;
         int32_t max_retries;
         int64_t idle_timeout_ns;
-    } connection_pool;            /* int fields -1 when unset */
+    } connection_pool; /* int fields -1 when unset */
 
     bool has_outlier_detection;
     struct {
@@ -363,14 +368,14 @@ typedef struct mesh_port_traffic_policy {
 typedef struct mesh_subset {
     char *name;
     mesh_labels labels;
-    mesh_traffic_policy *policy;  /* NULL = inherit the rule's */
+    mesh_traffic_policy *policy; /* NULL = inherit the rule's */
 } mesh_subset;
 
 typedef struct mesh_destination_rule {
     mesh_meta meta;
-    char *host;                   /* as written */
-    char *fqdn_host;              /* short name completed in the DR namespace */
-    mesh_traffic_policy *policy;  /* may be NULL */
+    char *host;                  /* as written */
+    char *fqdn_host;             /* short name completed in the DR namespace */
+    mesh_traffic_policy *policy; /* may be NULL */
     mesh_port_traffic_policy *port_policies;
     size_t nport_policies;
     mesh_subset *subsets;
@@ -394,10 +399,10 @@ typedef struct mesh_gateway_server {
     uint32_t port;
     char *port_name;
     mesh_protocol protocol;
-    char **hosts;                 /* "ns/host" prefixes stripped into host_namespaces */
-    char **host_namespaces;       /* parallel to hosts: "*", "." or a namespace */
+    char **hosts;           /* "ns/host" prefixes stripped into host_namespaces */
+    char **host_namespaces; /* parallel to hosts: "*", "." or a namespace */
     size_t nhosts;
-    char *name;                   /* server name, may be NULL */
+    char *name; /* server name, may be NULL */
     bool has_tls;
     struct {
         mesh_server_tls_mode mode;
@@ -410,14 +415,14 @@ typedef struct mesh_gateway_server {
 
 typedef struct mesh_gateway {
     mesh_meta meta;
-    mesh_labels selector;         /* empty = selects every gateway proxy */
+    mesh_labels selector; /* empty = selects every gateway proxy */
     mesh_gateway_server *servers;
     size_t nservers;
 } mesh_gateway;
 
 typedef struct mesh_se_endpoint {
     char *address;
-    mesh_labels ports;            /* port name -> number, as strings */
+    mesh_labels ports; /* port name -> number, as strings */
     mesh_labels labels;
     char *locality;
     char *network;
@@ -433,7 +438,7 @@ typedef struct mesh_service_entry {
     size_t naddresses;
     mesh_port *ports;
     size_t nports;
-    bool mesh_external;           /* location MESH_EXTERNAL (default MESH_EXTERNAL) */
+    bool mesh_external; /* location MESH_EXTERNAL (default MESH_EXTERNAL) */
     mesh_resolution resolution;
     mesh_se_endpoint *endpoints;
     size_t nendpoints;
@@ -450,13 +455,13 @@ typedef struct mesh_k8s_service_port {
     uint32_t target_port;
     char *target_port_name;
     char *app_protocol;
-    char *protocol;               /* TCP/UDP/SCTP */
+    char *protocol; /* TCP/UDP/SCTP */
 } mesh_k8s_service_port;
 
 typedef struct mesh_k8s_service {
     mesh_meta meta;
-    char *type;                   /* ClusterIP, NodePort, LoadBalancer, ExternalName */
-    char **cluster_ips;           /* spec.clusterIPs or [spec.clusterIP], without "None" */
+    char *type;         /* ClusterIP, NodePort, LoadBalancer, ExternalName */
+    char **cluster_ips; /* spec.clusterIPs or [spec.clusterIP], without "None" */
     size_t ncluster_ips;
     bool headless;
     char *external_name;
@@ -467,29 +472,29 @@ typedef struct mesh_k8s_service {
 } mesh_k8s_service;
 
 typedef struct mesh_pod {
-    mesh_meta meta;               /* labels kept; annotations dropped (memory) */
-    char **ips;                   /* status.podIPs or status.podIP */
+    mesh_meta meta; /* labels kept; annotations dropped (memory) */
+    char **ips;     /* status.podIPs or status.podIP */
     size_t nips;
     char *service_account;
     char *node_name;
     char *phase;
-    bool ready;                   /* condition Ready=True */
+    bool ready; /* condition Ready=True */
 } mesh_pod;
 
 typedef struct mesh_slice_endpoint {
     char **addresses;
     size_t naddresses;
-    bool ready;                   /* missing = true */
+    bool ready; /* missing = true */
     bool serving;
     bool terminating;
     char *node_name;
     char *zone;
-    char *target_pod;             /* targetRef.name when kind Pod, else NULL */
+    char *target_pod; /* targetRef.name when kind Pod, else NULL */
     char *target_ns;
 } mesh_slice_endpoint;
 
 typedef struct mesh_slice_port {
-    char *name;                   /* "" when unnamed */
+    char *name; /* "" when unnamed */
     uint32_t port;
     char *protocol;
     char *app_protocol;
@@ -498,7 +503,7 @@ typedef struct mesh_slice_port {
 /* An EndpointSlice, or a core/v1 Endpoints object flattened into the same shape. */
 typedef struct mesh_endpoint_slice {
     mesh_meta meta;
-    char *service_name;           /* label kubernetes.io/service-name, or Endpoints name */
+    char *service_name; /* label kubernetes.io/service-name, or Endpoints name */
     char *address_type;
     mesh_slice_endpoint *endpoints;
     size_t nendpoints;
@@ -518,12 +523,12 @@ typedef struct mesh_namespace {
  * repeats the data). Service-account-token and Helm release Secrets are skipped. */
 typedef struct mesh_secret {
     mesh_meta meta;
-    char *type;                   /* "kubernetes.io/tls", "Opaque", ... */
-    uint8_t *cert;                /* certificate chain */
+    char *type;    /* "kubernetes.io/tls", "Opaque", ... */
+    uint8_t *cert; /* certificate chain */
     size_t cert_len;
-    uint8_t *key;                 /* private key */
+    uint8_t *key; /* private key */
     size_t key_len;
-    uint8_t *ca_cert;             /* CA bundle for client certificate validation */
+    uint8_t *ca_cert; /* CA bundle for client certificate validation */
     size_t ca_cert_len;
 } mesh_secret;
 
@@ -539,7 +544,7 @@ typedef enum {
     MESH_KIND_VIRTUAL_SERVICE,
     MESH_KIND_DESTINATION_RULE,
     MESH_KIND_SERVICE_ENTRY,
-    MESH_KIND_SECRET,             /* gateway credentials (core/v1 Secret) */
+    MESH_KIND_SECRET, /* gateway credentials (core/v1 Secret) */
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -557,7 +562,7 @@ mesh_kind mesh_kind_of(const cJSON *obj);
 typedef struct mesh_object {
     mesh_kind kind;
     union {
-        mesh_meta *meta;          /* every variant starts with mesh_meta */
+        mesh_meta *meta; /* every variant starts with mesh_meta */
         mesh_namespace *ns;
         mesh_k8s_service *svc;
         mesh_pod *pod;
@@ -571,8 +576,8 @@ typedef struct mesh_object {
 } mesh_object;
 
 typedef struct mesh_parse_opts {
-    const char *domain;           /* "cluster.local" */
-    const char *source;           /* file path or "kubernetes", copied into meta.source */
+    const char *domain; /* "cluster.local" */
+    const char *source; /* file path or "kubernetes", copied into meta.source */
 } mesh_parse_opts;
 
 /* Parses and validates obj (a Kubernetes-shaped object: apiVersion, kind, metadata, spec)
@@ -581,8 +586,8 @@ typedef struct mesh_parse_opts {
  *   -1 invalid: err holds "<Kind> <ns>/<name>: <field path>: <reason>", *out untouched;
  *   -2 a kind we skip quietly (err empty).
  * Never keeps a pointer into obj. */
-int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out,
-               char *err, size_t errlen);
+int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, char *err,
+               size_t errlen);
 
 /* Fields present in obj that the parser does not model ("spec.http[].mirrors"), for the
  * conformance report: appends "path" strings to *paths (caller frees each and the array). */

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pilot/config/parse_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/config/parse_internal.h"
 
 /* ---- labels ------------------------------------------------------------------------ */
 
@@ -74,21 +74,22 @@ static void labels_put(mesh_labels *l, const char *k, const char *v)
 
 int mesh_labels_from_json(const cJSON *obj, mesh_labels *out)
 {
-    mesh_labels l = { 0 };
+    mesh_labels l = {0};
     int rc = -1;
     const cJSON *it;
 
     if (obj && !cJSON_IsObject(obj) && !cJSON_IsNull(obj))
         goto out;
     if (obj && cJSON_IsObject(obj)) {
-        cJSON_ArrayForEach(it, obj) {
+        cJSON_ArrayForEach(it, obj)
+        {
             if (!cJSON_IsString(it) || !it->string)
                 goto out;
             labels_put(&l, it->string, it->valuestring);
         }
     }
     *out = l;
-    l = (mesh_labels){ 0 };
+    l = (mesh_labels){0};
     rc = 0;
 out:
     mesh_labels_free(&l);
@@ -116,7 +117,7 @@ void mesh_labels_free(mesh_labels *l)
     }
     free(l->keys);
     free(l->vals);
-    *l = (mesh_labels){ 0 };
+    *l = (mesh_labels){0};
 }
 
 /* ---- protocols --------------------------------------------------------------------- */
@@ -125,12 +126,10 @@ static const struct {
     mesh_protocol p;
     const char *name;
 } proto_names[] = {
-    { MESH_PROTO_HTTP, "HTTP" },     { MESH_PROTO_HTTP2, "HTTP2" },
-    { MESH_PROTO_HTTPS, "HTTPS" },   { MESH_PROTO_GRPC, "GRPC" },
-    { MESH_PROTO_GRPC_WEB, "GRPC-Web" }, { MESH_PROTO_TCP, "TCP" },
-    { MESH_PROTO_TLS, "TLS" },       { MESH_PROTO_MONGO, "Mongo" },
-    { MESH_PROTO_REDIS, "Redis" },   { MESH_PROTO_MYSQL, "MySQL" },
-    { MESH_PROTO_UDP, "UDP" },
+    {MESH_PROTO_HTTP, "HTTP"},   {MESH_PROTO_HTTP2, "HTTP2"},       {MESH_PROTO_HTTPS, "HTTPS"},
+    {MESH_PROTO_GRPC, "GRPC"},   {MESH_PROTO_GRPC_WEB, "GRPC-Web"}, {MESH_PROTO_TCP, "TCP"},
+    {MESH_PROTO_TLS, "TLS"},     {MESH_PROTO_MONGO, "Mongo"},       {MESH_PROTO_REDIS, "Redis"},
+    {MESH_PROTO_MYSQL, "MySQL"}, {MESH_PROTO_UDP, "UDP"},
 };
 
 const char *mesh_protocol_name(mesh_protocol p)
@@ -193,16 +192,16 @@ static const struct {
     const char *api_version; /* what configz reports */
     bool istio;              /* networking.istio.io group */
 } kinds[MESH_KIND__COUNT] = {
-    [MESH_KIND_NAMESPACE] = { "Namespace", "v1", false },
-    [MESH_KIND_SERVICE] = { "Service", "v1", false },
-    [MESH_KIND_POD] = { "Pod", "v1", false },
-    [MESH_KIND_ENDPOINTS] = { "Endpoints", "v1", false },
-    [MESH_KIND_ENDPOINT_SLICE] = { "EndpointSlice", "discovery.k8s.io/v1", false },
-    [MESH_KIND_GATEWAY] = { "Gateway", "networking.istio.io/v1", true },
-    [MESH_KIND_VIRTUAL_SERVICE] = { "VirtualService", "networking.istio.io/v1", true },
-    [MESH_KIND_DESTINATION_RULE] = { "DestinationRule", "networking.istio.io/v1", true },
-    [MESH_KIND_SERVICE_ENTRY] = { "ServiceEntry", "networking.istio.io/v1", true },
-    [MESH_KIND_SECRET] = { "Secret", "v1", false },
+    [MESH_KIND_NAMESPACE] = {"Namespace", "v1", false},
+    [MESH_KIND_SERVICE] = {"Service", "v1", false},
+    [MESH_KIND_POD] = {"Pod", "v1", false},
+    [MESH_KIND_ENDPOINTS] = {"Endpoints", "v1", false},
+    [MESH_KIND_ENDPOINT_SLICE] = {"EndpointSlice", "discovery.k8s.io/v1", false},
+    [MESH_KIND_GATEWAY] = {"Gateway", "networking.istio.io/v1", true},
+    [MESH_KIND_VIRTUAL_SERVICE] = {"VirtualService", "networking.istio.io/v1", true},
+    [MESH_KIND_DESTINATION_RULE] = {"DestinationRule", "networking.istio.io/v1", true},
+    [MESH_KIND_SERVICE_ENTRY] = {"ServiceEntry", "networking.istio.io/v1", true},
+    [MESH_KIND_SECRET] = {"Secret", "v1", false},
 };
 
 const char *mesh_kind_name(mesh_kind k)
@@ -236,8 +235,7 @@ mesh_kind mesh_kind_of(const cJSON *obj)
                 strcmp(a, "networking.istio.io/v1alpha3") == 0)
                 return (mesh_kind)i;
         } else if (i == MESH_KIND_ENDPOINT_SLICE) {
-            if (strcmp(a, "discovery.k8s.io/v1") == 0 ||
-                strcmp(a, "discovery.k8s.io/v1beta1") == 0)
+            if (strcmp(a, "discovery.k8s.io/v1") == 0 || strcmp(a, "discovery.k8s.io/v1beta1") == 0)
                 return (mesh_kind)i;
         } else if (strcmp(a, "v1") == 0) {
             return (mesh_kind)i;
@@ -267,15 +265,6 @@ char *mesh_resolve_host(const char *host, const char *ns, const char *domain)
 }
 
 /* ---- lifetime ---------------------------------------------------------------------- */
-
-void mp_strv_free(char **v, size_t n)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
 
 char **mp_strv_dup(char *const *v, size_t n)
 {
@@ -371,8 +360,7 @@ int mp_fail(mp_ctx *c, const char *path, const char *fmt, ...)
         snprintf(c->err, c->errlen, "%s %s/%s: %s: %s", c->kind, c->ns, c->name ? c->name : "",
                  path, reason);
     else
-        snprintf(c->err, c->errlen, "%s %s: %s: %s", c->kind, c->name ? c->name : "", path,
-                 reason);
+        snprintf(c->err, c->errlen, "%s %s: %s: %s", c->kind, c->name ? c->name : "", path, reason);
     return -1;
 }
 
@@ -405,8 +393,7 @@ static const cJSON *get(const cJSON *obj, const char *key)
     return cJSON_IsNull(v) ? NULL : v;
 }
 
-int mp_get_obj(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-               const cJSON **out)
+int mp_get_obj(mp_ctx *c, const cJSON *obj, const char *key, const char *path, const cJSON **out)
 {
     char p[MP_PATH_MAX];
     const cJSON *v = get(obj, key);
@@ -419,8 +406,7 @@ int mp_get_obj(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
     return 0;
 }
 
-int mp_get_arr(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-               const cJSON **out)
+int mp_get_arr(mp_ctx *c, const cJSON *obj, const char *key, const char *path, const cJSON **out)
 {
     char p[MP_PATH_MAX];
     const cJSON *v = get(obj, key);
@@ -476,7 +462,8 @@ int mp_get_int(mp_ctx *c, const cJSON *obj, const char *key, const char *path, i
         return mp_fail(c, mp_path(p, path, key), "must be an integer");
     double d = v->valuedouble;
     /* (double)INT64_MAX rounds up to 2^63: reject that before the cast can overflow. */
-    if (d < (double)min || d > (double)max || d >= 9223372036854775807.0 || d < -9223372036854775807.0)
+    if (d < (double)min || d > (double)max || d >= 9223372036854775807.0 ||
+        d < -9223372036854775807.0)
         return mp_fail(c, mp_path(p, path, key), "%.0f out of range [%lld, %lld]", d,
                        (long long)min, (long long)max);
     *out = (int64_t)d;
@@ -485,8 +472,8 @@ int mp_get_int(mp_ctx *c, const cJSON *obj, const char *key, const char *path, i
     return 0;
 }
 
-int mp_get_port(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                uint32_t *out, bool *present)
+int mp_get_port(mp_ctx *c, const cJSON *obj, const char *key, const char *path, uint32_t *out,
+                bool *present)
 {
     char p[MP_PATH_MAX];
     const cJSON *v = get(obj, key);
@@ -505,8 +492,8 @@ int mp_get_port(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
     return 0;
 }
 
-int mp_get_duration(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                    int64_t min_ns, int64_t *out, bool *present)
+int mp_get_duration(mp_ctx *c, const cJSON *obj, const char *key, const char *path, int64_t min_ns,
+                    int64_t *out, bool *present)
 {
     char p[MP_PATH_MAX];
     const cJSON *v = get(obj, key);
@@ -540,22 +527,21 @@ int mp_get_strv(mp_ctx *c, const cJSON *obj, const char *key, const char *path, 
     if (!arr)
         return 0;
     size_t cnt = (size_t)cJSON_GetArraySize(arr), i = 0;
-    cJSON_ArrayForEach(it, arr) {
+    cJSON_ArrayForEach(it, arr)
+    {
         if (!cJSON_IsString(it))
             return mp_fail(c, mp_pathi(p, path, key, i), "must be a string");
         i++;
     }
-    mp_strv_free(*out, *n);
+    util_strv_free(*out, *n);
     *out = cnt ? xcalloc(cnt, sizeof(char *)) : NULL;
     *n = cnt;
     i = 0;
-    cJSON_ArrayForEach(it, arr)
-        (*out)[i++] = xstrdup(it->valuestring);
+    cJSON_ArrayForEach(it, arr)(*out)[i++] = xstrdup(it->valuestring);
     return 0;
 }
 
-int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                  mesh_labels *out)
+int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path, mesh_labels *out)
 {
     char p[MP_PATH_MAX];
     const cJSON *m, *it;
@@ -563,7 +549,8 @@ int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path
         return -1;
     if (!m)
         return 0;
-    cJSON_ArrayForEach(it, m) {
+    cJSON_ArrayForEach(it, m)
+    {
         if (!cJSON_IsString(it))
             return mp_fail(c, mp_path(p, path, key), "value of %.64s must be a string",
                            it->string ? it->string : "");
@@ -571,7 +558,8 @@ int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path
             return mp_fail(c, mp_path(p, path, key), "empty key");
     }
     mesh_labels_free(out);
-    return mesh_labels_from_json(m, out) == 0 ? 0 : mp_fail(c, mp_path(p, path, key), "invalid map");
+    return mesh_labels_from_json(m, out) == 0 ? 0
+                                              : mp_fail(c, mp_path(p, path, key), "invalid map");
 }
 
 /* ---- predicates --------------------------------------------------------------------- */

@@ -1,27 +1,37 @@
 /* mesh_parse: entry point of the parser: kind dispatch and metadata. The kind bodies live
- * in mesh_parse_k8s.c and mesh_parse_istio.c. Pure function of its input: no globals, no
- * locks; the returned object shares nothing with the cJSON tree. */
+ * in parse_k8s.c and parse_virtualservice.c and the other parse_<kind>.c. Pure function of its
+ * input: no globals, no locks; the returned object shares nothing with the cJSON tree. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pilot/config/parse_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/config/parse_internal.h"
 
 static size_t kind_size(mesh_kind k)
 {
     switch (k) {
-    case MESH_KIND_NAMESPACE: return sizeof(mesh_namespace);
-    case MESH_KIND_SERVICE: return sizeof(mesh_k8s_service);
-    case MESH_KIND_POD: return sizeof(mesh_pod);
+    case MESH_KIND_NAMESPACE:
+        return sizeof(mesh_namespace);
+    case MESH_KIND_SERVICE:
+        return sizeof(mesh_k8s_service);
+    case MESH_KIND_POD:
+        return sizeof(mesh_pod);
     case MESH_KIND_ENDPOINTS:
-    case MESH_KIND_ENDPOINT_SLICE: return sizeof(mesh_endpoint_slice);
-    case MESH_KIND_GATEWAY: return sizeof(mesh_gateway);
-    case MESH_KIND_VIRTUAL_SERVICE: return sizeof(mesh_virtual_service);
-    case MESH_KIND_DESTINATION_RULE: return sizeof(mesh_destination_rule);
-    case MESH_KIND_SERVICE_ENTRY: return sizeof(mesh_service_entry);
-    case MESH_KIND_SECRET: return sizeof(mesh_secret);
-    default: return 0;
+    case MESH_KIND_ENDPOINT_SLICE:
+        return sizeof(mesh_endpoint_slice);
+    case MESH_KIND_GATEWAY:
+        return sizeof(mesh_gateway);
+    case MESH_KIND_VIRTUAL_SERVICE:
+        return sizeof(mesh_virtual_service);
+    case MESH_KIND_DESTINATION_RULE:
+        return sizeof(mesh_destination_rule);
+    case MESH_KIND_SERVICE_ENTRY:
+        return sizeof(mesh_service_entry);
+    case MESH_KIND_SECRET:
+        return sizeof(mesh_secret);
+    default:
+        return 0;
     }
 }
 
@@ -71,7 +81,8 @@ static int parse_meta(mp_ctx *c, const cJSON *obj, mesh_kind kind, const mesh_pa
     /* Pods are the most numerous objects and their annotations (often large JSON blobs)
      * are never read: keep them out of memory. A Secret's annotations may repeat its data
      * (kubectl's last-applied-configuration): never keep them. */
-    if (kind != MESH_KIND_POD && kind != MESH_KIND_SECRET && mp_get_labels(c, md, "annotations", "metadata", &m->annotations) != 0)
+    if (kind != MESH_KIND_POD && kind != MESH_KIND_SECRET &&
+        mp_get_labels(c, md, "annotations", "metadata", &m->annotations) != 0)
         return -1;
     m->source = xstrdup(opts && opts->source ? opts->source : "");
     atomic_init(&m->refs, 1);
@@ -81,21 +92,28 @@ static int parse_meta(mp_ctx *c, const cJSON *obj, mesh_kind kind, const mesh_pa
 static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
 {
     switch (k) {
-    case MESH_KIND_NAMESPACE: return mp_parse_namespace(c, obj, (mesh_namespace *)m);
-    case MESH_KIND_SERVICE: return mp_parse_service(c, obj, (mesh_k8s_service *)m);
-    case MESH_KIND_POD: return mp_parse_pod(c, obj, (mesh_pod *)m);
-    case MESH_KIND_ENDPOINTS: return mp_parse_endpoints(c, obj, (mesh_endpoint_slice *)m);
+    case MESH_KIND_NAMESPACE:
+        return mp_parse_namespace(c, obj, (mesh_namespace *)m);
+    case MESH_KIND_SERVICE:
+        return mp_parse_service(c, obj, (mesh_k8s_service *)m);
+    case MESH_KIND_POD:
+        return mp_parse_pod(c, obj, (mesh_pod *)m);
+    case MESH_KIND_ENDPOINTS:
+        return mp_parse_endpoints(c, obj, (mesh_endpoint_slice *)m);
     case MESH_KIND_ENDPOINT_SLICE:
         return mp_parse_endpoint_slice(c, obj, (mesh_endpoint_slice *)m);
-    case MESH_KIND_GATEWAY: return mp_parse_gateway(c, obj, (mesh_gateway *)m);
+    case MESH_KIND_GATEWAY:
+        return mp_parse_gateway(c, obj, (mesh_gateway *)m);
     case MESH_KIND_VIRTUAL_SERVICE:
         return mp_parse_virtual_service(c, obj, (mesh_virtual_service *)m);
     case MESH_KIND_DESTINATION_RULE:
         return mp_parse_destination_rule(c, obj, (mesh_destination_rule *)m);
     case MESH_KIND_SERVICE_ENTRY:
         return mp_parse_service_entry(c, obj, (mesh_service_entry *)m);
-    case MESH_KIND_SECRET: return mp_parse_secret(c, obj, (mesh_secret *)m);
-    default: return -1;
+    case MESH_KIND_SECRET:
+        return mp_parse_secret(c, obj, (mesh_secret *)m);
+    default:
+        return -1;
     }
 }
 
@@ -105,7 +123,7 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
     int rc = -1;
     mesh_meta *m = NULL;
     char name[128], ns[64];
-    mp_ctx c = { 0 };
+    mp_ctx c = {0};
 
     if (err && errlen)
         err[0] = '\0';
@@ -121,7 +139,7 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
     const cJSON *jns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
     copy_bounded(name, sizeof name, cJSON_IsString(jn) ? jn->valuestring : "");
     copy_bounded(ns, sizeof ns,
-                 k == MESH_KIND_NAMESPACE ? ""
+                 k == MESH_KIND_NAMESPACE                   ? ""
                  : cJSON_IsString(jns) && *jns->valuestring ? jns->valuestring
                                                             : "default");
     c.kind = mesh_kind_name(k);

@@ -1,5 +1,6 @@
-/* mesh_parse_int: internals shared by the parser's files (mesh_common.c, mesh_parse.c,
- * mesh_parse_k8s.c, mesh_parse_istio.c, mesh_unsupported.c). Not a public contract.
+/* parse_internal: internals shared by the parser's files (mesh_common.c, parse.c,
+ * parse_k8s.c, parse_istio_common.c and the other parse_<kind>.c, unsupported.c). Not a
+ * public contract.
  *
  * The parser keeps the FIRST error only: every mp_* helper that fails writes
  * "<Kind> <ns>/<name>: <path>: <reason>" into the context (unless an error is already
@@ -18,10 +19,10 @@
 #define MP_PATH_MAX 256
 
 typedef struct mp_ctx {
-    const char *kind;        /* "VirtualService" */
-    const char *ns;          /* "" for cluster-scoped objects */
+    const char *kind; /* "VirtualService" */
+    const char *ns;   /* "" for cluster-scoped objects */
     const char *name;
-    const char *domain;      /* "cluster.local" */
+    const char *domain; /* "cluster.local" */
     char *err;
     size_t errlen;
     bool failed;
@@ -38,10 +39,8 @@ const char *mp_pathi(char *buf, const char *base, const char *key, size_t i);
 /* Typed getters. Each looks up key in obj (obj may be NULL: "absent"). A present value of
  * the wrong JSON type is an error naming <path>.<key>. Outputs are untouched when absent
  * (so callers pre-set defaults), and *present (when non-NULL) says whether it was there. */
-int mp_get_obj(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-               const cJSON **out);
-int mp_get_arr(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-               const cJSON **out);
+int mp_get_obj(mp_ctx *c, const cJSON *obj, const char *key, const char *path, const cJSON **out);
+int mp_get_arr(mp_ctx *c, const cJSON *obj, const char *key, const char *path, const cJSON **out);
 /* String copied with xstrdup (an existing *out is freed first). */
 int mp_get_str(mp_ctx *c, const cJSON *obj, const char *key, const char *path, char **out);
 int mp_get_bool(mp_ctx *c, const cJSON *obj, const char *key, const char *path, bool *out,
@@ -50,17 +49,16 @@ int mp_get_bool(mp_ctx *c, const cJSON *obj, const char *key, const char *path, 
 int mp_get_int(mp_ctx *c, const cJSON *obj, const char *key, const char *path, int64_t min,
                int64_t max, int64_t *out, bool *present);
 /* A port number 1..65535. */
-int mp_get_port(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                uint32_t *out, bool *present);
+int mp_get_port(mp_ctx *c, const cJSON *obj, const char *key, const char *path, uint32_t *out,
+                bool *present);
 /* Go duration string; min_ns > 0 requires at least that much (Istio: 1ms). */
-int mp_get_duration(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                    int64_t min_ns, int64_t *out, bool *present);
+int mp_get_duration(mp_ctx *c, const cJSON *obj, const char *key, const char *path, int64_t min_ns,
+                    int64_t *out, bool *present);
 /* Array of strings; absent leaves *out NULL, *n 0. */
 int mp_get_strv(mp_ctx *c, const cJSON *obj, const char *key, const char *path, char ***out,
                 size_t *n);
 /* Object of string values. */
-int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path,
-                  mesh_labels *out);
+int mp_get_labels(mp_ctx *c, const cJSON *obj, const char *key, const char *path, mesh_labels *out);
 
 /* Validation predicates (Istio's labels/host rules). */
 bool mp_is_dns1123_label(const char *s);
@@ -73,7 +71,6 @@ bool mp_is_cidr_or_ip(const char *s);
 const char *mp_check_regex(const char *re);
 
 /* Memory. */
-void mp_strv_free(char **v, size_t n);
 char **mp_strv_dup(char *const *v, size_t n);
 void mp_meta_free(mesh_meta *m);
 
@@ -99,9 +96,36 @@ void mp_free_gateway(mesh_gateway *o);
 void mp_free_virtual_service(mesh_virtual_service *o);
 void mp_free_destination_rule(mesh_destination_rule *o);
 void mp_free_service_entry(mesh_service_entry *o);
-void mp_free_secret(mesh_secret *o);   /* wipes the key bytes before freeing */
+void mp_free_secret(mesh_secret *o); /* wipes the key bytes before freeing */
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);
+
+/* ---- shared by the Istio kinds (parse_istio_common.c) ---------------------------- */
+
+/* Iterates an optional list of objects: "for each item of obj[key], an object". */
+#define FOR_EACH_OBJ(c, arr, path, key, i, it)                                                     \
+    for (i = 0, it = (arr) ? (arr)->child : NULL; it; it = it->next, i++)
+
+int mp_require_obj(mp_ctx *c, const cJSON *it, const char *path);
+int mp_get_spec(mp_ctx *c, const cJSON *obj, const cJSON **spec);
+int mp_parse_export_to(mp_ctx *c, const cJSON *spec, char ***out, size_t *n);
+/* A wrapped percentage {"value": 12.5} in [0, 100]. */
+int mp_parse_percentage(mp_ctx *c, const cJSON *obj, const char *key, const char *path, double *out,
+                        bool *present);
+/* "mesh", "ns/name", "./name", "name" or the old "name.ns.svc.domain" form. */
+int mp_check_gateway_name(mp_ctx *c, const char *path, const char *g);
+char *mp_resolve_gateway(const char *g, const char *ns);
+int mp_parse_gateways(mp_ctx *c, const cJSON *obj, const char *path, char ***out, size_t *n);
+/* exact | prefix | regex. need_one: an empty match object is an error (uri, scheme...);
+ * otherwise it means "present" (headers, queryParams). */
+int mp_parse_string_match(mp_ctx *c, const cJSON *m, const char *path, bool need_one,
+                          bool allow_empty_prefix, mesh_string_match *out);
+int mp_parse_destination(mp_ctx *c, const cJSON *d, const char *path, mesh_destination *out);
+int mp_parse_headers(mp_ctx *c, const cJSON *obj, const char *path, mesh_headers *out);
+/* route: [{destination, weight, headers}]. Weights 0..100; with several destinations they
+ * must sum to 100; a single destination always takes all traffic (weight 100). */
+int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, bool need_one,
+                                mesh_route_destination **out, size_t *n);
 
 #endif

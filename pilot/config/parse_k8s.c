@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pilot/config/parse_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/config/parse_internal.h"
 
 int mp_parse_namespace(mp_ctx *c, const cJSON *obj, mesh_namespace *o)
 {
@@ -21,7 +21,7 @@ int mp_parse_namespace(mp_ctx *c, const cJSON *obj, mesh_namespace *o)
 void mp_free_k8s_service(mesh_k8s_service *o)
 {
     free(o->type);
-    mp_strv_free(o->cluster_ips, o->ncluster_ips);
+    util_strv_free(o->cluster_ips, o->ncluster_ips);
     free(o->external_name);
     for (size_t i = 0; i < o->nports; i++) {
         mesh_k8s_service_port *p = &o->ports[i];
@@ -48,7 +48,8 @@ static int parse_int_or_string(mp_ctx *c, const cJSON *obj, const char *key, con
         long n = strtol(v->valuestring, &end, 10);
         if (*v->valuestring && end && !*end) {
             if (n < 1 || n > 65535)
-                return mp_fail(c, mp_path(p, path, key), "port number %ld must be in the range 1..65535", n);
+                return mp_fail(c, mp_path(p, path, key),
+                               "port number %ld must be in the range 1..65535", n);
             *num = (uint32_t)n;
             return 0;
         }
@@ -115,7 +116,8 @@ int mp_parse_service(mp_ctx *c, const cJSON *obj, mesh_k8s_service *o)
         o->nports = (size_t)cJSON_GetArraySize(ports);
         o->ports = o->nports ? xcalloc(o->nports, sizeof *o->ports) : NULL;
         size_t i = 0;
-        cJSON_ArrayForEach(it, ports) {
+        cJSON_ArrayForEach(it, ports)
+        {
             mesh_k8s_service_port *sp = &o->ports[i];
             mp_pathi(p, "spec", "ports", i);
             if (!cJSON_IsObject(it)) {
@@ -152,7 +154,7 @@ out:
 
 void mp_free_pod(mesh_pod *o)
 {
-    mp_strv_free(o->ips, o->nips);
+    util_strv_free(o->ips, o->nips);
     free(o->service_account);
     free(o->node_name);
     free(o->phase);
@@ -163,13 +165,15 @@ int mp_parse_pod(mp_ctx *c, const cJSON *obj, mesh_pod *o)
     char p[MP_PATH_MAX];
     const cJSON *spec, *status, *ips, *conds, *it;
 
-    if (mp_get_obj(c, obj, "spec", "", &spec) != 0 || mp_get_obj(c, obj, "status", "", &status) != 0)
+    if (mp_get_obj(c, obj, "spec", "", &spec) != 0 ||
+        mp_get_obj(c, obj, "status", "", &status) != 0)
         return -1;
     if (mp_get_str(c, spec, "serviceAccountName", "spec", &o->service_account) != 0 ||
         mp_get_str(c, spec, "nodeName", "spec", &o->node_name) != 0 ||
         mp_get_str(c, status, "phase", "status", &o->phase) != 0)
         return -1;
-    if (!o->service_account && mp_get_str(c, spec, "serviceAccount", "spec", &o->service_account) != 0)
+    if (!o->service_account &&
+        mp_get_str(c, spec, "serviceAccount", "spec", &o->service_account) != 0)
         return -1;
     if (!o->service_account)
         o->service_account = xstrdup("default");
@@ -179,7 +183,8 @@ int mp_parse_pod(mp_ctx *c, const cJSON *obj, mesh_pod *o)
     if (ips && cJSON_GetArraySize(ips) > 0) {
         o->ips = xcalloc((size_t)cJSON_GetArraySize(ips), sizeof(char *));
         size_t i = 0;
-        cJSON_ArrayForEach(it, ips) {
+        cJSON_ArrayForEach(it, ips)
+        {
             mp_pathi(p, "status", "podIPs", i++);
             char *ip = NULL;
             if (!cJSON_IsObject(it))
@@ -210,7 +215,8 @@ int mp_parse_pod(mp_ctx *c, const cJSON *obj, mesh_pod *o)
 
     if (mp_get_arr(c, status, "conditions", "status", &conds) != 0)
         return -1;
-    cJSON_ArrayForEach(it, conds) {
+    cJSON_ArrayForEach(it, conds)
+    {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(it, "status");
         if (cJSON_IsString(t) && strcmp(t->valuestring, "Ready") == 0)
@@ -223,7 +229,7 @@ int mp_parse_pod(mp_ctx *c, const cJSON *obj, mesh_pod *o)
 
 static void free_slice_endpoint(mesh_slice_endpoint *e)
 {
-    mp_strv_free(e->addresses, e->naddresses);
+    util_strv_free(e->addresses, e->naddresses);
     free(e->node_name);
     free(e->zone);
     free(e->target_pod);
@@ -278,8 +284,9 @@ static int parse_slice_ports(mp_ctx *c, const cJSON *ports, const char *path, bo
     char p[MP_PATH_MAX];
     const cJSON *it;
     size_t i = 0;
-    cJSON_ArrayForEach(it, ports) {
-        mesh_slice_port sp = { 0 };
+    cJSON_ArrayForEach(it, ports)
+    {
+        mesh_slice_port sp = {0};
         mp_pathi(p, path, "ports", i++);
         if (!cJSON_IsObject(it))
             return mp_fail(c, p, "must be an object");
@@ -316,8 +323,9 @@ int mp_parse_endpoint_slice(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
     char p[MP_PATH_MAX], p2[MP_PATH_MAX];
     const cJSON *eps, *ports, *it;
 
-    o->service_name = xstrdup(mesh_labels_get(&o->meta.labels, "kubernetes.io/service-name") ?
-                              mesh_labels_get(&o->meta.labels, "kubernetes.io/service-name") : "");
+    o->service_name = xstrdup(mesh_labels_get(&o->meta.labels, "kubernetes.io/service-name")
+                                  ? mesh_labels_get(&o->meta.labels, "kubernetes.io/service-name")
+                                  : "");
     if (!*o->service_name)
         return mp_fail(c, "metadata.labels", "kubernetes.io/service-name is required");
     if (mp_get_str(c, obj, "addressType", "", &o->address_type) != 0)
@@ -330,7 +338,8 @@ int mp_parse_endpoint_slice(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
     if (eps && cJSON_GetArraySize(eps) > 0) {
         size_t n = (size_t)cJSON_GetArraySize(eps), i = 0;
         o->endpoints = xcalloc(n, sizeof *o->endpoints);
-        cJSON_ArrayForEach(it, eps) {
+        cJSON_ArrayForEach(it, eps)
+        {
             mesh_slice_endpoint *e = &o->endpoints[i];
             o->nendpoints = ++i;
             mp_pathi(p, "", "endpoints", i - 1);
@@ -357,8 +366,7 @@ int mp_parse_endpoint_slice(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
             if (!have_serving)
                 e->serving = e->ready;
             if (mp_get_str(c, it, "nodeName", p, &e->node_name) != 0 ||
-                mp_get_str(c, it, "zone", p, &e->zone) != 0 ||
-                parse_target_ref(c, it, p, e) != 0)
+                mp_get_str(c, it, "zone", p, &e->zone) != 0 || parse_target_ref(c, it, p, e) != 0)
                 return -1;
         }
     }
@@ -383,7 +391,7 @@ static int endpoints_address(mp_ctx *c, const cJSON *addr, const char *path, boo
     }
     o->endpoints = xrealloc(o->endpoints, (o->nendpoints + 1) * sizeof *o->endpoints);
     mesh_slice_endpoint *e = &o->endpoints[o->nendpoints++];
-    *e = (mesh_slice_endpoint){ 0 };
+    *e = (mesh_slice_endpoint){0};
     e->addresses = xcalloc(1, sizeof(char *));
     e->addresses[0] = ip;
     e->naddresses = 1;
@@ -408,7 +416,8 @@ int mp_parse_endpoints(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
         return -1;
     size_t si = 0;
     bool v6 = false;
-    cJSON_ArrayForEach(ss, subsets) {
+    cJSON_ArrayForEach(ss, subsets)
+    {
         mp_pathi(p, "", "subsets", si++);
         if (!cJSON_IsObject(ss))
             return mp_fail(c, p, "must be an object");
@@ -417,7 +426,8 @@ int mp_parse_endpoints(mp_ctx *c, const cJSON *obj, mesh_endpoint_slice *o)
             if (mp_get_arr(c, ss, key, p, &arr) != 0)
                 return -1;
             size_t ai = 0;
-            cJSON_ArrayForEach(a, arr) {
+            cJSON_ArrayForEach(a, arr)
+            {
                 if (endpoints_address(c, a, mp_pathi(p2, p, key, ai++), pass == 0, o) != 0)
                     return -1;
                 v6 = v6 || strchr(o->endpoints[o->nendpoints - 1].addresses[0], ':');

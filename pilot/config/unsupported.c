@@ -4,117 +4,195 @@
  * items as "[]", free-form map keys as "*" ("spec.http[].match[].headers.*.exact"). The
  * walker visits the object's spec; a key whose path is neither in the table nor a prefix
  * of an entry is reported once (its subtree is not visited). Keep these tables in step
- * with mesh_parse_istio.c: a field parsed there must be listed here. */
+ * with the parse_<kind>.c files: a field parsed there must be listed here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pilot/config/parse_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/config/parse_internal.h"
 
 #define WALK_DEPTH_MAX 32
 
 static const char *const vs_paths[] = {
-    "spec.hosts[]", "spec.gateways[]", "spec.exportTo[]",
+    "spec.hosts[]",
+    "spec.gateways[]",
+    "spec.exportTo[]",
     "spec.http[].name",
     "spec.http[].match[].name",
-    "spec.http[].match[].uri.exact", "spec.http[].match[].uri.prefix", "spec.http[].match[].uri.regex",
-    "spec.http[].match[].scheme.exact", "spec.http[].match[].scheme.prefix",
+    "spec.http[].match[].uri.exact",
+    "spec.http[].match[].uri.prefix",
+    "spec.http[].match[].uri.regex",
+    "spec.http[].match[].scheme.exact",
+    "spec.http[].match[].scheme.prefix",
     "spec.http[].match[].scheme.regex",
-    "spec.http[].match[].method.exact", "spec.http[].match[].method.prefix",
+    "spec.http[].match[].method.exact",
+    "spec.http[].match[].method.prefix",
     "spec.http[].match[].method.regex",
-    "spec.http[].match[].authority.exact", "spec.http[].match[].authority.prefix",
+    "spec.http[].match[].authority.exact",
+    "spec.http[].match[].authority.prefix",
     "spec.http[].match[].authority.regex",
-    "spec.http[].match[].headers.*.exact", "spec.http[].match[].headers.*.prefix",
+    "spec.http[].match[].headers.*.exact",
+    "spec.http[].match[].headers.*.prefix",
     "spec.http[].match[].headers.*.regex",
-    "spec.http[].match[].withoutHeaders.*.exact", "spec.http[].match[].withoutHeaders.*.prefix",
+    "spec.http[].match[].withoutHeaders.*.exact",
+    "spec.http[].match[].withoutHeaders.*.prefix",
     "spec.http[].match[].withoutHeaders.*.regex",
-    "spec.http[].match[].queryParams.*.exact", "spec.http[].match[].queryParams.*.prefix",
+    "spec.http[].match[].queryParams.*.exact",
+    "spec.http[].match[].queryParams.*.prefix",
     "spec.http[].match[].queryParams.*.regex",
-    "spec.http[].match[].port", "spec.http[].match[].sourceLabels.*",
-    "spec.http[].match[].sourceNamespace", "spec.http[].match[].gateways[]",
+    "spec.http[].match[].port",
+    "spec.http[].match[].sourceLabels.*",
+    "spec.http[].match[].sourceNamespace",
+    "spec.http[].match[].gateways[]",
     "spec.http[].match[].ignoreUriCase",
-    "spec.http[].route[].destination.host", "spec.http[].route[].destination.subset",
-    "spec.http[].route[].destination.port.number", "spec.http[].route[].weight",
-    "spec.http[].route[].headers.request.set.*", "spec.http[].route[].headers.request.add.*",
-    "spec.http[].route[].headers.request.remove[]", "spec.http[].route[].headers.response.set.*",
-    "spec.http[].route[].headers.response.add.*", "spec.http[].route[].headers.response.remove[]",
-    "spec.http[].redirect.uri", "spec.http[].redirect.authority", "spec.http[].redirect.scheme",
-    "spec.http[].redirect.port", "spec.http[].redirect.redirectCode",
-    "spec.http[].directResponse.status", "spec.http[].directResponse.body.string",
-    "spec.http[].rewrite.uri", "spec.http[].rewrite.authority",
-    "spec.http[].rewrite.uriRegexRewrite.match", "spec.http[].rewrite.uriRegexRewrite.rewrite",
+    "spec.http[].route[].destination.host",
+    "spec.http[].route[].destination.subset",
+    "spec.http[].route[].destination.port.number",
+    "spec.http[].route[].weight",
+    "spec.http[].route[].headers.request.set.*",
+    "spec.http[].route[].headers.request.add.*",
+    "spec.http[].route[].headers.request.remove[]",
+    "spec.http[].route[].headers.response.set.*",
+    "spec.http[].route[].headers.response.add.*",
+    "spec.http[].route[].headers.response.remove[]",
+    "spec.http[].redirect.uri",
+    "spec.http[].redirect.authority",
+    "spec.http[].redirect.scheme",
+    "spec.http[].redirect.port",
+    "spec.http[].redirect.redirectCode",
+    "spec.http[].directResponse.status",
+    "spec.http[].directResponse.body.string",
+    "spec.http[].rewrite.uri",
+    "spec.http[].rewrite.authority",
+    "spec.http[].rewrite.uriRegexRewrite.match",
+    "spec.http[].rewrite.uriRegexRewrite.rewrite",
     "spec.http[].timeout",
-    "spec.http[].retries.attempts", "spec.http[].retries.perTryTimeout", "spec.http[].retries.retryOn",
-    "spec.http[].fault.delay.percentage.value", "spec.http[].fault.delay.percent",
+    "spec.http[].retries.attempts",
+    "spec.http[].retries.perTryTimeout",
+    "spec.http[].retries.retryOn",
+    "spec.http[].fault.delay.percentage.value",
+    "spec.http[].fault.delay.percent",
     "spec.http[].fault.delay.fixedDelay",
-    "spec.http[].fault.abort.percentage.value", "spec.http[].fault.abort.httpStatus",
+    "spec.http[].fault.abort.percentage.value",
+    "spec.http[].fault.abort.httpStatus",
     "spec.http[].fault.abort.grpcStatus",
-    "spec.http[].mirror.host", "spec.http[].mirror.subset", "spec.http[].mirror.port.number",
-    "spec.http[].mirrorPercentage.value", "spec.http[].mirrorPercent", "spec.http[].mirror_percent",
-    "spec.http[].corsPolicy.allowOrigins[].exact", "spec.http[].corsPolicy.allowOrigins[].prefix",
-    "spec.http[].corsPolicy.allowOrigins[].regex", "spec.http[].corsPolicy.allowOrigin[]",
-    "spec.http[].corsPolicy.allowMethods[]", "spec.http[].corsPolicy.allowHeaders[]",
-    "spec.http[].corsPolicy.exposeHeaders[]", "spec.http[].corsPolicy.maxAge",
+    "spec.http[].mirror.host",
+    "spec.http[].mirror.subset",
+    "spec.http[].mirror.port.number",
+    "spec.http[].mirrorPercentage.value",
+    "spec.http[].mirrorPercent",
+    "spec.http[].mirror_percent",
+    "spec.http[].corsPolicy.allowOrigins[].exact",
+    "spec.http[].corsPolicy.allowOrigins[].prefix",
+    "spec.http[].corsPolicy.allowOrigins[].regex",
+    "spec.http[].corsPolicy.allowOrigin[]",
+    "spec.http[].corsPolicy.allowMethods[]",
+    "spec.http[].corsPolicy.allowHeaders[]",
+    "spec.http[].corsPolicy.exposeHeaders[]",
+    "spec.http[].corsPolicy.maxAge",
     "spec.http[].corsPolicy.allowCredentials",
-    "spec.http[].headers.request.set.*", "spec.http[].headers.request.add.*",
-    "spec.http[].headers.request.remove[]", "spec.http[].headers.response.set.*",
-    "spec.http[].headers.response.add.*", "spec.http[].headers.response.remove[]",
-    "spec.tcp[].match[].port", "spec.tcp[].match[].destinationSubnets[]",
-    "spec.tcp[].match[].sourceLabels.*", "spec.tcp[].match[].gateways[]",
-    "spec.tcp[].route[].destination.host", "spec.tcp[].route[].destination.subset",
-    "spec.tcp[].route[].destination.port.number", "spec.tcp[].route[].weight",
-    "spec.tls[].match[].sniHosts[]", "spec.tls[].match[].port", "spec.tls[].match[].destinationSubnets[]",
-    "spec.tls[].match[].sourceLabels.*", "spec.tls[].match[].gateways[]",
-    "spec.tls[].route[].destination.host", "spec.tls[].route[].destination.subset",
-    "spec.tls[].route[].destination.port.number", "spec.tls[].route[].weight",
+    "spec.http[].headers.request.set.*",
+    "spec.http[].headers.request.add.*",
+    "spec.http[].headers.request.remove[]",
+    "spec.http[].headers.response.set.*",
+    "spec.http[].headers.response.add.*",
+    "spec.http[].headers.response.remove[]",
+    "spec.tcp[].match[].port",
+    "spec.tcp[].match[].destinationSubnets[]",
+    "spec.tcp[].match[].sourceLabels.*",
+    "spec.tcp[].match[].gateways[]",
+    "spec.tcp[].route[].destination.host",
+    "spec.tcp[].route[].destination.subset",
+    "spec.tcp[].route[].destination.port.number",
+    "spec.tcp[].route[].weight",
+    "spec.tls[].match[].sniHosts[]",
+    "spec.tls[].match[].port",
+    "spec.tls[].match[].destinationSubnets[]",
+    "spec.tls[].match[].sourceLabels.*",
+    "spec.tls[].match[].gateways[]",
+    "spec.tls[].route[].destination.host",
+    "spec.tls[].route[].destination.subset",
+    "spec.tls[].route[].destination.port.number",
+    "spec.tls[].route[].weight",
     NULL,
 };
 
 /* Traffic policy fields, below each place a policy may appear. */
 static const char *const tp_suffixes[] = {
     "loadBalancer.simple",
-    "loadBalancer.consistentHash.httpHeaderName", "loadBalancer.consistentHash.useSourceIp",
-    "loadBalancer.consistentHash.minimumRingSize", "loadBalancer.consistentHash.httpCookie.name",
+    "loadBalancer.consistentHash.httpHeaderName",
+    "loadBalancer.consistentHash.useSourceIp",
+    "loadBalancer.consistentHash.minimumRingSize",
+    "loadBalancer.consistentHash.httpCookie.name",
     "loadBalancer.consistentHash.ringHash.minimumRingSize",
-    "connectionPool.tcp.maxConnections", "connectionPool.tcp.connectTimeout",
-    "connectionPool.http.http1MaxPendingRequests", "connectionPool.http.http2MaxRequests",
-    "connectionPool.http.maxRequestsPerConnection", "connectionPool.http.maxRetries",
+    "connectionPool.tcp.maxConnections",
+    "connectionPool.tcp.connectTimeout",
+    "connectionPool.http.http1MaxPendingRequests",
+    "connectionPool.http.http2MaxRequests",
+    "connectionPool.http.maxRequestsPerConnection",
+    "connectionPool.http.maxRetries",
     "connectionPool.http.idleTimeout",
-    "outlierDetection.consecutiveErrors", "outlierDetection.consecutive5xxErrors",
-    "outlierDetection.consecutiveGatewayErrors", "outlierDetection.interval",
-    "outlierDetection.baseEjectionTime", "outlierDetection.maxEjectionPercent",
-    "tls.mode", "tls.sni", "tls.credentialName", "tls.subjectAltNames[]",
+    "outlierDetection.consecutiveErrors",
+    "outlierDetection.consecutive5xxErrors",
+    "outlierDetection.consecutiveGatewayErrors",
+    "outlierDetection.interval",
+    "outlierDetection.baseEjectionTime",
+    "outlierDetection.maxEjectionPercent",
+    "tls.mode",
+    "tls.sni",
+    "tls.credentialName",
+    "tls.subjectAltNames[]",
     NULL,
 };
 
 static const char *const tp_prefixes[] = {
-    "spec.trafficPolicy.", "spec.trafficPolicy.portLevelSettings[].", "spec.subsets[].trafficPolicy.",
+    "spec.trafficPolicy.",
+    "spec.trafficPolicy.portLevelSettings[].",
+    "spec.subsets[].trafficPolicy.",
     NULL,
 };
 
 static const char *const dr_paths[] = {
-    "spec.host", "spec.exportTo[]", "spec.workloadSelector.matchLabels.*",
-    "spec.subsets[].name", "spec.subsets[].labels.*",
+    "spec.host",
+    "spec.exportTo[]",
+    "spec.workloadSelector.matchLabels.*",
+    "spec.subsets[].name",
+    "spec.subsets[].labels.*",
     "spec.trafficPolicy.portLevelSettings[].port.number",
     NULL,
 };
 
 static const char *const gw_paths[] = {
     "spec.selector.*",
-    "spec.servers[].port.number", "spec.servers[].port.protocol", "spec.servers[].port.name",
-    "spec.servers[].hosts[]", "spec.servers[].name",
-    "spec.servers[].tls.httpsRedirect", "spec.servers[].tls.mode", "spec.servers[].tls.credentialName",
+    "spec.servers[].port.number",
+    "spec.servers[].port.protocol",
+    "spec.servers[].port.name",
+    "spec.servers[].hosts[]",
+    "spec.servers[].name",
+    "spec.servers[].tls.httpsRedirect",
+    "spec.servers[].tls.mode",
+    "spec.servers[].tls.credentialName",
     "spec.servers[].tls.subjectAltNames[]",
     NULL,
 };
 
 static const char *const se_paths[] = {
-    "spec.hosts[]", "spec.addresses[]", "spec.exportTo[]",
-    "spec.ports[].number", "spec.ports[].protocol", "spec.ports[].name", "spec.ports[].targetPort",
-    "spec.location", "spec.resolution",
-    "spec.endpoints[].address", "spec.endpoints[].ports.*", "spec.endpoints[].labels.*",
-    "spec.endpoints[].network", "spec.endpoints[].locality", "spec.endpoints[].weight",
+    "spec.hosts[]",
+    "spec.addresses[]",
+    "spec.exportTo[]",
+    "spec.ports[].number",
+    "spec.ports[].protocol",
+    "spec.ports[].name",
+    "spec.ports[].targetPort",
+    "spec.location",
+    "spec.resolution",
+    "spec.endpoints[].address",
+    "spec.endpoints[].ports.*",
+    "spec.endpoints[].labels.*",
+    "spec.endpoints[].network",
+    "spec.endpoints[].locality",
+    "spec.endpoints[].weight",
     "spec.endpoints[].serviceAccount",
     "spec.workloadSelector.labels.*",
     NULL,
@@ -122,7 +200,7 @@ static const char *const se_paths[] = {
 
 typedef struct walk {
     const char *const *table;
-    bool tp;                  /* also the traffic policy tables (DestinationRule) */
+    bool tp; /* also the traffic policy tables (DestinationRule) */
     char ***paths;
     size_t *npaths;
 } walk;
@@ -175,13 +253,13 @@ static void visit(walk *w, const cJSON *node, const char *path, int depth)
         return;
     if (cJSON_IsArray(node)) {
         snprintf(p, sizeof p, "%s[]", path);
-        cJSON_ArrayForEach(it, node)
-            visit(w, it, p, depth + 1);
+        cJSON_ArrayForEach(it, node) visit(w, it, p, depth + 1);
         return;
     }
     if (!cJSON_IsObject(node))
         return;
-    cJSON_ArrayForEach(it, node) {
+    cJSON_ArrayForEach(it, node)
+    {
         if (!it->string)
             continue;
         snprintf(p, sizeof p, "%s.%s", path, it->string);
@@ -201,12 +279,21 @@ static void visit(walk *w, const cJSON *node, const char *path, int depth)
 
 void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths)
 {
-    walk w = { .paths = paths, .npaths = npaths };
+    walk w = {.paths = paths, .npaths = npaths};
     switch (mesh_kind_of(obj)) {
-    case MESH_KIND_VIRTUAL_SERVICE: w.table = vs_paths; break;
-    case MESH_KIND_DESTINATION_RULE: w.table = dr_paths; w.tp = true; break;
-    case MESH_KIND_GATEWAY: w.table = gw_paths; break;
-    case MESH_KIND_SERVICE_ENTRY: w.table = se_paths; break;
+    case MESH_KIND_VIRTUAL_SERVICE:
+        w.table = vs_paths;
+        break;
+    case MESH_KIND_DESTINATION_RULE:
+        w.table = dr_paths;
+        w.tp = true;
+        break;
+    case MESH_KIND_GATEWAY:
+        w.table = gw_paths;
+        break;
+    case MESH_KIND_SERVICE_ENTRY:
+        w.table = se_paths;
+        break;
     default:
         /* Kubernetes kinds: the API server owns their schema; we read a few fields and
          * claim nothing about the rest. */

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "pilot/base/log.h"
-#include "pilot/model/model_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/model/model_internal.h"
 
 char *model_k8s_hostname(const char *name, const char *ns, const char *domain)
 {
@@ -166,7 +166,8 @@ static void build_services(const model_build_in *in, mesh_snapshot *s)
     snap_arr *a = snap_arr_new(SNAP_ARR_SERVICES, n);
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
-        if (out && strcmp(((mesh_service *)a->items[out - 1])->hostname, items[i].svc->hostname) == 0) {
+        if (out &&
+            strcmp(((mesh_service *)a->items[out - 1])->hostname, items[i].svc->hostname) == 0) {
             LOG_DEBUG("model", "hostname %s defined twice: keeping %s/%s, ignoring %s/%s",
                       items[i].svc->hostname, ((mesh_service *)a->items[out - 1])->meta.ns,
                       ((mesh_service *)a->items[out - 1])->meta.name, items[i].svc->meta.ns,
@@ -184,8 +185,8 @@ static void build_services(const model_build_in *in, mesh_snapshot *s)
 
 /* ---- config arrays ------------------------------------------------------------------------ */
 
-static void **config_array(const model_build_in *in, mesh_kind k, void **prev_items,
-                           size_t prev_n, size_t *n)
+static void **config_array(const model_build_in *in, mesh_kind k, void **prev_items, size_t prev_n,
+                           size_t *n)
 {
     if (in->prev && prev_items && !(in->kinds_changed & (1u << k))) {
         snap_arr_retain(snap_arr_of(prev_items));
@@ -238,9 +239,9 @@ typedef struct build_ctx {
     const model_build_in *in;
     const mesh_endpoint_slice **slices; /* EndpointSlices sorted by ns, service, name */
     size_t nslices;
-    const mesh_endpoint_slice **eps;    /* core Endpoints, same order */
+    const mesh_endpoint_slice **eps; /* core Endpoints, same order */
     size_t neps;
-    pod_ip *ips;                        /* built on first use */
+    pod_ip *ips; /* built on first use */
     size_t nips;
     bool ips_built;
 } build_ctx;
@@ -386,8 +387,8 @@ static void add_slice_endpoints(build_ctx *c, const mesh_service *svc,
 }
 
 /* Range [lo, hi) of slices of service ns/name. */
-static void slice_range(const mesh_endpoint_slice **v, size_t n, const char *ns,
-                        const char *name, size_t *lo_out, size_t *hi_out)
+static void slice_range(const mesh_endpoint_slice **v, size_t n, const char *ns, const char *name,
+                        size_t *lo_out, size_t *hi_out)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -401,8 +402,7 @@ static void slice_range(const mesh_endpoint_slice **v, size_t n, const char *ns,
             hi = mid;
     }
     size_t end = lo;
-    while (end < n && strcmp(v[end]->meta.ns, ns) == 0 &&
-           name_eq(v[end]->service_name, name))
+    while (end < n && strcmp(v[end]->meta.ns, ns) == 0 && name_eq(v[end]->service_name, name))
         end++;
     *lo_out = lo;
     *hi_out = end;
@@ -453,8 +453,8 @@ static void add_se_endpoints(build_ctx *c, const mesh_service *svc, ep_vec *ev)
                 for (size_t k = 0; k < se->nports; k++) {
                     mesh_endpoint *ep = ep_push(ev);
                     ep->address = xstrdup(p->ips[0]);
-                    ep->port = se->ports[k].target_port ? se->ports[k].target_port
-                                                        : se->ports[k].port;
+                    ep->port =
+                        se->ports[k].target_port ? se->ports[k].target_port : se->ports[k].port;
                     ep->port_name = xstrdup(se->ports[k].name);
                     ep->service_port = se->ports[k].port;
                     mesh_labels_copy(&p->meta.labels, &ep->labels);
@@ -533,14 +533,9 @@ static mesh_endpoint_shard *compute_shard(build_ctx *c, const mesh_service *svc)
 
 /* ---- dirty hosts of an endpoint-only build ------------------------------------------------ */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool in_sorted(char **v, size_t n, const char *s)
 {
-    return n && bsearch(&s, v, n, sizeof(char *), cmp_str) != NULL;
+    return n && bsearch(&s, v, n, sizeof(char *), util_strp_cmp) != NULL;
 }
 
 typedef struct hostset {
@@ -566,8 +561,8 @@ static void dirty_from_slices(const model_build_in *in, const mesh_endpoint_slic
         for (size_t j = 0; j < sl->nendpoints && !hit; j++) {
             const mesh_slice_endpoint *se = &sl->endpoints[j];
             if (se->target_pod) {
-                char *key = xasprintf("%s/%s", se->target_ns && *se->target_ns ? se->target_ns
-                                                                               : sl->meta.ns,
+                char *key = xasprintf("%s/%s",
+                                      se->target_ns && *se->target_ns ? se->target_ns : sl->meta.ns,
                                       se->target_pod);
                 hit = in_sorted(pods, npods, key);
                 free(key);
@@ -588,9 +583,9 @@ static void compute_dirty(const model_build_in *in, build_ctx *c, hostset *out)
         goto out;
     char **pods = in->dirty_pods, **ips = in->dirty_ips;
     if (in->ndirty_pods > 1)
-        qsort(pods, in->ndirty_pods, sizeof(char *), cmp_str);
+        qsort(pods, in->ndirty_pods, sizeof(char *), util_strp_cmp);
     if (in->ndirty_ips > 1)
-        qsort(ips, in->ndirty_ips, sizeof(char *), cmp_str);
+        qsort(ips, in->ndirty_ips, sizeof(char *), util_strp_cmp);
     dirty_from_slices(in, c->slices, c->nslices, pods, in->ndirty_pods, ips, in->ndirty_ips, out);
     dirty_from_slices(in, c->eps, c->neps, pods, in->ndirty_pods, ips, in->ndirty_ips, out);
     /* ServiceEntries selecting pods: any pod change may move their endpoints. */
@@ -602,7 +597,7 @@ static void compute_dirty(const model_build_in *in, build_ctx *c, hostset *out)
                     hostset_add(out, xstrdup(e->obj.u.se->hosts[h]));
 out:
     if (out->n > 1)
-        qsort(out->v, out->n, sizeof(char *), cmp_str);
+        qsort(out->v, out->n, sizeof(char *), util_strp_cmp);
 }
 
 /* ---- the build ---------------------------------------------------------------------------- */
@@ -637,15 +632,15 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         snap_configz_retain(prev->configz);
         s->configz = prev->configz;
     } else {
-        s->vss = (mesh_virtual_service **)config_array(
-            in, MESH_KIND_VIRTUAL_SERVICE, prev ? (void **)prev->vss : NULL,
-            prev ? prev->nvss : 0, &s->nvss);
-        s->drs = (mesh_destination_rule **)config_array(
-            in, MESH_KIND_DESTINATION_RULE, prev ? (void **)prev->drs : NULL,
-            prev ? prev->ndrs : 0, &s->ndrs);
-        s->gws = (mesh_gateway **)config_array(in, MESH_KIND_GATEWAY,
-                                               prev ? (void **)prev->gws : NULL,
-                                               prev ? prev->ngws : 0, &s->ngws);
+        s->vss = (mesh_virtual_service **)config_array(in, MESH_KIND_VIRTUAL_SERVICE,
+                                                       prev ? (void **)prev->vss : NULL,
+                                                       prev ? prev->nvss : 0, &s->nvss);
+        s->drs = (mesh_destination_rule **)config_array(in, MESH_KIND_DESTINATION_RULE,
+                                                        prev ? (void **)prev->drs : NULL,
+                                                        prev ? prev->ndrs : 0, &s->ndrs);
+        s->gws =
+            (mesh_gateway **)config_array(in, MESH_KIND_GATEWAY, prev ? (void **)prev->gws : NULL,
+                                          prev ? prev->ngws : 0, &s->ngws);
         s->ses = (mesh_service_entry **)config_array(in, MESH_KIND_SERVICE_ENTRY,
                                                      prev ? (void **)prev->ses : NULL,
                                                      prev ? prev->nses : 0, &s->nses);
@@ -653,9 +648,9 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
             in, MESH_KIND_NAMESPACE, prev ? (void **)prev->namespaces : NULL,
             prev ? prev->nnamespaces : 0, &s->nnamespaces);
         /* gateway credentials: read by SDS only, never shown in configz */
-        s->secrets = (mesh_secret **)config_array(in, MESH_KIND_SECRET,
-                                                  prev ? (void **)prev->secrets : NULL,
-                                                  prev ? prev->nsecrets : 0, &s->nsecrets);
+        s->secrets =
+            (mesh_secret **)config_array(in, MESH_KIND_SECRET, prev ? (void **)prev->secrets : NULL,
+                                         prev ? prev->nsecrets : 0, &s->nsecrets);
         s->configz = build_configz(in);
     }
 

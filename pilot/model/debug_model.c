@@ -8,9 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "pilot/obs/debug.h"
-#include "pilot/model/model_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/model/model_internal.h"
+#include "pilot/obs/debug.h"
 
 /* Istio's model.HealthStatus values. */
 #define DBG_HEALTHY 1
@@ -105,8 +105,7 @@ static cJSON *service_json(const mesh_snapshot *s, const mesh_service *svc)
     cJSON *attr = cJSON_AddObjectToObject(o, "Attributes");
     cJSON_AddStringToObject(attr, "ServiceRegistry",
                             svc->from_service_entry ? "External" : "Kubernetes");
-    cJSON_AddStringToObject(attr, "Name", svc->from_service_entry ? svc->hostname
-                                                                  : svc->meta.name);
+    cJSON_AddStringToObject(attr, "Name", svc->from_service_entry ? svc->hostname : svc->meta.name);
     cJSON_AddStringToObject(attr, "Namespace", svc->meta.ns ? svc->meta.ns : "");
     cJSON_AddItemToObject(attr, "Labels", labels_json(&svc->meta.labels));
     cJSON_AddItemToObject(attr, "ExportTo", set_json(svc->export_to, svc->nexport_to));
@@ -222,6 +221,5 @@ void model_debug_register(model *m)
 {
     dbg_register("/debug/configz", "Debug support for config", h_configz, m);
     dbg_register("/debug/registryz", "Debug support for registry", h_registryz, m);
-    dbg_register("/debug/endpointShardz", "Info about the endpoint shards",
-                 h_endpoint_shardz, m);
+    dbg_register("/debug/endpointShardz", "Info about the endpoint shards", h_endpoint_shardz, m);
 }

@@ -16,15 +16,15 @@
 #include <time.h>
 
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
-#include "pilot/model/model_internal.h"
 #include "pilot/base/util.h"
+#include "pilot/model/model_internal.h"
+#include "pilot/obs/metrics.h"
 
 #define MODEL_MAILBOX_MAX 100000
 #define MODEL_MAX_CALLBACKS 8
 
 typedef struct mbox_item {
-    int type;                 /* source_event_type, or MBOX_SYNCED */
+    int type; /* source_event_type, or MBOX_SYNCED */
     cJSON *obj;
     char *origin;
     struct mbox_item *next;
@@ -47,8 +47,8 @@ struct model {
     bool started;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;        /* mailbox non-empty, flush requested, stop */
-    pthread_cond_t flush_cv;  /* flush done */
+    pthread_cond_t cv;       /* mailbox non-empty, flush requested, stop */
+    pthread_cond_t flush_cv; /* flush done */
     mbox_item *head, *tail;
     size_t qlen;
     uint64_t dropped;
@@ -64,7 +64,7 @@ struct model {
     /* model-thread state */
     store stores[MESH_KIND__COUNT];
     int synced;
-    bool dirty;               /* changes not yet in a snapshot */
+    bool dirty; /* changes not yet in a snapshot */
     bool force_full;
     uint32_t kinds_changed;
     int64_t first_ev_ns, last_ev_ns;
@@ -72,15 +72,14 @@ struct model {
     strset dirty_hosts, dirty_pods, dirty_ips;
     uint64_t version_seq, shard_seq;
     int64_t last_push_ns;
-    mesh_snapshot *current;   /* == published; the model's own reference */
+    mesh_snapshot *current; /* == published; the model's own reference */
 
     pthread_mutex_t snap_mu;
     mesh_snapshot *published;
     atomic_bool ready;
 };
 
-static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
-    *m_dropped;
+static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build, *m_dropped;
 
 static void model_metrics_init(void)
 {
@@ -88,12 +87,12 @@ static void model_metrics_init(void)
     static const double build_buckets[] = {.01, .1, .5, 1, 3, 5};
     m_inbound = metric_counter("pilot_inbound_updates",
                                "Total number of updates received by pilot.", "type");
-    m_rejects = metric_counter("pilot_total_rejected_configs",
-                               "Total number of configs that Pilot had to reject or ignore.",
-                               "type");
+    m_rejects =
+        metric_counter("pilot_total_rejected_configs",
+                       "Total number of configs that Pilot had to reject or ignore.", "type");
     m_services = metric_gauge("pilot_services", "Total services known to pilot.", NULL);
-    m_vservices = metric_gauge("pilot_virt_services",
-                               "Total virtual services known to pilot.", NULL);
+    m_vservices =
+        metric_gauge("pilot_virt_services", "Total virtual services known to pilot.", NULL);
     m_debounce = metric_histogram("pilot_debounce_time",
                                   "Delay in seconds between the first config enters debouncing "
                                   "and the merged push request is pushed into the push queue.",
@@ -103,8 +102,7 @@ static void model_metrics_init(void)
                                "Total time in seconds Pilot takes to init pushContext.", NULL,
                                build_buckets, sizeof(build_buckets) / sizeof(build_buckets[0]));
     m_dropped = metric_counter("pilot_model_dropped_events",
-                               "Config events dropped because the model mailbox was full.",
-                               NULL);
+                               "Config events dropped because the model mailbox was full.", NULL);
 }
 
 /* ---- small string set (deduplicated at build time) ---------------------------------------- */
@@ -258,7 +256,7 @@ static bool kind_is_eds(mesh_kind k)
     return k == MESH_KIND_ENDPOINTS || k == MESH_KIND_ENDPOINT_SLICE || k == MESH_KIND_POD;
 }
 
-#define EDS_KINDS                                                                          \
+#define EDS_KINDS                                                                                  \
     ((1u << MESH_KIND_ENDPOINTS) | (1u << MESH_KIND_ENDPOINT_SLICE) | (1u << MESH_KIND_POD))
 
 static const char *update_type(mesh_kind k)
@@ -303,8 +301,7 @@ static cJSON *configz_json(mesh_kind k, const cJSON *obj, const mesh_meta *meta)
         cJSON_AddStringToObject(md, "uid", meta->uid);
     cJSON_AddNumberToObject(md, "generation", (double)meta->generation);
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
-    cJSON_AddItemToObject(out, "spec",
-                          spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
+    cJSON_AddItemToObject(out, "spec", spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(obj, "status");
     if (status)
         cJSON_AddItemToObject(out, "status", cJSON_Duplicate(status, true));
@@ -416,8 +413,8 @@ static void apply_item(model *m, mbox_item *it)
 {
     if (it->type == MBOX_SYNCED) {
         m->synced++;
-        LOG_INFO("model", "source %s synced (%d of %d)", it->origin ? it->origin : "?",
-                 m->synced, m->nsources);
+        LOG_INFO("model", "source %s synced (%d of %d)", it->origin ? it->origin : "?", m->synced,
+                 m->nsources);
         if (m->synced == m->nsources) {
             /* The first snapshot must reflect the whole initial state. */
             if (!m->dirty)
@@ -567,8 +564,8 @@ static void build_and_publish(model *m)
 
     if (all_synced(m) && !atomic_load(&m->ready)) {
         atomic_store(&m->ready, true);
-        LOG_INFO("model", "ready: %zu services, %zu virtual services, version %s",
-                 snap->nservices, snap->nvss, snap->version_str);
+        LOG_INFO("model", "ready: %zu services, %zu virtual services, version %s", snap->nservices,
+                 snap->nvss, snap->version_str);
     }
     for (int i = 0; i < m->ncbs; i++)
         m->cbs[i].fn(m->cbs[i].ud, snap, &req);

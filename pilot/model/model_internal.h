@@ -1,4 +1,4 @@
-/* model_internal: what pilot/model.c, pilot/model_build.c, pilot/snapshot.c and
+/* model_internal: what pilot/model/model.c, pilot/model/build.c, pilot/model/snapshot.c and
  * pilot/debug_model.c share and nobody else needs.
  *
  * Shared arrays: the object arrays of a mesh_snapshot (services, vss, drs, ...) are
@@ -65,11 +65,11 @@ mesh_snapshot *snap_new(void);
 /* ---- the model thread's store (model.c) ------------------------------------------------ */
 
 typedef struct store_entry {
-    char *key;                /* "ns/name"; a Namespace's name alone */
-    mesh_object obj;          /* one reference */
-    uint64_t hash;            /* of the accepted JSON: a re-sent identical object is no change */
-    cJSON *configz;           /* Istio kinds: Kubernetes-shaped copy for /debug/configz */
-    mesh_service **built;     /* services made from this Service / ServiceEntry, cached */
+    char *key;            /* "ns/name"; a Namespace's name alone */
+    mesh_object obj;      /* one reference */
+    uint64_t hash;        /* of the accepted JSON: a re-sent identical object is no change */
+    cJSON *configz;       /* Istio kinds: Kubernetes-shaped copy for /debug/configz */
+    mesh_service **built; /* services made from this Service / ServiceEntry, cached */
     size_t nbuilt;
     bool built_done;
     struct store_entry *next; /* hash chain */
@@ -89,17 +89,17 @@ store_entry **store_sorted(const store *st, size_t *n);
 
 typedef struct model_build_in {
     const char *domain;
-    store *stores;                /* MESH_KIND__COUNT of them */
-    const mesh_snapshot *prev;    /* NULL for the first build */
+    store *stores;             /* MESH_KIND__COUNT of them */
+    const mesh_snapshot *prev; /* NULL for the first build */
     bool full;
     uint32_t kinds_changed;
-    char **dirty_hosts;           /* endpoint-only builds: hostnames of changed slices */
+    char **dirty_hosts; /* endpoint-only builds: hostnames of changed slices */
     size_t ndirty_hosts;
-    char **dirty_pods;            /* "ns/name" of changed pods */
+    char **dirty_pods; /* "ns/name" of changed pods */
     size_t ndirty_pods;
-    char **dirty_ips;             /* their old and new IPs */
+    char **dirty_ips; /* their old and new IPs */
     size_t ndirty_ips;
-    uint64_t *shard_seq;          /* model-wide shard version counter */
+    uint64_t *shard_seq; /* model-wide shard version counter */
 } model_build_in;
 
 /* Builds the next snapshot beside in->prev (version fields left for the caller). On return

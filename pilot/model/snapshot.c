@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pilot/base/util.h"
 #include "pilot/config/mesh.h"
 #include "pilot/model/model_internal.h"
-#include "pilot/base/util.h"
 
 /* ---- shared arrays ---------------------------------------------------------------------- */
 
@@ -207,9 +207,10 @@ bool snap_shard_equal(const mesh_endpoint_shard *a, const mesh_endpoint_shard *b
         const mesh_endpoint *x = &a->eps[i], *y = &b->eps[i];
         if (x->port != y->port || x->service_port != y->service_port || x->ready != y->ready ||
             x->weight != y->weight || !str_eq(x->address, y->address) ||
-            !str_eq(x->port_name, y->port_name) || !str_eq(x->service_account, y->service_account) ||
-            !str_eq(x->pod_name, y->pod_name) || !str_eq(x->node_name, y->node_name) ||
-            !str_eq(x->locality, y->locality) || !labels_equal(&x->labels, &y->labels))
+            !str_eq(x->port_name, y->port_name) ||
+            !str_eq(x->service_account, y->service_account) || !str_eq(x->pod_name, y->pod_name) ||
+            !str_eq(x->node_name, y->node_name) || !str_eq(x->locality, y->locality) ||
+            !labels_equal(&x->labels, &y->labels))
             return false;
     }
     return true;
@@ -291,8 +292,7 @@ static int cmp_ns_name(const mesh_meta *m, const char *ns, const char *name)
     return c ? c : strcmp(m->name, name);
 }
 
-const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns,
-                                          const char *name)
+const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns, const char *name)
 {
     size_t lo = 0, hi = s->ngws;
     while (lo < hi) {
@@ -308,8 +308,7 @@ const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns
     return NULL;
 }
 
-const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns,
-                                        const char *name)
+const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns, const char *name)
 {
     if (!s || !ns || !name)
         return NULL;
@@ -381,9 +380,8 @@ static const mesh_destination_rule *dr_best(const mesh_snapshot *s, const char *
     return best;
 }
 
-const mesh_destination_rule *mesh_snapshot_destination_rule(const mesh_snapshot *s,
-                                                            const char *hostname,
-                                                            const char *proxy_ns)
+const mesh_destination_rule *
+mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns)
 {
     const mesh_destination_rule *dr = NULL;
     if (!s || !hostname)

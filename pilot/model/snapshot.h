@@ -20,12 +20,12 @@
  * and output is deterministic. Each listed object is held by one reference. */
 typedef struct mesh_snapshot {
     atomic_int refs;
-    uint64_t version;             /* strictly increasing */
-    char version_str[48];         /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
+    uint64_t version;     /* strictly increasing */
+    char version_str[48]; /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
     int64_t created_wall_ns;
     char *domain;
 
-    mesh_service **services;      /* Kubernetes Services and ServiceEntry hosts */
+    mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */
     size_t nservices;
     mesh_virtual_service **vss;
     size_t nvss;
@@ -60,22 +60,19 @@ const mesh_service *mesh_snapshot_service(const mesh_snapshot *s, const char *ho
 const mesh_endpoint_shard *mesh_snapshot_shard(const mesh_snapshot *s, const char *hostname);
 /* The DestinationRule for an FQDN host (exact host first, then the longest wildcard
  * suffix), preferring one in the proxy's namespace, then the service's, then root. */
-const mesh_destination_rule *mesh_snapshot_destination_rule(const mesh_snapshot *s,
-                                                            const char *hostname,
-                                                            const char *proxy_ns);
-const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns,
-                                          const char *name);
+const mesh_destination_rule *
+mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns);
+const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns, const char *name);
 /* The Secret ns/name, or NULL. */
-const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns,
-                                        const char *name);
+const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns, const char *name);
 
 /* What changed between two snapshots; handed to the push scheduler. */
 typedef struct mesh_push_request {
-    bool full;                    /* config changed: every type for every proxy */
-    char **endpoint_hosts;        /* EDS-only: the hostnames whose shards changed */
+    bool full;             /* config changed: every type for every proxy */
+    char **endpoint_hosts; /* EDS-only: the hostnames whose shards changed */
     size_t nendpoint_hosts;
-    uint32_t kinds_changed;       /* bit (1 << mesh_kind) for each kind that changed */
-    int64_t start_ns;             /* monotonic time of the first event merged in */
+    uint32_t kinds_changed; /* bit (1 << mesh_kind) for each kind that changed */
+    int64_t start_ns;       /* monotonic time of the first event merged in */
 } mesh_push_request;
 
 #endif

@@ -11,12 +11,12 @@
 
 #include "pilot/base/util.h"
 
-typedef struct dbg_request dbg_request;   /* opaque, owned by the HTTP layer */
+typedef struct dbg_request dbg_request; /* opaque, owned by the HTTP layer */
 
 typedef struct dbg_response {
-    int status;                   /* default 200 */
-    const char *content_type;     /* default "application/json" */
-    strbuf body;                  /* the handler appends; freed by the HTTP layer */
+    int status;               /* default 200 */
+    const char *content_type; /* default "application/json" */
+    strbuf body;              /* the handler appends; freed by the HTTP layer */
 } dbg_response;
 
 /* The value of query argument key ("proxyID"), "" when given without value, NULL absent. */
@@ -34,7 +34,7 @@ void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *u
 struct cJSON;
 void dbg_send_json(const dbg_request *r, dbg_response *resp, const struct cJSON *json);
 
-/* ---- the servers (pilot/http.c, libmicrohttpd's threads) ---------------------------------- */
+/* ---- the servers (pilot/obs/http.c, libmicrohttpd's threads) ---------------------------- */
 
 typedef struct dbg_server dbg_server;
 typedef bool (*dbg_ready_fn)(void *ud);

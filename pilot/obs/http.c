@@ -19,10 +19,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
 #include "pilot_version.h"
+#include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 
 /* Debug output for a big mesh is large, but not unbounded. */
 #define DBG_MAX_BODY (256u << 20)
@@ -169,11 +169,20 @@ static void html_escape(strbuf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '<': strbuf_appends(b, "&lt;"); break;
-        case '>': strbuf_appends(b, "&gt;"); break;
-        case '&': strbuf_appends(b, "&amp;"); break;
-        case '"': strbuf_appends(b, "&quot;"); break;
-        default: strbuf_append(b, s, 1);
+        case '<':
+            strbuf_appends(b, "&lt;");
+            break;
+        case '>':
+            strbuf_appends(b, "&gt;");
+            break;
+        case '&':
+            strbuf_appends(b, "&amp;");
+            break;
+        case '"':
+            strbuf_appends(b, "&quot;");
+            break;
+        default:
+            strbuf_append(b, s, 1);
         }
     }
 }
@@ -263,9 +272,8 @@ static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     (void)upload_data;
@@ -283,8 +291,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     dbg_request req = {.conn = conn, .path = url};
     dbg_response resp = {.status = 200, .content_type = "application/json"};
     strbuf_init(&resp.body, DBG_MAX_BODY);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-        strcmp(method, "POST") != 0) {
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 && strcmp(method, "POST") != 0) {
         resp.status = 405;
         resp.content_type = "text/plain; charset=utf-8";
         strbuf_appends(&resp.body, "method not allowed\n");
@@ -293,9 +300,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     size_t len = 0;
     char *body = strbuf_steal(&resp.body, &len);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"",
-                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -424,11 +430,10 @@ dbg_server *dbg_server_start(const char *addr, bool monitoring)
     int fd = listen_on(addr, &s->port);
     if (fd < 0)
         goto fail;
-    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                     MHD_USE_ERROR_LOG,
-                                 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)DBG_MAX_CONNECTIONS,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)DBG_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
     if (!s->daemon) {
         LOG_ERR("http", "%s: cannot start the HTTP server", addr);
         close(fd);

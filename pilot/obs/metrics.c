@@ -22,9 +22,9 @@ enum { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
 #define METRIC_MAX_LABELS 8
 
 typedef struct series {
-    char *labels;      /* the comma-separated values, "" when unlabelled */
-    double value;      /* counter / gauge */
-    double sum;        /* histogram */
+    char *labels; /* the comma-separated values, "" when unlabelled */
+    double value; /* counter / gauge */
+    double sum;   /* histogram */
     uint64_t count;
     uint64_t *buckets; /* per bound, not cumulative */
 } series;
@@ -58,14 +58,13 @@ static void registry_init_locked(void)
     if (uptime_metric)
         return;
     start_ns = util_now_ns();
-    uptime_metric = metric_create_locked("istiod_uptime_seconds",
-                                         "Current istiod server uptime in seconds", MT_GAUGE,
-                                         NULL, NULL, 0);
+    uptime_metric =
+        metric_create_locked("istiod_uptime_seconds", "Current istiod server uptime in seconds",
+                             MT_GAUGE, NULL, NULL, 0);
 }
 
 static metric *metric_create_locked(const char *name, const char *help, int type,
-                                    const char *label_names, const double *buckets,
-                                    size_t nbuckets)
+                                    const char *label_names, const double *buckets, size_t nbuckets)
 {
     for (struct metric *m = reg_head; m; m = m->next)
         if (strcmp(m->name, name) == 0)
@@ -97,8 +96,8 @@ static metric *metric_create_locked(const char *name, const char *help, int type
     return m;
 }
 
-static metric *metric_create(const char *name, const char *help, int type,
-                             const char *label_names, const double *buckets, size_t nbuckets)
+static metric *metric_create(const char *name, const char *help, int type, const char *label_names,
+                             const double *buckets, size_t nbuckets)
 {
     pthread_mutex_lock(&reg_mu);
     registry_init_locked();

@@ -37,9 +37,9 @@
 #include <cjson/cJSON.h>
 
 #include "pilot/base/log.h"
+#include "pilot/base/util.h"
 #include "pilot/model/model.h"
 #include "pilot/model/model_internal.h"
-#include "pilot/base/util.h"
 
 /* ---- build timing (linker wrap) ------------------------------------------------------- */
 
@@ -70,11 +70,11 @@ mesh_snapshot *__wrap_model_build(const model_build_in *in, char ***changed, siz
 /* ---- push requests ----------------------------------------------------------------------- */
 
 typedef struct push_stat {
-    int n;                 /* pushes since reset */
+    int n; /* pushes since reset */
     bool full;
-    size_t nhosts;         /* endpoint_hosts of the last push */
-    size_t host_bytes;     /* their lengths + NUL */
-    size_t neps;           /* endpoints in the changed shards */
+    size_t nhosts;     /* endpoint_hosts of the last push */
+    size_t host_bytes; /* their lengths + NUL */
+    size_t neps;       /* endpoints in the changed shards */
 } push_stat;
 
 static push_stat bm_push;
@@ -100,7 +100,8 @@ static void on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *req)
 static void gen_pod(strbuf *b, int j, int nsvc, const char *version, int rev)
 {
     int s = j % nsvc;
-    strbuf_appendf(b,
+    strbuf_appendf(
+        b,
         "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"svc-%d-7d9f8c6b5-%05d\","
         "\"generateName\":\"svc-%d-7d9f8c6b5-\",\"namespace\":\"ns-%d\",\"uid\":"
         "\"5c1e0a7d-0000-4000-8000-%012d\",\"resourceVersion\":\"%d\",\"creationTimestamp\":"
@@ -110,9 +111,12 @@ static void gen_pod(strbuf *b, int j, int nsvc, const char *version, int rev)
         "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"name\":"
         "\"svc-%d-7d9f8c6b5\",\"uid\":\"0f3a2b1c-0000-4000-8000-%012d\",\"controller\":true}]},"
         "\"spec\":{\"serviceAccountName\":\"sa-%d\",\"nodeName\":\"node-%d\",\"containers\":"
-        "[{\"name\":\"app\",\"image\":\"docker.io/example/app:1.0\",\"ports\":[{\"containerPort\":8080,"
-        "\"protocol\":\"TCP\"}],\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\",\"value\":\"2\"}],"
-        "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"64Mi\"}}},{\"name\":\"istio-proxy\","
+        "[{\"name\":\"app\",\"image\":\"docker.io/example/"
+        "app:1.0\",\"ports\":[{\"containerPort\":8080,"
+        "\"protocol\":\"TCP\"}],\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\","
+        "\"value\":\"2\"}],"
+        "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"64Mi\"}}},{\"name\":\"istio-"
+        "proxy\","
         "\"image\":\"docker.io/istio/proxyv2:1.24.0\",\"args\":[\"proxy\",\"sidecar\"]}]},"
         "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.%d.%d.%d\",\"podIPs\":[{\"ip\":"
         "\"10.%d.%d.%d\"}],\"hostIP\":\"192.0.2.%d\","
@@ -121,13 +125,13 @@ static void gen_pod(strbuf *b, int j, int nsvc, const char *version, int rev)
         "\"containerStatuses\":[{\"name\":\"app\",\"ready\":true,\"restartCount\":0},"
         "{\"name\":\"istio-proxy\",\"ready\":true,\"restartCount\":0}]}}",
         s, j, s, s % 50, j, 1000 + rev * 1000000 + j, s, version, rev, s, s, s, j % 100,
-        1 + j / 65536, (j / 256) % 256, j % 256, 1 + j / 65536, (j / 256) % 256, j % 256,
-        j % 100);
+        1 + j / 65536, (j / 256) % 256, j % 256, 1 + j / 65536, (j / 256) % 256, j % 256, j % 100);
 }
 
 static void gen_service(strbuf *b, int i)
 {
-    strbuf_appendf(b,
+    strbuf_appendf(
+        b,
         "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc-%d\","
         "\"namespace\":\"ns-%d\",\"uid\":\"7a1d0c3e-0000-4000-8000-%012d\",\"resourceVersion\":"
         "\"%d\",\"creationTimestamp\":\"2026-11-26T09:00:00Z\",\"labels\":{\"app\":\"svc-%d\"}},"
@@ -143,7 +147,8 @@ static void gen_service(strbuf *b, int i)
  * `unready` (or none when -1) is not ready. */
 static void gen_slice(strbuf *b, int i, int nsvc, int npod, int unready)
 {
-    strbuf_appendf(b,
+    strbuf_appendf(
+        b,
         "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{"
         "\"name\":\"svc-%d-x7k2p\",\"generateName\":\"svc-%d-\",\"namespace\":\"ns-%d\","
         "\"uid\":\"9e4b0d2f-0000-4000-8000-%012d\",\"resourceVersion\":\"%d\","
@@ -158,7 +163,8 @@ static void gen_slice(strbuf *b, int i, int nsvc, int npod, int unready)
         i, i, i % 50, i, 700 + i + (unready >= 0 ? 1000000 : 0), i, i, i, i);
     for (int j = i; j < npod; j += nsvc) {
         bool ready = j != unready;
-        strbuf_appendf(b,
+        strbuf_appendf(
+            b,
             "%s{\"addresses\":[\"10.%d.%d.%d\"],\"conditions\":{\"ready\":%s,\"serving\":%s,"
             "\"terminating\":false},\"nodeName\":\"node-%d\",\"zone\":\"zone-%c\","
             "\"targetRef\":{\"kind\":\"Pod\",\"name\":\"svc-%d-7d9f8c6b5-%05d\",\"namespace\":"
@@ -198,11 +204,11 @@ static double heap_bytes(void)
 typedef struct phase {
     const char *name;
     int events;
-    double apply_cpu;      /* model thread: apply (and dirty bookkeeping) */
-    double build_cpu;      /* model thread: model_build */
+    double apply_cpu; /* model thread: apply (and dirty bookkeeping) */
+    double build_cpu; /* model thread: model_build */
     int builds;
-    double enqueue_cpu;    /* source side: sink.event calls */
-    double heap_delta;     /* bytes still allocated after the phase */
+    double enqueue_cpu; /* source side: sink.event calls */
+    double heap_delta;  /* bytes still allocated after the phase */
     long rss_delta_kb;
     push_stat push;
 } phase;
@@ -212,7 +218,7 @@ typedef enum { OBJ_POD, OBJ_SLICE, OBJ_SERVICE } obj_kind;
 typedef struct gen_args {
     obj_kind kind;
     int nsvc, npod;
-    const char *version;   /* pods */
+    const char *version; /* pods */
     int rev;
 } gen_args;
 
@@ -293,21 +299,20 @@ static void run_one(model *m, phase *ph, const char *json)
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "bench_model: check failed: " __VA_ARGS__);                    \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "bench_model: check failed: " __VA_ARGS__);                            \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 /* Every service has its shard with one ready endpoint per pod carrying `version`. */
 static void check_mesh(model *m, int nsvc, int npod, const char *version)
 {
     mesh_snapshot *s = model_snapshot(m);
-    CHECK(s && s->nservices == (size_t)nsvc, "%zu services, want %d", s ? s->nservices : 0,
-          nsvc);
+    CHECK(s && s->nservices == (size_t)nsvc, "%zu services, want %d", s ? s->nservices : 0, nsvc);
     size_t bad = 0, eps = 0;
     for (size_t i = 0; s && i < s->nshards; i++) {
         const mesh_endpoint_shard *sh = s->shards[i];
@@ -336,8 +341,8 @@ static void print_phase(const phase *ph, bool last)
            ph->name, ph->events, ph->apply_cpu,
            ph->apply_cpu > 0 ? ph->events / ph->apply_cpu : 0.0, ph->enqueue_cpu, ph->builds,
            ph->build_cpu, ph->heap_delta, ph->rss_delta_kb, ph->push.n,
-           ph->push.full ? "true" : "false", ph->push.nhosts, ph->push.host_bytes,
-           ph->push.neps, last ? "" : ",");
+           ph->push.full ? "true" : "false", ph->push.nhosts, ph->push.host_bytes, ph->push.neps,
+           last ? "" : ",");
 }
 
 int main(int argc, char **argv)
@@ -414,8 +419,8 @@ int main(int argc, char **argv)
     strbuf_reset(&b);
     gen_pod(&b, 7 % npod, nsvc, "canary", 1);
     run_one(m, &one_pod, b.data);
-    CHECK(!one_pod.push.full && one_pod.push.nhosts == 1,
-          "pod push: full %d, %zu hosts, want 1", one_pod.push.full, one_pod.push.nhosts);
+    CHECK(!one_pod.push.full && one_pod.push.nhosts == 1, "pod push: full %d, %zu hosts, want 1",
+          one_pod.push.full, one_pod.push.nhosts);
 
     /* The burst: every pod relabelled, merged into one build. */
     phase burst = {.name = "pod_burst"};
@@ -423,8 +428,7 @@ int main(int argc, char **argv)
     g.version = "v2";
     g.rev = 2;
     run_phase(m, &burst, &g, npod, npod);
-    CHECK(!burst.push.full && burst.push.nhosts == (size_t)nsvc &&
-          burst.push.neps == (size_t)npod,
+    CHECK(!burst.push.full && burst.push.nhosts == (size_t)nsvc && burst.push.neps == (size_t)npod,
           "burst push: full %d, %zu hosts, %zu endpoints; want %d hosts, %d endpoints",
           burst.push.full, burst.push.nhosts, burst.push.neps, nsvc, npod);
     /* the unready endpoint of the slice edit is still there, so restore it before checking */
@@ -440,13 +444,15 @@ int main(int argc, char **argv)
     strbuf_reset(&b);
     gen_pod(&b, 0, nsvc, "v2", 2);
     run_one(m, &same, b.data);
-    CHECK(same.builds == 0 && same.push.n == 0, "identical pod: %d builds, %d pushes",
-          same.builds, same.push.n);
+    CHECK(same.builds == 0 && same.push.n == 0, "identical pod: %d builds, %d pushes", same.builds,
+          same.push.n);
     strbuf_reset(&b);
     gen_pod(&b, 0, nsvc, "v2", 3);
     run_one(m, &annot, b.data);
-    CHECK(annot.builds == 1 && annot.push.n == 0, "annotation-only pod change: %d builds, "
-          "%d pushes, want 1 and 0", annot.builds, annot.push.n);
+    CHECK(annot.builds == 1 && annot.push.n == 0,
+          "annotation-only pod change: %d builds, "
+          "%d pushes, want 1 and 0",
+          annot.builds, annot.push.n);
     strbuf_free(&b);
 
     printf("{\"services\":%d,\"slices\":%d,\"pods\":%d,", nsvc, nsvc, npod);
@@ -462,9 +468,8 @@ int main(int argc, char **argv)
     printf("\"initial_events_per_cpu_s\":%.0f,\"full_build_cpu_s\":%.4f,"
            "\"store_bytes_per_pod\":%.0f,\"store_bytes_per_slice\":%.0f,"
            "\"model_bytes_per_pod\":%.0f,\"rss_kb_per_pod\":%.2f}\n",
-           all_apply > 0 ? all_events / all_apply : 0.0, svcs.build_cpu,
-           pods.heap_delta / npod, slices.heap_delta / nsvc, heap_loaded / npod,
-           (double)rss_loaded / npod);
+           all_apply > 0 ? all_events / all_apply : 0.0, svcs.build_cpu, pods.heap_delta / npod,
+           slices.heap_delta / nsvc, heap_loaded / npod, (double)rss_loaded / npod);
 
     model_free(m);
     if (failures) {

@@ -19,8 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "certs/ca.h"
 #include "ca.pb-c.h"
+#include "certs/ca.h"
 #include "certs/ca_service.h"
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
@@ -79,8 +79,7 @@ static void *run(void *arg)
         size_t rlen = 0;
         char *msg = NULL;
         int64_t t0 = util_now_ns();
-        int code = ca_service_create_certificate(w->svc, &auth, p->buf, p->len, &resp, &rlen,
-                                                 &msg);
+        int code = ca_service_create_certificate(w->svc, &auth, p->buf, p->len, &resp, &rlen, &msg);
         w->lat[i] = util_now_ns() - t0;
         if (code != 0) {
             w->failures++;

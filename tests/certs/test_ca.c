@@ -25,12 +25,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "certs/ca.h"
 #include "ca.pb-c.h"
+#include "certs/ca.h"
 #include "certs/ca_service.h"
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
 #include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 
 static char tmpdir[256];
 
@@ -216,8 +216,8 @@ static int group_setup(void **state)
         {"ec521", "-newkey ec -pkeyopt ec_paramgen_curve:P-521"},
     };
     for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
-        if (sh("%s %s -keyout %s.key -out %s.csr", REQ, gen[i].keyopt, gen[i].name,
-               gen[i].name) != 0) {
+        if (sh("%s %s -keyout %s.key -out %s.csr", REQ, gen[i].keyopt, gen[i].name, gen[i].name) !=
+            0) {
             fprintf(stderr, "openssl req failed for %s\n", gen[i].name);
             return -1;
         }
@@ -254,9 +254,8 @@ static int group_setup(void **state)
         return -1;
     }
     write_file("garbage.csr", "this is not a CSR\n");
-    write_file("badb64.csr",
-               "-----BEGIN CERTIFICATE REQUEST-----\nAAAA!!!!\n-----END CERTIFICATE "
-               "REQUEST-----\n");
+    write_file("badb64.csr", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA!!!!\n-----END CERTIFICATE "
+                             "REQUEST-----\n");
     return 0;
 }
 
@@ -385,8 +384,8 @@ static void test_sign_table(void **state)
             char err[256] = "";
             int rc = sign_file(c, cases[i].csr, 0, &chain, &n, err, sizeof(err));
             if (rc != cases[i].rc) {
-                fail_msg("%s (root %zu): rc %d, want %d (%s)", cases[i].csr, r, rc,
-                         cases[i].rc, err);
+                fail_msg("%s (root %zu): rc %d, want %d (%s)", cases[i].csr, r, rc, cases[i].rc,
+                         err);
             }
             if (rc != CA_OK) {
                 assert_null(chain);
@@ -402,10 +401,8 @@ static void test_sign_table(void **state)
             check_leaf_props(chain[0], CA_DEFAULT_WORKLOAD_TTL_S);
             assert_int_equal(sh("openssl verify -CAfile root.pem leaf.pem"), 0);
             /* Usable on both ends of mTLS. */
-            assert_int_equal(sh("openssl verify -purpose sslserver -CAfile root.pem leaf.pem"),
-                             0);
-            assert_int_equal(sh("openssl verify -purpose sslclient -CAfile root.pem leaf.pem"),
-                             0);
+            assert_int_equal(sh("openssl verify -purpose sslserver -CAfile root.pem leaf.pem"), 0);
+            assert_int_equal(sh("openssl verify -purpose sslclient -CAfile root.pem leaf.pem"), 0);
             /* A foreign root does not verify it (the check can fail). */
             assert_int_not_equal(sh("openssl verify -CAfile plugin-foreign.pem leaf.pem"), 0);
             char *out = sh_out("openssl x509 -in leaf.pem -noout -ext subjectAltName -dates");
@@ -441,13 +438,11 @@ static void test_csr_identity_ignored(void **state)
     /* Identities that would break out of the URI are refused. */
     size_t len;
     char *pem = csr_of("ec256", &len);
-    assert_int_equal(ca_sign_csr(c, pem, len, "default/sa/x", "y", 0, &chain, &n, err,
-                                 sizeof(err)),
+    assert_int_equal(ca_sign_csr(c, pem, len, "default/sa/x", "y", 0, &chain, &n, err, sizeof(err)),
                      CA_EINVAL);
     assert_int_equal(ca_sign_csr(c, pem, len, "default", "", 0, &chain, &n, err, sizeof(err)),
                      CA_EINVAL);
-    assert_int_equal(ca_sign_csr(c, pem, len, "Default", "sa", 0, &chain, &n, err,
-                                 sizeof(err)),
+    assert_int_equal(ca_sign_csr(c, pem, len, "Default", "sa", 0, &chain, &n, err, sizeof(err)),
                      CA_EINVAL);
     free(pem);
     ca_free(c);
@@ -589,8 +584,7 @@ static void test_plugin_wins(void **state)
 
     /* Plug-in roots are the operator's: never rotated, even when about to expire. */
     bool rotated = true;
-    assert_int_equal(ca_rotate_if_needed(c, time(NULL) + 400 * 86400, &rotated, err,
-                                         sizeof(err)),
+    assert_int_equal(ca_rotate_if_needed(c, time(NULL) + 400 * 86400, &rotated, err, sizeof(err)),
                      CA_OK);
     assert_false(rotated);
     ca_free(c);
@@ -697,8 +691,7 @@ static void test_rotation(void **state)
     assert_string_not_equal(old_pem, new_pem);
     assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(old), X509_get0_pubkey(nw)), 1);
     assert_int_equal(X509_NAME_cmp(X509_get_subject_name(old), X509_get_subject_name(nw)), 0);
-    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(old),
-                                          X509_get0_serialNumber(nw)),
+    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(old), X509_get0_serialNumber(nw)),
                          0);
     time_t na = x509_time(X509_get0_notAfter(nw));
     assert_true(na >= now + 900 + 1000 && na <= now + 900 + 1000 + 5);
@@ -706,9 +699,8 @@ static void test_rotation(void **state)
 
     /* The leaf issued under the old root verifies against the new one (same key). */
     write_file("root.pem", new_pem);
-    assert_int_equal(sh("openssl verify -attime %lld -CAfile root.pem leaf.pem",
-                        (long long)now + 900),
-                     0);
+    assert_int_equal(
+        sh("openssl verify -attime %lld -CAfile root.pem leaf.pem", (long long)now + 900), 0);
     /* The state directory holds the new root, the same key file. */
     char *disk = read_file("rot/ca-cert.pem");
     assert_string_equal(disk, new_pem);
@@ -771,8 +763,8 @@ typedef struct review_state {
 
 /* A stand-in TokenReview: "good" is default/productpage, "badname" returns an identity that
  * must not reach a URI, anything else is refused like a foreign or invalid token. */
-static int fake_review(void *ud, const char *token, const char *audience, char **ns,
-                       char **sa, char *err, size_t errlen)
+static int fake_review(void *ud, const char *token, const char *audience, char **ns, char **sa,
+                       char *err, size_t errlen)
 {
     review_state *rs = ud;
     rs->calls++;
@@ -809,8 +801,7 @@ typedef struct call_result {
     size_t nchain;
 } call_result;
 
-static call_result call(ca_service *svc, const ca_caller *auth, const uint8_t *req,
-                        size_t len)
+static call_result call(ca_service *svc, const ca_caller *auth, const uint8_t *req, size_t len)
 {
     call_result r = {0};
     uint8_t *resp = NULL;
@@ -881,7 +872,7 @@ static void test_handler(void **state)
     static const struct {
         const char *name;
         const char *token;
-        const char *san;  /* client certificate URI SAN */
+        const char *san; /* client certificate URI SAN */
         int code;
         const char *want; /* SAN of the leaf, or a substring of the message */
         int review_calls;
@@ -906,9 +897,9 @@ static void test_handler(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *sans[1] = {cases[i].san};
         ca_caller auth = {.peer = "ipv4:127.0.0.1:5555",
-                              .bearer_token = cases[i].token,
-                              .peer_uri_sans = cases[i].san ? sans : NULL,
-                              .npeer_uri_sans = cases[i].san ? 1 : 0};
+                          .bearer_token = cases[i].token,
+                          .peer_uri_sans = cases[i].san ? sans : NULL,
+                          .npeer_uri_sans = cases[i].san ? 1 : 0};
         rs.calls = 0;
         call_result r = call(svc, &auth, req, rlen);
         if (r.code != cases[i].code) {
@@ -927,8 +918,8 @@ static void test_handler(void **state)
         }
         result_free(&r);
     }
-    assert_true(mval("citadel_server_csr_count") - csr0 == (double)(sizeof(cases) /
-                                                                     sizeof(cases[0])));
+    assert_true(mval("citadel_server_csr_count") - csr0 ==
+                (double)(sizeof(cases) / sizeof(cases[0])));
     assert_true(mval("citadel_server_success_cert_issuance_count") - ok0 == successes);
     strbuf prom;
     strbuf_init(&prom, 1 << 20);

@@ -26,11 +26,11 @@
 
 #include "fuzz.h"
 #include "pilot/base/pbdepth.h"
+#include "pilot/base/util.h"
+#include "pilot/base/yaml.h"
 #include "pilot/model/model.h"
 #include "xds/ads/stream_internal.h"
-#include "pilot/base/util.h"
 #include "xds/gen/gen.h"
-#include "pilot/base/yaml.h"
 
 /* The mesh the generators see: services of each protocol, endpoints, a DestinationRule
  * with subsets, VirtualServices for sidecars and a gateway, a ServiceEntry. */
@@ -136,8 +136,8 @@ static void init(void)
     fuzz_quiet();
     xds_metrics_init();
     gen = xds_gen_new();
-    model_opts o = {.domain = "cluster.local", .debounce_after_ns = 1000000,
-                    .debounce_max_ns = 10000000};
+    model_opts o = {
+        .domain = "cluster.local", .debounce_after_ns = 1000000, .debounce_max_ns = 10000000};
     model *m = model_new(&o);
     FUZZ_CHECK(m != NULL);
     feed(m, mesh_a);
@@ -209,7 +209,7 @@ static bool request(xds_stream *st, mesh_snapshot *snap, const uint8_t *p, size_
     if (pb_depth_ok(d, p, n, PB_MAX_DEPTH)) /* as server.c does */
         req = protobuf_c_message_unpack(d, NULL, n, p);
     if (req == NULL)
-        return false;   /* server.c: INVALID_ARGUMENT "cannot decode ..." */
+        return false; /* server.c: INVALID_ARGUMENT "cannot decode ..." */
 
     /* both request types keep type_url and response_nonce in the same-named fields */
     char **type_url, **nonce;
@@ -227,7 +227,7 @@ static bool request(xds_stream *st, mesh_snapshot *snap, const uint8_t *p, size_
     if (t >= 0 && saved != NULL && strcmp(saved, "=") == 0)
         *nonce = st->t[t].nonce_sent;
     int rc = xds_stream_on_request(st, env, snap, req);
-    *nonce = saved;     /* protobuf-c frees what it allocated */
+    *nonce = saved; /* protobuf-c frees what it allocated */
     protobuf_c_message_free_unpacked(req, NULL);
     FUZZ_CHECK(rc == 0 || rc == -1);
     FUZZ_CHECK(rc == 0 || st->close_code != 0);

@@ -10,8 +10,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "certs/ca.h"
 #include "fuzz.h"
+#include "certs/ca.h"
 
 #define FUZZ_CA_NS "default"
 #define FUZZ_CA_SA "fuzz"

@@ -7,15 +7,15 @@
  * decodes and whose chain names the caller; any other status with a message and no body.
  */
 #include "ca.pb-c.h"
-#include "certs/ca_service.h"
 #include "fuzz_ca_common.h"
+#include "certs/ca_service.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ca_service *svc;
     static const char *const sans[] = {FUZZ_CA_URI};
-    const ca_caller auth = {.peer = "ipv4:127.0.0.1:40000", .peer_uri_sans = sans,
-                                .npeer_uri_sans = 1};
+    const ca_caller auth = {
+        .peer = "ipv4:127.0.0.1:40000", .peer_uri_sans = sans, .npeer_uri_sans = 1};
     uint8_t *resp = NULL;
     size_t rlen = 0;
     char *msg = NULL;
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         svc = ca_service_new(fuzz_ca(), NULL, NULL);
     int code = ca_service_create_certificate(svc, &auth, data, size, &resp, &rlen, &msg);
     FUZZ_CHECK(code == 0 || code == 3 || code == 13 || code == 16);
-    FUZZ_CHECK(code != 16);  /* the identity is fixed and valid */
+    FUZZ_CHECK(code != 16); /* the identity is fixed and valid */
     if (code == 0) {
         FUZZ_CHECK(msg == NULL && resp != NULL);
         Istio__V1__Auth__IstioCertificateResponse *r =

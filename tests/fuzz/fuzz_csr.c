@@ -20,7 +20,7 @@ static char *pem_wrap(const uint8_t *der, size_t n, size_t *len)
     long l = BIO_get_mem_data(b, &p);
     out = malloc((size_t)l);
     FUZZ_CHECK(out != NULL);
-    memcpy(out, p, (size_t)l);   /* not NUL-terminated, like the wire */
+    memcpy(out, p, (size_t)l); /* not NUL-terminated, like the wire */
     *len = (size_t)l;
     BIO_free(b);
     return out;
@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(err, 'x', sizeof(err));
     err[sizeof(err) - 1] = '\0';
     /* data is not NUL-terminated: the CA must go by size alone */
-    int rc = ca_sign_csr(c, (const char *)data, size, FUZZ_CA_NS, FUZZ_CA_SA, 3600, &chain, &n,
-                         err, sizeof(err));
+    int rc = ca_sign_csr(c, (const char *)data, size, FUZZ_CA_NS, FUZZ_CA_SA, 3600, &chain, &n, err,
+                         sizeof(err));
     FUZZ_CHECK(rc == CA_OK || rc == CA_EINVAL || rc == CA_EINTERNAL);
     if (rc == CA_OK) {
         fuzz_check_chain(chain, n);

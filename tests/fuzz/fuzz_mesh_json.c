@@ -12,8 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (cJSON_IsArray(j)) {
         const cJSON *it;
-        cJSON_ArrayForEach(it, j)
-            fuzz_mesh_object(it);
+        cJSON_ArrayForEach(it, j) fuzz_mesh_object(it);
     } else {
         fuzz_mesh_object(j);
     }

@@ -20,9 +20,9 @@
 #define MAX_CUTS 32
 
 typedef struct lines {
-    strbuf all;      /* every delivered line followed by '\n' */
+    strbuf all; /* every delivered line followed by '\n' */
     size_t count;
-    bool events;     /* also handle each line as a watch event */
+    bool events; /* also handle each line as a watch event */
 } lines;
 
 /* reflector.c on_line, minus the reflector: which events reach the model, and as what. */
@@ -41,7 +41,7 @@ static void watch_event(const char *line, size_t len)
 static int on_line(void *ud, const char *line, size_t len)
 {
     lines *l = ud;
-    FUZZ_CHECK(len > 0);                       /* empty lines are skipped */
+    FUZZ_CHECK(len > 0); /* empty lines are skipped */
     FUZZ_CHECK(memchr(line, '\n', len) == NULL);
     FUZZ_CHECK(strbuf_append(&l->all, line, len) == 0);
     FUZZ_CHECK(strbuf_append(&l->all, "\n", 1) == 0);
@@ -90,8 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     k8s_linebuf_init(&lb, limit);
     for (size_t i = 0; i + 1 < ncuts && rc_chunked == 0; i++)
-        rc_chunked = k8s_linebuf_feed(&lb, stream + cuts[i], cuts[i + 1] - cuts[i], on_line,
-                                      &chunked);
+        rc_chunked =
+            k8s_linebuf_feed(&lb, stream + cuts[i], cuts[i + 1] - cuts[i], on_line, &chunked);
     k8s_linebuf_free(&lb);
 
     FUZZ_CHECK(rc_whole == 0 || rc_whole == -1);

@@ -19,8 +19,8 @@
 #include "google/protobuf/struct.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 
-#include "xds/ads/stream_internal.h"
 #include "pilot/base/util.h"
+#include "xds/ads/stream_internal.h"
 #include "xds/gen/gen.h"
 
 static const char *outdir;
@@ -61,7 +61,7 @@ static void md_init(md *m)
 
 static Google__Protobuf__Value *md_add(md *m, const char *key)
 {
-    Google__Protobuf__Value *v = xcalloc(1, sizeof(*v));   /* freed with the process */
+    Google__Protobuf__Value *v = xcalloc(1, sizeof(*v)); /* freed with the process */
     google__protobuf__value__init(v);
     Google__Protobuf__Struct__FieldsEntry *e = &m->e[m->st.n_fields];
     google__protobuf__struct__fields_entry__init(e);
@@ -133,7 +133,11 @@ static void node_make(node *nd, node_kind k)
 
 static void node_seeds(void)
 {
-    static const struct { const char *name; node_kind k; const char *id; } cases[] = {
+    static const struct {
+        const char *name;
+        node_kind k;
+        const char *id;
+    } cases[] = {
         {"sidecar", N_SIDECAR, NULL},
         {"router", N_ROUTER, NULL},
         {"grpc", N_GRPC, NULL},
@@ -269,7 +273,8 @@ static void delta(prog *p, Envoy__Config__Core__V3__Node *n, int t, const char *
     r.resource_names_unsubscribe = (char **)unsub;
     r.n_resource_names_unsubscribe = nunsub;
     if (initial_name != NULL) {
-        envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(&e);
+        envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
+            &e);
         e.key = (char *)initial_name;
         e.value = "1234abcd";
         ep[0] = &e;

@@ -33,7 +33,7 @@
 
 #include "fuzz.h"
 
-#define REPLAY_MAX_INPUT (1u << 20)   /* seeds larger than this are refused */
+#define REPLAY_MAX_INPUT (1u << 20) /* seeds larger than this are refused */
 
 /* Present when a sanitizer runtime is linked (weak: plain builds work too). */
 extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
@@ -202,15 +202,52 @@ static int add_path(const char *path)
 /* ---- mutations ------------------------------------------------------------------------- */
 
 static const char *const tokens[] = {
-    "\n", "\r\n", "---\n", "- ", ": ", "&a ", "*a", "!!str ", "{", "}", "[", "]", "\"",
-    "'", ",", ":", "~", "*", "\\u0000", "null", "true", "-1", "1e999", "4294967296",
-    "-----BEGIN CERTIFICATE REQUEST-----\n", "-----END CERTIFICATE REQUEST-----\n",
-    "\"metadata\":{\"name\":\"a\"}", "\"spec\":{}", "\"type\":\"ADDED\"",
+    "\n",
+    "\r\n",
+    "---\n",
+    "- ",
+    ": ",
+    "&a ",
+    "*a",
+    "!!str ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    "'",
+    ",",
+    ":",
+    "~",
+    "*",
+    "\\u0000",
+    "null",
+    "true",
+    "-1",
+    "1e999",
+    "4294967296",
+    "-----BEGIN CERTIFICATE REQUEST-----\n",
+    "-----END CERTIFICATE REQUEST-----\n",
+    "\"metadata\":{\"name\":\"a\"}",
+    "\"spec\":{}",
+    "\"type\":\"ADDED\"",
 };
 
 static const uint64_t interesting[] = {
-    0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
-    0xffffffff, 0x7fffffffffffffffULL, 0xffffffffffffffffULL,
+    0,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0x100,
+    0x7fff,
+    0x8000,
+    0xffff,
+    0x7fffffff,
+    0x80000000,
+    0xffffffff,
+    0x7fffffffffffffffULL,
+    0xffffffffffffffffULL,
 };
 
 /* Inserts n bytes at off (room is guaranteed by the caller's cap). */
@@ -322,9 +359,15 @@ int main(int argc, char **argv)
     target_name = slash != NULL ? slash + 1 : argv[0];
     while ((opt = getopt(argc, argv, "n:t:l:")) != -1) {
         switch (opt) {
-        case 'n': mutations = strtol(optarg, NULL, 10); break;
-        case 't': budget = strtod(optarg, NULL); break;
-        case 'l': limit = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'n':
+            mutations = strtol(optarg, NULL, 10);
+            break;
+        case 't':
+            budget = strtod(optarg, NULL);
+            break;
+        case 'l':
+            limit = (unsigned)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: %s [-n MUTATIONS] [-t SECONDS] [-l PER_INPUT_S] PATH...\n",
                     argv[0]);
@@ -382,7 +425,7 @@ int main(int argc, char **argv)
     free(buf);
     printf("replay %s: %zu seeds in %.2f s, then %ld mutation rounds (%lu inputs) in %.2f s\n",
            target_name, nseeds, t1 - t0, round, runs, now_s() - t1);
-    fflush(stdout);     /* the leak checker may end the process before stdio would */
+    fflush(stdout); /* the leak checker may end the process before stdio would */
     rc = 0;
 out:
     for (size_t i = 0; i < nseeds; i++) {

@@ -13,8 +13,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "k8s/k8s_internal.h"
 #include "k8s_testlib.h"
+#include "k8s/k8s_internal.h"
 
 static double cpu_s(void)
 {
@@ -38,27 +38,38 @@ static char *chunk(const char *kind, int from, int to, int rev)
         if (i > from)
             strbuf_appends(&b, ",");
         if (strcmp(kind, "svc") == 0) {
-            strbuf_appendf(&b,
+            strbuf_appendf(
+                &b,
                 "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc-%d\","
                 "\"namespace\":\"ns-%d\",\"labels\":{\"app\":\"svc-%d\"}},\"spec\":{\"clusterIP\":"
                 "\"10.%d.%d.%d\",\"selector\":{\"app\":\"svc-%d\"},\"ports\":[{\"name\":\"http\","
                 "\"port\":80,\"targetPort\":8080,\"protocol\":\"TCP\"}]}}",
                 i, i % 50, i, 96 + i / 65536, (i / 256) % 256, i % 256, i);
         } else {
-            strbuf_appendf(&b,
-                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"svc-%d-7d9f8c6b5-%05d\","
+            strbuf_appendf(
+                &b,
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"svc-%d-7d9f8c6b5-"
+                "%05d\","
                 "\"namespace\":\"ns-%d\",\"labels\":{\"app\":\"svc-%d\",\"version\":\"v1\","
                 "\"pod-template-hash\":\"7d9f8c6b5\",\"security.istio.io/tlsMode\":\"istio\"},"
-                "\"annotations\":{\"kubectl.kubernetes.io/default-container\":\"app\",\"rev\":\"%d\"},"
+                "\"annotations\":{\"kubectl.kubernetes.io/"
+                "default-container\":\"app\",\"rev\":\"%d\"},"
                 "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"name\":"
-                "\"svc-%d-7d9f8c6b5\",\"uid\":\"0f3a2b1c-0000-4000-8000-%012d\",\"controller\":true}]},"
-                "\"spec\":{\"serviceAccountName\":\"sa-%d\",\"nodeName\":\"node-%d\",\"containers\":"
-                "[{\"name\":\"app\",\"image\":\"docker.io/example/app:1.0\",\"ports\":[{\"containerPort\":8080,"
-                "\"protocol\":\"TCP\"}],\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\",\"value\":\"2\"}],"
-                "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"64Mi\"}}},{\"name\":\"istio-proxy\","
+                "\"svc-%d-7d9f8c6b5\",\"uid\":\"0f3a2b1c-0000-4000-8000-%012d\",\"controller\":"
+                "true}]},"
+                "\"spec\":{\"serviceAccountName\":\"sa-%d\",\"nodeName\":\"node-%d\","
+                "\"containers\":"
+                "[{\"name\":\"app\",\"image\":\"docker.io/example/"
+                "app:1.0\",\"ports\":[{\"containerPort\":8080,"
+                "\"protocol\":\"TCP\"}],\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\","
+                "\"value\":\"2\"}],"
+                "\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"64Mi\"}}},{\"name\":"
+                "\"istio-proxy\","
                 "\"image\":\"docker.io/istio/proxyv2:1.24.0\",\"args\":[\"proxy\",\"sidecar\"]}]},"
-                "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.%d.%d.%d\",\"hostIP\":\"192.0.2.%d\","
-                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"},{\"type\":\"ContainersReady\","
+                "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.%d.%d.%d\",\"hostIP\":\"192.0.2.%"
+                "d\","
+                "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"},{\"type\":"
+                "\"ContainersReady\","
                 "\"status\":\"True\"},{\"type\":\"PodScheduled\",\"status\":\"True\"}],"
                 "\"containerStatuses\":[{\"name\":\"app\",\"ready\":true,\"restartCount\":0},"
                 "{\"name\":\"istio-proxy\",\"ready\":true,\"restartCount\":0}]}}",
@@ -104,9 +115,8 @@ static double stat_of(k8s_source *src, const char *res, const char *field)
 {
     cJSON *st = k8s_source_stats(src), *e;
     double v = 0;
-    cJSON_ArrayForEach(e, st)
-        if (strcmp(cJSON_GetObjectItem(e, "resource")->valuestring, res) == 0)
-            v = cJSON_GetObjectItem(e, field)->valuedouble;
+    cJSON_ArrayForEach(e, st) if (strcmp(cJSON_GetObjectItem(e, "resource")->valuestring, res) == 0)
+        v = cJSON_GetObjectItem(e, field)->valuedouble;
     cJSON_Delete(st);
     return v;
 }
@@ -144,7 +154,7 @@ int main(int argc, char **argv)
     double c1 = cpu_s(), w1 = wall_s();
     long listed = c.events;
     double ci = cpu_s();
-    sleep_ms(2000);  /* idle cost: 8 open watches, nothing changing */
+    sleep_ms(2000); /* idle cost: 8 open watches, nothing changing */
     double idle = (cpu_s() - ci) / 2.0;
     double pod_bytes = stat_of(src, "pods", "retainedBytes") / npod;
 
@@ -153,7 +163,7 @@ int main(int argc, char **argv)
     long before = c.events;
     int nchunks = (npod + 1999) / 2000;
     char **bodies = xcalloc((size_t)nchunks, sizeof(char *));
-    for (int i = 0; i < nchunks; i++)  /* built before the clock starts */
+    for (int i = 0; i < nchunks; i++) /* built before the clock starts */
         bodies[i] = chunk("pod", i * 2000, (i + 1) * 2000 < npod ? (i + 1) * 2000 : npod, 1);
     c1 = cpu_s();
     w1 = wall_s();

@@ -91,7 +91,7 @@ int standin_start(standin *s, const char *const *args)
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {   /* up to 10 s for python to come up */
+    for (int i = 0; i < 200; i++) { /* up to 10 s for python to come up */
         FILE *f = fopen(portfile, "r");
         if (f != NULL) {
             if (fscanf(f, "%d", &s->port) != 1)
@@ -111,10 +111,12 @@ int standin_start(standin *s, const char *const *args)
     FILE *f = fopen(s->kubeconfig, "w");
     if (f == NULL)
         return -1;
-    fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
-               "clusters:\n- name: standin\n  cluster:\n    server: http://127.0.0.1:%d\n"
-               "contexts:\n- name: standin\n  context: {cluster: standin, user: tester}\n"
-               "users:\n- name: tester\n  user:\n    tokenFile: token\n", s->port);
+    fprintf(f,
+            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n"
+            "clusters:\n- name: standin\n  cluster:\n    server: http://127.0.0.1:%d\n"
+            "contexts:\n- name: standin\n  context: {cluster: standin, user: tester}\n"
+            "users:\n- name: tester\n  user:\n    tokenFile: token\n",
+            s->port);
     fclose(f);
     char tok[320];
     snprintf(tok, sizeof(tok), "%s/token", s->dir);
@@ -148,8 +150,7 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-long standin_call(standin *s, const char *method, const char *path, const char *body,
-                  cJSON **out)
+long standin_call(standin *s, const char *method, const char *path, const char *body, cJSON **out)
 {
     char url[512];
     long status = 0;
@@ -166,8 +167,7 @@ long standin_call(standin *s, const char *method, const char *path, const char *
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
     if (body != NULL || strcmp(method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(body ? strlen(body) : 0));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
     }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);

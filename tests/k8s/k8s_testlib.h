@@ -1,5 +1,5 @@
 /* k8s_testlib: running the stand-in API server (apiserver.py) from a C test, talking to
- * its admin endpoints, and a recording source_sink. Also stands in for pilot/http.c's
+ * its admin endpoints, and a recording source_sink. Also stands in for pilot/obs/http.c's
  * dbg_register/dbg_send_json so the k8s tests link without the HTTP server. */
 #ifndef K8S_TESTLIB_H
 #define K8S_TESTLIB_H
@@ -10,8 +10,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "pilot/obs/debug.h"
 #include "pilot/base/source.h"
+#include "pilot/obs/debug.h"
 
 typedef struct standin {
     pid_t pid;
@@ -26,13 +26,12 @@ int standin_start(standin *s, const char *const *args);
 void standin_stop(standin *s);
 /* POST body (may be NULL) to http://127.0.0.1:port<path>; returns the HTTP status and, when
  * out is non-NULL, the parsed reply. */
-long standin_call(standin *s, const char *method, const char *path, const char *body,
-                  cJSON **out);
+long standin_call(standin *s, const char *method, const char *path, const char *body, cJSON **out);
 
 /* A sink that keeps the latest object per "Kind ns/name". */
 typedef struct rec_sink {
     pthread_mutex_t mu;
-    cJSON *objs;        /* object: key -> object */
+    cJSON *objs; /* object: key -> object */
     int upserts, deletes, synced;
     char last_origin[32];
 } rec_sink;

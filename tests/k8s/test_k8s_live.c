@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "k8s/k8s_internal.h"
 #include "k8s_testlib.h"
+#include "k8s/k8s_internal.h"
 #include "pilot/obs/metrics.h"
 
 static const char *core_paths[] = {"/api/v1/namespaces", "/api/v1/services", "/api/v1/pods"};
@@ -34,7 +34,7 @@ typedef struct live {
     standin srv;
     rec_sink rec;
     k8s_source *src;
-    const char *istio_ver;   /* version the server prefers; NULL = Istio not served */
+    const char *istio_ver; /* version the server prefers; NULL = Istio not served */
     bool slices;
 } live;
 
@@ -70,13 +70,14 @@ static cJSON *server_state(live *l)
         char k[64];
         snprintf(k, sizeof(k), "%s", kind->valuestring);
         k[strlen(k) - 4] = '\0'; /* "ServiceList" -> "Service" */
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+        {
             char key[512];
             cJSON_AddStringToObject(it, "kind", k);
             rec_key(it, key, sizeof(key));
             const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
-            cJSON_AddStringToObject(out, key,
-                cJSON_GetObjectItemCaseSensitive(md, "resourceVersion")->valuestring);
+            cJSON_AddStringToObject(
+                out, key, cJSON_GetObjectItemCaseSensitive(md, "resourceVersion")->valuestring);
         }
         cJSON_Delete(list);
     }
@@ -95,14 +96,14 @@ static bool converged_quiet(void *ud, bool verbose)
                     cJSON_GetArraySize(l->rec.objs));
         ok = false;
     }
-    cJSON_ArrayForEach(w, want) {
+    cJSON_ArrayForEach(w, want)
+    {
         const cJSON *have = cJSON_GetObjectItemCaseSensitive(l->rec.objs, w->string);
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(have, "metadata");
         const cJSON *rv = cJSON_GetObjectItemCaseSensitive(md, "resourceVersion");
         if (!cJSON_IsString(rv) || strcmp(rv->valuestring, w->valuestring) != 0) {
             if (verbose)
-                fprintf(stderr, "sink differs on %s (server rv %s)\n", w->string,
-                        w->valuestring);
+                fprintf(stderr, "sink differs on %s (server rv %s)\n", w->string, w->valuestring);
             ok = false;
         }
     }
@@ -132,39 +133,59 @@ static char *objects(const char *prefix, int n, const char *istio_ver, bool slic
     strbuf_init(&b, 0);
     strbuf_appends(&b, "[");
     for (int i = 0; i < n; i++) {
-        strbuf_appendf(&b,
+        strbuf_appendf(
+            &b,
             "%s{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s-ns%d\"}},"
             "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"%s-svc%d\","
-            "\"namespace\":\"default\"},\"spec\":{\"clusterIP\":\"10.96.0.%d\",\"ports\":[{\"port\":80}]}},"
+            "\"namespace\":\"default\"},\"spec\":{\"clusterIP\":\"10.96.0.%d\",\"ports\":[{"
+            "\"port\":80}]}},"
             "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s-pod%d\","
-            "\"namespace\":\"default\",\"labels\":{\"app\":\"a\"}},\"status\":{\"podIP\":\"10.0.0.%d\"}},",
+            "\"namespace\":\"default\",\"labels\":{\"app\":\"a\"}},\"status\":{\"podIP\":\"10.0.0.%"
+            "d\"}},",
             i ? "," : "", prefix, i, prefix, i, i + 1, prefix, i, i + 1);
         /* A TLS credential the source reads, and the two Secret types it must not. */
-        strbuf_appendf(&b,
+        strbuf_appendf(
+            &b,
             "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s-tls%d\","
-            "\"namespace\":\"default\"},\"type\":\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"eA==\","
+            "\"namespace\":\"default\"},\"type\":\"kubernetes.io/"
+            "tls\",\"data\":{\"tls.crt\":\"eA==\","
             "\"tls.key\":\"eQ==\"}},"
             "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s-tok%d\","
             "\"namespace\":\"default\"},\"type\":\"kubernetes.io/service-account-token\","
             "\"data\":{\"token\":\"eg==\"}},"
-            "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"sh.helm.release.v1.%s.v%d\","
-            "\"namespace\":\"default\"},\"type\":\"helm.sh/release.v1\",\"data\":{\"release\":\"eg==\"}},",
+            "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"sh.helm.release."
+            "v1.%s.v%d\","
+            "\"namespace\":\"default\"},\"type\":\"helm.sh/"
+            "release.v1\",\"data\":{\"release\":\"eg==\"}},",
             prefix, i, prefix, i, prefix, i);
         if (slices)
-            strbuf_appendf(&b, "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+            strbuf_appendf(
+                &b,
+                "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
                 "\"metadata\":{\"name\":\"%s-svc%d-x\",\"namespace\":\"default\",\"labels\":"
                 "{\"kubernetes.io/service-name\":\"%s-svc%d\"}},\"addressType\":\"IPv4\","
-                "\"endpoints\":[{\"addresses\":[\"10.0.0.%d\"]}]},", prefix, i, prefix, i, i + 1);
+                "\"endpoints\":[{\"addresses\":[\"10.0.0.%d\"]}]},",
+                prefix, i, prefix, i, i + 1);
         else
-            strbuf_appendf(&b, "{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\",\"metadata\":"
-                "{\"name\":\"%s-svc%d\",\"namespace\":\"default\"},\"subsets\":[]},", prefix, i);
+            strbuf_appendf(&b,
+                           "{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\",\"metadata\":"
+                           "{\"name\":\"%s-svc%d\",\"namespace\":\"default\"},\"subsets\":[]},",
+                           prefix, i);
         strbuf_appendf(&b,
-            "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":\"Gateway\",\"metadata\":{\"name\":\"%s-gw%d\",\"namespace\":\"default\"},\"spec\":{}},"
-            "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":\"%s-vs%d\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"%s\"]}},"
-            "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":\"DestinationRule\",\"metadata\":{\"name\":\"%s-dr%d\",\"namespace\":\"default\"},\"spec\":{\"host\":\"x\"}},"
-            "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":\"ServiceEntry\",\"metadata\":{\"name\":\"%s-se%d\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"e.com\"]}}",
-            istio_ver, prefix, i, istio_ver, prefix, i, vs_host, istio_ver, prefix, i, istio_ver,
-            prefix, i);
+                       "{\"apiVersion\":\"networking.istio.io/"
+                       "%s\",\"kind\":\"Gateway\",\"metadata\":{\"name\":\"%s-gw%d\",\"namespace\":"
+                       "\"default\"},\"spec\":{}},"
+                       "{\"apiVersion\":\"networking.istio.io/"
+                       "%s\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":\"%s-vs%d\","
+                       "\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"%s\"]}},"
+                       "{\"apiVersion\":\"networking.istio.io/"
+                       "%s\",\"kind\":\"DestinationRule\",\"metadata\":{\"name\":\"%s-dr%d\","
+                       "\"namespace\":\"default\"},\"spec\":{\"host\":\"x\"}},"
+                       "{\"apiVersion\":\"networking.istio.io/"
+                       "%s\",\"kind\":\"ServiceEntry\",\"metadata\":{\"name\":\"%s-se%d\","
+                       "\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"e.com\"]}}",
+                       istio_ver, prefix, i, istio_ver, prefix, i, vs_host, istio_ver, prefix, i,
+                       istio_ver, prefix, i);
     }
     strbuf_appends(&b, "]");
     return strbuf_steal(&b, NULL);
@@ -205,9 +226,11 @@ static void live_start_source(live *l)
 {
     k8s_config cfg = {
         .kubeconfig = l->srv.kubeconfig,
-        .watch_timeout_min_s = 2, .watch_timeout_max_s = 4,
-        .backoff_initial_ms = 50, .backoff_max_ms = 400,
-        .page_limit = 3,   /* several pages per list */
+        .watch_timeout_min_s = 2,
+        .watch_timeout_max_s = 4,
+        .backoff_initial_ms = 50,
+        .backoff_max_ms = 400,
+        .page_limit = 3, /* several pages per list */
     };
     l->src = k8s_source_new(&cfg, rec_sink_of(&l->rec));
     assert_non_null(l->src);
@@ -225,7 +248,8 @@ static double stat_of(live *l, const char *resource, const char *field)
 {
     cJSON *st = k8s_source_stats(l->src), *e;
     double v = -1;
-    cJSON_ArrayForEach(e, st) {
+    cJSON_ArrayForEach(e, st)
+    {
         if (strcmp(cJSON_GetObjectItem(e, "resource")->valuestring, resource) == 0)
             v = cJSON_GetObjectItem(e, field)->valuedouble;
     }
@@ -237,8 +261,7 @@ static double total_relists(live *l)
 {
     cJSON *st = k8s_source_stats(l->src), *e;
     double v = 0;
-    cJSON_ArrayForEach(e, st)
-        v += cJSON_GetObjectItem(e, "relists")->valuedouble;
+    cJSON_ArrayForEach(e, st) v += cJSON_GetObjectItem(e, "relists")->valuedouble;
     cJSON_Delete(st);
     return v;
 }
@@ -248,7 +271,8 @@ static void post_vs(live *l, const char *name, const char *host, long want)
     char path[200], body[400];
     snprintf(path, sizeof(path), "/apis/networking.istio.io/%s/namespaces/default/virtualservices",
              l->istio_ver);
-    snprintf(body, sizeof(body), "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":"
+    snprintf(body, sizeof(body),
+             "{\"apiVersion\":\"networking.istio.io/%s\",\"kind\":"
              "\"VirtualService\",\"metadata\":{\"name\":\"%s\"},\"spec\":{\"hosts\":[\"%s\"]}}",
              l->istio_ver, name, host);
     assert_int_equal(standin_call(&l->srv, "POST", path, body, NULL), want);
@@ -269,7 +293,7 @@ static void test_list_then_watch(void **state)
         skip();
     assert_int_equal(rc, 0);
     (void)state;
-    load(&l, "a", 7);   /* 7 per kind with pages of 3: three pages each */
+    load(&l, "a", 7); /* 7 per kind with pages of 3: three pages each */
     live_start_source(&l);
     assert_true(wait_for(synced, &l, 10000));
     assert_converged(&l, 5000);
@@ -283,8 +307,7 @@ static void test_list_then_watch(void **state)
                         "networking.istio.io/v1");
     const cJSON *sl = cJSON_GetObjectItem(l.rec.objs, "EndpointSlice default/a-svc1-x");
     assert_non_null(sl);
-    assert_string_equal(cJSON_GetObjectItem(sl, "apiVersion")->valuestring,
-                        "discovery.k8s.io/v1");
+    assert_string_equal(cJSON_GetObjectItem(sl, "apiVersion")->valuestring, "discovery.k8s.io/v1");
     pthread_mutex_unlock(&l.rec.mu);
     assert_true(k8s_source_synced(l.src));
 
@@ -292,7 +315,8 @@ static void test_list_then_watch(void **state)
     post_vs(&l, "new-vs", "one", 201);
     post_vs(&l, "new-vs", "one", 409);
     char path[200], body[300];
-    snprintf(path, sizeof(path), "/apis/networking.istio.io/v1/namespaces/default/virtualservices/a-vs0");
+    snprintf(path, sizeof(path),
+             "/apis/networking.istio.io/v1/namespaces/default/virtualservices/a-vs0");
     snprintf(body, sizeof(body), "{\"spec\":{\"hosts\":[\"changed\"]}}");
     /* A JSON body is not a patch type: the stand-in refuses it like the real server. */
     assert_int_equal(standin_call(&l.srv, "PATCH", path, body, NULL), 415);
@@ -347,8 +371,9 @@ static void test_drop_watches_no_loss(void **state)
     double relists = total_relists(&l);
     for (int round = 0; round < 4; round++) {
         /* Clean ends and connection resets, with writes racing the re-watch. */
-        standin_call(&l.srv, "POST", round % 2 ? "/_admin/drop-watches?abrupt=1"
-                                               : "/_admin/drop-watches", NULL, NULL);
+        standin_call(&l.srv, "POST",
+                     round % 2 ? "/_admin/drop-watches?abrupt=1" : "/_admin/drop-watches", NULL,
+                     NULL);
         char name[32];
         snprintf(name, sizeof(name), "drop-%d", round);
         post_vs(&l, name, "h", 201);
@@ -430,9 +455,10 @@ static void test_restart_converges(void **state)
     assert_null(cJSON_GetObjectItem(l.rec.objs, "VirtualService default/d-vs4"));
     const cJSON *vs = cJSON_GetObjectItem(l.rec.objs, "VirtualService default/d-vs1");
     assert_non_null(vs);
-    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(vs, "spec"),
-                                                               "hosts"), 0)->valuestring,
-                        "moved");
+    assert_string_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(vs, "spec"), "hosts"), 0)
+            ->valuestring,
+        "moved");
     assert_non_null(cJSON_GetObjectItem(l.rec.objs, "Pod default/e-pod1"));
     pthread_mutex_unlock(&l.rec.mu);
     /* And it keeps watching the new server. */
@@ -457,8 +483,7 @@ static void test_failures_backoff(void **state)
     assert_converged(&l, 5000);
     cJSON *st = k8s_source_stats(l.src), *e;
     double errors = 0;
-    cJSON_ArrayForEach(e, st)
-        errors += cJSON_GetObjectItem(e, "errors")->valuedouble;
+    cJSON_ArrayForEach(e, st) errors += cJSON_GetObjectItem(e, "errors")->valuedouble;
     cJSON_Delete(st);
     assert_true(errors >= 6);
     /* Watches failing with 503 and then recovering. */
@@ -486,7 +511,7 @@ static void test_stall_then_resume(void **state)
     pthread_mutex_lock(&l.rec.mu);
     bool early = cJSON_GetObjectItem(l.rec.objs, "VirtualService default/in-stall") != NULL;
     pthread_mutex_unlock(&l.rec.mu);
-    assert_false(early);  /* the stream is stalled */
+    assert_false(early); /* the stream is stalled */
     assert_converged(&l, 8000);
     live_teardown(&l);
 }
@@ -495,8 +520,7 @@ static void test_fallback_versions(void **state)
 {
     live l;
     (void)state;
-    static const char *const args[] = {"--no-endpointslices", "--istio-versions",
-                                       "v1alpha3", NULL};
+    static const char *const args[] = {"--no-endpointslices", "--istio-versions", "v1alpha3", NULL};
     int rc = live_setup(&l, args, "v1alpha3", false);
     if (rc == 77)
         skip();
@@ -539,45 +563,53 @@ static void test_writes(void **state)
         const char *body;
         const char *field, *v1, *v2;
     } kinds[] = {
-        {K8S_CONFIGMAP, "{\"metadata\":{\"name\":\"istio-ca-root-cert\",\"labels\":"
-         "{\"istio.io/config\":\"true\"}},\"data\":{\"root-cert.pem\":\"A\"}}", "data", "A", "B"},
-        {K8S_SECRET, "{\"metadata\":{\"name\":\"istio-ca-secret\"},\"type\":\"istio.io/ca-root\","
-         "\"data\":{\"root-cert.pem\":\"QQ==\"}}", "data", "QQ==", "Qg=="},
-        {K8S_LEASE, "{\"metadata\":{\"name\":\"istio-leader\"},\"spec\":{\"holderIdentity\":"
-         "\"A\",\"leaseDurationSeconds\":30}}", "spec", "A", "B"},
+        {K8S_CONFIGMAP,
+         "{\"metadata\":{\"name\":\"istio-ca-root-cert\",\"labels\":"
+         "{\"istio.io/config\":\"true\"}},\"data\":{\"root-cert.pem\":\"A\"}}",
+         "data", "A", "B"},
+        {K8S_SECRET,
+         "{\"metadata\":{\"name\":\"istio-ca-secret\"},\"type\":\"istio.io/ca-root\","
+         "\"data\":{\"root-cert.pem\":\"QQ==\"}}",
+         "data", "QQ==", "Qg=="},
+        {K8S_LEASE,
+         "{\"metadata\":{\"name\":\"istio-leader\"},\"spec\":{\"holderIdentity\":"
+         "\"A\",\"leaseDurationSeconds\":30}}",
+         "spec", "A", "B"},
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         cJSON *obj = cJSON_Parse(kinds[i].body), *out = NULL, *got = NULL, *upd = NULL;
         const char *key = kinds[i].kind == K8S_LEASE ? "holderIdentity" : "root-cert.pem";
-        const char *name = cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"),
-                                               "name")->valuestring;
+        const char *name =
+            cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "name")->valuestring;
         print_message("kind %zu\n", i);
-        assert_int_equal(k8s_get(c, kinds[i].kind, "istio-system", name, &got, err,
-                                 sizeof(err)), K8S_ENOTFOUND);
-        assert_int_equal(k8s_create(c, kinds[i].kind, "istio-system", obj, &out, err,
-                                    sizeof(err)), 0);
-        const char *rv1 = cJSON_GetObjectItem(cJSON_GetObjectItem(out, "metadata"),
-                                              "resourceVersion")->valuestring;
+        assert_int_equal(k8s_get(c, kinds[i].kind, "istio-system", name, &got, err, sizeof(err)),
+                         K8S_ENOTFOUND);
+        assert_int_equal(k8s_create(c, kinds[i].kind, "istio-system", obj, &out, err, sizeof(err)),
+                         0);
+        const char *rv1 =
+            cJSON_GetObjectItem(cJSON_GetObjectItem(out, "metadata"), "resourceVersion")
+                ->valuestring;
         assert_non_null(rv1);
-        assert_int_equal(k8s_create(c, kinds[i].kind, "istio-system", obj, NULL, err,
-                                    sizeof(err)), K8S_EEXISTS);
+        assert_int_equal(k8s_create(c, kinds[i].kind, "istio-system", obj, NULL, err, sizeof(err)),
+                         K8S_EEXISTS);
         assert_non_null(strstr(err, "already exists"));
-        assert_int_equal(k8s_get(c, kinds[i].kind, "istio-system", name, &got, err,
-                                 sizeof(err)), 0);
-        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(got, kinds[i].field),
-                                                key)->valuestring, kinds[i].v1);
+        assert_int_equal(k8s_get(c, kinds[i].kind, "istio-system", name, &got, err, sizeof(err)),
+                         0);
+        assert_string_equal(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(got, kinds[i].field), key)->valuestring,
+            kinds[i].v1);
         /* Update at the version read: accepted. */
         cJSON_ReplaceItemInObject(cJSON_GetObjectItem(got, kinds[i].field), key,
                                   cJSON_CreateString(kinds[i].v2));
         assert_int_equal(k8s_update(c, kinds[i].kind, NULL, got, &upd, err, sizeof(err)), 0);
-        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(upd, kinds[i].field),
-                                                key)->valuestring, kinds[i].v2);
+        assert_string_equal(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(upd, kinds[i].field), key)->valuestring,
+            kinds[i].v2);
         /* The same stale copy again: Conflict, told apart from AlreadyExists. */
         assert_int_equal(k8s_update(c, kinds[i].kind, NULL, got, NULL, err, sizeof(err)),
                          K8S_ECONFLICT);
         assert_non_null(strstr(err, "modified"));
-        assert_int_equal(k8s_delete(c, kinds[i].kind, "istio-system", name, err, sizeof(err)),
-                         0);
+        assert_int_equal(k8s_delete(c, kinds[i].kind, "istio-system", name, err, sizeof(err)), 0);
         assert_int_equal(k8s_delete(c, kinds[i].kind, "istio-system", name, err, sizeof(err)),
                          K8S_ENOTFOUND);
         assert_int_equal(k8s_update(c, kinds[i].kind, NULL, got, NULL, err, sizeof(err)),
@@ -604,15 +636,23 @@ static void test_token_review(void **state)
     if (rc == 77)
         skip();
     assert_int_equal(rc, 0);
-    assert_int_equal(standin_call(&srv, "POST", "/_admin/tokens",
-        "{\"good\":{\"username\":\"system:serviceaccount:bookinfo:reviews\",\"groups\":"
-        "[\"system:serviceaccounts\",\"system:serviceaccounts:bookinfo\",\"system:authenticated\"],"
-        "\"audiences\":[\"istio-ca\"]},"
-        "\"user\":{\"username\":\"alice\",\"groups\":[\"system:authenticated\"],\"audiences\":[\"istio-ca\"]},"
-        "\"nogroup\":{\"username\":\"system:serviceaccount:a:b\",\"groups\":[\"system:authenticated\"],\"audiences\":[\"istio-ca\"]},"
-        "\"short\":{\"username\":\"system:serviceaccount:a\",\"groups\":[\"system:serviceaccounts\"],\"audiences\":[\"istio-ca\"]},"
-        "\"witherr\":{\"username\":\"system:serviceaccount:a:b\",\"groups\":[\"system:serviceaccounts\"],\"audiences\":[\"istio-ca\"],\"error\":\"partial\"}}",
-        NULL), 200);
+    assert_int_equal(
+        standin_call(
+            &srv, "POST", "/_admin/tokens",
+            "{\"good\":{\"username\":\"system:serviceaccount:bookinfo:reviews\",\"groups\":"
+            "[\"system:serviceaccounts\",\"system:serviceaccounts:bookinfo\",\"system:"
+            "authenticated\"],"
+            "\"audiences\":[\"istio-ca\"]},"
+            "\"user\":{\"username\":\"alice\",\"groups\":[\"system:authenticated\"],\"audiences\":["
+            "\"istio-ca\"]},"
+            "\"nogroup\":{\"username\":\"system:serviceaccount:a:b\",\"groups\":[\"system:"
+            "authenticated\"],\"audiences\":[\"istio-ca\"]},"
+            "\"short\":{\"username\":\"system:serviceaccount:a\",\"groups\":[\"system:"
+            "serviceaccounts\"],\"audiences\":[\"istio-ca\"]},"
+            "\"witherr\":{\"username\":\"system:serviceaccount:a:b\",\"groups\":[\"system:"
+            "serviceaccounts\"],\"audiences\":[\"istio-ca\"],\"error\":\"partial\"}}",
+            NULL),
+        200);
     k8s_config cfg = {.kubeconfig = srv.kubeconfig};
     k8s_client *c = k8s_client_new(&cfg, err, sizeof(err));
     assert_non_null(c);
@@ -634,8 +674,9 @@ static void test_token_review(void **state)
         char *ns = NULL, *sa = NULL;
         err[0] = '\0';
         print_message("token %s aud %s\n", cases[i].token, cases[i].aud);
-        assert_int_equal(k8s_token_review(c, cases[i].token, cases[i].aud, &ns, &sa, err,
-                                          sizeof(err)), cases[i].rc);
+        assert_int_equal(
+            k8s_token_review(c, cases[i].token, cases[i].aud, &ns, &sa, err, sizeof(err)),
+            cases[i].rc);
         if (cases[i].rc == 0) {
             assert_string_equal(ns, cases[i].ns);
             assert_string_equal(sa, cases[i].sa);
@@ -671,12 +712,12 @@ static void test_token_file_rotation(void **state)
     k8s_client *c = k8s_client_new(&cfg, err, sizeof(err));
     assert_non_null(c);
     standin_call(&srv, "POST", "/_admin/auth", "{\"tokens\":[\"token-one\"]}", NULL);
-    assert_int_equal(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err,
-                                 sizeof(err)), 0);
+    assert_int_equal(
+        k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err, sizeof(err)), 0);
     assert_int_equal(status, 200);
     standin_call(&srv, "POST", "/_admin/auth", "{\"tokens\":[\"token-two\"]}", NULL);
-    assert_int_equal(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err,
-                                 sizeof(err)), 0);
+    assert_int_equal(
+        k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err, sizeof(err)), 0);
     assert_int_equal(status, 401);
     /* Replace the file atomically, as kubelet does. */
     snprintf(tok, sizeof(tok), "%s/token.new", srv.dir);
@@ -687,8 +728,8 @@ static void test_token_file_rotation(void **state)
     char dst[320];
     snprintf(dst, sizeof(dst), "%s/token", srv.dir);
     assert_int_equal(rename(tok, dst), 0);
-    assert_int_equal(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err,
-                                 sizeof(err)), 0);
+    assert_int_equal(
+        k8s_request(c, "GET", "/api/v1/namespaces", NULL, &status, NULL, err, sizeof(err)), 0);
     assert_int_equal(status, 200);
     k8s_client_free(c);
     standin_stop(&srv);
@@ -705,15 +746,21 @@ static void test_tls(void **state)
 
     if (mkdtemp(dir) == NULL || access("/usr/bin/openssl", X_OK) != 0)
         skip();
-    snprintf(cmd, sizeof(cmd),
+    snprintf(
+        cmd, sizeof(cmd),
         "cd %s && exec >/dev/null 2>&1 && "
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem && "
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout o.key -out other.pem && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out "
+        "ca.pem && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout o.key -out "
+        "other.pem && "
         "openssl req -newkey rsa:2048 -nodes -subj /CN=apiserver -keyout srv.key -out srv.csr && "
         "printf 'subjectAltName=IP:127.0.0.1' > san.ext && "
-        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out srv.pem && "
+        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile "
+        "san.ext -out srv.pem && "
         "openssl req -newkey rsa:2048 -nodes -subj /CN=istiod -keyout cli.key -out cli.csr && "
-        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out cli.pem", dir);
+        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out "
+        "cli.pem",
+        dir);
     assert_int_equal(system(cmd), 0);
     char a1[300], a2[300], a3[300];
     snprintf(a1, sizeof(a1), "%s/srv.pem", dir);
@@ -728,11 +775,13 @@ static void test_tls(void **state)
         snprintf(kc, sizeof(kc), "%s/kc-%d", dir, good);
         FILE *f = fopen(kc, "w");
         assert_non_null(f);
-        fprintf(f, "current-context: x\nclusters:\n- name: c\n  cluster:\n"
-                   "    server: https://127.0.0.1:%d\n    certificate-authority: %s\n"
-                   "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-                   "users:\n- name: u\n  user:\n    client-certificate: cli.pem\n"
-                   "    client-key: cli.key\n", srv.port, good ? "ca.pem" : "other.pem");
+        fprintf(f,
+                "current-context: x\nclusters:\n- name: c\n  cluster:\n"
+                "    server: https://127.0.0.1:%d\n    certificate-authority: %s\n"
+                "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                "users:\n- name: u\n  user:\n    client-certificate: cli.pem\n"
+                "    client-key: cli.key\n",
+                srv.port, good ? "ca.pem" : "other.pem");
         fclose(f);
         k8s_config cfg = {.kubeconfig = kc};
         k8s_client *c = k8s_client_new(&cfg, err, sizeof(err));
@@ -801,24 +850,26 @@ static void test_secrets_selector(void **state)
      * first would have been delivered too. */
     assert_int_equal(standin_call(&l.srv, "POST", "/api/v1/namespaces/default/secrets",
                                   "{\"metadata\":{\"name\":\"late-tok\"},\"type\":"
-                                  "\"kubernetes.io/service-account-token\",\"data\":{}}", NULL),
+                                  "\"kubernetes.io/service-account-token\",\"data\":{}}",
+                                  NULL),
                      201);
     assert_int_equal(standin_call(&l.srv, "POST", "/api/v1/namespaces/default/secrets",
                                   "{\"metadata\":{\"name\":\"late-tls\"},\"type\":"
-                                  "\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"eA==\"}}", NULL),
+                                  "\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"eA==\"}}",
+                                  NULL),
                      201);
     assert_true(wait_for(has_new_tls, &l, 5000));
     assert_false(has_key(&l, "Secret default/late-tok"));
     assert_converged(&l, 5000);
     assert_true(stat_of(&l, "secrets", "objects") >= 4);
     /* Fields the real API server does not index are a 400 there and here. */
-    assert_int_equal(standin_call(&l.srv, "GET", "/api/v1/secrets?fieldSelector=data.x%3Dy",
-                                  NULL, NULL), 400);
-    assert_int_equal(standin_call(&l.srv, "GET", "/api/v1/services?fieldSelector=type%3Dx",
-                                  NULL, NULL), 400);
+    assert_int_equal(
+        standin_call(&l.srv, "GET", "/api/v1/secrets?fieldSelector=data.x%3Dy", NULL, NULL), 400);
+    assert_int_equal(
+        standin_call(&l.srv, "GET", "/api/v1/services?fieldSelector=type%3Dx", NULL, NULL), 400);
     assert_int_equal(standin_call(&l.srv, "GET",
-                                  "/api/v1/configmaps?fieldSelector=metadata.name%3Dx", NULL,
-                                  NULL), 200);
+                                  "/api/v1/configmaps?fieldSelector=metadata.name%3Dx", NULL, NULL),
+                     200);
     live_teardown(&l);
 }
 
@@ -848,8 +899,8 @@ static void test_istio_installed_later(void **state)
     sleep_ms(500);                                              /* a few quiet re-checks */
     assert_true(stat_of(&l, "virtualservices", "objects") < 0);
 
-    assert_int_equal(standin_call(&l.srv, "POST", "/_admin/istio-versions?set=v1beta1", NULL,
-                                  NULL), 200);
+    assert_int_equal(standin_call(&l.srv, "POST", "/_admin/istio-versions?set=v1beta1", NULL, NULL),
+                     200);
     l.istio_ver = "v1beta1";
     post_vs(&l, "late-vs", "late.example.com", 201);
     assert_true(wait_for(has_late_vs, &l, 5000));

@@ -27,10 +27,9 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-#define CLUSTERS(srv, extra) \
-    "clusters:\n- name: c1\n  cluster:\n    server: " srv "\n" extra
-#define CTX(ctxextra) \
-    "contexts:\n- name: x\n  context:\n    cluster: c1\n    user: u1\n" ctxextra \
+#define CLUSTERS(srv, extra) "clusters:\n- name: c1\n  cluster:\n    server: " srv "\n" extra
+#define CTX(ctxextra)                                                                              \
+    "contexts:\n- name: x\n  context:\n    cluster: c1\n    user: u1\n" ctxextra                   \
     "- name: other\n  context:\n    cluster: c2\n    user: u2\n"
 
 typedef struct kc_case {
@@ -38,9 +37,9 @@ typedef struct kc_case {
     const char *yaml;
     const char *context;
     int rc;
-    const char *err_has;      /* substring of the error */
+    const char *err_has; /* substring of the error */
     const char *server;
-    const char *ca;           /* expected CA bytes */
+    const char *ca; /* expected CA bytes */
     const char *token;
     const char *token_file_suffix;
     const char *cert, *key;
@@ -50,44 +49,40 @@ typedef struct kc_case {
 
 static const kc_case kc_cases[] = {
     {"token and CA data",
-     "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
-     CLUSTERS("https://10.0.0.1:6443/", "    certificate-authority-data: Q0EtUEVN\n")
-     CTX("    namespace: istio-system\n")
-     "users:\n- name: u1\n  user:\n    token: abc.def\n",
-     NULL, 0, NULL, "https://10.0.0.1:6443", "CA-PEM", "abc.def", NULL, NULL, NULL,
-     "istio-system", false},
+     "apiVersion: v1\nkind: Config\ncurrent-context: x\n" CLUSTERS(
+         "https://10.0.0.1:6443/", "    certificate-authority-data: Q0EtUEVN\n")
+         CTX("    namespace: istio-system\n") "users:\n- name: u1\n  user:\n    token: abc.def\n",
+     NULL, 0, NULL, "https://10.0.0.1:6443", "CA-PEM", "abc.def", NULL, NULL, NULL, "istio-system",
+     false},
     {"CA file relative to the kubeconfig, tokenFile",
-     "current-context: x\n"
-     CLUSTERS("https://h:443", "    certificate-authority: ca.pem\n")
-     CTX("")
-     "users:\n- name: u1\n  user:\n    tokenFile: tok\n",
+     "current-context: x\n" CLUSTERS("https://h:443", "    certificate-authority: ca.pem\n")
+         CTX("") "users:\n- name: u1\n  user:\n    tokenFile: tok\n",
      NULL, 0, NULL, "https://h:443", "FILE-CA\n", NULL, "/tok", NULL, NULL, "default", false},
     {"client cert data, plain http, insecure flag",
-     "current-context: x\n"
-     CLUSTERS("http://127.0.0.1:8080", "    insecure-skip-tls-verify: true\n")
-     CTX("")
-     "users:\n- name: u1\n  user:\n    client-certificate-data: Q0VSVA==\n"
-     "    client-key-data: S0VZMQ==\n",
-     NULL, 0, NULL, "http://127.0.0.1:8080", NULL, NULL, NULL, "CERT", "KEY1", "default",
-     true},
+     "current-context: x\n" CLUSTERS("http://127.0.0.1:8080",
+                                     "    insecure-skip-tls-verify: true\n")
+         CTX("") "users:\n- name: u1\n  user:\n    client-certificate-data: Q0VSVA==\n"
+                 "    client-key-data: S0VZMQ==\n",
+     NULL, 0, NULL, "http://127.0.0.1:8080", NULL, NULL, NULL, "CERT", "KEY1", "default", true},
     {"client cert files",
-     "current-context: x\n" CLUSTERS("https://h", "") CTX("")
-     "users:\n- name: u1\n  user:\n    client-certificate: cert.pem\n    client-key: key.pem\n",
-     NULL, 0, NULL, "https://h", NULL, NULL, NULL, "FILE-CERT\n", "FILE-KEY\n", "default",
-     false},
+     "current-context: x\n" CLUSTERS("https://h", "")
+         CTX("") "users:\n- name: u1\n  user:\n    client-certificate: cert.pem\n    client-key: "
+                 "key.pem\n",
+     NULL, 0, NULL, "https://h", NULL, NULL, NULL, "FILE-CERT\n", "FILE-KEY\n", "default", false},
     {"data wins over file",
-     "current-context: x\n"
-     CLUSTERS("https://h", "    certificate-authority-data: REFUQQ==\n"
-              "    certificate-authority: /nonexistent\n")
-     CTX("") "users:\n- name: u1\n  user: {token: t}\n",
+     "current-context: x\n" CLUSTERS("https://h", "    certificate-authority-data: REFUQQ==\n"
+                                                  "    certificate-authority: /nonexistent\n")
+         CTX("") "users:\n- name: u1\n  user: {token: t}\n",
      NULL, 0, NULL, "https://h", "DATA", "t", NULL, NULL, NULL, "default", false},
     {"explicit context overrides current-context",
-     "current-context: x\n" CLUSTERS("https://h", "")
-     "- name: c2\n  cluster:\n    server: https://second:6443\n"
-     CTX("") "users:\n- name: u1\n  user: {token: t}\n- name: u2\n  user: {token: t2}\n",
+     "current-context: x\n" CLUSTERS("https://h", "") "- name: c2\n  cluster:\n    server: "
+                                                      "https://second:6443\n" CTX(
+                                                          "") "users:\n- name: u1\n  user: {token: "
+                                                              "t}\n- name: u2\n  user: {token: "
+                                                              "t2}\n",
      "other", 0, NULL, "https://second:6443", NULL, "t2", NULL, NULL, NULL, "default", false},
-    {"no current-context", CLUSTERS("https://h", "") CTX(""), NULL, K8S_EINVAL,
-     "current-context", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"no current-context", CLUSTERS("https://h", "") CTX(""), NULL, K8S_EINVAL, "current-context",
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"context missing", "current-context: nope\n" CLUSTERS("https://h", "") CTX(""), NULL,
      K8S_EINVAL, "context \"nope\" not found", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"cluster missing", "current-context: other\n" CLUSTERS("https://h", "") CTX(""), NULL,
@@ -98,23 +93,24 @@ static const kc_case kc_cases[] = {
      K8S_EINVAL, "server is not set", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"bad base64",
      "current-context: x\n" CLUSTERS("https://h", "    certificate-authority-data: '@@@'\n")
-     CTX(""), NULL, K8S_EINVAL, "not valid base64", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     false},
+         CTX(""),
+     NULL, K8S_EINVAL, "not valid base64", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"CA file missing",
      "current-context: x\n" CLUSTERS("https://h", "    certificate-authority: missing.pem\n")
-     CTX(""), NULL, K8S_EINVAL, "missing.pem", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
+         CTX(""),
+     NULL, K8S_EINVAL, "missing.pem", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"exec plugin refused",
-     "current-context: x\n" CLUSTERS("https://h", "") CTX("")
-     "users:\n- name: u1\n  user:\n    exec: {command: aws}\n", NULL, K8S_EINVAL,
-     "not supported", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
+     "current-context: x\n" CLUSTERS("https://h", "")
+         CTX("") "users:\n- name: u1\n  user:\n    exec: {command: aws}\n",
+     NULL, K8S_EINVAL, "not supported", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"cert without key",
-     "current-context: x\n" CLUSTERS("https://h", "") CTX("")
-     "users:\n- name: u1\n  user:\n    client-certificate-data: Q0VSVA==\n", NULL, K8S_EINVAL,
-     "given together", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
-    {"not YAML", "current-context: [x\n", NULL, K8S_EINVAL, "kubeconfig: line", NULL, NULL,
-     NULL, NULL, NULL, NULL, NULL, false},
-    {"not a mapping", "- a\n- b\n", NULL, K8S_EINVAL, "not a mapping", NULL, NULL, NULL, NULL,
-     NULL, NULL, NULL, false},
+     "current-context: x\n" CLUSTERS("https://h", "")
+         CTX("") "users:\n- name: u1\n  user:\n    client-certificate-data: Q0VSVA==\n",
+     NULL, K8S_EINVAL, "given together", NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"not YAML", "current-context: [x\n", NULL, K8S_EINVAL, "kubeconfig: line", NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, false},
+    {"not a mapping", "- a\n- b\n", NULL, K8S_EINVAL, "not a mapping", NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, false},
 };
 
 static void check_blob(const char *want, const char *have, size_t len)
@@ -172,8 +168,9 @@ static void test_kubeconfig_load_file(void **state)
     (void)state;
     char p[512], err[256];
     k8s_conn c;
-    write_file("kc.yaml", "current-context: x\n" CLUSTERS("https://h", "    certificate-authority: ca.pem\n") CTX("")
-               "users:\n- name: u1\n  user: {token: t}\n");
+    write_file("kc.yaml",
+               "current-context: x\n" CLUSTERS("https://h", "    certificate-authority: ca.pem\n")
+                   CTX("") "users:\n- name: u1\n  user: {token: t}\n");
     write_file("ca.pem", "FILE-CA\n");
     snprintf(p, sizeof(p), "%s/kc.yaml", tmpdir);
     assert_int_equal(k8s_kubeconfig_load(p, NULL, &c, err, sizeof(err)), 0);
@@ -219,7 +216,7 @@ static void test_incluster(void **state)
 typedef struct lines {
     char got[16][128];
     int n;
-    int stop_at;   /* return 7 from the callback at this line index, -1 never */
+    int stop_at; /* return 7 from the callback at this line index, -1 never */
 } lines;
 
 static int collect_line(void *ud, const char *line, size_t len)
@@ -394,12 +391,9 @@ int main(void)
     if (mkdtemp(tmpdir) == NULL)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kubeconfig_table),
-        cmocka_unit_test(test_kubeconfig_load_file),
-        cmocka_unit_test(test_incluster),
-        cmocka_unit_test(test_lines_every_split),
-        cmocka_unit_test(test_lines_limits),
-        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_kubeconfig_table), cmocka_unit_test(test_kubeconfig_load_file),
+        cmocka_unit_test(test_incluster),        cmocka_unit_test(test_lines_every_split),
+        cmocka_unit_test(test_lines_limits),     cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_keyset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,7 +48,10 @@ static const char *type_urls[T_N] = {
 };
 
 typedef struct client client;
-typedef struct { int kind; client *c; } ltag;   /* kind 0 recv, 1 send, 2 status */
+typedef struct {
+    int kind;
+    client *c;
+} ltag; /* kind 0 recv, 1 send, 2 status */
 
 struct client {
     int id;
@@ -80,8 +83,14 @@ static struct {
     client *clients;
     grpc_completion_queue **cqs;
     atomic_bool stop;
-} L = {.target = "127.0.0.1:15010", .nclients = 10, .nservices = 10, .per_channel = 10,
-       .ncqs = 2, .port = 80, .timeout_s = 120, .ns = "load"};
+} L = {.target = "127.0.0.1:15010",
+       .nclients = 10,
+       .nservices = 10,
+       .per_channel = 10,
+       .ncqs = 2,
+       .port = 80,
+       .timeout_s = 120,
+       .ns = "load"};
 
 /* ---- requests --------------------------------------------------------------------------- */
 
@@ -285,8 +294,8 @@ static double proc_cpu_s(int pid)
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
     unsigned long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -365,24 +374,48 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"target", 1, 0, 't'}, {"clients", 1, 0, 'n'}, {"services", 1, 0, 'k'},
-        {"ns", 1, 0, 's'}, {"port", 1, 0, 'p'}, {"streams-per-channel", 1, 0, 'c'},
-        {"cqs", 1, 0, 'q'}, {"pid", 1, 0, 'P'}, {"vs", 1, 0, 'v'}, {"vs-alt", 1, 0, 'a'},
-        {"timeout", 1, 0, 'T'}, {0, 0, 0, 0}};
+        {"ns", 1, 0, 's'},     {"port", 1, 0, 'p'},    {"streams-per-channel", 1, 0, 'c'},
+        {"cqs", 1, 0, 'q'},    {"pid", 1, 0, 'P'},     {"vs", 1, 0, 'v'},
+        {"vs-alt", 1, 0, 'a'}, {"timeout", 1, 0, 'T'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 't': L.target = optarg; break;
-        case 'n': L.nclients = atoi(optarg); break;
-        case 'k': L.nservices = atoi(optarg); break;
-        case 's': L.ns = optarg; break;
-        case 'p': L.port = atoi(optarg); break;
-        case 'c': L.per_channel = atoi(optarg); break;
-        case 'q': L.ncqs = atoi(optarg); break;
-        case 'P': L.pid = atoi(optarg); break;
-        case 'v': L.vs = optarg; break;
-        case 'a': L.vs_alt = optarg; break;
-        case 'T': L.timeout_s = atoi(optarg); break;
-        default: fprintf(stderr, "see the comment at the top of xds_load.c\n"); return 2;
+        case 't':
+            L.target = optarg;
+            break;
+        case 'n':
+            L.nclients = atoi(optarg);
+            break;
+        case 'k':
+            L.nservices = atoi(optarg);
+            break;
+        case 's':
+            L.ns = optarg;
+            break;
+        case 'p':
+            L.port = atoi(optarg);
+            break;
+        case 'c':
+            L.per_channel = atoi(optarg);
+            break;
+        case 'q':
+            L.ncqs = atoi(optarg);
+            break;
+        case 'P':
+            L.pid = atoi(optarg);
+            break;
+        case 'v':
+            L.vs = optarg;
+            break;
+        case 'a':
+            L.vs_alt = optarg;
+            break;
+        case 'T':
+            L.timeout_s = atoi(optarg);
+            break;
+        default:
+            fprintf(stderr, "see the comment at the top of xds_load.c\n");
+            return 2;
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -425,9 +458,9 @@ int main(int argc, char **argv)
         c->t_recv = (ltag){0, c};
         c->t_send = (ltag){1, c};
         c->t_status = (ltag){2, c};
-        c->call = grpc_channel_create_call(chans[i / L.per_channel], NULL, GRPC_PROPAGATE_DEFAULTS,
-                                           c->cq, method, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                           NULL);
+        c->call =
+            grpc_channel_create_call(chans[i / L.per_channel], NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+                                     method, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         grpc_metadata_array_init(&c->trailing);
         grpc_op op;
         memset(&op, 0, sizeof(op));
@@ -447,9 +480,9 @@ int main(int argc, char **argv)
     if (rc == 0 && L.pid) {
         usleep(500000);
         long rss1 = proc_rss_kb(L.pid);
-        printf("server: %.2f CPU s for the initial push, RSS %ld -> %ld MiB (%.1f KiB per client)\n",
-               proc_cpu_s(L.pid) - cpu0, rss0 / 1024, rss1 / 1024,
-               (double)(rss1 - rss0) / L.nclients);
+        printf(
+            "server: %.2f CPU s for the initial push, RSS %ld -> %ld MiB (%.1f KiB per client)\n",
+            proc_cpu_s(L.pid) - cpu0, rss0 / 1024, rss1 / 1024, (double)(rss1 - rss0) / L.nclients);
     }
     if (rc == 0 && L.vs && L.vs_alt) {
         int *before = xcalloc((size_t)L.nclients, sizeof(int));
@@ -479,7 +512,8 @@ int main(int argc, char **argv)
             if (done == L.nclients) {
                 usleep(300000);
                 printf("VirtualService edit -> last client RDS: %.3f s (%d clients); server "
-                       "%.2f CPU s\n", (double)(last - t1) / 1e9, L.nclients,
+                       "%.2f CPU s\n",
+                       (double)(last - t1) / 1e9, L.nclients,
                        L.pid ? proc_cpu_s(L.pid) - cpu1 : 0.0);
             } else {
                 printf("VirtualService edit: only %d of %d clients updated\n", done, L.nclients);
@@ -498,5 +532,5 @@ int main(int argc, char **argv)
     for (int i = 0; i < L.ncqs; i++)
         pthread_join(threads[i], NULL);
     fflush(stdout);
-    _exit(rc == 0 ? 0 : 1);   /* skip teardown of thousands of calls: the OS frees it */
+    _exit(rc == 0 ? 0 : 1); /* skip teardown of thousands of calls: the OS frees it */
 }

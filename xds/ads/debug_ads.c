@@ -10,18 +10,22 @@
 
 #include <cjson/cJSON.h>
 
+#include "pilot/base/util.h"
 #include "pilot/obs/debug.h"
 #include "xds/ads/stream_internal.h"
-#include "pilot/base/util.h"
 #include "xds/gen/gen.h"
 
 static const char *dbgx_node_type(xds_node_type t)
 {
     switch (t) {
-    case XDS_NODE_ROUTER: return "router";
-    case XDS_NODE_WAYPOINT: return "waypoint";
-    case XDS_NODE_ZTUNNEL: return "ztunnel";
-    default: return "sidecar";
+    case XDS_NODE_ROUTER:
+        return "router";
+    case XDS_NODE_WAYPOINT:
+        return "waypoint";
+    case XDS_NODE_ZTUNNEL:
+        return "ztunnel";
+    default:
+        return "sidecar";
     }
 }
 
@@ -69,8 +73,14 @@ static void syncz_visit(void *ud, const xds_stream *st)
     cJSON_AddStringToObject(o, "proxy_type", dbgx_node_type(p->type));
     cJSON_AddStringToObject(o, "proxy_version", p->istio_version ? p->istio_version : "");
     cJSON_AddStringToObject(o, "istio_version", p->istio_version ? p->istio_version : "");
-    static const struct { int t; const char *key; } keys[] = {
-        {XT_CDS, "cluster"}, {XT_LDS, "listener"}, {XT_RDS, "route"}, {XT_EDS, "endpoint"},
+    static const struct {
+        int t;
+        const char *key;
+    } keys[] = {
+        {XT_CDS, "cluster"},
+        {XT_LDS, "listener"},
+        {XT_RDS, "route"},
+        {XT_EDS, "endpoint"},
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char k[48];
@@ -165,9 +175,9 @@ static void dbgx_adsz(void *ud, const dbg_request *req, dbg_response *resp)
 typedef struct {
     const char *id;
     bool include_eds;
-    const char *types;     /* "cds,lds" or NULL for all */
+    const char *types; /* "cds,lds" or NULL for all */
     bool found;
-    int exact;             /* 1 when the match was on part 3 exactly */
+    int exact; /* 1 when the match was on part 3 exactly */
     cJSON *dump;
 } dump_ctx;
 
@@ -192,10 +202,12 @@ static bool dump_want(const dump_ctx *x, const char *short_name)
 static void dump_redact(cJSON *j)
 {
     cJSON *c;
-    cJSON_ArrayForEach(c, j) {
+    cJSON_ArrayForEach(c, j)
+    {
         if (c->string != NULL && strcmp(c->string, "private_key") == 0 && cJSON_IsObject(c)) {
             cJSON *v;
-            cJSON_ArrayForEach(v, c) {
+            cJSON_ArrayForEach(v, c)
+            {
                 if (cJSON_IsString(v))
                     cJSON_SetValuestring(v, "[redacted]");
             }
@@ -216,93 +228,63 @@ static cJSON *dump_resource(const xds_known *k, const char *type_url)
     return j;
 }
 
+/* Envoy's admin config dump, one section per type. The sections differ only in these
+ * names and in which of the shared fields they carry, in Envoy's order: an entry is
+ * {name?, [active_state {] version_info, <field>, last_updated? [}]}. */
+typedef struct dump_section {
+    const char *want; /* the ?types= short name */
+    int type;         /* XT_* */
+    const char *type_url;
+    const char *admin_type; /* the section's @type */
+    const char *list;       /* the section's list of entries */
+    const char *field;      /* the entry's resource */
+    bool section_version;   /* version_info on the section too */
+    bool entry_name;        /* name on the entry */
+    bool active_state;      /* the entry's fields inside "active_state" (listeners) */
+    bool last_updated;
+    bool eds; /* only with include_eds */
+} dump_section;
+
+static const dump_section dump_sections[] = {
+    {"cds", XT_CDS, XDS_TYPE_CLUSTER, "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+     "dynamic_active_clusters", "cluster", true, false, false, true, false},
+    {"lds", XT_LDS, XDS_TYPE_LISTENER, "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+     "dynamic_listeners", "listener", true, true, true, true, false},
+    {"rds", XT_RDS, XDS_TYPE_ROUTE, "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+     "dynamic_route_configs", "route_config", false, false, false, true, false},
+    {"sds", XT_SDS, XDS_TYPE_SECRET, "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+     "dynamic_active_secrets", "secret", false, true, false, false, false},
+    {"eds", XT_EDS, XDS_TYPE_ENDPOINT, "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+     "dynamic_endpoint_configs", "endpoint_config", false, false, false, false, true},
+};
+
 static void dump_build(dump_ctx *x, const xds_stream *st)
 {
     cJSON *configs = cJSON_AddArrayToObject(x->dump, "configs");
     char tbuf[40];
-    if (dump_want(x, "cds")) {
-        const xds_type_state *ts = &st->t[XT_CDS];
-        dbgx_time(ts->sent_wall_ns, tbuf, sizeof(tbuf));
+    for (size_t s = 0; s < sizeof dump_sections / sizeof dump_sections[0]; s++) {
+        const dump_section *ds = &dump_sections[s];
+        if ((ds->eds && !x->include_eds) || !dump_want(x, ds->want))
+            continue;
+        const xds_type_state *ts = &st->t[ds->type];
+        if (ds->last_updated)
+            dbgx_time(ts->sent_wall_ns, tbuf, sizeof(tbuf));
         cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "@type", "type.googleapis.com/envoy.admin.v3.ClustersConfigDump");
-        cJSON_AddStringToObject(d, "version_info", ts->version_sent);
-        cJSON *a = cJSON_AddArrayToObject(d, "dynamic_active_clusters");
+        cJSON_AddStringToObject(d, "@type", ds->admin_type);
+        if (ds->section_version)
+            cJSON_AddStringToObject(d, "version_info", ts->version_sent);
+        cJSON *a = cJSON_AddArrayToObject(d, ds->list);
         for (size_t i = 0; i < ts->nknown; i++) {
             if (ts->known[i].res == NULL)
                 continue;
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "version_info", ts->version_sent);
-            cJSON_AddItemToObject(e, "cluster", dump_resource(&ts->known[i], XDS_TYPE_CLUSTER));
-            cJSON_AddStringToObject(e, "last_updated", tbuf);
-            cJSON_AddItemToArray(a, e);
-        }
-        cJSON_AddItemToArray(configs, d);
-    }
-    if (dump_want(x, "lds")) {
-        const xds_type_state *ts = &st->t[XT_LDS];
-        dbgx_time(ts->sent_wall_ns, tbuf, sizeof(tbuf));
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "@type", "type.googleapis.com/envoy.admin.v3.ListenersConfigDump");
-        cJSON_AddStringToObject(d, "version_info", ts->version_sent);
-        cJSON *a = cJSON_AddArrayToObject(d, "dynamic_listeners");
-        for (size_t i = 0; i < ts->nknown; i++) {
-            if (ts->known[i].res == NULL)
-                continue;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "name", ts->known[i].name);
-            cJSON *as = cJSON_AddObjectToObject(e, "active_state");
-            cJSON_AddStringToObject(as, "version_info", ts->version_sent);
-            cJSON_AddItemToObject(as, "listener", dump_resource(&ts->known[i], XDS_TYPE_LISTENER));
-            cJSON_AddStringToObject(as, "last_updated", tbuf);
-            cJSON_AddItemToArray(a, e);
-        }
-        cJSON_AddItemToArray(configs, d);
-    }
-    if (dump_want(x, "rds")) {
-        const xds_type_state *ts = &st->t[XT_RDS];
-        dbgx_time(ts->sent_wall_ns, tbuf, sizeof(tbuf));
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "@type", "type.googleapis.com/envoy.admin.v3.RoutesConfigDump");
-        cJSON *a = cJSON_AddArrayToObject(d, "dynamic_route_configs");
-        for (size_t i = 0; i < ts->nknown; i++) {
-            if (ts->known[i].res == NULL)
-                continue;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "version_info", ts->version_sent);
-            cJSON_AddItemToObject(e, "route_config", dump_resource(&ts->known[i], XDS_TYPE_ROUTE));
-            cJSON_AddStringToObject(e, "last_updated", tbuf);
-            cJSON_AddItemToArray(a, e);
-        }
-        cJSON_AddItemToArray(configs, d);
-    }
-    if (dump_want(x, "sds")) {
-        const xds_type_state *ts = &st->t[XT_SDS];
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "@type", "type.googleapis.com/envoy.admin.v3.SecretsConfigDump");
-        cJSON *a = cJSON_AddArrayToObject(d, "dynamic_active_secrets");
-        for (size_t i = 0; i < ts->nknown; i++) {
-            if (ts->known[i].res == NULL)
-                continue;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "name", ts->known[i].name);
-            cJSON_AddStringToObject(e, "version_info", ts->version_sent);
-            cJSON_AddItemToObject(e, "secret", dump_resource(&ts->known[i], XDS_TYPE_SECRET));
-            cJSON_AddItemToArray(a, e);
-        }
-        cJSON_AddItemToArray(configs, d);
-    }
-    if (x->include_eds && dump_want(x, "eds")) {
-        const xds_type_state *ts = &st->t[XT_EDS];
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "@type", "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump");
-        cJSON *a = cJSON_AddArrayToObject(d, "dynamic_endpoint_configs");
-        for (size_t i = 0; i < ts->nknown; i++) {
-            if (ts->known[i].res == NULL)
-                continue;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "version_info", ts->version_sent);
-            cJSON_AddItemToObject(e, "endpoint_config",
-                                  dump_resource(&ts->known[i], XDS_TYPE_ENDPOINT));
+            if (ds->entry_name)
+                cJSON_AddStringToObject(e, "name", ts->known[i].name);
+            cJSON *in = ds->active_state ? cJSON_AddObjectToObject(e, "active_state") : e;
+            cJSON_AddStringToObject(in, "version_info", ts->version_sent);
+            cJSON_AddItemToObject(in, ds->field, dump_resource(&ts->known[i], ds->type_url));
+            if (ds->last_updated)
+                cJSON_AddStringToObject(in, "last_updated", tbuf);
             cJSON_AddItemToArray(a, e);
         }
         cJSON_AddItemToArray(configs, d);
@@ -336,7 +318,8 @@ static void dbgx_config_dump(void *ud, const dbg_request *req, dbg_response *res
         strbuf_appends(&resp->body, "You must provide a proxyID in the query string");
         return;
     }
-    dump_ctx x = {.id = id, .include_eds = dbg_arg(req, "include_eds") != NULL,
+    dump_ctx x = {.id = id,
+                  .include_eds = dbg_arg(req, "include_eds") != NULL,
                   .types = dbg_arg(req, "types")};
     xds_server_visit(ud, dump_visit, &x);
     if (!x.found) {
@@ -351,11 +334,11 @@ static void dbgx_config_dump(void *ud, const dbg_request *req, dbg_response *res
 
 void xds_debug_register(struct xds_server *s)
 {
-    dbg_register("/debug/syncz", "Synchronization status of all Envoys connected to this Pilot instance",
+    dbg_register("/debug/syncz",
+                 "Synchronization status of all Envoys connected to this Pilot instance",
                  dbgx_syncz, s);
     dbg_register("/debug/adsz", "Status and debug interface for ADS", dbgx_adsz, s);
-    dbg_register("/debug/connections", "Information about the connected XDS clients",
-                 dbgx_adsz, s);
+    dbg_register("/debug/connections", "Information about the connected XDS clients", dbgx_adsz, s);
     dbg_register("/debug/config_dump",
                  "ConfigDump in the form of the Envoy admin config dump API for passed in proxyID",
                  dbgx_config_dump, s);

@@ -27,9 +27,9 @@
  * completions (a failed RECV ends the stream with a status, a push starts a SEND) until its
  * queue reports GRPC_QUEUE_SHUTDOWN. So the shard's own driver shuts its queue down
  * (shard_close_cq, on the shard thread when it runs) and sets cq_down first; nothing is
- * started on that queue afterwards (conn_start_batch, oneshot_start and shard_on_accept
+ * started on that queue afterwards (srv_conn_start_batch, srv_oneshot_start and shard_on_accept
  * check it). Unary workers are the only other threads that start batches: once
- * srv->stopping is set none is spawned (unary_handle answers UNAVAILABLE itself) and
+ * srv->stopping is set none is spawned (srv_unary_handle answers UNAVAILABLE itself) and
  * xds_server_free waits for the running ones before any queue is shut down.
  */
 #include <dlfcn.h>
@@ -52,170 +52,12 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
 #include "pilot/base/pbdepth.h"
-#include "xds/ads/server.h"
-#include "xds/ads/stream_internal.h"
 #include "pilot/base/util.h"
-
-#define LOG_SCOPE "ads"
-#define XDS_SHARDS 2
-#define SHARD_POLL_MS 50
-#define SRV_MAX_UNARY 8
-#define SRV_MAX_UNARY_WORKERS 16 /* unary calls running off the shard threads at once */
-#define SRV_MAX_IDS 4          /* SPIFFE identities kept per secure stream */
-#define SRV_MAX_TOKEN 16384    /* bearer tokens are about a kilobyte */
-#define SRV_TOKEN_AUDIENCE "istio-ca"
-
-#define METHOD_SOTW "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-#define METHOD_DELTA "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
-
-typedef enum {
-    TAG_ACCEPT,     /* a requested call arrived (srv_accept) */
-    TAG_RECV,       /* RECV_MESSAGE done (srv_conn) */
-    TAG_SEND,       /* SEND_MESSAGE done */
-    TAG_CLOSE,      /* RECV_CLOSE_ON_SERVER done: the call is over */
-    TAG_STATUS,     /* SEND_STATUS_FROM_SERVER done */
-    TAG_ONESHOT,    /* a unary or unimplemented call's single batch done (srv_oneshot) */
-    TAG_SHUTDOWN,   /* grpc_server_shutdown_and_notify */
-} tag_kind;
-
-typedef struct srv_tag {
-    tag_kind kind;
-    void *obj;
-} srv_tag;
-
-typedef struct srv_shard srv_shard;
-
-enum { ACC_SOTW = 0, ACC_DELTA, ACC_GENERIC, ACC_UNARY0 };
-
-typedef struct srv_accept {
-    srv_tag tag;
-    srv_shard *sh;
-    int kind;                 /* ACC_*, ACC_UNARY0 + i for unary method i */
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_byte_buffer *payload;
-    grpc_call_details details;
-} srv_accept;
-
-typedef struct srv_conn {
-    xds_stream st;
-    srv_shard *sh;
-    grpc_call *call;
-    srv_tag t_recv, t_send, t_close, t_status;
-    int ops;                  /* outstanding batches */
-    grpc_byte_buffer *recv_buf;
-    grpc_byte_buffer *send_buf;
-    xds_msg *inflight;        /* the message being written */
-    int cancelled;
-    bool closed;              /* RECV_CLOSE_ON_SERVER completed */
-    bool send_active, initial_md_sent, status_sent, finishing;
-    int status_code;
-    char status_msg[512];
-
-    /* the one pending push of this connection (merged) */
-    bool push_pending, push_full, in_pq, push_inflight;
-    uint32_t push_kinds;            /* mesh kinds changed (bits), merged like push_full */
-    char **push_hosts;
-    size_t npush_hosts;
-    int64_t push_start_ns;
-
-    /* Secure port: the identities the caller proved (client certificate or JWT). */
-    bool secure;
-    char *id_ns[SRV_MAX_IDS], *id_sa[SRV_MAX_IDS];
-    int nids;
-
-    struct srv_conn *prev, *next;   /* shard list, under shard->lock */
-    struct srv_conn *pq_next;       /* push queue, shard thread only */
-} srv_conn;
-
-/* A call answered with one batch: a unary method or UNIMPLEMENTED. */
-typedef struct srv_oneshot {
-    srv_tag tag;
-    grpc_call *call;
-    grpc_byte_buffer *resp;
-    char *msg;
-    grpc_slice details;
-    int cancelled;
-} srv_oneshot;
-
-struct srv_shard {
-    xds_server *srv;
-    int idx;
-    grpc_completion_queue *cq;
-    pthread_t thread;
-    bool thread_started;
-    atomic_bool close_cq;         /* xds_server_free asks the shard thread to shut cq down */
-    bool cq_down;                 /* cq is shut down: start nothing on it (its driver only) */
-
-    pthread_mutex_t lock;         /* the connection list and stream debug state */
-    srv_conn *conns;
-    size_t nconns;
-
-    srv_accept acc_sotw, acc_delta, acc_generic;
-    srv_accept acc_unary[SRV_MAX_UNARY];
-    int accepts_out;              /* outstanding accept requests */
-
-    pthread_mutex_t mbox_lock;    /* the mailbox below */
-    bool mbox_has;
-    mesh_snapshot *mbox_snap;
-    bool mbox_full;
-    uint32_t mbox_kinds;
-    char **mbox_hosts;
-    size_t mbox_nhosts;
-    int64_t mbox_start_ns;
-    atomic_bool mbox_flag;        /* cheap check without the lock */
-
-    mesh_snapshot *snap;          /* latest snapshot this shard pushed (shard thread) */
-    srv_conn *pq_head, *pq_tail;  /* connections whose push waits for a slot */
-};
-
-typedef struct srv_unary {
-    char *method;
-    xds_unary_fn fn;
-    void *ud;
-    void *handle;
-} srv_unary;
-
-struct xds_server {
-    char *addr;
-    char *domain;
-    char *secure_addr;            /* NULL: no TLS port */
-    struct grpc_server_credentials *secure_creds;
-    char *trust_domain;
-    xds_token_review_fn review;
-    void *review_ud;
-    int secure_port;
-    xds_snapshot_fn snapshot;      /* the current snapshot, for a stream's first push */
-    void *snapshot_ud;
-    int max_pushes;
-    int port;
-    grpc_server *server;
-    void *m_sotw, *m_delta;
-    srv_unary unary[SRV_MAX_UNARY];
-    int nunary;
-    srv_shard shards[XDS_SHARDS];
-    xds_gen *gen;
-    xds_stream_env env;
-    atomic_int inflight;          /* connections being written a push, all shards */
-    atomic_int unary_workers;     /* unary calls running on their own threads */
-    atomic_bool stopping;
-    atomic_bool shutdown_done;
-    atomic_uint_fast64_t conn_seq;
-    srv_tag shutdown_tag;
-    bool started;
-};
+#include "pilot/obs/metrics.h"
+#include "xds/ads/server_internal.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
-
-static void hosts_free(char **h, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(h[i]);
-    free(h);
-}
 
 /* Adds the hosts not yet in *dst (a small set: linear is fine, host lists are short). */
 static void hosts_union(char ***dst, size_t *ndst, char *const *src, size_t nsrc)
@@ -244,8 +86,7 @@ static grpc_byte_buffer *msg_to_bb(const xds_msg *m)
         const xds_seg *s = &m->segs[i];
         if (s->res != NULL) {
             xds_resource_retain(s->res);
-            sl[i] = grpc_slice_new_with_user_data(s->res->bytes, s->len, res_slice_unref,
-                                                  s->res);
+            sl[i] = grpc_slice_new_with_user_data(s->res->bytes, s->len, res_slice_unref, s->res);
         } else {
             sl[i] = grpc_slice_from_copied_buffer((const char *)m->buf + s->off, s->len);
         }
@@ -274,11 +115,10 @@ static void shard_post_accept(srv_accept *a)
         e = grpc_server_request_call(srv->server, &a->call, &a->details, &a->md, a->sh->cq,
                                      a->sh->cq, &a->tag);
     } else {
-        void *h = a->kind == ACC_SOTW ? srv->m_sotw
+        void *h = a->kind == ACC_SOTW    ? srv->m_sotw
                   : a->kind == ACC_DELTA ? srv->m_delta
-                  : srv->unary[a->kind - ACC_UNARY0].handle;
-        e = grpc_server_request_registered_call(srv->server, h, &a->call, &a->deadline,
-                                                &a->md,
+                                         : srv->unary[a->kind - ACC_UNARY0].handle;
+        e = grpc_server_request_registered_call(srv->server, h, &a->call, &a->deadline, &a->md,
                                                 a->kind >= ACC_UNARY0 ? &a->payload : NULL,
                                                 a->sh->cq, a->sh->cq, &a->tag);
     }
@@ -307,7 +147,7 @@ static void accept_reset(srv_accept *a)
 
 static void conn_pump(srv_conn *c);
 
-static void conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *tag)
+void srv_conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *tag)
 {
     if (c->sh->cq_down) {
         /* the server is going away and the call with it: a batch now would abort */
@@ -329,7 +169,7 @@ static void conn_post_recv(srv_conn *c)
     grpc_op op = {0};
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv_buf;
-    conn_start_batch(c, &op, 1, &c->t_recv);
+    srv_conn_start_batch(c, &op, 1, &c->t_recv);
 }
 
 /* Ends the stream with a status once the write in flight (if any) is done. */
@@ -359,7 +199,7 @@ static void conn_send_status(srv_conn *c)
     ops[n].data.send_status_from_server.status_details = &details;
     n++;
     c->status_sent = true;
-    conn_start_batch(c, ops, n, &c->t_status);
+    srv_conn_start_batch(c, ops, n, &c->t_status);
     grpc_slice_unref(details);
 }
 
@@ -437,159 +277,10 @@ static void conn_pump(srv_conn *c)
     n++;
     c->inflight = m;
     c->send_active = true;
-    conn_start_batch(c, ops, n, &c->t_send);
+    srv_conn_start_batch(c, ops, n, &c->t_send);
 }
 
-/* ---- authentication on the secure port ------------------------------------------------- */
-
-/* The token of "authorization: Bearer <t>", or NULL. */
-static char *md_bearer(const grpc_metadata_array *md)
-{
-    char *token = NULL;
-    for (size_t i = 0; i < md->count; i++) {
-        const grpc_metadata *m = &md->metadata[i];
-        size_t kn = GRPC_SLICE_LENGTH(m->key);
-        if (kn != 13 || memcmp(GRPC_SLICE_START_PTR(m->key), "authorization", 13) != 0)
-            continue;
-        size_t n = GRPC_SLICE_LENGTH(m->value);
-        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
-        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && n < SRV_MAX_TOKEN) {
-            free(token);
-            token = xstrndup(v + 7, n - 7);
-        }
-    }
-    return token;
-}
-
-/* True when the call arrived over TLS. */
-static bool call_secure(grpc_call *call)
-{
-    bool secure = false;
-    grpc_auth_context *ctx = grpc_call_auth_context(call);
-    if (ctx == NULL)
-        return false;
-    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
-        ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
-    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
-    secure = p != NULL && p->value_length == strlen(GRPC_SSL_TRANSPORT_SECURITY_TYPE) &&
-             memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, p->value_length) == 0;
-    grpc_auth_context_release(ctx);
-    return secure;
-}
-
-/* spiffe://<td>/ns/<ns>/sa/<sa> with our trust domain: sets heap *ns and *sa. */
-static bool spiffe_parse(const char *td, const char *uri, size_t n, char **ns, char **sa)
-{
-    size_t tdl = strlen(td);
-    if (n < 9 || n > 600 || strncmp(uri, "spiffe://", 9) != 0)
-        return false;
-    const char *p = uri + 9, *end = uri + n;
-    if ((size_t)(end - p) < tdl + 4 || strncmp(p, td, tdl) != 0 || strncmp(p + tdl, "/ns/", 4) != 0)
-        return false;
-    p += tdl + 4;
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    if (slash == NULL || slash == p || (size_t)(end - slash) < 5 || strncmp(slash, "/sa/", 4) != 0)
-        return false;
-    const char *s = slash + 4;
-    if (s == end || memchr(s, '/', (size_t)(end - s)) != NULL)
-        return false;
-    *ns = xstrndup(p, (size_t)(slash - p));
-    *sa = xstrndup(s, (size_t)(end - s));
-    return true;
-}
-
-static void conn_add_id(srv_conn *c, char *ns, char *sa)
-{
-    if (c->nids >= SRV_MAX_IDS) {
-        free(ns);
-        free(sa);
-        return;
-    }
-    c->id_ns[c->nids] = ns;
-    c->id_sa[c->nids] = sa;
-    c->nids++;
-}
-
-/* Istio's authenticate for ADS on the secure port: client certificate SPIFFE identities,
- * else a TokenReview'd JWT. Returns true when the caller proved at least one identity;
- * false with why filled otherwise. A token review blocks this shard for its round trip. */
-static bool conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why,
-                              size_t whylen)
-{
-    xds_server *srv = c->sh->srv;
-    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
-    if (ctx != NULL) {
-        grpc_auth_property_iterator it =
-            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
-        const grpc_auth_property *p;
-        while ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
-            char *ns = NULL, *sa = NULL;
-            if (spiffe_parse(srv->trust_domain, p->value, p->value_length, &ns, &sa))
-                conn_add_id(c, ns, sa);
-        }
-        grpc_auth_context_release(ctx);
-    }
-    if (c->nids > 0)
-        return true;
-    char *token = md_bearer(md);
-    if (token == NULL) {
-        snprintf(why, whylen, "authentication failure: no client certificate with a SPIFFE "
-                              "identity and no bearer token");
-        return false;
-    }
-    bool ok = false;
-    if (srv->review == NULL) {
-        snprintf(why, whylen, "authentication failure: bearer tokens are not accepted here "
-                              "(no TokenReview configured)");
-    } else {
-        char *ns = NULL, *sa = NULL;
-        char err[256] = "";
-        if (srv->review(srv->review_ud, token, SRV_TOKEN_AUDIENCE, &ns, &sa, err,
-                        sizeof(err)) == 0 && ns && sa) {
-            conn_add_id(c, ns, sa);
-            ok = true;
-        } else {
-            free(ns);
-            free(sa);
-            snprintf(why, whylen, "authentication failure: token review: %s",
-                     err[0] ? err : "refused");
-        }
-    }
-    free(token);
-    return ok;
-}
-
-/* Istio's checkConnectionIdentity: some proven identity must match the node's namespace
- * and (when given) service account. Returns true, or false with why filled. */
-static bool conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen)
-{
-    const void *node = c->st.delta
-        ? (const void *)((const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *)req)->node
-        : (const void *)((const Envoy__Service__Discovery__V3__DiscoveryRequest *)req)->node;
-    xds_proxy *p = NULL;
-    char err[400];
-    if (node == NULL || xds_proxy_from_node(node, c->sh->srv->domain, &p, err, sizeof(err)) != 0)
-        return true;   /* the stream rejects a bad node itself, with its own message */
-    bool ok = false;
-    for (int i = 0; i < c->nids && !ok; i++) {
-        if (p->ns && p->ns[0] && strcmp(p->ns, c->id_ns[i]) != 0)
-            continue;
-        if (p->service_account && p->service_account[0] &&
-            strcmp(p->service_account, c->id_sa[i]) != 0)
-            continue;
-        ok = true;
-    }
-    if (!ok)
-        snprintf(why, whylen, "authorization failed: no identities ([spiffe://%s/ns/%s/sa/%s%s]) "
-                 "matched %s/%s", c->sh->srv->trust_domain, c->id_ns[0], c->id_sa[0],
-                 c->nids > 1 ? " ..." : "", p->ns ? p->ns : "",
-                 p->service_account ? p->service_account : "");
-    xds_proxy_free(p);
-    return ok;
-}
-
-static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta,
-                          const grpc_metadata_array *md)
+static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta, const grpc_metadata_array *md)
 {
     srv_conn *c = xcalloc(1, sizeof(*c));
     char *peer = grpc_call_get_peer(call);
@@ -613,12 +304,12 @@ static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta,
     grpc_op op = {0};
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
-    conn_start_batch(c, &op, 1, &c->t_close);
+    srv_conn_start_batch(c, &op, 1, &c->t_close);
     conn_post_recv(c);
-    if (call_secure(call)) {
+    if (srv_call_secure(call)) {
         char why[400];
         c->secure = true;
-        if (!conn_authenticate(c, md, why, sizeof(why))) {
+        if (!srv_conn_authenticate(c, md, why, sizeof(why))) {
             LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
             conn_finish(c, GRPC_STATUS_UNAUTHENTICATED, why);
         }
@@ -650,7 +341,7 @@ static void conn_maybe_free(srv_conn *c)
         grpc_byte_buffer_destroy(c->send_buf);
     if (c->recv_buf != NULL)
         grpc_byte_buffer_destroy(c->recv_buf);
-    hosts_free(c->push_hosts, c->npush_hosts);
+    util_strv_free(c->push_hosts, c->npush_hosts);
     for (int i = 0; i < c->nids; i++) {
         free(c->id_ns[i]);
         free(c->id_sa[i]);
@@ -706,7 +397,7 @@ static void conn_on_recv(srv_conn *c, bool ok)
     }
     if (c->secure && c->st.proxy == NULL) {
         char why[sizeof(((srv_conn *)0)->status_msg)];
-        if (!conn_identity_ok(c, req, why, sizeof(why))) {
+        if (!srv_conn_identity_ok(c, req, why, sizeof(why))) {
             LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
             protobuf_c_message_free_unpacked(req, NULL);
             conn_finish(c, GRPC_STATUS_PERMISSION_DENIED, why);
@@ -730,8 +421,7 @@ static void conn_on_send(srv_conn *c, bool ok)
 {
     c->send_active = false;
     if (c->inflight != NULL) {
-        metric_observe(xds_m.send_time, NULL,
-                       (double)(util_now_ns() - c->inflight->enq_ns) / 1e9);
+        metric_observe(xds_m.send_time, NULL, (double)(util_now_ns() - c->inflight->enq_ns) / 1e9);
         xds_msg_free(c->inflight);
         c->inflight = NULL;
     }
@@ -741,180 +431,9 @@ static void conn_on_send(srv_conn *c, bool ok)
     }
     if (!ok) {
         conn_push_done(c);
-        return;   /* the call is broken; TAG_CLOSE follows */
+        return; /* the call is broken; TAG_CLOSE follows */
     }
     conn_pump(c);
-}
-
-/* ---- one-shot calls: unary methods and UNIMPLEMENTED ----------------------------------- */
-
-/* sh: the shard whose thread calls this; NULL on a unary worker (xds_server_free waits for
- * those before shutting any queue down). */
-static void oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *msg,
-                          grpc_byte_buffer *resp)
-{
-    if (sh != NULL && sh->cq_down) {
-        grpc_call_cancel(call, NULL);
-        grpc_call_unref(call);
-        if (resp != NULL)
-            grpc_byte_buffer_destroy(resp);
-        return;
-    }
-    srv_oneshot *o = xcalloc(1, sizeof(*o));
-    o->tag = (srv_tag){TAG_ONESHOT, o};
-    o->call = call;
-    o->resp = resp;
-    o->details = grpc_slice_from_copied_string(msg ? msg : "");
-    grpc_op ops[4];
-    size_t n = 0;
-    memset(ops, 0, sizeof(ops));
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (resp != NULL) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n].data.send_message.send_message = resp;
-        n++;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = (grpc_status_code)code;
-    ops[n].data.send_status_from_server.status_details = &o->details;
-    n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &o->cancelled;
-    n++;
-    if (grpc_call_start_batch(call, ops, n, &o->tag, NULL) != GRPC_CALL_OK) {
-        LOG_ERR(LOG_SCOPE, "unary: start_batch failed");
-        grpc_call_cancel(call, NULL);
-        grpc_call_unref(call);
-        if (resp != NULL)
-            grpc_byte_buffer_destroy(resp);
-        grpc_slice_unref(o->details);
-        free(o);
-    }
-}
-
-static void oneshot_done(srv_oneshot *o)
-{
-    if (o->resp != NULL)
-        grpc_byte_buffer_destroy(o->resp);
-    grpc_slice_unref(o->details);
-    grpc_call_unref(o->call);
-    free(o);
-}
-
-/* A unary call taken off the shard: handlers may block (the CA's TokenReview is an API
- * server round trip, up to curl's 30 s), which must not stall the ADS streams of a shard.
- * Each runs on a short-lived detached thread, at most SRV_MAX_UNARY_WORKERS at once;
- * beyond that the shard runs it inline, which is the backpressure. The batch that answers
- * is started from the worker (grpc_call_start_batch is thread-safe) and completes on the
- * shard's queue like any other. */
-typedef struct srv_unary_job {
-    xds_server *srv;
-    srv_shard *sh;            /* the accepting shard (runs the job when not threaded) */
-    srv_unary *u;
-    grpc_call *call;
-    char *peer;               /* gpr_malloc'd */
-    char *token;
-    char **sans;
-    size_t nsans;
-    bool secure;
-    grpc_slice req;
-    bool threaded;
-    bool refuse;              /* the server is stopping: answer without the handler */
-} srv_unary_job;
-
-static void unary_run(srv_unary_job *j)
-{
-    xds_call_auth auth = {0};
-    uint8_t *resp = NULL;
-    size_t resp_len = 0;
-    char *status_msg = NULL;
-    auth.peer = j->peer;
-    auth.secure = j->secure;
-    auth.bearer_token = j->token;
-    auth.peer_uri_sans = (const char *const *)j->sans;
-    auth.npeer_uri_sans = j->nsans;
-    int code = GRPC_STATUS_UNAVAILABLE;
-    if (j->refuse)
-        status_msg = xstrdup("server is shutting down");
-    else
-        code = j->u->fn(j->u->ud, &auth, GRPC_SLICE_START_PTR(j->req),
-                        GRPC_SLICE_LENGTH(j->req), &resp, &resp_len, &status_msg);
-    grpc_byte_buffer *bb = NULL;
-    if (code == GRPC_STATUS_OK) {
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)resp, resp_len);
-        bb = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
-    }
-    oneshot_start(j->threaded ? NULL : j->sh, j->call, code, status_msg, bb);
-    grpc_slice_unref(j->req);
-    free(resp);
-    free(status_msg);
-    free(j->token);
-    for (size_t i = 0; i < j->nsans; i++)
-        free(j->sans[i]);
-    free(j->sans);
-    gpr_free(j->peer);
-    if (j->threaded)
-        atomic_fetch_sub(&j->srv->unary_workers, 1);
-    free(j);
-}
-
-static void *unary_thread(void *arg)
-{
-    unary_run(arg);
-    return NULL;
-}
-
-static void unary_handle(srv_shard *sh, srv_accept *a)
-{
-    srv_unary_job *j = xcalloc(1, sizeof(*j));
-    j->srv = sh->srv;
-    j->sh = sh;
-    j->u = &sh->srv->unary[a->kind - ACC_UNARY0];
-    j->call = a->call;
-    j->peer = grpc_call_get_peer(a->call);
-    j->secure = call_secure(a->call);
-    j->token = md_bearer(&a->md);
-    j->req = grpc_empty_slice();
-    grpc_auth_context *ctx = grpc_call_auth_context(a->call);
-    if (ctx != NULL) {
-        grpc_auth_property_iterator it =
-            grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_SAN_PROPERTY_NAME);
-        const grpc_auth_property *p;
-        while ((p = grpc_auth_property_iterator_next(&it)) != NULL && j->nsans < 16) {
-            if (p->value_length > 9 && strncmp(p->value, "spiffe://", 9) == 0) {
-                j->sans = xrealloc(j->sans, (j->nsans + 1) * sizeof(char *));
-                j->sans[j->nsans++] = xstrndup(p->value, p->value_length);
-            }
-        }
-        grpc_auth_context_release(ctx);
-    }
-    if (a->payload != NULL) {
-        grpc_byte_buffer_reader rd;
-        if (grpc_byte_buffer_reader_init(&rd, a->payload)) {
-            j->req = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-        }
-    }
-    /* Count first, then look at stopping (xds_server_free does the reverse): either it
-     * waits for this worker or this sees stopping; a worker spawned after its wait would
-     * start a batch on a queue that may be shut down, and outlive srv. */
-    bool busy = atomic_fetch_add(&sh->srv->unary_workers, 1) >= SRV_MAX_UNARY_WORKERS;
-    j->refuse = atomic_load(&sh->srv->stopping);
-    if (!busy && !j->refuse) {
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        j->threaded = true;
-        int rc = pthread_create(&t, &attr, unary_thread, j);
-        pthread_attr_destroy(&attr);
-        if (rc == 0)
-            return;
-        j->threaded = false;
-    }
-    atomic_fetch_sub(&sh->srv->unary_workers, 1);
-    unary_run(j);
 }
 
 /* ---- the shard loop -------------------------------------------------------------------- */
@@ -924,7 +443,7 @@ static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
     sh->accepts_out--;
     if (!ok || a->call == NULL) {
         accept_reset(a);
-        return;   /* server shutting down */
+        return; /* server shutting down */
     }
     grpc_call *call = a->call;
     if (sh->cq_down) {
@@ -948,11 +467,11 @@ static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
         LOG_DEBUG(LOG_SCOPE, "unknown method %s", method);
         char msg[300];
         snprintf(msg, sizeof(msg), "unknown method %s", method);
-        oneshot_start(sh, call, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        srv_oneshot_start(sh, call, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
         break;
     }
     default:
-        unary_handle(sh, a);
+        srv_unary_handle(sh, a);
         break;
     }
     accept_reset(a);
@@ -1006,7 +525,7 @@ static void shard_drain_mailbox(srv_shard *sh)
         c->push_pending = true;
         pq_add(sh, c);
     }
-    hosts_free(hosts, nhosts);
+    util_strv_free(hosts, nhosts);
 }
 
 /* Runs queued pushes while a slot is free. A connection still writing keeps its pending
@@ -1031,7 +550,7 @@ static void shard_run_pushes(srv_shard *sh)
         int n = xds_stream_push_kinds(&c->st, &srv->env, sh->snap, c->push_full, c->push_kinds,
                                       c->push_hosts, c->npush_hosts, c->push_start_ns);
         pthread_mutex_unlock(&sh->lock);
-        hosts_free(c->push_hosts, c->npush_hosts);
+        util_strv_free(c->push_hosts, c->npush_hosts);
         c->push_hosts = NULL;
         c->npush_hosts = 0;
         c->push_full = false;
@@ -1053,7 +572,7 @@ static void shard_handle(srv_shard *sh, grpc_event ev)
         shard_on_accept(sh, tag->obj, ok);
         return;
     case TAG_ONESHOT:
-        oneshot_done(tag->obj);
+        srv_oneshot_done(tag->obj);
         return;
     case TAG_SHUTDOWN:
         atomic_store(&sh->srv->shutdown_done, true);
@@ -1167,8 +686,8 @@ xds_server *xds_server_new(const xds_server_opts *opts)
         s->secure_addr = xstrdup(opts->secure_addr);
         s->secure_creds = opts->secure_creds;
     }
-    s->trust_domain = xstrdup(opts->trust_domain && opts->trust_domain[0] ? opts->trust_domain
-                                                                         : "cluster.local");
+    s->trust_domain =
+        xstrdup(opts->trust_domain && opts->trust_domain[0] ? opts->trust_domain : "cluster.local");
     s->review = opts->review;
     s->review_ud = opts->review_ud;
     s->max_pushes = opts->max_concurrent_pushes;
@@ -1226,10 +745,9 @@ int xds_server_start(xds_server *s)
     args[0].value.integer = 0;
     grpc_channel_args cargs = {1, args};
     s->server = grpc_server_create(&cargs, NULL);
-    s->m_sotw = grpc_server_register_method(s->server, METHOD_SOTW, NULL,
-                                            GRPC_SRM_PAYLOAD_NONE, 0);
-    s->m_delta = grpc_server_register_method(s->server, METHOD_DELTA, NULL,
-                                             GRPC_SRM_PAYLOAD_NONE, 0);
+    s->m_sotw = grpc_server_register_method(s->server, METHOD_SOTW, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+    s->m_delta =
+        grpc_server_register_method(s->server, METHOD_DELTA, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     for (int i = 0; i < s->nunary; i++)
         s->unary[i].handle = grpc_server_register_method(
             s->server, s->unary[i].method, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
@@ -1259,18 +777,17 @@ int xds_server_start(xds_server *s)
     s->started = true;
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &s->shards[i];
-        sh->acc_sotw = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_sotw}, .sh = sh,
-                                    .kind = ACC_SOTW};
-        sh->acc_delta = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_delta}, .sh = sh,
-                                     .kind = ACC_DELTA};
-        sh->acc_generic = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_generic}, .sh = sh,
-                                       .kind = ACC_GENERIC};
+        sh->acc_sotw = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_sotw}, .sh = sh, .kind = ACC_SOTW};
+        sh->acc_delta =
+            (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_delta}, .sh = sh, .kind = ACC_DELTA};
+        sh->acc_generic =
+            (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_generic}, .sh = sh, .kind = ACC_GENERIC};
         shard_post_accept(&sh->acc_sotw);
         shard_post_accept(&sh->acc_delta);
         shard_post_accept(&sh->acc_generic);
         for (int u = 0; u < s->nunary; u++) {
-            sh->acc_unary[u] = (srv_accept){.tag = {TAG_ACCEPT, &sh->acc_unary[u]}, .sh = sh,
-                                            .kind = ACC_UNARY0 + u};
+            sh->acc_unary[u] = (srv_accept){
+                .tag = {TAG_ACCEPT, &sh->acc_unary[u]}, .sh = sh, .kind = ACC_UNARY0 + u};
             shard_post_accept(&sh->acc_unary[u]);
         }
     }
@@ -1329,7 +846,7 @@ void xds_server_free(xds_server *s)
         grpc_server_destroy(s->server);
     }
     for (int i = 0; i < XDS_SHARDS; i++)
-        atomic_store(&s->shards[i].close_cq, true);   /* seen within SHARD_POLL_MS */
+        atomic_store(&s->shards[i].close_cq, true); /* seen within SHARD_POLL_MS */
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &s->shards[i];
         if (sh->cq == NULL)
@@ -1339,8 +856,8 @@ void xds_server_free(xds_server *s)
         } else {
             shard_close_cq(sh);
             for (;;) {
-                grpc_event ev = grpc_completion_queue_next(
-                    sh->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                grpc_event ev =
+                    grpc_completion_queue_next(sh->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
                 if (ev.type == GRPC_QUEUE_SHUTDOWN)
                     break;
                 if (ev.type == GRPC_OP_COMPLETE)
@@ -1351,7 +868,7 @@ void xds_server_free(xds_server *s)
     }
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &s->shards[i];
-        while (sh->conns != NULL) {   /* only when calls could not be cancelled */
+        while (sh->conns != NULL) { /* only when calls could not be cancelled */
             srv_conn *c = sh->conns;
             sh->conns = c->next;
             xds_stream_cleanup(&c->st);
@@ -1361,7 +878,7 @@ void xds_server_free(xds_server *s)
             mesh_snapshot_release(sh->snap);
         if (sh->mbox_snap != NULL)
             mesh_snapshot_release(sh->mbox_snap);
-        hosts_free(sh->mbox_hosts, sh->mbox_nhosts);
+        util_strv_free(sh->mbox_hosts, sh->mbox_nhosts);
         pthread_mutex_destroy(&sh->lock);
         pthread_mutex_destroy(&sh->mbox_lock);
     }

@@ -21,15 +21,15 @@ struct grpc_server_credentials;
 /* Checks a bearer token (the CA's TokenReview, k8s_token_review): 0 with *ns and *sa set to
  * heap strings the server frees, or negative with a reason in err. Same contract as
  * ca_token_review_fn (certs/ca_service.h). May block; runs on a server thread. */
-typedef int (*xds_token_review_fn)(void *ud, const char *token, const char *audience,
-                                   char **ns, char **sa, char *err, size_t errlen);
+typedef int (*xds_token_review_fn)(void *ud, const char *token, const char *audience, char **ns,
+                                   char **sa, char *err, size_t errlen);
 
 typedef struct xds_server_opts {
-    const char *grpc_addr;          /* ":15010", "127.0.0.1:0" ... */
-    const char *domain;             /* "cluster.local" */
-    xds_snapshot_fn snapshot;       /* where a new stream's first snapshot comes from */
+    const char *grpc_addr;    /* ":15010", "127.0.0.1:0" ... */
+    const char *domain;       /* "cluster.local" */
+    xds_snapshot_fn snapshot; /* where a new stream's first snapshot comes from */
     void *snapshot_ud;
-    int max_concurrent_pushes;      /* 0 = min(15 + 5 * cores, 100) */
+    int max_concurrent_pushes; /* 0 = min(15 + 5 * cores, 100) */
     /* The TLS port (--secureGRPCAddr), off when NULL or "". The same server (ADS and every
      * unary method) is served there with secure_creds (borrowed, e.g. certs/ca_tls.h).
      * ADS on it requires a client certificate with a SPIFFE URI SAN of trust_domain, or a
@@ -38,24 +38,23 @@ typedef struct xds_server_opts {
      * The plaintext port stays unauthenticated, like istiod's 15010. */
     const char *secure_addr;
     struct grpc_server_credentials *secure_creds;
-    const char *trust_domain;       /* NULL: "cluster.local" */
-    xds_token_review_fn review;     /* NULL: client certificates only */
+    const char *trust_domain;   /* NULL: "cluster.local" */
+    xds_token_review_fn review; /* NULL: client certificates only */
     void *review_ud;
 } xds_server_opts;
 
 /* Peer facts a unary handler may need to authenticate the caller. */
 typedef struct xds_call_auth {
-    const char *peer;               /* "ipv4:127.0.0.1:1234" */
-    const char *bearer_token;       /* from "authorization: Bearer ...", or NULL */
+    const char *peer;                 /* "ipv4:127.0.0.1:1234" */
+    const char *bearer_token;         /* from "authorization: Bearer ...", or NULL */
     const char *const *peer_uri_sans; /* URI SANs of a verified client certificate */
     size_t npeer_uri_sans;
-    bool secure;                    /* the call came over TLS (the secure port) */
+    bool secure; /* the call came over TLS (the secure port) */
 } xds_call_auth;
 
 /* A unary handler: request bytes in, response bytes out (malloc'd, the server frees) or a
  * gRPC status code (grpc_status_code values) and message. Runs on a server thread. */
-typedef int (*xds_unary_fn)(void *ud, const xds_call_auth *auth,
-                            const uint8_t *req, size_t req_len,
+typedef int (*xds_unary_fn)(void *ud, const xds_call_auth *auth, const uint8_t *req, size_t req_len,
                             uint8_t **resp, size_t *resp_len, char **status_message);
 
 xds_server *xds_server_new(const xds_server_opts *opts);

@@ -18,9 +18,9 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 #include "pilot/base/log.h"
+#include "pilot/base/util.h"
 #include "pilot/obs/metrics.h"
 #include "xds/ads/stream_internal.h"
-#include "pilot/base/util.h"
 
 #define LOG_SCOPE "ads"
 /* Subscriptions are outside input: bound them. */
@@ -39,25 +39,26 @@ void xds_metrics_init(void)
                              "version");
     xds_m.pushes = metric_counter("pilot_xds_pushes",
                                   "Pilot build and send errors for lds, rds, cds and eds.", "type");
-    xds_m.rejects = metric_counter("pilot_total_xds_rejects",
-                                   "Total number of XDS responses from pilot rejected by proxy.",
-                                   "type");
-    xds_m.expired_nonce = metric_counter("pilot_xds_expired_nonce",
-                                         "Total number of XDS requests with an expired nonce.",
-                                         "type");
-    xds_m.push_time = metric_histogram("pilot_xds_push_time",
-                                       "Total time in seconds Pilot takes to push lds, rds, cds "
-                                       "and eds.", "type", time_buckets,
-                                       sizeof(time_buckets) / sizeof(time_buckets[0]));
-    xds_m.convergence = metric_histogram("pilot_proxy_convergence_time",
-                                         "Delay in seconds between config change and a proxy "
-                                         "receiving all required configuration.", NULL,
-                                         conv_buckets,
-                                         sizeof(conv_buckets) / sizeof(conv_buckets[0]));
-    xds_m.send_time = metric_histogram("pilot_xds_send_time",
-                                       "Total time in seconds Pilot takes to send generated "
-                                       "configuration.", NULL, send_buckets,
-                                       sizeof(send_buckets) / sizeof(send_buckets[0]));
+    xds_m.rejects =
+        metric_counter("pilot_total_xds_rejects",
+                       "Total number of XDS responses from pilot rejected by proxy.", "type");
+    xds_m.expired_nonce = metric_counter(
+        "pilot_xds_expired_nonce", "Total number of XDS requests with an expired nonce.", "type");
+    xds_m.push_time =
+        metric_histogram("pilot_xds_push_time",
+                         "Total time in seconds Pilot takes to push lds, rds, cds "
+                         "and eds.",
+                         "type", time_buckets, sizeof(time_buckets) / sizeof(time_buckets[0]));
+    xds_m.convergence =
+        metric_histogram("pilot_proxy_convergence_time",
+                         "Delay in seconds between config change and a proxy "
+                         "receiving all required configuration.",
+                         NULL, conv_buckets, sizeof(conv_buckets) / sizeof(conv_buckets[0]));
+    xds_m.send_time =
+        metric_histogram("pilot_xds_send_time",
+                         "Total time in seconds Pilot takes to send generated "
+                         "configuration.",
+                         NULL, send_buckets, sizeof(send_buckets) / sizeof(send_buckets[0]));
     xds_m.internal_errors = metric_counter("pilot_total_xds_internal_errors",
                                            "Total number of internal XDS errors in pilot.", NULL);
 }
@@ -67,15 +68,19 @@ void xds_metrics_init(void)
 static const struct {
     const char *url, *short_name;
 } stream_types[XT_COUNT] = {
-    [XT_CDS] = {XDS_TYPE_CLUSTER, "cds"},
-    [XT_EDS] = {XDS_TYPE_ENDPOINT, "eds"},
-    [XT_LDS] = {XDS_TYPE_LISTENER, "lds"},
-    [XT_RDS] = {XDS_TYPE_ROUTE, "rds"},
+    [XT_CDS] = {XDS_TYPE_CLUSTER, "cds"},  [XT_EDS] = {XDS_TYPE_ENDPOINT, "eds"},
+    [XT_LDS] = {XDS_TYPE_LISTENER, "lds"}, [XT_RDS] = {XDS_TYPE_ROUTE, "rds"},
     [XT_SDS] = {XDS_TYPE_SECRET, "sds"},
 };
 
-const char *xds_type_url(int t) { return stream_types[t].url; }
-const char *xds_type_short(int t) { return stream_types[t].short_name; }
+const char *xds_type_url(int t)
+{
+    return stream_types[t].url;
+}
+const char *xds_type_short(int t)
+{
+    return stream_types[t].short_name;
+}
 
 int xds_type_index(const char *type_url)
 {
@@ -222,11 +227,6 @@ uint8_t *xds_msg_flatten(const xds_msg *m, size_t *len)
 
 /* ---- small sorted-set helpers ---------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static ssize_t names_find(char *const *names, size_t n, const char *name)
 {
     size_t lo = 0, hi = n;
@@ -241,13 +241,6 @@ static ssize_t names_find(char *const *names, size_t n, const char *name)
             hi = mid;
     }
     return -1;
-}
-
-static void names_free(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
 }
 
 /* Sorted unique copy of in[0..n), "*" dropped (reported through *star). */
@@ -265,7 +258,7 @@ static char **names_set(char *const *in, size_t n, size_t *out_n, bool *star)
         }
         v[k++] = xstrdup(in[i]);
     }
-    qsort(v, k, sizeof(*v), cmp_str);
+    qsort(v, k, sizeof(*v), util_strp_cmp);
     size_t u = 0;
     for (size_t i = 0; i < k; i++) {
         if (u > 0 && strcmp(v[u - 1], v[i]) == 0)
@@ -405,7 +398,7 @@ void xds_stream_cleanup(xds_stream *st)
 {
     for (int t = 0; t < XT_COUNT; t++) {
         xds_type_state *ts = &st->t[t];
-        names_free(ts->names, ts->nnames);
+        util_strv_free(ts->names, ts->nnames);
         known_free(ts);
         free(ts->last_error);
     }
@@ -454,8 +447,8 @@ static void stream_enqueue(xds_stream *st, xds_msg *m, bool replace)
         if (st->close_code == 0) {
             st->close_code = 8; /* GRPC_STATUS_RESOURCE_EXHAUSTED */
             snprintf(st->close_msg, sizeof(st->close_msg),
-                     "%s: more than %d responses queued: the client is not reading",
-                     st->conn_id, XDS_OUTQ_MAX);
+                     "%s: more than %d responses queued: the client is not reading", st->conn_id,
+                     XDS_OUTQ_MAX);
         }
         return;
     }
@@ -477,13 +470,13 @@ static void stream_new_nonce(xds_stream *st, char *out, size_t outlen)
 
 /* ---- generating and answering ---------------------------------------------------------- */
 
-static int stream_generate(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
-                           int t, xds_resource_set *set)
+static int stream_generate(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, int t,
+                           xds_resource_set *set)
 {
     xds_type_state *ts = &st->t[t];
     memset(set, 0, sizeof(*set));
     if (!ts->wildcard && ts->nnames == 0)
-        return 0;   /* nothing subscribed: the empty set */
+        return 0; /* nothing subscribed: the empty set */
     int rc = xds_gen_generate(env->gen, st->proxy, snap, xds_type_url(t),
                               ts->wildcard ? NULL : (const char *const *)ts->names,
                               ts->wildcard ? 0 : ts->nnames, set);
@@ -530,10 +523,11 @@ static ssize_t sotw_changed(const xds_resource_set *set, const xds_type_state *t
 {
     size_t i = 0, k = 0, n = 0;
     while (i < set->n || k < ts->nknown) {
-        int c = i == set->n ? 1 : k == ts->nknown ? -1
-                                : strcmp(set->items[i]->name, ts->known[k].name);
+        int c = i == set->n       ? 1
+                : k == ts->nknown ? -1
+                                  : strcmp(set->items[i]->name, ts->known[k].name);
         if (c > 0)
-            return -1;      /* known[k] is no longer generated */
+            return -1; /* known[k] is no longer generated */
         if (c < 0) {
             changed[i++] = true;
             n++;
@@ -557,19 +551,18 @@ static bool outq_has_type(const xds_stream *st, int t)
 
 /* SotW: the current set of the type (what the subscription selects); for RDS and EDS
  * pushes only the changed resources (sotw_changed). */
-static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t,
-                               xds_resource_set *set, int64_t start_ns)
+static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_resource_set *set,
+                               int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
     if (!ts->force && set->id != 0 && set->id == ts->sent_set_id)
-        return 0;   /* the very set the client has: O(1) */
+        return 0; /* the very set the client has: O(1) */
     bool *changed = NULL;
     ssize_t nchanged = -1;
     /* A partial response must not be replaced in the outbox by another partial one, and
      * must not follow a queued full one it could be reordered with: only on a clear
      * outbox for the type. */
-    if (!ts->force && (t == XT_RDS || t == XT_EDS) && ts->nknown > 0 &&
-        !outq_has_type(st, t)) {
+    if (!ts->force && (t == XT_RDS || t == XT_EDS) && ts->nknown > 0 && !outq_has_type(st, t)) {
         changed = xcalloc(set->n ? set->n : 1, sizeof(bool));
         nchanged = sotw_changed(set, ts, changed);
         if (nchanged == 0) {
@@ -602,8 +595,8 @@ static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t,
         ts->known = xcalloc(set->n ? set->n : 1, sizeof(*ts->known));
         for (size_t i = 0; i < set->n; i++) {
             xds_resource_retain(set->items[i]);
-            ts->known[i] = (xds_known){xstrdup(set->items[i]->name), set->items[i]->hash, true,
-                                       set->items[i]};
+            ts->known[i] =
+                (xds_known){xstrdup(set->items[i]->name), set->items[i]->hash, true, set->items[i]};
         }
         ts->nknown = set->n;
     }
@@ -634,13 +627,12 @@ static bool set_has(const xds_resource_set *set, const char *name)
 /* Delta: what changed against what the client has, plus removals in scope. new_subs are
  * names subscribed by the request being answered (absent ones are reported removed, so
  * the client does not wait for them). */
-static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t,
-                                xds_resource_set *set, char *const *new_subs, size_t nnew,
-                                int64_t start_ns)
+static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_resource_set *set,
+                                char *const *new_subs, size_t nnew, int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
     if (!ts->force && nnew == 0 && set->id != 0 && set->id == ts->sent_set_id)
-        return 0;   /* reconciled against this very set already, subscriptions unchanged */
+        return 0; /* reconciled against this very set already, subscriptions unchanged */
     size_t nchanged = 0;
     bool *changed = xcalloc(set->n ? set->n : 1, sizeof(bool));
     char **removed = NULL;
@@ -718,7 +710,7 @@ static int stream_answer(xds_stream *st, const xds_stream_env *env, mesh_snapsho
     xds_resource_set set;
     int64_t t0 = util_now_ns();
     if (snap == NULL || st->proxy == NULL)
-        return 0;   /* answered by the first push (force stays set) */
+        return 0; /* answered by the first push (force stays set) */
     if (stream_generate(st, env, snap, t, &set) != 0)
         return 0;
     int rc = st->delta ? stream_respond_delta(st, snap, t, &set, new_subs, nnew, start_ns)
@@ -746,8 +738,7 @@ static int stream_first(xds_stream *st, const xds_stream_env *env, const void *n
     size_t n = strcspn(p3, "~");
     snprintf(st->conn_id, sizeof(st->conn_id), "%.*s-%" PRIu64, (int)(n > 120 ? 120 : n), p3,
              st->seq);
-    metric_add(xds_m.xds, st->proxy->istio_version ? st->proxy->istio_version : "",
-               1);
+    metric_add(xds_m.xds, st->proxy->istio_version ? st->proxy->istio_version : "", 1);
     LOG_INFO(LOG_SCOPE, "ADS: new %sconnection for node:%s", st->delta ? "delta " : "",
              st->conn_id);
     return 0;
@@ -760,9 +751,8 @@ static void stream_nack(xds_stream *st, int t, const char *version, const char *
     metric_add(xds_m.rejects, xds_type_short(t), 1);
     free(ts->last_error);
     ts->last_error = xstrdup(msg && msg[0] ? msg : "(no message)");
-    LOG_WARN(LOG_SCOPE, "ADS:%s: ACK ERROR %s version %s nonce %s: %s",
-             xds_type_short(t), st->conn_id, version ? version : "", nonce ? nonce : "",
-             ts->last_error);
+    LOG_WARN(LOG_SCOPE, "ADS:%s: ACK ERROR %s version %s nonce %s: %s", xds_type_short(t),
+             st->conn_id, version ? version : "", nonce ? nonce : "", ts->last_error);
 }
 
 /* Bounded copy that tolerates src pointing into the same stream state (version is
@@ -782,14 +772,13 @@ static void stream_ack(xds_stream *st, int t, const char *version, const char *n
     free(ts->last_error);
     ts->last_error = NULL;
     if (ts->push_start_ns > 0) {
-        metric_observe(xds_m.convergence, NULL,
-                       (double)(util_now_ns() - ts->push_start_ns) / 1e9);
+        metric_observe(xds_m.convergence, NULL, (double)(util_now_ns() - ts->push_start_ns) / 1e9);
         ts->push_start_ns = 0;
     }
 }
 
-#define STREAM_REQ_CLOSE (-1)   /* the node was refused: close the stream */
-#define STREAM_REQ_IGNORE (-2)  /* a type we do not serve: ignore the request */
+#define STREAM_REQ_CLOSE (-1)  /* the node was refused: close the stream */
+#define STREAM_REQ_IGNORE (-2) /* a type we do not serve: ignore the request */
 
 /* What every request (SotW or delta) does first: identify the proxy from the stream's
  * first node, then the resource type. Returns the type index, or STREAM_REQ_*. */
@@ -829,15 +818,15 @@ static int stream_on_sotw(xds_stream *st, const xds_stream_env *env, mesh_snapsh
     bool star;
     char **names = names_set(req->resource_names, req->n_resource_names, &nn, &star);
     bool wildcard = star || (nn == 0 && xds_type_is_wildcard(st->proxy, xds_type_url(t)));
-    bool changed = !ts->watched || wildcard != ts->wildcard ||
-                   !names_equal(names, nn, ts->names, ts->nnames);
+    bool changed =
+        !ts->watched || wildcard != ts->wildcard || !names_equal(names, nn, ts->names, ts->nnames);
     if (nonce[0] != '\0')
         stream_ack(st, t, req->version_info, nonce);
     if (nonce[0] != '\0' && !changed) {
-        names_free(names, nn);
-        return 0;   /* a plain ACK */
+        util_strv_free(names, nn);
+        return 0; /* a plain ACK */
     }
-    names_free(ts->names, ts->nnames);
+    util_strv_free(ts->names, ts->nnames);
     ts->names = names;
     ts->nnames = nn;
     ts->wildcard = wildcard;
@@ -869,7 +858,7 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
 
     ts->watched = true;
     if (req->n_resource_names_unsubscribe > 0 || req->n_resource_names_subscribe > 0)
-        ts->sent_set_id = 0;   /* the scope changed: reconcile in full next time */
+        ts->sent_set_id = 0; /* the scope changed: reconcile in full next time */
     for (size_t i = 0; i < req->n_resource_names_unsubscribe; i++) {
         const char *n = req->resource_names_unsubscribe[i];
         if (strcmp(n, "*") == 0) {
@@ -882,8 +871,8 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
     if (req->n_resource_names_subscribe > 0) {
         bool star;
         size_t nsub;
-        char **sub = names_set(req->resource_names_subscribe, req->n_resource_names_subscribe,
-                               &nsub, &star);
+        char **sub =
+            names_set(req->resource_names_subscribe, req->n_resource_names_subscribe, &nsub, &star);
         if (star) {
             if (!ts->wildcard)
                 respond = true;
@@ -951,9 +940,8 @@ static bool stream_eds_affected(const xds_type_state *ts, char *const *hosts, si
     return false;
 }
 
-int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
-                          bool full, uint32_t kinds, char *const *hosts, size_t nhosts,
-                          int64_t start_ns)
+int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
+                          uint32_t kinds, char *const *hosts, size_t nhosts, int64_t start_ns)
 {
     int queued = 0;
     if (st->proxy == NULL || snap == NULL)
@@ -962,8 +950,7 @@ int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapsh
         xds_type_state *ts = &st->t[t];
         if (!ts->watched)
             continue;
-        if (!full && !ts->force &&
-            (t != XT_EDS || !stream_eds_affected(ts, hosts, nhosts)))
+        if (!full && !ts->force && (t != XT_EDS || !stream_eds_affected(ts, hosts, nhosts)))
             continue;
         /* a change that cannot alter this type for this proxy: what it has is current */
         if (full && !ts->force && (kinds & xds_type_kinds(st->proxy, xds_type_url(t))) == 0)

@@ -29,19 +29,19 @@ int xds_type_index(const char *type_url); /* -1 when not one we serve */
  * concatenation of segments; a segment either lies in buf or is a whole xds_resource's
  * bytes (held by a reference), so resource bytes are never copied per proxy. */
 typedef struct xds_seg {
-    size_t off, len;          /* in buf when res is NULL */
-    xds_resource *res;        /* retained */
+    size_t off, len;   /* in buf when res is NULL */
+    xds_resource *res; /* retained */
 } xds_seg;
 
 typedef struct xds_msg {
     struct xds_msg *next;
-    int type;                 /* XT_* */
+    int type; /* XT_* */
     uint8_t *buf;
     size_t len, cap;
     xds_seg *segs;
     size_t nsegs, capsegs;
-    size_t total;             /* wire size */
-    int64_t enq_ns;           /* monotonic, when queued (pilot_xds_send_time) */
+    size_t total;   /* wire size */
+    int64_t enq_ns; /* monotonic, when queued (pilot_xds_send_time) */
 } xds_msg;
 
 void xds_msg_free(xds_msg *m);
@@ -54,25 +54,25 @@ typedef struct xds_known {
     char *name;
     uint64_t hash;
     bool hash_valid;
-    xds_resource *res;        /* retained, NULL for initial_resource_versions entries */
+    xds_resource *res; /* retained, NULL for initial_resource_versions entries */
 } xds_known;
 
 typedef struct xds_type_state {
-    bool watched;             /* the client asked for this type on this stream */
+    bool watched; /* the client asked for this type on this stream */
     bool wildcard;
-    char **names;             /* subscribed names, sorted, unique */
+    char **names; /* subscribed names, sorted, unique */
     size_t nnames;
     xds_known *known;
     size_t nknown;
-    bool force;               /* answer on the next generation even if nothing changed */
-    uint64_t sent_set_id;     /* xds_resource_set.id of the last set answered, 0 = none */
+    bool force;           /* answer on the next generation even if nothing changed */
+    uint64_t sent_set_id; /* xds_resource_set.id of the last set answered, 0 = none */
     char nonce_sent[48];
     char version_sent[48];
     int64_t sent_wall_ns;
     char nonce_acked[48];
     char version_acked[48];
-    char *last_error;         /* last NACK's message, NULL when the last answer was an ACK */
-    int64_t push_start_ns;    /* start of the push the last response carried, 0 = none */
+    char *last_error;      /* last NACK's message, NULL when the last answer was an ACK */
+    int64_t push_start_ns; /* start of the push the last response carried, 0 = none */
     uint64_t responses;
 } xds_type_state;
 
@@ -84,9 +84,9 @@ typedef struct xds_stream_env {
 
 typedef struct xds_stream {
     bool delta;
-    xds_proxy *proxy;         /* NULL until the first request */
-    char conn_id[160];        /* "<pod>.<ns>-<n>" once the proxy is known */
-    uint64_t seq;             /* connection counter, unique per process */
+    xds_proxy *proxy;  /* NULL until the first request */
+    char conn_id[160]; /* "<pod>.<ns>-<n>" once the proxy is known */
+    uint64_t seq;      /* connection counter, unique per process */
     char peer[96];
     int64_t connected_wall_ns;
     xds_type_state t[XT_COUNT];
@@ -111,20 +111,19 @@ void xds_stream_cleanup(xds_stream *st);
  * Delta...Request*, per st->delta). snap may be NULL before the first snapshot: the
  * subscription is recorded and the answer waits for the first push. Returns 0, or -1
  * with st->close_code/close_msg set when the stream must end (bad node). */
-int xds_stream_on_request(xds_stream *st, const xds_stream_env *env,
-                          mesh_snapshot *snap, const void *req);
+int xds_stream_on_request(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
+                          const void *req);
 
 /* A push: full (every watched type) or EDS-only for the given endpoint hostnames.
  * Types whose generated set did not change are skipped unless an answer is owed.
  * Returns the number of responses queued. */
-int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
-                    bool full, char *const *hosts, size_t nhosts, int64_t start_ns);
+int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
+                    char *const *hosts, size_t nhosts, int64_t start_ns);
 /* The same, told which mesh kinds changed (mesh_push_request.kinds_changed, merged over
  * the pushes this one stands for): a full push skips, per type, what xds_type_kinds says
  * those kinds cannot alter for this proxy. xds_stream_push is this with every kind. */
-int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
-                          bool full, uint32_t kinds, char *const *hosts, size_t nhosts,
-                          int64_t start_ns);
+int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
+                          uint32_t kinds, char *const *hosts, size_t nhosts, int64_t start_ns);
 
 /* Takes the next message to write (caller frees), or NULL. */
 xds_msg *xds_stream_pop(xds_stream *st);
@@ -132,14 +131,14 @@ xds_msg *xds_stream_pop(xds_stream *st);
 /* Metric handles, created once per process by xds_metrics_init (server.c calls it). */
 struct metric;
 typedef struct xds_metrics {
-    struct metric *xds;            /* pilot_xds{version} gauge */
-    struct metric *pushes;         /* pilot_xds_pushes{type} */
-    struct metric *rejects;        /* pilot_total_xds_rejects{type} */
-    struct metric *expired_nonce;  /* pilot_xds_expired_nonce{type} */
-    struct metric *push_time;      /* pilot_xds_push_time{type} */
-    struct metric *convergence;    /* pilot_proxy_convergence_time */
-    struct metric *send_time;      /* pilot_xds_send_time */
-    struct metric *internal_errors;/* pilot_total_xds_internal_errors */
+    struct metric *xds;             /* pilot_xds{version} gauge */
+    struct metric *pushes;          /* pilot_xds_pushes{type} */
+    struct metric *rejects;         /* pilot_total_xds_rejects{type} */
+    struct metric *expired_nonce;   /* pilot_xds_expired_nonce{type} */
+    struct metric *push_time;       /* pilot_xds_push_time{type} */
+    struct metric *convergence;     /* pilot_proxy_convergence_time */
+    struct metric *send_time;       /* pilot_xds_send_time */
+    struct metric *internal_errors; /* pilot_total_xds_internal_errors */
 } xds_metrics;
 
 extern xds_metrics xds_m;

@@ -14,20 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/gen/gen_internal.h"
 #include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
 
 typedef struct gw_server {
     const mesh_gateway *gw;
     const mesh_gateway_server *srv;
-    uint32_t bind;               /* listener port */
-    char *gw_key;                /* "ns/name" */
+    uint32_t bind; /* listener port */
+    char *gw_key;  /* "ns/name" */
 } gw_server;
 
 typedef struct gw_ctx {
     gw_server *servers;
     size_t nservers;
-    char *key;                   /* selected gateways + gateway service: the cache input */
+    char *key; /* selected gateways + gateway service: the cache input */
 } gw_ctx;
 
 static bool gw_is_http(const mesh_gateway_server *srv)
@@ -54,8 +54,8 @@ static bool gw_is_https_term(const mesh_gateway_server *srv)
 /* TLS passed through untouched: routed on SNI by the VirtualService tls routes. */
 static bool gw_is_passthrough(const mesh_gateway_server *srv)
 {
-    return (srv->protocol == MESH_PROTO_HTTPS || srv->protocol == MESH_PROTO_TLS) &&
-           srv->has_tls && srv->tls.mode == MESH_SERVER_TLS_PASSTHROUGH;
+    return (srv->protocol == MESH_PROTO_HTTPS || srv->protocol == MESH_PROTO_TLS) && srv->has_tls &&
+           srv->tls.mode == MESH_SERVER_TLS_PASSTHROUGH;
 }
 
 /* TLS terminated here, then opaque TCP: tcp routes behind a TLS transport socket. */
@@ -101,8 +101,8 @@ static gw_ctx *gw_get(gen_ctx *c)
     gw_ctx *g = ga_alloc(c->a, sizeof *g);
     const mesh_service *svc = gw_service(c);
     /* the namespace picks the DestinationRules routes see (consistent-hash policies) */
-    g->key = ga_printf(c->a, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "",
-                       svc ? svc->hostname : "-");
+    g->key =
+        ga_printf(c->a, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "", svc ? svc->hostname : "-");
     for (size_t i = 0; i < c->s->ngws; i++) {
         const mesh_gateway *gw = c->s->gws[i];
         if (!mesh_labels_subset(&gw->selector, &c->p->labels))
@@ -110,7 +110,7 @@ static gw_ctx *gw_get(gen_ctx *c)
         char *gk = ga_printf(c->a, "%s/%s", gw->meta.ns, gw->meta.name);
         g->key = ga_printf(c->a, "%s%s,", g->key, gk);
         for (size_t k = 0; k < gw->nservers; k++) {
-            gw_server s = { .gw = gw, .srv = &gw->servers[k], .gw_key = gk };
+            gw_server s = {.gw = gw, .srv = &gw->servers[k], .gw_key = gk};
             s.bind = gw->servers[k].port;
             const mesh_port *sp = svc ? gen_service_port(svc, s.bind) : NULL;
             if (sp && sp->target_port)
@@ -143,13 +143,13 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         char *name = ga_printf(c->a, "0.0.0.0_%u", s->bind);
         if (names && !gen_names_has(names, nnames, name))
             continue;
-        gen_item it = { .name = name, .extra = g->key, .port = s->bind };
+        gen_item it = {.name = name, .extra = g->key, .port = s->bind};
         gen_items_add(c, out, &it);
     }
 }
 
 static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, const gw_server *s,
-                                                                 bool http)
+                                                                   bool http)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
@@ -163,8 +163,8 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
     }
     /* ISTIO_MUTUAL serves the gateway's own workload certificate, not a Secret */
-    const char *cred = s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL
-                           ? NULL : s->srv->tls.credential_name;
+    const char *cred =
+        s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL ? NULL : s->srv->tls.credential_name;
     gen_sds_certificate(c, ct, cred);
     if (s->srv->tls.mode != MESH_SERVER_TLS_SIMPLE) {
         gen_sds_validation(c, ct, cred);
@@ -179,7 +179,7 @@ static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, c
 /* A filter chain terminating the server's TLS: matched on its hosts as SNI ("*" matches
  * any, so it adds no name); the caller adds the filters. */
 static Envoy__Config__Listener__V3__FilterChain *gw_tls_chain(gen_ctx *c, const gw_server *s,
-                                                             bool http)
+                                                              bool http)
 {
     Envoy__Config__Listener__V3__FilterChain *fc =
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
@@ -278,8 +278,7 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *
                            envoy__config__listener__v3__filter_chain_match__init);
                 for (size_t h = 0; h < mm->nsni_hosts; h++) {
                     const char *sni = mm->sni_hosts[h];
-                    if (!sni || gw_sni_claimed(used, sni) ||
-                        !gw_server_admits(s, sni, vs->meta.ns))
+                    if (!sni || gw_sni_claimed(used, sni) || !gw_server_admits(s, sni, vs->meta.ns))
                         continue;
                     GA_PUSH(c->a, used->v, used->n, sni);
                     GA_PUSH(c->a, fcm->server_names, fcm->n_server_names, ga_strdup(c->a, sni));
@@ -303,13 +302,13 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *
 static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
 {
     gw_ctx *g = gw_get(c);
-    Envoy__Config__Listener__V3__Listener *l =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
+    Envoy__Config__Listener__V3__Listener *l = GA_MSG(c->a, Envoy__Config__Listener__V3__Listener,
+                                                      envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, it->name);
     l->address = gen_address(c, "0.0.0.0", it->port);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
     bool plain_done = false, any_tls = false; /* one chain without a match per listener */
-    gw_sni_set used = { 0 };
+    gw_sni_set used = {0};
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
         if (s->bind != it->port)
@@ -322,13 +321,14 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                         envoy__config__listener__v3__filter_chain__init);
             char *rn = ga_printf(c->a, "http.%u", s->bind);
-            Envoy__Config__Listener__V3__Filter *f = gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), rn);
+            Envoy__Config__Listener__V3__Filter *f =
+                gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), rn);
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
         } else if (gw_is_https_term(s->srv)) {
             any_tls = true;
             fc = gw_tls_chain(c, s, true);
-            Envoy__Config__Listener__V3__Filter *f =
-                gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), gw_https_route_name(c, s));
+            Envoy__Config__Listener__V3__Filter *f = gen_hcm_filter(
+                c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), gw_https_route_name(c, s));
             GA_PUSH(c->a, fc->filters, fc->n_filters, f);
         } else if (gw_is_passthrough(s->srv)) {
             if (gw_passthrough_chains(c, s, &used, l))
@@ -362,14 +362,14 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
     return &l->base;
 }
 
-const gen_type_ops gen_gw_lds = { gw_lds_list, gw_lds_build };
+const gen_type_ops gen_gw_lds = {gw_lds_list, gw_lds_build};
 
 /* ---- RDS ------------------------------------------------------------------------------------ */
 
 static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
     gw_ctx *g = gw_get(c);
-    gen_items seen = { 0 };
+    gen_items seen = {0};
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
         char *rn;
@@ -384,12 +384,11 @@ static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
             dup = strcmp(seen.v[k].name, rn) == 0;
         if (dup || (names && !gen_names_has(names, nnames, rn)))
             continue;
-        gen_item it = { .name = rn, .extra = g->key, .port = s->bind };
+        gen_item it = {.name = rn, .extra = g->key, .port = s->bind};
         gen_items_add(c, &seen, &it);
         gen_items_add(c, out, &it);
     }
 }
-
 
 /* Istio's buildGatewayVirtualHostDomains: "*" alone; a wildcard keeps the port; any other
  * host also matches any port ("host:*") for gateways behind a load balancer. */
@@ -434,7 +433,8 @@ static void gw_server_vhosts(gen_ctx *c, const gw_server *s, uint32_t port,
                 continue; /* Istio: first VirtualService wins a duplicate domain */
             Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, vname);
             gw_domains(c, vh, host, port);
-            gen_route_opts o = { .gateway = s->gw_key, .port = s->srv->port, .default_retries = true };
+            gen_route_opts o = {
+                .gateway = s->gw_key, .port = s->srv->port, .default_retries = true};
             gen_vs_routes(c, vs, &o, &vh->routes, &vh->n_routes);
             if (vh->n_routes == 0)
                 continue;
@@ -463,7 +463,8 @@ static ProtobufCMessage *gw_rds_build(gen_ctx *c, const gen_item *it)
     }
     if (rc->n_virtual_hosts == 0) {
         /* nothing bound: answer 404 rather than leave Envoy without a route */
-        Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, ga_printf(c->a, "blackhole:%u", it->port));
+        Envoy__Config__Route__V3__VirtualHost *vh =
+            gen_vhost(c, ga_printf(c->a, "blackhole:%u", it->port));
         gen_vhost_domain(c, vh, "*");
         Envoy__Config__Route__V3__Route *r = gen_catchall_route(c, "/");
         r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
@@ -476,4 +477,4 @@ static ProtobufCMessage *gw_rds_build(gen_ctx *c, const gen_item *it)
     return &rc->base;
 }
 
-const gen_type_ops gen_gw_rds = { gw_rds_list, gw_rds_build };
+const gen_type_ops gen_gw_rds = {gw_rds_list, gw_rds_build};

@@ -23,10 +23,11 @@
  *   the proxy's namespace (server listeners: "<ip>:<port>|mtls" or "|plaintext", the
  *   decision taken with the DestinationRule the proxy's namespace sees); gRPC CDS, like
  *   Envoy's, the DestinationRule (an ISTIO_MUTUAL cluster's SANs come from the service's
- *   endpoints, which only change with the snapshot version already in the key); gateway LDS/RDS the proxy namespace, the set of selected
- *   Gateways ("ns/name", in snapshot order) and the gateway Service; sidecar RDS the proxy namespace (short-name
- *   domains, and the DestinationRules whose consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses sourceLabels/
- *   sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
+ *   endpoints, which only change with the snapshot version already in the key); gateway LDS/RDS the
+ * proxy namespace, the set of selected Gateways ("ns/name", in snapshot order) and the gateway
+ * Service; sidecar RDS the proxy namespace (short-name domains, and the DestinationRules whose
+ * consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses
+ * sourceLabels/ sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
  *   ports and protocols; outbound clusters the DestinationRule the proxy sees
  *   ("ns/name", which depends on the proxy namespace).
  * - Invalidation is by key, never in place: a new snapshot version simply produces new
@@ -43,18 +44,19 @@
  *   them a whole xds_resource_set is computed once per (snapshot version, flavour, type,
  *   class) and copied (references only) to every proxy of the class, so the per-proxy
  *   cost of a push is a hash of its class inputs plus one verified lookup.
- * - The class inputs are exactly the proxy fields the generators read (grep c->p in
- *   xds/gen_*.c; keep this list in step with them):
+ * - The class inputs are the only proxy fields a generator can read: generators see the
+ *   proxy as a gen_view (gen_internal.h) made from the class key, never the xds_proxy:
  *     always:  flavour and type (the gen_table row), the proxy namespace (gRPC FQDN
  *              completion, DestinationRule visibility for clusters, subsets, hash
- *              policies and gRPC server-listener mTLS, sidecar short-name domains, gateway Service choice), and the
- *              subscribed names in request order (or "wildcard");
+ *              policies and gRPC server-listener mTLS, sidecar short-name domains, gateway
+ *              Service choice), and the subscribed names in request order (or "wildcard");
  *     labels:  gateway LDS and RDS always (Gateway selectors, the gateway Service's
  *              selector); LDS and RDS of every flavour when the snapshot has an HTTP,
  *              TCP or TLS match with sourceLabels (which routes apply depends on them);
  *     IPs:     sidecar LDS and CDS (the inbound ports come from endpoints carrying one
  *              of the proxy's IPs).
- *   Nothing else of the proxy (ID, version, locality, metadata) reaches a generator.
+ *   A generator that read labels or IPs where the class leaves them out would see them
+ *   empty, and the golden and memo tests would show it.
  * - An entry stores copies of those inputs and a hit compares them all (not just the
  *   hash), so a memo hit can never hand one proxy another class's resources.
  * - Set identity: each entry carries an id (xds_resource_set.id). A new entry whose
@@ -67,68 +69,68 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/gen/gen_internal.h"
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
 
-#define GEN_CACHE_BUCKETS     8192u
+#define GEN_CACHE_BUCKETS 8192u
 #define GEN_CACHE_MAX_ENTRIES 50000u
-#define GEN_CACHE_MAX_BYTES   (256u * 1024 * 1024)
-#define GEN_MEMO_BUCKETS      4096u
-#define GEN_MEMO_MAX          16384u
+#define GEN_CACHE_MAX_BYTES (256u * 1024 * 1024)
+#define GEN_MEMO_BUCKETS 4096u
+#define GEN_MEMO_MAX 16384u
 
 /* One memoized set: the class inputs it was built for (copies) and the set. */
 typedef struct gen_memo {
     struct gen_memo *hnext;
-    uint64_t chash;                    /* of the class inputs, without the version */
-    uint64_t version;                  /* snapshot version */
-    size_t ti;                         /* gen_table row: flavour and type */
+    uint64_t chash;   /* of the class inputs, without the version */
+    uint64_t version; /* snapshot version */
+    size_t ti;        /* gen_table row: flavour and type */
     char *ns;
     bool use_labels;
     mesh_labels labels;
-    char **ips;                        /* NULL when IPs do not shape the type */
+    char **ips; /* NULL when IPs do not shape the type */
     size_t nips;
     bool wildcard;
     char **names;
     size_t nnames;
-    xds_resource_set set;              /* items referenced, id set */
+    xds_resource_set set; /* items referenced, id set */
 } gen_memo;
 
 /* The class inputs of one call (borrowed pointers). */
 typedef struct gen_class {
     size_t ti;
     const char *ns;
-    const mesh_labels *labels;         /* NULL when labels do not shape the type */
-    char *const *ips;                  /* NULL when IPs do not shape the type */
+    const mesh_labels *labels; /* NULL when labels do not shape the type */
+    char *const *ips;          /* NULL when IPs do not shape the type */
     size_t nips;
-    const char *const *names;          /* NULL = wildcard */
+    const char *const *names; /* NULL = wildcard */
     size_t nnames;
     uint64_t hash;
 } gen_class;
 
 typedef struct gen_entry {
-    struct gen_entry *hnext;           /* bucket chain */
-    struct gen_entry *prev, *next;     /* LRU: head = most recent */
+    struct gen_entry *hnext;       /* bucket chain */
+    struct gen_entry *prev, *next; /* LRU: head = most recent */
     char *key;
     uint64_t khash;
-    uint64_t snap_version;             /* 0 for EDS entries */
+    uint64_t snap_version; /* 0 for EDS entries */
     xds_resource *res;
 } gen_entry;
 
 struct xds_gen {
     pthread_mutex_t mu;
-    char *trust_domain;                /* fixed before the first call; NULL = default */
+    char *trust_domain; /* fixed before the first call; NULL = default */
     gen_entry *buckets[GEN_CACHE_BUCKETS];
     gen_entry *head, *tail;
     size_t n;
     size_t bytes;
-    uint64_t newest, previous;         /* snapshot versions seen */
+    uint64_t newest, previous; /* snapshot versions seen */
 
     gen_memo *memo[GEN_MEMO_BUCKETS];
     size_t nmemo;
-    uint64_t memo_seq;                 /* last set id handed out */
+    uint64_t memo_seq; /* last set id handed out */
     uint64_t memo_hits, memo_misses;
-    struct {                           /* does a snapshot use sourceLabels matches */
+    struct { /* does a snapshot use sourceLabels matches */
         uint64_t version;
         bool uses;
     } sl[2];
@@ -140,19 +142,19 @@ static const struct {
     const gen_type_ops *ops;
     const char *tag;
 } gen_table[] = {
-    { XDS_FLAVOUR_GRPC, XDS_TYPE_LISTENER, &gen_grpc_lds, "grpc" },
-    { XDS_FLAVOUR_GRPC, XDS_TYPE_ROUTE, &gen_grpc_rds, "grpc" },
-    { XDS_FLAVOUR_GRPC, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "grpc" },
-    { XDS_FLAVOUR_GRPC, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
-    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_LISTENER, &gen_gw_lds, "gateway" },
-    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ROUTE, &gen_gw_rds, "gateway" },
-    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "envoy" },
-    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
-    { XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_SECRET, &gen_gw_sds, "gateway" },
-    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_LISTENER, &gen_sc_lds, "sidecar" },
-    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ROUTE, &gen_sc_rds, "sidecar" },
-    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_CLUSTER, &gen_sc_cds, "envoy" },
-    { XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ENDPOINT, &gen_eds, "shared" },
+    {XDS_FLAVOUR_GRPC, XDS_TYPE_LISTENER, &gen_grpc_lds, "grpc"},
+    {XDS_FLAVOUR_GRPC, XDS_TYPE_ROUTE, &gen_grpc_rds, "grpc"},
+    {XDS_FLAVOUR_GRPC, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "grpc"},
+    {XDS_FLAVOUR_GRPC, XDS_TYPE_ENDPOINT, &gen_eds, "shared"},
+    {XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_LISTENER, &gen_gw_lds, "gateway"},
+    {XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ROUTE, &gen_gw_rds, "gateway"},
+    {XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_CLUSTER, &gen_envoy_cds_outbound, "envoy"},
+    {XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_ENDPOINT, &gen_eds, "shared"},
+    {XDS_FLAVOUR_ENVOY_GATEWAY, XDS_TYPE_SECRET, &gen_gw_sds, "gateway"},
+    {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_LISTENER, &gen_sc_lds, "sidecar"},
+    {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ROUTE, &gen_sc_rds, "sidecar"},
+    {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_CLUSTER, &gen_sc_cds, "envoy"},
+    {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ENDPOINT, &gen_eds, "shared"},
 };
 
 xds_gen *xds_gen_new(void)
@@ -169,13 +171,6 @@ static void gen_entry_free(gen_entry *e)
     free(e);
 }
 
-static void gen_strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static char **gen_strv_dup(const char *const *v, size_t n)
 {
     char **d = xcalloc(n ? n : 1, sizeof *d);
@@ -188,8 +183,8 @@ static void gen_memo_free(gen_memo *m)
 {
     free(m->ns);
     mesh_labels_free(&m->labels);
-    gen_strv_free(m->ips, m->nips);
-    gen_strv_free(m->names, m->nnames);
+    util_strv_free(m->ips, m->nips);
+    util_strv_free(m->names, m->nnames);
     xds_resource_set_free(&m->set);
     free(m);
 }
@@ -232,8 +227,8 @@ bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
 
 const char *xds_cluster_hostname(const char *cluster_name)
 {
-    if (!cluster_name || (!util_has_prefix(cluster_name, "outbound|") &&
-                          !util_has_prefix(cluster_name, "inbound|")))
+    if (!cluster_name ||
+        (!util_has_prefix(cluster_name, "outbound|") && !util_has_prefix(cluster_name, "inbound|")))
         return NULL;
     /* direction|port|subset|host: the host follows the third bar */
     const char *p = cluster_name;
@@ -452,8 +447,8 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
         ((lds || rds) && gen_uses_source_labels(g, s)))
         k->labels = &p->labels;
     if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
-        static char *const no_ips[1] = { NULL };
-        k->ips = p->ips ? p->ips : no_ips;  /* non-NULL marks "used" */
+        static char *const no_ips[1] = {NULL};
+        k->ips = p->ips ? p->ips : no_ips; /* non-NULL marks "used" */
         k->nips = p->ips ? p->nips : 0;
     }
     k->names = names;
@@ -606,12 +601,13 @@ void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses)
  * - "endpoints" = Pod, Endpoints, EndpointSlice (shards; also inbound ports for sidecars);
  * - gRPC LDS reads services (an API listener names its RDS route by service and port),
  *   and for server listeners endpoints and DestinationRules (whether <ip>:<port> is an
- *   endpoint of a service whose rule says ISTIO_MUTUAL); gRPC RDS reads services, VirtualServices and DestinationRules (consistent-hash
- *   policies); CDS of gRPC and gateways (outbound clusters) and EDS of every flavour read
- *   services, DestinationRules (policies, subsets) and endpoints. A VirtualService whose
- *   destination names a subset only names the cluster "outbound|port|subset|host": the
- *   cluster exists (or not) by the DestinationRule alone, and a client that starts
- *   asking for it does so with a new subscription, which is answered at request time.
+ *   endpoint of a service whose rule says ISTIO_MUTUAL); gRPC RDS reads services, VirtualServices
+ * and DestinationRules (consistent-hash policies); CDS of gRPC and gateways (outbound clusters) and
+ * EDS of every flavour read services, DestinationRules (policies, subsets) and endpoints. A
+ * VirtualService whose destination names a subset only names the cluster
+ * "outbound|port|subset|host": the cluster exists (or not) by the DestinationRule alone, and a
+ * client that starts asking for it does so with a new subscription, which is answered at request
+ * time.
  * - Envoy sidecar CDS: outbound clusters plus inbound clusters (endpoints), so services,
  *   DestinationRules, endpoints; sidecar LDS/RDS and gateway LDS/RDS read everything
  *   (Gateways, VirtualServices with TCP/TLS routes, inbound ports): every kind.
@@ -639,7 +635,6 @@ uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
 }
 #undef K
 
-
 static int gen_cmp_res(const void *a, const void *b)
 {
     const xds_resource *x = *(const xds_resource *const *)a;
@@ -647,12 +642,11 @@ static int gen_cmp_res(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
-                     const char *type_url, const char *const *names, size_t nnames,
-                     xds_resource_set *out)
+int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, const char *type_url,
+                     const char *const *names, size_t nnames, xds_resource_set *out)
 {
     int rc = -1;
-    gen_arena a = { 0 };
+    gen_arena a = {0};
     out->items = NULL;
     out->n = 0;
     out->id = 0;
@@ -683,9 +677,15 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
         goto out;
     }
 
-    gen_ctx c = { .a = &a, .p = p, .s = s, .grpc = p->flavour == XDS_FLAVOUR_GRPC,
-                  .trust_domain = g->trust_domain };
-    gen_items items = { 0 };
+    gen_view view = {.ns = k.ns, .ips = k.ips, .nips = k.nips};
+    if (k.labels)
+        view.labels = *k.labels;
+    gen_ctx c = {.a = &a,
+                 .p = &view,
+                 .s = s,
+                 .grpc = p->flavour == XDS_FLAVOUR_GRPC,
+                 .trust_domain = g->trust_domain};
+    gen_items items = {0};
     ops->list(&c, names, nnames, &items);
 
     out->items = xcalloc(items.n ? items.n : 1, sizeof *out->items);

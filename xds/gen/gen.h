@@ -1,11 +1,11 @@
-/* xds: the contract between the ADS server (xds/server.c, xds/stream.c) and the resource
- * generators (xds/gen_*.c).
+/* xds: the contract between the ADS server (xds/ads/server.c, xds/ads/stream.c) and the resource
+ * generators (xds/gen/*.c).
  *
  * The server parses a proxy's node once per stream (xds_proxy_from_node), keeps
  * per-connection subscriptions, versions and nonces, and asks xds_gen_generate for the
  * resources of one type for one proxy from one pinned snapshot. Generators return
  * refcounted xds_resource values whose bytes are shared by every proxy that needs the same
- * resource under the same inputs (see the cache in xds/gen.c).
+ * resource under the same inputs (see the cache in xds/gen/gen.c).
  */
 #ifndef XDS_XDS_H
 #define XDS_XDS_H
@@ -20,14 +20,14 @@
 #include "pilot/model/snapshot.h"
 
 #define XDS_TYPE_LISTENER "type.googleapis.com/envoy.config.listener.v3.Listener"
-#define XDS_TYPE_ROUTE    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-#define XDS_TYPE_CLUSTER  "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define XDS_TYPE_ROUTE "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+#define XDS_TYPE_CLUSTER "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 #define XDS_TYPE_ENDPOINT "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-#define XDS_TYPE_SECRET   "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+#define XDS_TYPE_SECRET "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 typedef enum {
     XDS_NODE_SIDECAR = 0,
-    XDS_NODE_ROUTER,      /* gateways */
+    XDS_NODE_ROUTER, /* gateways */
     XDS_NODE_WAYPOINT,
     XDS_NODE_ZTUNNEL,
 } xds_node_type;
@@ -35,44 +35,44 @@ typedef enum {
 typedef enum {
     XDS_FLAVOUR_ENVOY_SIDECAR = 0,
     XDS_FLAVOUR_ENVOY_GATEWAY,
-    XDS_FLAVOUR_GRPC,     /* metadata GENERATOR: grpc */
+    XDS_FLAVOUR_GRPC, /* metadata GENERATOR: grpc */
 } xds_flavour;
 
 /* A connected proxy's identity, parsed from its Node; immutable once built. */
 typedef struct xds_proxy {
-    char *id;                 /* the full node ID */
+    char *id; /* the full node ID */
     xds_node_type type;
     xds_flavour flavour;
-    char **ips;               /* INSTANCE_IPS, else node ID part 2 */
+    char **ips; /* INSTANCE_IPS, else node ID part 2 */
     size_t nips;
-    char *pod_name;           /* node ID part 3 before the first '.' */
-    char *ns;                 /* NAMESPACE metadata, else from part 3/4 */
-    char *dns_domain;         /* node ID part 4 */
-    mesh_labels labels;       /* LABELS metadata */
-    char *istio_version;      /* ISTIO_VERSION, may be NULL */
-    char *cluster_id;         /* CLUSTER_ID, default "Kubernetes" */
-    char *service_account;    /* SERVICE_ACCOUNT, may be NULL */
+    char *pod_name;        /* node ID part 3 before the first '.' */
+    char *ns;              /* NAMESPACE metadata, else from part 3/4 */
+    char *dns_domain;      /* node ID part 4 */
+    mesh_labels labels;    /* LABELS metadata */
+    char *istio_version;   /* ISTIO_VERSION, may be NULL */
+    char *cluster_id;      /* CLUSTER_ID, default "Kubernetes" */
+    char *service_account; /* SERVICE_ACCOUNT, may be NULL */
     char *workload_name;
     char *node_name;
     char *region, *zone, *subzone; /* node locality */
-    cJSON *metadata;          /* the node metadata as JSON, for /debug/adsz */
+    cJSON *metadata;               /* the node metadata as JSON, for /debug/adsz */
 } xds_proxy;
 
 /* Parses a node (an Envoy__Config__Core__V3__Node*, typed void* here to keep protobuf-c
  * headers out of this one). Returns 0 and a new proxy, or -1 with err naming the problem
  * ("node ID \"x\" must have 4 parts separated by ~"). */
-int xds_proxy_from_node(const void *node, const char *domain, xds_proxy **out,
-                        char *err, size_t errlen);
+int xds_proxy_from_node(const void *node, const char *domain, xds_proxy **out, char *err,
+                        size_t errlen);
 void xds_proxy_free(xds_proxy *p);
 
 /* One generated resource: the serialized message (not wrapped in Any). */
 typedef struct xds_resource {
     atomic_int refs;
     char *name;
-    const char *type_url;     /* one of the XDS_TYPE_* constants */
+    const char *type_url; /* one of the XDS_TYPE_* constants */
     uint8_t *bytes;
     size_t len;
-    uint64_t hash;            /* of bytes: the resource version in delta xDS */
+    uint64_t hash; /* of bytes: the resource version in delta xDS */
 } xds_resource;
 
 /* Serializes msg (a ProtobufCMessage*) into a new resource with one reference. */
@@ -81,7 +81,7 @@ void xds_resource_retain(xds_resource *r);
 void xds_resource_release(xds_resource *r);
 
 typedef struct xds_resource_set {
-    xds_resource **items;     /* sorted by name, each holding one reference */
+    xds_resource **items; /* sorted by name, each holding one reference */
     size_t n;
     /* Identity of the content, 0 = unknown. Two sets with the same non-zero id hold the
      * same (name, hash) list, so a stream that sent id X may skip a set with id X in O(1).
@@ -109,13 +109,12 @@ bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url);
  * exist (absent names are simply missing from *out). Thread-safe; the bytes cache is
  * shared across calls, keyed by snapshot version and the inputs that shape a resource.
  * Returns 0, or -1 on an internal error (logged). */
-int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
-                     const char *type_url, const char *const *names, size_t nnames,
-                     xds_resource_set *out);
+int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, const char *type_url,
+                     const char *const *names, size_t nnames, xds_resource_set *out);
 
 /* The mesh kinds (bit 1 << mesh_kind) whose change can alter what type_url holds for
  * proxy p; a full push whose mesh_push_request.kinds_changed has none of them can skip
- * the type for p. The rules (and why) are in xds/gen.c. */
+ * the type for p. The rules (and why) are in xds/gen/gen.c. */
 uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url);
 
 /* Memo statistics, for tests and /debug: lookups answered from the memo, and sets built. */

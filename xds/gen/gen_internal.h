@@ -1,4 +1,4 @@
-/* gen_int: internals shared by the xDS generators (xds/gen*.c): the per-call arena that
+/* gen_int: internals shared by the xDS generators (xds/gen/*.c): the per-call arena that
  * owns every protobuf-c message built for one resource, and the route, cluster, endpoint
  * and listener builders the three flavours share.
  *
@@ -51,27 +51,45 @@ typedef struct gen_arena {
 } gen_arena;
 
 void gen_arena_free(gen_arena *a);
-void *ga_alloc(gen_arena *a, size_t n);          /* zeroed, max-aligned */
-char *ga_strdup(gen_arena *a, const char *s);   /* NULL -> "" */
+void *ga_alloc(gen_arena *a, size_t n);       /* zeroed, max-aligned */
+char *ga_strdup(gen_arena *a, const char *s); /* NULL -> "" */
 char *ga_printf(gen_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends item to the arena array *arr of *n elements of size sz (capacity doubles at
  * powers of two, so no capacity field is needed). */
 void ga_push_raw(gen_arena *a, void **arr, size_t *n, const void *item, size_t sz);
-#define GA_PUSH(a, arr, n, item) \
-    do { __typeof__(*(arr)) ga_tmp_ = (item); \
-         ga_push_raw((a), (void **)&(arr), &(n), &ga_tmp_, sizeof ga_tmp_); } while (0)
+#define GA_PUSH(a, arr, n, item)                                                                   \
+    do {                                                                                           \
+        __typeof__(*(arr)) ga_tmp_ = (item);                                                       \
+        ga_push_raw((a), (void **)&(arr), &(n), &ga_tmp_, sizeof ga_tmp_);                         \
+    } while (0)
 /* Allocates and initialises a protobuf-c message: GA_MSG(a, envoy__config__core__v3__address). */
-#define GA_MSG(a, T, init) ({ T *m_ = ga_alloc((a), sizeof(T)); init(m_); m_; })
+#define GA_MSG(a, T, init)                                                                         \
+    ({                                                                                             \
+        T *m_ = ga_alloc((a), sizeof(T));                                                          \
+        init(m_);                                                                                  \
+        m_;                                                                                        \
+    })
 
 /* ---- one generation call ---------------------------------------------------------------- */
 
+/* What a generator may read of the proxy: nothing but the inputs of its memo class
+ * (gen.c builds it from the class key), so the compiler, not a comment, keeps the memo
+ * and the generators in step: a proxy field that is not here cannot reach a generator,
+ * and one that does not shape the type being generated is empty here. */
+typedef struct gen_view {
+    const char *ns;     /* the proxy namespace: part of every class */
+    mesh_labels labels; /* empty unless labels shape this type */
+    char *const *ips;   /* NULL unless the proxy's IPs shape this type */
+    size_t nips;
+} gen_view;
+
 typedef struct gen_ctx {
     gen_arena *a;
-    const xds_proxy *p;
+    const gen_view *p; /* the proxy as its class sees it */
     const mesh_snapshot *s;
-    bool grpc;                 /* gRPC flavour: only what C core 1.51 accepts */
-    const char *trust_domain;  /* SPIFFE trust domain of peer identities; NULL = cluster.local */
-    void *fctx;                /* flavour-specific per-call data, built lazily (arena) */
+    bool grpc;                /* gRPC flavour: only what C core 1.51 accepts */
+    const char *trust_domain; /* SPIFFE trust domain of peer identities; NULL = cluster.local */
+    void *fctx;               /* flavour-specific per-call data, built lazily (arena) */
 } gen_ctx;
 
 /* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
@@ -82,8 +100,8 @@ typedef struct gen_item {
     const mesh_service *svc;
     uint32_t port;
     const char *subset;
-    const void *ref;           /* flavour-specific */
-    bool eds;                  /* keyed by endpoint content, not snapshot version */
+    const void *ref; /* flavour-specific */
+    bool eds;        /* keyed by endpoint content, not snapshot version */
 } gen_item;
 
 typedef struct gen_items {
@@ -103,10 +121,10 @@ typedef struct gen_type_ops {
 
 extern const gen_type_ops gen_grpc_lds, gen_grpc_rds;
 extern const gen_type_ops gen_gw_lds, gen_gw_rds;
-extern const gen_type_ops gen_gw_sds;                /* gateway credentials (gen_sds.c) */
+extern const gen_type_ops gen_gw_sds; /* gateway credentials (gen_sds.c) */
 extern const gen_type_ops gen_sc_lds, gen_sc_rds, gen_sc_cds;
 extern const gen_type_ops gen_envoy_cds_outbound; /* outbound clusters: gRPC and gateway CDS */
-extern const gen_type_ops gen_eds;                 /* every flavour */
+extern const gen_type_ops gen_eds;                /* every flavour */
 
 /* ---- small builders ---------------------------------------------------------------------- */
 
@@ -145,10 +163,14 @@ char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs);
 /* ---- route builders ----------------------------------------------------------------------- */
 
 typedef struct gen_route_opts {
-    const char *gateway;       /* "mesh" or "ns/name" */
-    uint32_t port;             /* the port the routes serve (match.port filter, dest port) */
-    bool default_retries;      /* Istio's default retry policy when the VS has none */
+    const char *gateway;  /* "mesh" or "ns/name" */
+    uint32_t port;        /* the port the routes serve (match.port filter, dest port) */
+    bool default_retries; /* Istio's default retry policy when the VS has none */
 } gen_route_opts;
+
+/* The cluster name a route destination sends to (outbound|port|subset|host); ctx_port is
+ * the port the route serves, used when the destination names none. Arena-owned. */
+char *gen_dest_cluster(gen_ctx *c, const mesh_destination *d, uint32_t ctx_port);
 
 /* Appends the routes of vs to *routes (arena array). Returns how many were added. */
 size_t gen_vs_routes(gen_ctx *c, const mesh_virtual_service *vs, const gen_route_opts *o,
@@ -166,8 +188,8 @@ void gen_vhost_domain(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, con
 Envoy__Config__Listener__V3__Filter *gen_filter(gen_ctx *c, const char *name,
                                                 const ProtobufCMessage *cfg);
 /* Appends a ListenerFilter `name` (typed_config cfg) to l's listener_filters. */
-void gen_listener_filter_add(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
-                             const char *name, const ProtobufCMessage *cfg);
+void gen_listener_filter_add(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l, const char *name,
+                             const ProtobufCMessage *cfg);
 /* Appends the TLS inspector listener filter (SNI/ALPN for filter chain matches) to l. */
 void gen_add_tls_inspector(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l);
 /* HCM filter named envoy.filters.network.http_connection_manager with rds route_name. */

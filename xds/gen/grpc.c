@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/gen/gen_internal.h"
 #include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
 
 #define GRPC_INBOUND_PREFIX "xds.istio.io/grpc/lds/inbound/"
 
@@ -114,9 +114,10 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
             /* the mTLS decision is part of the key: it depends on endpoints and rules the
              * name alone does not show */
             bool mtls = grpc_inbound_mtls(c, grpc_bare_ip(c, host), port);
-            gen_item it = { .name = ga_strdup(c->a, n),
-                            .extra = ga_printf(c->a, "%s|%s", hp, mtls ? "mtls" : "plaintext"),
-                            .port = port, .ref = mtls ? GRPC_MTLS : NULL };
+            gen_item it = {.name = ga_strdup(c->a, n),
+                           .extra = ga_printf(c->a, "%s|%s", hp, mtls ? "mtls" : "plaintext"),
+                           .port = port,
+                           .ref = mtls ? GRPC_MTLS : NULL};
             gen_items_add(c, out, &it);
             continue;
         }
@@ -128,7 +129,7 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
         const mesh_service *svc = mesh_snapshot_service(c->s, fqdn);
         if (!svc || !gen_service_port(svc, port))
             continue;
-        gen_item it = { .name = ga_strdup(c->a, n), .extra = fqdn, .svc = svc, .port = port };
+        gen_item it = {.name = ga_strdup(c->a, n), .extra = fqdn, .svc = svc, .port = port};
         gen_items_add(c, out, &it);
     }
 }
@@ -144,8 +145,8 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
         *colon = '\0';
     ip = grpc_bare_ip(c, ip);
     bool mtls = it->ref == GRPC_MTLS;
-    Envoy__Config__Listener__V3__Listener *l =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
+    Envoy__Config__Listener__V3__Listener *l = GA_MSG(c->a, Envoy__Config__Listener__V3__Listener,
+                                                      envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, it->name);
     l->address = gen_address(c, ip, it->port);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
@@ -171,7 +172,8 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
     h->route_config = rc;
 
     Envoy__Config__Listener__V3__FilterChain *fc =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain, envoy__config__listener__v3__filter_chain__init);
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
     fc->name = ga_strdup(c->a, mtls ? "inbound-mtls" : "inbound-plaintext");
     GA_PUSH(c->a, fc->filters, fc->n_filters,
             gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base));
@@ -192,8 +194,8 @@ static ProtobufCMessage *grpc_lds_build(gen_ctx *c, const gen_item *it)
 {
     if (!it->svc)
         return grpc_inbound_listener(c, it);
-    Envoy__Config__Listener__V3__Listener *l =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
+    Envoy__Config__Listener__V3__Listener *l = GA_MSG(c->a, Envoy__Config__Listener__V3__Listener,
+                                                      envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, it->name);
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, it->name, gen_cluster_name(c, it->port, NULL, it->extra));
@@ -203,7 +205,7 @@ static ProtobufCMessage *grpc_lds_build(gen_ctx *c, const gen_item *it)
     return &l->base;
 }
 
-const gen_type_ops gen_grpc_lds = { grpc_lds_list, grpc_lds_build };
+const gen_type_ops gen_grpc_lds = {grpc_lds_list, grpc_lds_build};
 
 /* ---- RDS ------------------------------------------------------------------------------------ */
 
@@ -218,17 +220,18 @@ static void grpc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, g
         if (!svc || !gen_service_port(svc, port))
             continue;
         /* routes depend on mesh VirtualServices (snapshot) and sourceLabels matches */
-        gen_item it = { .name = ga_strdup(c->a, names[i]),
-                        .extra = gen_vs_proxy_key(c, gen_mesh_vs_for_host(c, host)),
-                        .svc = svc, .port = port };
+        gen_item it = {.name = ga_strdup(c->a, names[i]),
+                       .extra = gen_vs_proxy_key(c, gen_mesh_vs_for_host(c, host)),
+                       .svc = svc,
+                       .port = port};
         gen_items_add(c, out, &it);
     }
 }
 
 /* The names a client may dial a service by: "name", "name.ns", "name.ns.svc" and the
  * FQDN, each with and without ":port". gRPC matches the target authority against these. */
-static void grpc_domains(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh,
-                         const char *fqdn, uint32_t port)
+static void grpc_domains(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, const char *fqdn,
+                         uint32_t port)
 {
     gen_vhost_domain(c, vh, fqdn);
     gen_vhost_domain(c, vh, ga_printf(c->a, "%s:%u", fqdn, port));
@@ -261,7 +264,7 @@ static ProtobufCMessage *grpc_rds_build(gen_ctx *c, const gen_item *it)
     grpc_domains(c, vh, it->svc->hostname, it->port);
     const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, it->svc->hostname);
     if (vs) {
-        gen_route_opts o = { .gateway = "mesh", .port = it->port };
+        gen_route_opts o = {.gateway = "mesh", .port = it->port};
         gen_vs_routes(c, vs, &o, &vh->routes, &vh->n_routes);
     }
     if (vh->n_routes == 0) /* gRPC NACKs a virtual host without routes */
@@ -270,4 +273,4 @@ static ProtobufCMessage *grpc_rds_build(gen_ctx *c, const gen_item *it)
     return &rc->base;
 }
 
-const gen_type_ops gen_grpc_rds = { grpc_rds_list, grpc_rds_build };
+const gen_type_ops gen_grpc_rds = {grpc_rds_list, grpc_rds_build};

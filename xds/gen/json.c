@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "xds/gen/gen_internal.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
@@ -21,6 +20,7 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "pilot/base/util.h"
 #include "xds/gen/gen.h"
+#include "xds/gen/gen_internal.h"
 
 /* Nesting bound: Any inside Any inside... cannot recurse without limit on hostile bytes. */
 #define JSON_MAX_DEPTH 64
@@ -145,16 +145,28 @@ static cJSON *json_value(const ProtobufCFieldDescriptor *f, const void *p, int d
 static size_t json_type_size(ProtobufCType t)
 {
     switch (t) {
-    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: return 8;
-    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
-    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
-    default: return 4;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return 8;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return sizeof(double);
+    case PROTOBUF_C_TYPE_FLOAT:
+        return sizeof(float);
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    default:
+        return 4;
     }
 }
 
@@ -210,17 +222,22 @@ static cJSON *json_struct_value(const Google__Protobuf__Value *v, int depth)
     if (!v || depth > JSON_MAX_DEPTH)
         return cJSON_CreateNull();
     switch (v->kind_case) {
-    case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: return cJSON_CreateNumber(v->number_value);
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: return cJSON_CreateString(v->string_value);
-    case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE: return cJSON_CreateBool(v->bool_value);
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE: return json_struct(v->struct_value, depth + 1);
+    case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE:
+        return cJSON_CreateNumber(v->number_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+        return cJSON_CreateString(v->string_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+        return cJSON_CreateBool(v->bool_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+        return json_struct(v->struct_value, depth + 1);
     case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE: {
         cJSON *a = cJSON_CreateArray();
         for (size_t i = 0; v->list_value && i < v->list_value->n_values; i++)
             cJSON_AddItemToArray(a, json_struct_value(v->list_value->values[i], depth + 1));
         return a;
     }
-    default: return cJSON_CreateNull();
+    default:
+        return cJSON_CreateNull();
     }
 }
 
@@ -244,8 +261,8 @@ static cJSON *json_any(const Google__Protobuf__Any *any, int depth)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "@type", any->type_url ? any->type_url : "");
     const ProtobufCMessageDescriptor *d = json_lookup(any->type_url);
-    ProtobufCMessage *inner = d ? protobuf_c_message_unpack(d, NULL, any->value.len, any->value.data)
-                                : NULL;
+    ProtobufCMessage *inner =
+        d ? protobuf_c_message_unpack(d, NULL, any->value.len, any->value.data) : NULL;
     if (!inner) {
         cJSON_AddItemToObject(o, "value", json_base64(any->value.data, any->value.len));
         return o;
@@ -337,7 +354,8 @@ static cJSON *json_message(const ProtobufCMessage *m, int depth)
                 continue;
             const char *arr = *(char *const *)(base + f->offset);
             if (json_is_map_entry(f)) {
-                cJSON_AddItemToObject(o, f->name, json_map(f, (ProtobufCMessage *const *)arr, cnt, depth));
+                cJSON_AddItemToObject(o, f->name,
+                                      json_map(f, (ProtobufCMessage *const *)arr, cnt, depth));
                 continue;
             }
             size_t sz = json_type_size(f->type);

@@ -92,9 +92,14 @@ static void proxy_add_ip(xds_proxy *p, const char *ip, size_t len)
 
 static int proxy_node_type(const char *s, xds_node_type *out)
 {
-    static const struct { const char *name; xds_node_type t; } types[] = {
-        {"sidecar", XDS_NODE_SIDECAR}, {"router", XDS_NODE_ROUTER},
-        {"waypoint", XDS_NODE_WAYPOINT}, {"ztunnel", XDS_NODE_ZTUNNEL},
+    static const struct {
+        const char *name;
+        xds_node_type t;
+    } types[] = {
+        {"sidecar", XDS_NODE_SIDECAR},
+        {"router", XDS_NODE_ROUTER},
+        {"waypoint", XDS_NODE_WAYPOINT},
+        {"ztunnel", XDS_NODE_ZTUNNEL},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (strcmp(s, types[i].name) == 0) {
@@ -104,8 +109,8 @@ static int proxy_node_type(const char *s, xds_node_type *out)
     return -1;
 }
 
-int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out,
-                        char *err, size_t errlen)
+int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out, char *err,
+                        size_t errlen)
 {
     const Envoy__Config__Core__V3__Node *node = node_v;
     xds_proxy *p = NULL;
@@ -138,16 +143,20 @@ int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out,
             *s++ = '\0';
     }
     if (np != 4) {
-        snprintf(err, errlen, "node ID \"%s\": must have 4 parts separated by ~ "
-                 "(type~ip~pod.namespace~namespace.svc.cluster.local), got %zu", id, np);
+        snprintf(err, errlen,
+                 "node ID \"%s\": must have 4 parts separated by ~ "
+                 "(type~ip~pod.namespace~namespace.svc.cluster.local), got %zu",
+                 id, np);
         goto out;
     }
 
     p = xcalloc(1, sizeof(*p));
     p->id = xstrdup(id);
     if (proxy_node_type(parts[0], &p->type) != 0) {
-        snprintf(err, errlen, "node ID \"%s\": invalid node type \"%s\" (valid types: "
-                 "sidecar, router, waypoint, ztunnel)", id, parts[0]);
+        snprintf(err, errlen,
+                 "node ID \"%s\": invalid node type \"%s\" (valid types: "
+                 "sidecar, router, waypoint, ztunnel)",
+                 id, parts[0]);
         goto out;
     }
     p->metadata = proxy_struct_json(node->metadata, 0);
@@ -166,8 +175,10 @@ int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out,
         proxy_add_ip(p, parts[1], strlen(parts[1]));
     }
     if (p->nips == 0) {
-        snprintf(err, errlen, "node ID \"%s\": no valid IP address in the node ID or "
-                 "metadata INSTANCE_IPS", id);
+        snprintf(err, errlen,
+                 "node ID \"%s\": no valid IP address in the node ID or "
+                 "metadata INSTANCE_IPS",
+                 id);
         goto out;
     }
 
@@ -190,15 +201,20 @@ int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out,
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(p->metadata, "LABELS");
     if (labels != NULL && !cJSON_IsNull(labels)) {
         if (!cJSON_IsObject(labels)) {
-            snprintf(err, errlen, "node ID \"%s\": metadata LABELS must be a struct of "
-                     "strings", id);
+            snprintf(err, errlen,
+                     "node ID \"%s\": metadata LABELS must be a struct of "
+                     "strings",
+                     id);
             goto out;
         }
         const cJSON *l;
-        cJSON_ArrayForEach(l, labels) {
+        cJSON_ArrayForEach(l, labels)
+        {
             if (!cJSON_IsString(l)) {
-                snprintf(err, errlen, "node ID \"%s\": metadata LABELS[\"%s\"] must be a "
-                         "string", id, l->string ? l->string : "");
+                snprintf(err, errlen,
+                         "node ID \"%s\": metadata LABELS[\"%s\"] must be a "
+                         "string",
+                         id, l->string ? l->string : "");
                 goto out;
             }
         }

@@ -12,8 +12,8 @@
  * string can never dangle. */
 static const char *resource_type_const(const char *t)
 {
-    static const char *const known[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
-                                         XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET };
+    static const char *const known[] = {XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
+                                        XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (t && strcmp(t, known[i]) == 0)
             return known[i];

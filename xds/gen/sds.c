@@ -20,10 +20,10 @@
 #include <string.h>
 
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
-#include "xds/gen/gen_internal.h"
 #include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
 
-#define SDS_PREFIX    "kubernetes://"
+#define SDS_PREFIX "kubernetes://"
 #define SDS_CA_SUFFIX "-cacert"
 
 typedef Envoy__Extensions__TransportSockets__Tls__V3__Secret Secret;
@@ -33,7 +33,7 @@ enum { SDS_KEY_CERT = 1, SDS_CA };
 /* What one requested name resolves to in the proxy's namespace. */
 typedef struct sds_ref {
     const mesh_secret *secret;
-    int what;                    /* SDS_KEY_CERT or SDS_CA */
+    int what; /* SDS_KEY_CERT or SDS_CA */
 } sds_ref;
 
 /* Resolves name for the proxy; false when it names nothing this proxy may have. */
@@ -81,8 +81,8 @@ static void sds_add(gen_ctx *c, gen_items *out, const char *name)
         return;
     sds_ref *ref = ga_alloc(c->a, sizeof *ref);
     *ref = r;
-    gen_item it = { .name = ga_strdup(c->a, name),
-                    .extra = ga_printf(c->a, "ns=%s", c->p->ns), .ref = ref };
+    gen_item it = {
+        .name = ga_strdup(c->a, name), .extra = ga_printf(c->a, "ns=%s", c->p->ns), .ref = ref};
     gen_items_add(c, out, &it);
 }
 
@@ -104,15 +104,15 @@ static void sds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_it
         if (s->cert && s->key && !ca_only)
             sds_add(c, out, ga_printf(c->a, SDS_PREFIX "%s", s->meta.name));
         if (s->ca_cert)
-            sds_add(c, out, ga_printf(c->a, SDS_PREFIX "%s%s", s->meta.name,
-                                      ca_only ? "" : SDS_CA_SUFFIX));
+            sds_add(c, out,
+                    ga_printf(c->a, SDS_PREFIX "%s%s", s->meta.name, ca_only ? "" : SDS_CA_SUFFIX));
     }
 }
 
 static Envoy__Config__Core__V3__DataSource *sds_inline(gen_ctx *c, const uint8_t *b, size_t n)
 {
-    Envoy__Config__Core__V3__DataSource *d =
-        GA_MSG(c->a, Envoy__Config__Core__V3__DataSource, envoy__config__core__v3__data_source__init);
+    Envoy__Config__Core__V3__DataSource *d = GA_MSG(c->a, Envoy__Config__Core__V3__DataSource,
+                                                    envoy__config__core__v3__data_source__init);
     d->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES;
     /* points into the pinned snapshot: serialized before the call returns */
     d->inline_bytes.data = (uint8_t *)b;
@@ -128,11 +128,12 @@ static ProtobufCMessage *sds_build(gen_ctx *c, const gen_item *it)
     Secret *s = GA_MSG(c->a, Secret, envoy__extensions__transport_sockets__tls__v3__secret__init);
     s->name = ga_strdup(c->a, it->name);
     if (r->what == SDS_CA) {
-        Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
-            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
-                   envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
+        Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc = GA_MSG(
+            c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
+            envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
         vc->trusted_ca = sds_inline(c, r->secret->ca_cert, r->secret->ca_cert_len);
-        s->type_case = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT;
+        s->type_case =
+            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT;
         s->validation_context = vc;
     } else {
         Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tc =
@@ -146,4 +147,4 @@ static ProtobufCMessage *sds_build(gen_ctx *c, const gen_item *it)
     return &s->base;
 }
 
-const gen_type_ops gen_gw_sds = { sds_list, sds_build };
+const gen_type_ops gen_gw_sds = {sds_list, sds_build};

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/gen/gen_internal.h"
 #include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
 
 typedef struct sc_inbound {
-    uint32_t port;               /* the workload's (target) port */
+    uint32_t port; /* the workload's (target) port */
     mesh_protocol protocol;
 } sc_inbound;
 
@@ -61,8 +61,8 @@ static sc_ctx *sc_get(gen_ctx *c)
             if (!svc)
                 svc = mesh_snapshot_service(c->s, sh->hostname);
             const mesh_port *sp = svc ? gen_service_port(svc, ep->service_port) : NULL;
-            sc_inbound in = { .port = ep->port,
-                              .protocol = sp ? sp->protocol : MESH_PROTO_UNSUPPORTED };
+            sc_inbound in = {.port = ep->port,
+                             .protocol = sp ? sp->protocol : MESH_PROTO_UNSUPPORTED};
             GA_PUSH(c->a, x->in, x->nin, in);
         }
     }
@@ -90,11 +90,13 @@ static bool sc_port_seen(const gen_items *it, const char *name)
 static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
     sc_ctx *x = sc_get(c);
-    gen_items all = { 0 };
-    gen_item vo = { .name = ga_strdup(c->a, "virtualOutbound"), .extra = ga_strdup(c->a, ""),
-                    .ref = (void *)(uintptr_t)SC_L_VOUT };
-    gen_item vi = { .name = ga_strdup(c->a, "virtualInbound"), .extra = x->in_key,
-                    .ref = (void *)(uintptr_t)SC_L_VIN };
+    gen_items all = {0};
+    gen_item vo = {.name = ga_strdup(c->a, "virtualOutbound"),
+                   .extra = ga_strdup(c->a, ""),
+                   .ref = (void *)(uintptr_t)SC_L_VOUT};
+    gen_item vi = {.name = ga_strdup(c->a, "virtualInbound"),
+                   .extra = x->in_key,
+                   .ref = (void *)(uintptr_t)SC_L_VIN};
     gen_items_add(c, &all, &vo);
     gen_items_add(c, &all, &vi);
     /* TCP listeners follow the mesh VirtualService tcp/tls routes the proxy sees (exportTo:
@@ -118,17 +120,22 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                 char *n = ga_printf(c->a, "0.0.0.0_%u", mp->port);
                 if (sc_port_seen(&all, n))
                     continue;
-                gen_item it = { .name = n, .extra = ga_strdup(c->a, ""), .port = mp->port,
-                                .ref = (void *)(uintptr_t)SC_L_HTTP };
+                gen_item it = {.name = n,
+                               .extra = ga_strdup(c->a, ""),
+                               .port = mp->port,
+                               .ref = (void *)(uintptr_t)SC_L_HTTP};
                 gen_items_add(c, &all, &it);
             } else {
                 for (size_t v = 0; v < svc->nvips; v++) {
                     char *n = ga_printf(c->a, "%s_%u", svc->vips[v], mp->port);
                     if (sc_port_seen(&all, n))
                         continue;
-                    gen_item it = { .name = n, .extra = tcp_key, .svc = svc,
-                                    .port = mp->port, .subset = svc->vips[v],
-                                    .ref = (void *)(uintptr_t)SC_L_TCP };
+                    gen_item it = {.name = n,
+                                   .extra = tcp_key,
+                                   .svc = svc,
+                                   .port = mp->port,
+                                   .subset = svc->vips[v],
+                                   .ref = (void *)(uintptr_t)SC_L_TCP};
                     gen_items_add(c, &all, &it);
                 }
             }
@@ -140,20 +147,21 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
 }
 
 static Envoy__Config__Listener__V3__Listener *sc_listener(gen_ctx *c, const char *name,
-                                                         const char *ip, uint32_t port)
+                                                          const char *ip, uint32_t port)
 {
-    Envoy__Config__Listener__V3__Listener *l =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__Listener, envoy__config__listener__v3__listener__init);
+    Envoy__Config__Listener__V3__Listener *l = GA_MSG(c->a, Envoy__Config__Listener__V3__Listener,
+                                                      envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, name);
     l->address = gen_address(c, ip, port);
     return l;
 }
 
 static Envoy__Config__Listener__V3__FilterChain *sc_chain(gen_ctx *c, const char *name,
-                                                         Envoy__Config__Listener__V3__Filter *f)
+                                                          Envoy__Config__Listener__V3__Filter *f)
 {
     Envoy__Config__Listener__V3__FilterChain *fc =
-        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain, envoy__config__listener__v3__filter_chain__init);
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
     fc->name = ga_strdup(c->a, name);
     GA_PUSH(c->a, fc->filters, fc->n_filters, f);
     return fc;
@@ -161,7 +169,7 @@ static Envoy__Config__Listener__V3__FilterChain *sc_chain(gen_ctx *c, const char
 
 /* Inbound HTTP: an inline route straight to the local inbound cluster. */
 static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t port,
-                                                           const char *cluster)
+                                                            const char *cluster)
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, ga_printf(c->a, "inbound_0.0.0.0_%u", port), "");
@@ -170,7 +178,8 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
                envoy__config__route__v3__route_configuration__init);
     rc->name = ga_strdup(c->a, cluster);
     rc->validate_clusters = gen_bool(c, false);
-    Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, ga_printf(c->a, "inbound|http|%u", port));
+    Envoy__Config__Route__V3__VirtualHost *vh =
+        gen_vhost(c, ga_printf(c->a, "inbound|http|%u", port));
     gen_vhost_domain(c, vh, "*");
     Envoy__Config__Route__V3__Route *r = gen_default_route(c, cluster, false);
     GA_PUSH(c->a, vh->routes, vh->n_routes, r);
@@ -228,8 +237,8 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
     }
     const mesh_l4_route *tcp = vs ? gen_vs_tcp_route(c, vs, "mesh", it->port) : NULL;
     char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
-    Envoy__Config__Listener__V3__Filter *f = tcp ? gen_tcp_route_filter(c, tcp, it->port)
-                                                 : gen_tcp_proxy_filter(c, cl, cl);
+    Envoy__Config__Listener__V3__Filter *f =
+        tcp ? gen_tcp_route_filter(c, tcp, it->port) : gen_tcp_proxy_filter(c, cl, cl);
     GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, sc_chain(c, it->name, f));
     return l;
 }
@@ -242,8 +251,9 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         l = sc_listener(c, it->name, "0.0.0.0", 15001);
         l->use_original_dst = gen_bool(c, true);
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
-        l->default_filter_chain = sc_chain(c, "PassthroughFilterChain",
-                                           gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster"));
+        l->default_filter_chain =
+            sc_chain(c, "PassthroughFilterChain",
+                     gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster"));
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
                 sc_chain(c, "virtualOutbound-catchall-tcp",
                          gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster")));
@@ -258,10 +268,9 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
         for (size_t k = 0; k < x->nin; k++) {
             char *cl = ga_printf(c->a, "inbound|%u||", x->in[k].port);
-            Envoy__Config__Listener__V3__Filter *f =
-                mesh_protocol_is_http(x->in[k].protocol)
-                    ? sc_inbound_http(c, x->in[k].port, cl)
-                    : gen_tcp_proxy_filter(c, cl, cl);
+            Envoy__Config__Listener__V3__Filter *f = mesh_protocol_is_http(x->in[k].protocol)
+                                                         ? sc_inbound_http(c, x->in[k].port, cl)
+                                                         : gen_tcp_proxy_filter(c, cl, cl);
             Envoy__Config__Listener__V3__FilterChain *fc = sc_chain(c, cl, f);
             fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
                                             envoy__config__listener__v3__filter_chain_match__init);
@@ -270,7 +279,8 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         }
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
                 sc_chain(c, "virtualInbound-catchall",
-                         gen_tcp_proxy_filter(c, "InboundPassthroughCluster", "InboundPassthroughCluster")));
+                         gen_tcp_proxy_filter(c, "InboundPassthroughCluster",
+                                              "InboundPassthroughCluster")));
         break;
     }
     case SC_L_HTTP:
@@ -291,13 +301,13 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
     return &l->base;
 }
 
-const gen_type_ops gen_sc_lds = { sc_lds_list, sc_lds_build };
+const gen_type_ops gen_sc_lds = {sc_lds_list, sc_lds_build};
 
 /* ---- RDS ------------------------------------------------------------------------------------ */
 
 static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
-    gen_items all = { 0 };
+    gen_items all = {0};
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
         if (!gen_service_visible(c, svc))
@@ -309,8 +319,9 @@ static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
             if (sc_port_seen(&all, n))
                 continue;
             /* short names depend on the proxy namespace; routes on its labels (sourceLabels) */
-            gen_item it = { .name = n, .port = svc->ports[p].port,
-                            .extra = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "") };
+            gen_item it = {.name = n,
+                           .port = svc->ports[p].port,
+                           .extra = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "")};
             gen_items_add(c, &all, &it);
         }
     }
@@ -362,8 +373,7 @@ static bool sc_set_add(gen_ctx *c, sc_set *s, const char *v)
     return true;
 }
 
-static void sc_domain(gen_ctx *c, sc_set *used, Envoy__Config__Route__V3__VirtualHost *vh,
-                      char *d)
+static void sc_domain(gen_ctx *c, sc_set *used, Envoy__Config__Route__V3__VirtualHost *vh, char *d)
 {
     if (sc_set_add(c, used, d))
         gen_vhost_domain(c, vh, d);
@@ -376,7 +386,7 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
                envoy__config__route__v3__route_configuration__init);
     rc->name = ga_strdup(c->a, it->name);
     rc->validate_clusters = gen_bool(c, false);
-    sc_set used = { 0 };
+    sc_set used = {0};
     uint32_t port = it->port;
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
@@ -411,7 +421,7 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
             continue;
         const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, svc->hostname);
         if (vs) {
-            gen_route_opts o = { .gateway = "mesh", .port = port, .default_retries = true };
+            gen_route_opts o = {.gateway = "mesh", .port = port, .default_retries = true};
             gen_vs_routes(c, vs, &o, &vh->routes, &vh->n_routes);
         }
         if (!vs || vh->n_routes == 0)
@@ -429,7 +439,7 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
     return &rc->base;
 }
 
-const gen_type_ops gen_sc_rds = { sc_rds_list, sc_rds_build };
+const gen_type_ops gen_sc_rds = {sc_rds_list, sc_rds_build};
 
 /* ---- CDS ------------------------------------------------------------------------------------ */
 
@@ -439,25 +449,30 @@ static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
 {
     sc_ctx *x = sc_get(c);
     gen_list_outbound_clusters(c, names, nnames, out);
-    static const struct { const char *name; int kind; } fixed[] = {
-        { "BlackHoleCluster", SC_C_BLACKHOLE },
-        { "PassthroughCluster", SC_C_PASSTHROUGH },
-        { "InboundPassthroughCluster", SC_C_INPASSTHROUGH },
+    static const struct {
+        const char *name;
+        int kind;
+    } fixed[] = {
+        {"BlackHoleCluster", SC_C_BLACKHOLE},
+        {"PassthroughCluster", SC_C_PASSTHROUGH},
+        {"InboundPassthroughCluster", SC_C_INPASSTHROUGH},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         if (names && !gen_names_has(names, nnames, fixed[i].name))
             continue;
-        gen_item it = { .name = ga_strdup(c->a, fixed[i].name), .extra = ga_strdup(c->a, ""),
-                        .ref = (void *)(uintptr_t)fixed[i].kind };
+        gen_item it = {.name = ga_strdup(c->a, fixed[i].name),
+                       .extra = ga_strdup(c->a, ""),
+                       .ref = (void *)(uintptr_t)fixed[i].kind};
         gen_items_add(c, out, &it);
     }
     for (size_t k = 0; k < x->nin; k++) {
         char *n = ga_printf(c->a, "inbound|%u||", x->in[k].port);
         if (names && !gen_names_has(names, nnames, n))
             continue;
-        gen_item it = { .name = n, .port = x->in[k].port,
-                        .extra = ga_printf(c->a, "%d", (int)x->in[k].protocol),
-                        .ref = (void *)(uintptr_t)SC_C_IN };
+        gen_item it = {.name = n,
+                       .port = x->in[k].port,
+                       .extra = ga_printf(c->a, "%d", (int)x->in[k].protocol),
+                       .ref = (void *)(uintptr_t)SC_C_IN};
         gen_items_add(c, out, &it);
     }
 }
@@ -467,11 +482,12 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
     int kind = (int)(uintptr_t)it->ref;
     if (kind == SC_C_OUT)
         return gen_envoy_cds_outbound.build(c, it);
-    Envoy__Config__Cluster__V3__Cluster *cl =
-        GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster, envoy__config__cluster__v3__cluster__init);
+    Envoy__Config__Cluster__V3__Cluster *cl = GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster,
+                                                     envoy__config__cluster__v3__cluster__init);
     cl->name = ga_strdup(c->a, it->name);
     cl->connect_timeout = gen_duration(c, 10LL * 1000000000);
-    cl->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+    cl->cluster_discovery_type_case =
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
     switch (kind) {
     case SC_C_BLACKHOLE:
         cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
@@ -491,13 +507,15 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
         Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
             GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
                    envoy__config__endpoint__v3__locality_lb_endpoints__init);
-        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, gen_lb_endpoint(c, "127.0.0.1", it->port));
+        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
+                gen_lb_endpoint(c, "127.0.0.1", it->port));
         GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
         cl->load_assignment = la;
         mesh_protocol pr = (mesh_protocol)atoi(it->extra);
         if (pr == MESH_PROTO_HTTP2 || pr == MESH_PROTO_GRPC || pr == MESH_PROTO_GRPC_WEB)
-            cl->http2_protocol_options = GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
-                                                envoy__config__core__v3__http2_protocol_options__init);
+            cl->http2_protocol_options =
+                GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
+                       envoy__config__core__v3__http2_protocol_options__init);
         break;
     }
     default:
@@ -506,4 +524,4 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
     return &cl->base;
 }
 
-const gen_type_ops gen_sc_cds = { sc_cds_list, sc_cds_build };
+const gen_type_ops gen_sc_cds = {sc_cds_list, sc_cds_build};

@@ -1,4 +1,4 @@
-/* test_yaml: YAML streams to JSON documents (pilot/yaml.c). Table-driven: each case is a
+/* test_yaml: YAML streams to JSON documents (pilot/base/yaml.c). Table-driven: each case is a
  * YAML input and the JSON the documents must print as (compact, joined by '\n'), or the
  * error text that must appear. */
 #include <setjmp.h>
@@ -58,10 +58,13 @@ static const ycase cases[] = {
     {"strings stay strings",
      "a: \"1\"\nb: '3.0'\nc: \"true\"\nd: |\n  x\n  y\ne: >\n  p\n  q\nf: 1.2.3\ng: 0x\nh: 1_000\n"
      "i: .inf\nj: -x\nk: 127.0.0.11\n",
-     "{\"a\":\"1\",\"b\":\"3.0\",\"c\":\"true\",\"d\":\"x\\ny\\n\",\"e\":\"p q\\n\",\"f\":\"1.2.3\","
-     "\"g\":\"0x\",\"h\":\"1_000\",\"i\":\".inf\",\"j\":\"-x\",\"k\":\"127.0.0.11\"}", NULL},
-    {"tags", "a: !!str 42\nb: !!int \"42\"\nc: !!float 3\nd: !!bool \"true\"\ne: !!null x\n"
-             "f: ! 12\ng: !custom 12\n",
+     "{\"a\":\"1\",\"b\":\"3.0\",\"c\":\"true\",\"d\":\"x\\ny\\n\",\"e\":\"p "
+     "q\\n\",\"f\":\"1.2.3\","
+     "\"g\":\"0x\",\"h\":\"1_000\",\"i\":\".inf\",\"j\":\"-x\",\"k\":\"127.0.0.11\"}",
+     NULL},
+    {"tags",
+     "a: !!str 42\nb: !!int \"42\"\nc: !!float 3\nd: !!bool \"true\"\ne: !!null x\n"
+     "f: ! 12\ng: !custom 12\n",
      "{\"a\":\"42\",\"b\":42,\"c\":3,\"d\":true,\"e\":null,\"f\":\"12\",\"g\":12}", NULL},
     {"bad int tag", "a: !!int abc\n", NULL, "line 1 column 4: invalid !!int value \"abc\""},
     {"keys are text", "1: a\ntrue: b\n\"x y\": c\n~: d\n",
@@ -71,8 +74,8 @@ static const ycase cases[] = {
     {"duplicate keys: last wins", "a: 1\nb: 2\na: 3\n", "{\"a\":3,\"b\":2}", NULL},
     /* documents */
     {"multi-doc", "a: 1\n---\nb: 2\n---\n- 3\n", "{\"a\":1}\n{\"b\":2}\n[3]", NULL},
-    {"empty documents skipped", "---\n---\n# only a comment\n---\na: 1\n---\n~\n...\n",
-     "{\"a\":1}", NULL},
+    {"empty documents skipped", "---\n---\n# only a comment\n---\na: 1\n---\n~\n...\n", "{\"a\":1}",
+     NULL},
     {"empty stream", "", "", NULL},
     {"comments only", "# nothing\n\n", "", NULL},
     {"top-level scalar", "--- hello\n", "\"hello\"", NULL},
@@ -92,15 +95,18 @@ static const ycase cases[] = {
     {"complex key", "? [a, b]\n: 1\n", NULL, "mapping key must be a scalar"},
     /* malformed input: libyaml's problem mark, 1-based */
     {"bad indentation", "a: 1\nb:\n  c: 2\n d: 3\n", NULL, "line 4 column 2:"},
-    {"mapping value in scalar", "a: b: c\n", NULL, "line 1 column 5: mapping values are not allowed"},
+    {"mapping value in scalar", "a: b: c\n", NULL,
+     "line 1 column 5: mapping values are not allowed"},
     {"unterminated quote", "a: \"abc\nb: 2\n", NULL, "line 3 column 1:"},
     {"tab indentation", "a:\n\tb: 1\n", NULL, "line 2 column 1:"},
     {"unterminated flow", "a: [1, 2\n", NULL, "line 2 column 1:"},
     /* JSON is YAML */
-    {"json input", "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"a\": 1.5, \"b\": null,"
-                   " \"c\": true, \"d\": \"x\\ny\"}]}",
+    {"json input",
+     "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"a\": 1.5, \"b\": null,"
+     " \"c\": true, \"d\": \"x\\ny\"}]}",
      "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"a\":1.5,\"b\":null,\"c\":true,"
-     "\"d\":\"x\\ny\"}]}", NULL},
+     "\"d\":\"x\\ny\"}]}",
+     NULL},
 };
 
 static void test_table(void **state)
@@ -117,8 +123,8 @@ static void test_table(void **state)
                          c->want);
         } else {
             if (rc != -1 || !strstr(err, c->err))
-                fail_msg("case '%s': rc %d, err '%s', want error containing '%s' (out %s)",
-                         c->name, rc, err, c->err, out);
+                fail_msg("case '%s': rc %d, err '%s', want error containing '%s' (out %s)", c->name,
+                         rc, err, c->err, out);
         }
         free(out);
     }
@@ -233,27 +239,27 @@ static void test_depth_limit(void **state)
 static void test_manifest(void **state)
 {
     (void)state;
-    static const char in[] =
-        "apiVersion: v1\n"
-        "kind: Service\n"
-        "metadata:\n"
-        "  name: web\n"
-        "  labels: {app: web, version: \"1.0\"}\n"
-        "spec:\n"
-        "  ports:\n"
-        "  - name: http-web\n"
-        "    port: 8080\n"
-        "    targetPort: 9080\n"
-        "  selector:\n"
-        "    app: web\n";
+    static const char in[] = "apiVersion: v1\n"
+                             "kind: Service\n"
+                             "metadata:\n"
+                             "  name: web\n"
+                             "  labels: {app: web, version: \"1.0\"}\n"
+                             "spec:\n"
+                             "  ports:\n"
+                             "  - name: http-web\n"
+                             "    port: 8080\n"
+                             "    targetPort: 9080\n"
+                             "  selector:\n"
+                             "    app: web\n";
     char err[256];
     cJSON **docs = NULL;
     size_t n = 0;
     assert_int_equal(yaml_to_json_docs(in, sizeof in - 1, &docs, &n, err, sizeof err), 0);
     assert_int_equal(n, 1);
-    cJSON *port = cJSON_GetArrayItem(
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(docs[0], "spec"), "ports"),
-        0);
+    cJSON *port =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(docs[0], "spec"), "ports"),
+                           0);
     assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(port, "port")));
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(port, "port")->valueint, 8080);
     cJSON *labels = cJSON_GetObjectItemCaseSensitive(
@@ -283,10 +289,8 @@ static void test_error_contract(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_billion_laughs),
-        cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_table),          cmocka_unit_test(test_billion_laughs),
+        cmocka_unit_test(test_depth_limit),    cmocka_unit_test(test_manifest),
         cmocka_unit_test(test_error_contract),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,9 +21,9 @@
 
 #include <cmocka.h>
 
-#include "pilot/cfgdir/cfgdir.h"
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/cfgdir/cfgdir.h"
 
 #define WAIT_NS (10LL * 1000 * 1000 * 1000)
 
@@ -306,7 +306,8 @@ static void test_initial_scan(void **state)
         "{\"metadata\": {\"name\": \"catalog\", \"namespace\": \"demo\"}}]}\n");
     put(dir, "gw.json",
         "{\"apiVersion\": \"networking.istio.io/v1\", \"kind\": \"Gateway\","
-        " \"metadata\": {\"name\": \"gw\"}, \"spec\": {\"selector\": {\"istio\": \"ingressgateway\"}}}");
+        " \"metadata\": {\"name\": \"gw\"}, \"spec\": {\"selector\": {\"istio\": "
+        "\"ingressgateway\"}}}");
     put(dir, "notes.txt", "apiVersion: v1\nkind: Namespace\nmetadata: {name: txt}\n");
     put(dir, ".hidden.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: hidden1}\n");
     sub(dir, ".git");
@@ -335,11 +336,14 @@ static void test_initial_scan(void **state)
     char *want = xasprintf("%s/nested/deeper/svc.yml", dir);
     assert_string_equal(ts.evs[svc].origin, want);
     free(want);
-    cJSON *port = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(ts.evs[svc].obj, "spec"), "ports"), 0);
+    cJSON *port =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(ts.evs[svc].obj, "spec"), "ports"),
+                           0);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(port, "port")->valueint, 8080);
     /* the nameless list item is refused with its file, document and index */
-    assert_true(ts_logged(&ts, "list.yaml: document 1: items[2]: ConfigMap: missing field \"metadata.name\""));
+    assert_true(ts_logged(
+        &ts, "list.yaml: document 1: items[2]: ConfigMap: missing field \"metadata.name\""));
 
     cfgdir_free(c);
     rmtree(dir);

@@ -18,10 +18,10 @@
 
 #include <cmocka.h>
 
-#include "pilot/cfgdir/cfgdir.h"
-#include "pilot/config/mesh.h"
 #include "pilot/base/util.h"
 #include "pilot/base/yaml.h"
+#include "pilot/cfgdir/cfgdir.h"
+#include "pilot/config/mesh.h"
 
 #define NOBJ_MAX 256
 
@@ -162,7 +162,8 @@ static int load_all(void **state)
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
-            if (nobjs == NOBJ_MAX || !str_at(docs[i], "kind", NULL) || !str_at(docs[i], "metadata", "name")) {
+            if (nobjs == NOBJ_MAX || !str_at(docs[i], "kind", NULL) ||
+                !str_at(docs[i], "metadata", "name")) {
                 fprintf(stderr, "%s: document %zu: no kind/name, or too many\n", path, i + 1);
                 return -1;
             }
@@ -226,10 +227,13 @@ static void test_pods_and_slices(void **state)
             cJSON_ArrayForEach(ep, cJSON_GetObjectItemCaseSensitive(o, "endpoints"))
             {
                 const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ep, "targetRef");
-                const cJSON *pod = find("Pod", str_at(ref, "namespace", NULL), str_at(ref, "name", NULL));
+                const cJSON *pod =
+                    find("Pod", str_at(ref, "namespace", NULL), str_at(ref, "name", NULL));
                 if (!pod)
-                    fail_msg("slice %s: targetRef %s names no pod", name_of(o), str_at(ref, "name", NULL));
-                const cJSON *addr = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ep, "addresses"), 0);
+                    fail_msg("slice %s: targetRef %s names no pod", name_of(o),
+                             str_at(ref, "name", NULL));
+                const cJSON *addr =
+                    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ep, "addresses"), 0);
                 assert_string_equal(addr->valuestring, str_at(pod, "status", "podIP"));
             }
         }
@@ -275,15 +279,18 @@ static void test_istio_references(void **state)
                 cJSON_ArrayForEach(r, route)
                 {
                     const cJSON *dst = cJSON_GetObjectItemCaseSensitive(r, "destination");
-                    const char *host = str_at(dst, "host", NULL), *subset = str_at(dst, "subset", NULL);
+                    const char *host = str_at(dst, "host", NULL),
+                               *subset = str_at(dst, "subset", NULL);
                     const cJSON *w = cJSON_GetObjectItemCaseSensitive(r, "weight");
                     if (!service_for_host(host, ns_of(o)))
-                        fail_msg("VirtualService %s: destination %s is no service", name_of(o), host);
+                        fail_msg("VirtualService %s: destination %s is no service", name_of(o),
+                                 host);
                     if (subset) {
                         const cJSON *dr = dr_for_host(host, ns_of(o)), *ss;
                         bool found = false;
-                        cJSON_ArrayForEach(ss, cJSON_GetObjectItemCaseSensitive(
-                                                   cJSON_GetObjectItemCaseSensitive(dr, "spec"), "subsets"))
+                        cJSON_ArrayForEach(
+                            ss, cJSON_GetObjectItemCaseSensitive(
+                                    cJSON_GetObjectItemCaseSensitive(dr, "spec"), "subsets"))
                             found = found || strcmp(str_at(ss, "name", NULL), subset) == 0;
                         if (!found)
                             fail_msg("VirtualService %s: subset %s of %s is undefined", name_of(o),
@@ -330,8 +337,8 @@ static void test_mesh_parse_accepts_all(void **state)
         size_t npaths = 0;
         mesh_unsupported_fields(objs[i], &paths, &npaths);
         for (size_t k = 0; k < npaths; k++) {
-            fprintf(stderr, "%s %s/%s: unsupported field %s\n", kind_of(objs[i]),
-                    ns_of(objs[i]), name_of(objs[i]), paths[k]);
+            fprintf(stderr, "%s %s/%s: unsupported field %s\n", kind_of(objs[i]), ns_of(objs[i]),
+                    name_of(objs[i]), paths[k]);
             free(paths[k]);
         }
         free(paths);

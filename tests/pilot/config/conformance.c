@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pilot/config/mesh.h"
 #include "pilot/base/yaml.h"
+#include "pilot/config/mesh.h"
 
 #define MAX_FILE_BYTES (8u << 20)
 
@@ -28,7 +28,7 @@ static const struct allow {
     const char *why;
     int hits;
 } allow_init[] = {
-    { NULL, NULL, NULL, 0 },
+    {NULL, NULL, NULL, 0},
 };
 
 static struct allow *allow;
@@ -49,7 +49,8 @@ static int collect(const char *path, const struct stat *sb, int type, struct FTW
     if (type != FTW_F)
         return 0;
     size_t n = strlen(path);
-    if ((n > 5 && strcmp(path + n - 5, ".yaml") == 0) || (n > 4 && strcmp(path + n - 4, ".yml") == 0)) {
+    if ((n > 5 && strcmp(path + n - 5, ".yaml") == 0) ||
+        (n > 4 && strcmp(path + n - 4, ".yml") == 0)) {
         files = realloc(files, (nfiles + 1) * sizeof *files);
         files[nfiles++] = strdup(path);
     }
@@ -77,7 +78,7 @@ static void bump(ucount **arr, size_t *n, const char *key)
             break;
     if (k == *n) {
         *arr = realloc(*arr, (*n + 1) * sizeof **arr);
-        (*arr)[(*n)++] = (ucount){ strdup(key), 0 };
+        (*arr)[(*n)++] = (ucount){strdup(key), 0};
     }
     (*arr)[k].n++;
 }
@@ -110,13 +111,12 @@ static void check_doc(const cJSON *doc, const char *relpath, size_t idx, stats *
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(doc, "kind");
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "List") == 0) {
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items"), *it;
-        cJSON_ArrayForEach(it, items)
-            check_doc(it, relpath, idx, st);
+        cJSON_ArrayForEach(it, items) check_doc(it, relpath, idx, st);
         return;
     }
     bool bookinfo = strstr(relpath, "samples/bookinfo/networking/") != NULL;
-    mesh_parse_opts opts = { .domain = "cluster.local", .source = relpath };
-    mesh_object o = { 0 };
+    mesh_parse_opts opts = {.domain = "cluster.local", .source = relpath};
+    mesh_object o = {0};
     char err[1024];
     st->docs++;
     if (bookinfo)
@@ -146,9 +146,11 @@ static void check_doc(const cJSON *doc, const char *relpath, size_t idx, stats *
         st->bookinfo_bad++;
     for (size_t i = 0; i < nallow; i++) {
         size_t fl = strlen(allow[i].file), pl = strlen(relpath);
-        if (pl >= fl && strcmp(relpath + pl - fl, allow[i].file) == 0 && strstr(err, allow[i].err)) {
+        if (pl >= fl && strcmp(relpath + pl - fl, allow[i].file) == 0 &&
+            strstr(err, allow[i].err)) {
             allow[i].hits++;
-            printf("rejected (known invalid) %s#%zu: %s\n    why: %s\n", relpath, idx, err, allow[i].why);
+            printf("rejected (known invalid) %s#%zu: %s\n    why: %s\n", relpath, idx, err,
+                   allow[i].why);
             return;
         }
     }
@@ -203,7 +205,7 @@ int main(void)
 {
     const char *shared = getenv("PILOT_SHARED");
     char root[2048], dir[4096];
-    stats st = { 0 };
+    stats st = {0};
     int rc = 1;
 
     if (!shared || !*shared) {
@@ -247,7 +249,8 @@ int main(void)
     bool stale = false;
     for (size_t i = 0; i < nallow; i++)
         if (!allow[i].hits) {
-            printf("STALE allowlist entry (matched nothing): %s: %s\n", allow[i].file, allow[i].err);
+            printf("STALE allowlist entry (matched nothing): %s: %s\n", allow[i].file,
+                   allow[i].err);
             stale = true;
         }
 
@@ -256,7 +259,8 @@ int main(void)
            st.files, st.yaml_errors, st.docs, st.accepted, st.skipped, st.rejected, st.unexpected,
            st.bookinfo_docs, st.bookinfo_bad);
 
-    if (st.unexpected == 0 && !stale && st.bookinfo_bad == 0 && st.bookinfo_docs > 0 && st.accepted > 0)
+    if (st.unexpected == 0 && !stale && st.bookinfo_bad == 0 && st.bookinfo_docs > 0 &&
+        st.accepted > 0)
         rc = 0;
     else if (st.bookinfo_docs == 0)
         printf("FAIL: no samples/bookinfo/networking documents found\n");

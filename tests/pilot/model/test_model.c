@@ -18,68 +18,68 @@
 #include <cjson/cJSON.h>
 
 #include "pilot/base/log.h"
-#include "pilot/obs/metrics.h"
+#include "pilot/base/util.h"
 #include "pilot/model/model.h"
 #include "pilot/model/model_internal.h"
-#include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 
-#define SVC_REVIEWS                                                                        \
-    "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"reviews\","      \
-    "\"namespace\":\"default\",\"labels\":{\"app\":\"reviews\"}},\"spec\":{\"clusterIP\":" \
-    "\"10.96.0.10\",\"selector\":{\"app\":\"reviews\"},\"ports\":[{\"name\":\"http\","      \
+#define SVC_REVIEWS                                                                                \
+    "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"reviews\","              \
+    "\"namespace\":\"default\",\"labels\":{\"app\":\"reviews\"}},\"spec\":{\"clusterIP\":"         \
+    "\"10.96.0.10\",\"selector\":{\"app\":\"reviews\"},\"ports\":[{\"name\":\"http\","             \
     "\"port\":9080,\"targetPort\":9080}]}}"
 
-#define SLICE_REVIEWS(addr)                                                                 \
-    "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{"     \
-    "\"name\":\"reviews-abc\",\"namespace\":\"default\",\"labels\":{"                       \
-    "\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"    \
-    "\"name\":\"http\",\"port\":9080,\"protocol\":\"TCP\"}],\"endpoints\":[{\"addresses\":" \
-    "[\"" addr "\"],\"zone\":\"zone-a\",\"targetRef\":{\"kind\":\"Pod\",\"name\":"           \
+#define SLICE_REVIEWS(addr)                                                                        \
+    "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{"            \
+    "\"name\":\"reviews-abc\",\"namespace\":\"default\",\"labels\":{"                              \
+    "\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"           \
+    "\"name\":\"http\",\"port\":9080,\"protocol\":\"TCP\"}],\"endpoints\":[{\"addresses\":"        \
+    "[\"" addr "\"],\"zone\":\"zone-a\",\"targetRef\":{\"kind\":\"Pod\",\"name\":"                 \
     "\"reviews-v1\",\"namespace\":\"default\"}}]}"
 
-#define POD_REVIEWS(version)                                                               \
-    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"reviews-v1\","       \
-    "\"namespace\":\"default\",\"labels\":{\"app\":\"reviews\",\"version\":\"" version      \
-    "\"}},\"spec\":{\"serviceAccountName\":\"bookinfo-reviews\",\"nodeName\":\"node1\"},"  \
+#define POD_REVIEWS(version)                                                                       \
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"reviews-v1\","               \
+    "\"namespace\":\"default\",\"labels\":{\"app\":\"reviews\",\"version\":\"" version             \
+    "\"}},\"spec\":{\"serviceAccountName\":\"bookinfo-reviews\",\"nodeName\":\"node1\"},"          \
     "\"status\":{\"podIP\":\"10.1.0.5\",\"podIPs\":[{\"ip\":\"10.1.0.5\"}]}}"
 
-#define VS_REVIEWS(dest)                                                                   \
-    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{" \
-    "\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"reviews\"],"    \
+#define VS_REVIEWS(dest)                                                                           \
+    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{"        \
+    "\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"reviews\"],"           \
     "\"http\":[{\"route\":[{\"destination\":{\"host\":\"" dest "\"}}]}]}}"
 
-#define VS_BROKEN                                                                          \
-    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{" \
-    "\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"reviews\"],"    \
+#define VS_BROKEN                                                                                  \
+    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{"        \
+    "\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"reviews\"],"           \
     "\"http\":[{\"route\":[{\"destination\":{\"host\":\"\"}}]}]}}"
 
-#define SE_WIKI                                                                            \
-    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"ServiceEntry\",\"metadata\":{"   \
-    "\"name\":\"wiki\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"en.wikipedia.org\"," \
-    "\"de.wikipedia.org\"],\"location\":\"MESH_EXTERNAL\",\"resolution\":\"DNS\","          \
+#define SE_WIKI                                                                                    \
+    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"ServiceEntry\",\"metadata\":{"          \
+    "\"name\":\"wiki\",\"namespace\":\"default\"},\"spec\":{\"hosts\":[\"en.wikipedia.org\","      \
+    "\"de.wikipedia.org\"],\"location\":\"MESH_EXTERNAL\",\"resolution\":\"DNS\","                 \
     "\"ports\":[{\"number\":443,\"name\":\"https\",\"protocol\":\"TLS\"}]}}"
 
-#define SE_STATIC                                                                          \
-    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"ServiceEntry\",\"metadata\":{"   \
-    "\"name\":\"db\",\"namespace\":\"prod\"},\"spec\":{\"hosts\":[\"db.internal\"],"        \
-    "\"location\":\"MESH_INTERNAL\",\"resolution\":\"STATIC\",\"ports\":[{\"number\":5432,"  \
-    "\"name\":\"tcp-pg\",\"protocol\":\"TCP\"}],\"endpoints\":[{\"address\":\"10.2.0.1\","  \
-    "\"labels\":{\"role\":\"primary\"},\"ports\":{\"tcp-pg\":6432}},{\"address\":"          \
+#define SE_STATIC                                                                                  \
+    "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"ServiceEntry\",\"metadata\":{"          \
+    "\"name\":\"db\",\"namespace\":\"prod\"},\"spec\":{\"hosts\":[\"db.internal\"],"               \
+    "\"location\":\"MESH_INTERNAL\",\"resolution\":\"STATIC\",\"ports\":[{\"number\":5432,"        \
+    "\"name\":\"tcp-pg\",\"protocol\":\"TCP\"}],\"endpoints\":[{\"address\":\"10.2.0.1\","         \
+    "\"labels\":{\"role\":\"primary\"},\"ports\":{\"tcp-pg\":6432}},{\"address\":"                 \
     "\"10.2.0.2\",\"weight\":3}]}}"
 
-#define ENDPOINTS_RATINGS                                                                  \
-    "{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\",\"metadata\":{\"name\":\"ratings\","     \
-    "\"namespace\":\"default\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.1.0.9\"}],"       \
+#define ENDPOINTS_RATINGS                                                                          \
+    "{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\",\"metadata\":{\"name\":\"ratings\","            \
+    "\"namespace\":\"default\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.1.0.9\"}],"              \
     "\"ports\":[{\"name\":\"http\",\"port\":9080}]}]}"
 
-#define SVC_RATINGS                                                                        \
-    "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"ratings\","      \
-    "\"namespace\":\"default\"},\"spec\":{\"clusterIP\":\"10.96.0.11\",\"ports\":[{"       \
+#define SVC_RATINGS                                                                                \
+    "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"ratings\","              \
+    "\"namespace\":\"default\"},\"spec\":{\"clusterIP\":\"10.96.0.11\",\"ports\":[{"               \
     "\"name\":\"http\",\"port\":9080,\"appProtocol\":\"grpc\"}]}}"
 
-#define POD_RATINGS_BY_IP                                                                  \
-    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"ratings-1\","        \
-    "\"namespace\":\"default\",\"labels\":{\"app\":\"ratings\"}},\"spec\":{"               \
+#define POD_RATINGS_BY_IP                                                                          \
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"ratings-1\","                \
+    "\"namespace\":\"default\",\"labels\":{\"app\":\"ratings\"}},\"spec\":{"                       \
     "\"serviceAccountName\":\"ratings-sa\"},\"status\":{\"podIP\":\"10.1.0.9\"}}"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -146,34 +146,54 @@ static void format_shard(const mesh_endpoint_shard *sh, char *out, size_t len)
 typedef struct xlate_case {
     const char *name;
     const char *objs[6];
-    const char *host;           /* service to check */
-    const char *ports;          /* "name:port:PROTO,..." */
-    const char *vips;           /* comma list */
+    const char *host;  /* service to check */
+    const char *ports; /* "name:port:PROTO,..." */
+    const char *vips;  /* comma list */
     int resolution;
     bool external;
-    const char *endpoints;      /* format_shard output */
+    const char *endpoints; /* format_shard output */
 } xlate_case;
 
 static const xlate_case xlate_cases[] = {
     {"k8s service + slice + pod by targetRef",
      {SVC_REVIEWS, SLICE_REVIEWS("10.1.0.5"), POD_REVIEWS("v1")},
-     "reviews.default.svc.cluster.local", "http:9080:HTTP", "10.96.0.10", 0, false,
+     "reviews.default.svc.cluster.local",
+     "http:9080:HTTP",
+     "10.96.0.10",
+     0,
+     false,
      "10.1.0.5:9080>9080 http sa=bookinfo-reviews {app=reviews,version=v1} loc=/zone-a ready w1"},
     {"slice without pod: no labels",
      {SVC_REVIEWS, SLICE_REVIEWS("10.1.0.7")},
-     "reviews.default.svc.cluster.local", "http:9080:HTTP", "10.96.0.10", 0, false,
+     "reviews.default.svc.cluster.local",
+     "http:9080:HTTP",
+     "10.96.0.10",
+     0,
+     false,
      "10.1.0.7:9080>9080 http sa=- {} loc=/zone-a ready w1"},
     {"core Endpoints, pod matched by IP, appProtocol",
      {SVC_RATINGS, ENDPOINTS_RATINGS, POD_RATINGS_BY_IP},
-     "ratings.default.svc.cluster.local", "http:9080:GRPC", "10.96.0.11", 0, false,
+     "ratings.default.svc.cluster.local",
+     "http:9080:GRPC",
+     "10.96.0.11",
+     0,
+     false,
      "10.1.0.9:9080>9080 http sa=ratings-sa {app=ratings} loc= ready w1"},
     {"ServiceEntry DNS without endpoints: the host itself",
      {SE_WIKI},
-     "de.wikipedia.org", "https:443:TLS", "", 1, true,
+     "de.wikipedia.org",
+     "https:443:TLS",
+     "",
+     1,
+     true,
      "de.wikipedia.org:443>443 https sa=- {} loc= ready w1"},
     {"ServiceEntry static endpoints with port map and weight",
      {SE_STATIC},
-     "db.internal", "tcp-pg:5432:TCP", "", 0, false,
+     "db.internal",
+     "tcp-pg:5432:TCP",
+     "",
+     0,
+     false,
      "10.2.0.1:6432>5432 tcp-pg sa=- {role=primary} loc= ready w1; "
      "10.2.0.2:5432>5432 tcp-pg sa=- {} loc= ready w3"},
 };
@@ -366,11 +386,11 @@ static void test_delete(void **state)
     send_obj(m, SOURCE_EV_UPSERT, VS_REVIEWS("reviews"));
     model_flush(m);
     send_obj(m, SOURCE_EV_DELETE,
-         "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
-         "\"metadata\":{\"name\":\"reviews\",\"namespace\":\"default\"}}");
+             "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
+             "\"metadata\":{\"name\":\"reviews\",\"namespace\":\"default\"}}");
     send_obj(m, SOURCE_EV_DELETE,
-         "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
-         "\"metadata\":{\"name\":\"reviews-abc\",\"namespace\":\"default\"}}");
+             "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+             "\"metadata\":{\"name\":\"reviews-abc\",\"namespace\":\"default\"}}");
     model_flush(m);
     mesh_snapshot *s = model_snapshot(m);
     assert_int_equal(s->nvss, 0);
@@ -380,8 +400,8 @@ static void test_delete(void **state)
     assert_int_equal(sh->neps, 0);
     mesh_snapshot_release(s);
     send_obj(m, SOURCE_EV_DELETE,
-         "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"reviews\","
-         "\"namespace\":\"default\"}}");
+             "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"reviews\","
+             "\"namespace\":\"default\"}}");
     model_flush(m);
     s = model_snapshot(m);
     assert_int_equal(s->nservices, 0);

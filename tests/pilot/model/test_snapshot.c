@@ -88,18 +88,18 @@ static mesh_snapshot *build(model **mp)
 typedef struct dr_case {
     const char *host;
     const char *proxy_ns;
-    const char *want;    /* "ns/name" or NULL */
+    const char *want; /* "ns/name" or NULL */
 } dr_case;
 
 static const dr_case dr_cases[] = {
-    {"web.b.svc.cluster.local", "a", "a/web-in-a"},        /* proxy namespace first */
-    {"web.b.svc.cluster.local", "zz", "b/web-b"},          /* then the service's */
+    {"web.b.svc.cluster.local", "a", "a/web-in-a"}, /* proxy namespace first */
+    {"web.b.svc.cluster.local", "zz", "b/web-b"},   /* then the service's */
     {"web.b.svc.cluster.local", NULL, "b/web-b"},
-    {"web.a.svc.cluster.local", "a", "istio-system/root-wild"}, /* then the root */
+    {"web.a.svc.cluster.local", "a", "istio-system/root-wild"},     /* then the root */
     {"web.zz.svc.cluster.local", "zz", "istio-system/root-web-zz"}, /* exact beats wildcard */
-    {"api.b.svc.cluster.local", "zz", "b/wild-b"},         /* longest wildcard */
-    {"api.b.svc.cluster.local", "default", "default/private"}, /* "." visible at home */
-    {"api.b.svc.cluster.local", "a", "b/wild-b"},          /* ... and nowhere else */
+    {"api.b.svc.cluster.local", "zz", "b/wild-b"},                  /* longest wildcard */
+    {"api.b.svc.cluster.local", "default", "default/private"},      /* "." visible at home */
+    {"api.b.svc.cluster.local", "a", "b/wild-b"},                   /* ... and nowhere else */
     {"example.com", "a", NULL},
 };
 
@@ -153,7 +153,8 @@ static void test_lookups(void **state)
     /* Istio arrays are sorted by (namespace, name). */
     for (size_t i = 1; i < s->ndrs; i++) {
         int c = strcmp(s->drs[i - 1]->meta.ns, s->drs[i]->meta.ns);
-        assert_true(c < 0 || (c == 0 && strcmp(s->drs[i - 1]->meta.name, s->drs[i]->meta.name) < 0));
+        assert_true(c < 0 ||
+                    (c == 0 && strcmp(s->drs[i - 1]->meta.name, s->drs[i]->meta.name) < 0));
     }
     /* Retain/release: a snapshot outlives the model that built it. */
     mesh_snapshot_retain(s);

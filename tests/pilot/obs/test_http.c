@@ -12,12 +12,12 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "pilot/obs/debug.h"
-#include "pilot/model/debug_model.h"
-#include "pilot/base/log.h"
-#include "pilot/model/model.h"
 #include "pilot_version.h"
+#include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/model/debug_model.h"
+#include "pilot/model/model.h"
+#include "pilot/obs/debug.h"
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 {
@@ -69,8 +69,10 @@ static void echo(void *ud, const dbg_request *req, dbg_response *resp)
 static void test_servers(void **state)
 {
     (void)state;
-    model_opts mo = {.domain = "cluster.local", .debounce_after_ns = 1000000,
-                     .debounce_max_ns = 100000000, .nsources = 1};
+    model_opts mo = {.domain = "cluster.local",
+                     .debounce_after_ns = 1000000,
+                     .debounce_max_ns = 100000000,
+                     .nsources = 1};
     model *m = model_new(&mo);
     assert_non_null(m);
     model_debug_register(m);
@@ -95,10 +97,11 @@ static void test_servers(void **state)
     assert_int_equal(get(hp, "/debug/configz", &body), 503); /* no snapshot yet */
     free(body);
 
-    cJSON *vs = cJSON_Parse("{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":"
-                            "\"VirtualService\",\"metadata\":{\"name\":\"r\",\"namespace\":"
-                            "\"default\",\"labels\":{\"app\":\"r\"}},\"spec\":{\"hosts\":"
-                            "[\"r\"],\"http\":[{\"route\":[{\"destination\":{\"host\":\"r\"}}]}]}}");
+    cJSON *vs =
+        cJSON_Parse("{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":"
+                    "\"VirtualService\",\"metadata\":{\"name\":\"r\",\"namespace\":"
+                    "\"default\",\"labels\":{\"app\":\"r\"}},\"spec\":{\"hosts\":"
+                    "[\"r\"],\"http\":[{\"route\":[{\"destination\":{\"host\":\"r\"}}]}]}}");
     source_sink sk = model_sink(m);
     sk.event(sk.ud, SOURCE_EV_UPSERT, vs, "t.yaml");
     sk.synced(sk.ud, "t");
@@ -123,7 +126,8 @@ static void test_servers(void **state)
         assert_true(cJSON_IsArray(arr));
         bool configz = false, echo_seen = false;
         const cJSON *it;
-        cJSON_ArrayForEach(it, arr) {
+        cJSON_ArrayForEach(it, arr)
+        {
             configz |= strcmp(it->valuestring, "/debug/configz") == 0;
             echo_seen |= strcmp(it->valuestring, "/debug/echo") == 0;
         }

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pilot/obs/metrics.h"
 #include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 
 static char *render(void)
 {

@@ -1,4 +1,4 @@
-/* test_stream: the ADS protocol state machines (xds/stream.c) without gRPC.
+/* test_stream: the ADS protocol state machines (xds/ads/stream.c) without gRPC.
  *
  * The generator, resources and metrics are replaced by small fakes in this file so every
  * rule can be checked in isolation: the initial answer, ACK, NACK not resent, stale nonce
@@ -19,16 +19,18 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 
+#include "pilot/base/util.h"
 #include "pilot/obs/metrics.h"
 #include "xds/ads/stream_internal.h"
-#include "pilot/base/util.h"
 #include "xds/gen/gen.h"
 
 /* ---- fakes: resources, generator, labels, metrics ------------------------------------- */
 
 xds_resource *xds_resource_new(const char *type_url, const char *name, const void *msg)
 {
-    (void)type_url; (void)name; (void)msg;
+    (void)type_url;
+    (void)name;
+    (void)msg;
     return NULL;
 }
 
@@ -44,7 +46,10 @@ static xds_resource *fake_res(const char *type_url, const char *name, const char
     return r;
 }
 
-void xds_resource_retain(xds_resource *r) { atomic_fetch_add(&r->refs, 1); }
+void xds_resource_retain(xds_resource *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+}
 
 void xds_resource_release(xds_resource *r)
 {
@@ -66,7 +71,10 @@ void xds_resource_set_free(xds_resource_set *s)
 
 /* The fake world: per type, up to 8 (name, content) pairs sorted by name. */
 #define WORLD_MAX 8
-static struct { const char *name; const char *content; } world[XT_COUNT][WORLD_MAX];
+static struct {
+    const char *name;
+    const char *content;
+} world[XT_COUNT][WORLD_MAX];
 static int gen_calls;
 
 static void world_set(int t, const char *name, const char *content)
@@ -92,8 +100,14 @@ static int cmp_res(const void *a, const void *b)
     return strcmp((*(xds_resource *const *)a)->name, (*(xds_resource *const *)b)->name);
 }
 
-xds_gen *xds_gen_new(void) { return NULL; }
-void xds_gen_free(xds_gen *g) { (void)g; }
+xds_gen *xds_gen_new(void)
+{
+    return NULL;
+}
+void xds_gen_free(xds_gen *g)
+{
+    (void)g;
+}
 
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
 {
@@ -102,11 +116,12 @@ bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
     return strcmp(type_url, XDS_TYPE_LISTENER) == 0 || strcmp(type_url, XDS_TYPE_CLUSTER) == 0;
 }
 
-int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s,
-                     const char *type_url, const char *const *names, size_t nnames,
-                     xds_resource_set *out)
+int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, const char *type_url,
+                     const char *const *names, size_t nnames, xds_resource_set *out)
 {
-    (void)g; (void)p; (void)s;
+    (void)g;
+    (void)p;
+    (void)s;
     int t = xds_type_index(type_url);
     gen_calls++;
     out->items = xcalloc(WORLD_MAX, sizeof(*out->items));
@@ -145,13 +160,18 @@ const char *xds_cluster_hostname(const char *cluster_name)
     return p;
 }
 
-cJSON *xds_resource_to_json(const xds_resource *r) { (void)r; return NULL; }
+cJSON *xds_resource_to_json(const xds_resource *r)
+{
+    (void)r;
+    return NULL;
+}
 
 int mesh_labels_from_json(const cJSON *obj, mesh_labels *out)
 {
     memset(out, 0, sizeof(*out));
     const cJSON *c;
-    cJSON_ArrayForEach(c, obj) {
+    cJSON_ArrayForEach(c, obj)
+    {
         out->keys = xrealloc(out->keys, (out->n + 1) * sizeof(char *));
         out->vals = xrealloc(out->vals, (out->n + 1) * sizeof(char *));
         out->keys[out->n] = xstrdup(c->string);
@@ -173,9 +193,14 @@ void mesh_labels_free(mesh_labels *l)
 }
 
 /* Metrics: counters keyed by "name{labels}". */
-struct metric { const char *name; };
+struct metric {
+    const char *name;
+};
 #define MAXM 64
-static struct { char key[128]; double v; } mvals[MAXM];
+static struct {
+    char key[128];
+    double v;
+} mvals[MAXM];
 static struct metric metrics_pool[16];
 static int nmetrics;
 
@@ -184,11 +209,24 @@ static metric *fake_metric(const char *name)
     metrics_pool[nmetrics].name = name;
     return &metrics_pool[nmetrics++];
 }
-metric *metric_counter(const char *n, const char *h, const char *l) { (void)h; (void)l; return fake_metric(n); }
-metric *metric_gauge(const char *n, const char *h, const char *l) { (void)h; (void)l; return fake_metric(n); }
+metric *metric_counter(const char *n, const char *h, const char *l)
+{
+    (void)h;
+    (void)l;
+    return fake_metric(n);
+}
+metric *metric_gauge(const char *n, const char *h, const char *l)
+{
+    (void)h;
+    (void)l;
+    return fake_metric(n);
+}
 metric *metric_histogram(const char *n, const char *h, const char *l, const double *b, size_t nb)
 {
-    (void)h; (void)l; (void)b; (void)nb;
+    (void)h;
+    (void)l;
+    (void)b;
+    (void)nb;
     return fake_metric(n);
 }
 
@@ -206,10 +244,23 @@ static double *mslot(metric *m, const char *labels)
         }
     return &mvals[0].v;
 }
-void metric_add(metric *m, const char *l, double v) { *mslot(m, l) += v; }
-void metric_set(metric *m, const char *l, double v) { *mslot(m, l) = v; }
-void metric_observe(metric *m, const char *l, double v) { (void)v; *mslot(m, l) += 1; }
-double metric_value(metric *m, const char *l) { return *mslot(m, l); }
+void metric_add(metric *m, const char *l, double v)
+{
+    *mslot(m, l) += v;
+}
+void metric_set(metric *m, const char *l, double v)
+{
+    *mslot(m, l) = v;
+}
+void metric_observe(metric *m, const char *l, double v)
+{
+    (void)v;
+    *mslot(m, l) += 1;
+}
+double metric_value(metric *m, const char *l)
+{
+    return *mslot(m, l);
+}
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -243,9 +294,8 @@ static void node_init(fake_node *n, const char *id, bool grpc)
     }
 }
 
-static int sotw(xds_stream *st, mesh_snapshot *snap, Envoy__Config__Core__V3__Node *node,
-                int t, const char *nonce, const char *const *names, size_t n,
-                const char *error)
+static int sotw(xds_stream *st, mesh_snapshot *snap, Envoy__Config__Core__V3__Node *node, int t,
+                const char *nonce, const char *const *names, size_t n, const char *error)
 {
     Envoy__Service__Discovery__V3__DiscoveryRequest req;
     Google__Rpc__Status status;
@@ -335,7 +385,7 @@ static void test_sotw_initial_and_ack(void **state)
     assert_non_null(r);
     assert_string_equal(r->version_info, snap1.version_str);
     assert_string_equal(r->type_url, XDS_TYPE_CLUSTER);
-    assert_int_equal(r->n_resources, 2);  /* wildcard: everything */
+    assert_int_equal(r->n_resources, 2); /* wildcard: everything */
     assert_string_equal(r->resources[0]->type_url, XDS_TYPE_CLUSTER);
     assert_int_equal(r->resources[0]->value.len, strlen("cluster-a"));
     assert_memory_equal(r->resources[0]->value.data, "cluster-a", 9);
@@ -355,7 +405,7 @@ static void test_sotw_initial_and_ack(void **state)
     assert_int_equal(sotw(&st, &snap1, NULL, XT_CDS, "", NULL, 0, NULL), 0);
     r = pop_sotw(&st);
     assert_non_null(r);
-    assert_string_not_equal(r->nonce, nonce);  /* nonces are unique */
+    assert_string_not_equal(r->nonce, nonce); /* nonces are unique */
     free_sotw(r);
     xds_stream_cleanup(&st);
 }
@@ -395,7 +445,7 @@ static void test_sotw_nack_and_stale(void **state)
     assert_non_null(r);
     assert_int_equal(r->n_resources, 2);
     free_sotw(r);
-    assert_null(st.t[XT_EDS].last_error);   /* an ACK clears the error */
+    assert_null(st.t[XT_EDS].last_error); /* an ACK clears the error */
     xds_stream_cleanup(&st);
 }
 
@@ -443,7 +493,7 @@ static void test_sotw_push(void **state)
     char *other[] = {"b.default.svc.cluster.local"};
     assert_int_equal(xds_stream_push(&st, &env, &snap2, false, other, 1, 1), 0);
     char *mine[] = {"a.default.svc.cluster.local"};
-    world_set(XT_CDS, CA, "cluster-a3");   /* changed, but an EDS push sends only EDS */
+    world_set(XT_CDS, CA, "cluster-a3"); /* changed, but an EDS push sends only EDS */
     assert_int_equal(xds_stream_push(&st, &env, &snap2, false, mine, 1, 1), 1);
     r = pop_sotw(&st);
     assert_string_equal(r->type_url, XDS_TYPE_ENDPOINT);
@@ -494,7 +544,7 @@ static void test_sotw_partial_and_kinds(void **state)
     sotw(&st, &snap1, NULL, XT_RDS, "", routes, 3, NULL);
     free_sotw(pop_sotw(&st));
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = pop_sotw(&st);
-    assert_int_equal(r->n_resources, 3);   /* a new subscription gets everything */
+    assert_int_equal(r->n_resources, 3); /* a new subscription gets everything */
     free_sotw(r);
 
     world_set(XT_RDS, "r2", "route-2b");
@@ -508,24 +558,26 @@ static void test_sotw_partial_and_kinds(void **state)
     world_set(XT_RDS, "r3", NULL);
     assert_int_equal(xds_stream_push(&st, &env, &snap2, true, NULL, 0, 1), 1);
     r = pop_sotw(&st);
-    assert_int_equal(r->n_resources, 2);   /* r1 and r2: the whole current set */
+    assert_int_equal(r->n_resources, 2); /* r1 and r2: the whole current set */
     free_sotw(r);
 
     /* CDS depends (in this fake) on DestinationRules only */
     fake_type_kinds[XT_CDS] = 1u << MESH_KIND_DESTINATION_RULE;
     world_set(XT_CDS, CA, "cluster-a7");
     world_set(XT_RDS, "r1", "route-1b");
-    assert_int_equal(xds_stream_push_kinds(&st, &env, &snap2, true,
-                                           1u << MESH_KIND_VIRTUAL_SERVICE, NULL, 0, 1), 1);
+    assert_int_equal(
+        xds_stream_push_kinds(&st, &env, &snap2, true, 1u << MESH_KIND_VIRTUAL_SERVICE, NULL, 0, 1),
+        1);
     r = pop_sotw(&st);
     assert_string_equal(r->type_url, XDS_TYPE_ROUTE);
     free_sotw(r);
     assert_null(xds_stream_pop(&st));
     assert_int_equal(xds_stream_push_kinds(&st, &env, &snap2, true,
-                                           1u << MESH_KIND_DESTINATION_RULE, NULL, 0, 1), 1);
+                                           1u << MESH_KIND_DESTINATION_RULE, NULL, 0, 1),
+                     1);
     r = pop_sotw(&st);
     assert_string_equal(r->type_url, XDS_TYPE_CLUSTER);
-    assert_int_equal(r->n_resources, 2);   /* CDS is state of the world: always whole */
+    assert_int_equal(r->n_resources, 2); /* CDS is state of the world: always whole */
     free_sotw(r);
     fake_type_kinds[XT_CDS] = ~0u;
     xds_stream_cleanup(&st);
@@ -555,9 +607,15 @@ static void test_no_snapshot_answers_on_first_push(void **state)
 static void test_bad_nodes(void **state)
 {
     (void)state;
-    static const struct { const char *id; bool null_node; const char *want; } cases[] = {
-        {"sidecar~10.0.0.1~pod.default", false, "node ID \"sidecar~10.0.0.1~pod.default\": must have 4 parts"},
-        {"proxy~10.0.0.1~pod.default~default.svc.cluster.local", false, "invalid node type \"proxy\""},
+    static const struct {
+        const char *id;
+        bool null_node;
+        const char *want;
+    } cases[] = {
+        {"sidecar~10.0.0.1~pod.default", false,
+         "node ID \"sidecar~10.0.0.1~pod.default\": must have 4 parts"},
+        {"proxy~10.0.0.1~pod.default~default.svc.cluster.local", false,
+         "invalid node type \"proxy\""},
         {"sidecar~notanip~pod.default~default.svc.cluster.local", false, "no valid IP address"},
         {"", false, "node ID \"\""},
         {NULL, true, "node: missing"},
@@ -588,10 +646,11 @@ static void test_bad_nodes(void **state)
 
 /* ---- Delta ----------------------------------------------------------------------------- */
 
-static int delta(xds_stream *st, Envoy__Config__Core__V3__Node *node, int t, const char *nonce,
-                 const char *const *sub, size_t nsub, const char *const *unsub, size_t nunsub,
-                 Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry **irv,
-                 size_t nirv)
+static int
+delta(xds_stream *st, Envoy__Config__Core__V3__Node *node, int t, const char *nonce,
+      const char *const *sub, size_t nsub, const char *const *unsub, size_t nunsub,
+      Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry **irv,
+      size_t nirv)
 {
     Envoy__Service__Discovery__V3__DeltaDiscoveryRequest req;
     envoy__service__discovery__v3__delta_discovery_request__init(&req);
@@ -617,16 +676,16 @@ static void test_delta(void **state)
 
     /* wildcard CDS; the client already has cluster-a at our version */
     char ver[24];
-    snprintf(ver, sizeof(ver), "%016llx",
-             (unsigned long long)util_hash64("cluster-a", 9, 0));
+    snprintf(ver, sizeof(ver), "%016llx", (unsigned long long)util_hash64("cluster-a", 9, 0));
     Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry e, *ep = &e;
-    envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(&e);
+    envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
+        &e);
     e.key = CA;
     e.value = ver;
     assert_int_equal(delta(&st, &n.node, XT_CDS, "", NULL, 0, NULL, 0, &ep, 1), 0);
     Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = pop_delta(&st);
     assert_non_null(r);
-    assert_int_equal(r->n_resources, 1);   /* only b: a matched its initial version */
+    assert_int_equal(r->n_resources, 1); /* only b: a matched its initial version */
     assert_string_equal(r->resources[0]->name, CB);
     assert_non_null(r->resources[0]->resource);
     assert_int_equal(strlen(r->resources[0]->version), 16);
@@ -650,7 +709,7 @@ static void test_delta(void **state)
     envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
     const char *a[] = {CA};
     delta(&st, NULL, XT_EDS, nonce, NULL, 0, a, 1, NULL, 0);
-    assert_null(xds_stream_pop(&st));   /* unsubscribe needs no answer */
+    assert_null(xds_stream_pop(&st)); /* unsubscribe needs no answer */
     assert_int_equal(st.t[XT_EDS].nnames, 1);
 
     /* a changes: not subscribed any more, nothing sent; b removed: removed_resources */

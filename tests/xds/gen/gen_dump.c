@@ -29,9 +29,9 @@
 #include <string.h>
 
 #include "gen_fixture.h"
-#include "pilot/model/model.h"
 #include "pilot/base/util.h"
 #include "pilot/base/yaml.h"
+#include "pilot/model/model.h"
 
 /* A sorted, unique list of names (what a gRPC node asks for next). */
 typedef struct {
@@ -82,7 +82,8 @@ static void refs_walk(cJSON *j, grpc_refs *r)
     if (cJSON_IsObject(j)) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "name"));
         cJSON *rds = cJSON_GetObjectItemCaseSensitive(j, "rds");
-        const char *rc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rds, "route_config_name"));
+        const char *rc =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rds, "route_config_name"));
         if (rc)
             names_add(&r->routes, rc);
         cJSON *route = cJSON_GetObjectItemCaseSensitive(j, "route");
@@ -92,34 +93,33 @@ static void refs_walk(cJSON *j, grpc_refs *r)
         cJSON *wc = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(j, "weighted_clusters"), "clusters");
         cJSON *w;
-        cJSON_ArrayForEach(w, wc) {
+        cJSON_ArrayForEach(w, wc)
+        {
             const char *wn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "name"));
             if (wn)
                 names_add(&r->clusters, wn);
         }
         cJSON *eds = cJSON_GetObjectItemCaseSensitive(j, "eds_cluster_config");
         if (eds) {
-            const char *sn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(eds, "service_name"));
+            const char *sn =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(eds, "service_name"));
             if (sn || name)
                 names_add(&r->eds, sn ? sn : name);
         }
     }
     cJSON *c;
-    cJSON_ArrayForEach(c, j)
-        if (cJSON_IsObject(c) || cJSON_IsArray(c))
-            refs_walk(c, r);
+    cJSON_ArrayForEach(c, j) if (cJSON_IsObject(c) || cJSON_IsArray(c)) refs_walk(c, r);
 }
 
-/* Like /debug/config_dump (xds/debug_xds.c): private keys never appear in JSON. */
+/* Like /debug/config_dump (xds/ads/debug_ads.c): private keys never appear in JSON. */
 static void redact(cJSON *j)
 {
     cJSON *c;
-    cJSON_ArrayForEach(c, j) {
+    cJSON_ArrayForEach(c, j)
+    {
         if (c->string && strcmp(c->string, "private_key") == 0 && cJSON_IsObject(c)) {
             cJSON *v;
-            cJSON_ArrayForEach(v, c)
-                if (cJSON_IsString(v))
-                    cJSON_SetValuestring(v, "[redacted]");
+            cJSON_ArrayForEach(v, c) if (cJSON_IsString(v)) cJSON_SetValuestring(v, "[redacted]");
         } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
             redact(c);
         }
@@ -168,8 +168,8 @@ static int emit(dump_out *o, const char *flav, const char *type, const xds_resou
 static int dump_envoy(dump_out *o, const char *flav, xds_gen *g, const xds_proxy *p,
                       const mesh_snapshot *s)
 {
-    static const char *const types[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
-                                         XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET };
+    static const char *const types[] = {XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
+                                        XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         xds_resource_set set;
         if (xds_gen_generate(g, p, s, types[t], NULL, 0, &set) != 0)
@@ -186,10 +186,10 @@ static int dump_envoy(dump_out *o, const char *flav, xds_gen *g, const xds_proxy
 static int dump_grpc(dump_out *o, const char *flav, xds_gen *g, const xds_proxy *p,
                      const mesh_snapshot *s, name_set *lds)
 {
-    static const char *const types[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
-                                         XDS_TYPE_ENDPOINT };
-    grpc_refs refs = { 0 };
-    name_set *want[] = { lds, &refs.routes, &refs.clusters, &refs.eds };
+    static const char *const types[] = {XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
+                                        XDS_TYPE_ENDPOINT};
+    grpc_refs refs = {0};
+    name_set *want[] = {lds, &refs.routes, &refs.clusters, &refs.eds};
     int rc = 0;
     for (size_t t = 0; t < sizeof types / sizeof types[0] && rc == 0; t++) {
         names_sort(want[t]);
@@ -221,7 +221,7 @@ static bool is_ip(const char *a, bool *v6)
  * target port that IP serves. DNS ServiceEntry endpoints that are hostnames are no servers. */
 static int dump_grpc_servers(dump_out *o, xds_gen *g, const mesh_snapshot *s)
 {
-    name_set ips = { 0 };
+    name_set ips = {0};
     for (size_t i = 0; i < s->nshards; i++)
         for (size_t e = 0; e < s->shards[i]->neps; e++) {
             bool v6;
@@ -231,7 +231,7 @@ static int dump_grpc_servers(dump_out *o, xds_gen *g, const mesh_snapshot *s)
     names_sort(&ips);
     int rc = 0;
     for (size_t k = 0; k < ips.n && rc == 0; k++) {
-        name_set lds = { 0 };
+        name_set lds = {0};
         const char *ns = NULL;
         for (size_t i = 0; i < s->nshards; i++)
             for (size_t e = 0; e < s->shards[i]->neps; e++) {
@@ -259,8 +259,8 @@ static int dump_grpc_servers(dump_out *o, xds_gen *g, const mesh_snapshot *s)
 
 static mesh_snapshot *load(char **files, int nfiles)
 {
-    model_opts o = { .domain = "cluster.local", .debounce_after_ns = 1000000,
-                     .debounce_max_ns = 10000000 };
+    model_opts o = {
+        .domain = "cluster.local", .debounce_after_ns = 1000000, .debounce_max_ns = 10000000};
     model *m = model_new(&o);
     source_sink sink = model_sink(m);
     for (int a = 0; a < nfiles; a++) {
@@ -307,7 +307,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *flavours = "sidecar,gateway", *grpc_ns = "default";
-    name_set client_lds = { 0 };
+    name_set client_lds = {0};
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (a + 1 >= argc)
@@ -330,20 +330,22 @@ int main(int argc, char **argv)
     if (client_lds.n == 0)
         for (size_t i = 0; i < s->nservices; i++)
             for (size_t k = 0; k < s->services[i]->nports; k++) {
-                char *n = xasprintf("%s:%u", s->services[i]->hostname, s->services[i]->ports[k].port);
+                char *n =
+                    xasprintf("%s:%u", s->services[i]->hostname, s->services[i]->ports[k].port);
                 names_add(&client_lds, n);
                 free(n);
             }
     xds_gen *g = xds_gen_new();
     char path[2048];
     snprintf(path, sizeof path, "%s/index", dir);
-    dump_out o = { .idx = fopen(path, "w"), .all = cJSON_CreateArray(), .dir = dir };
+    dump_out o = {.idx = fopen(path, "w"), .all = cJSON_CreateArray(), .dir = dir};
     int rc = o.idx ? 0 : 1;
     char *list = xstrdup(flavours), *save = NULL;
     for (char *f = strtok_r(list, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
         xds_proxy *p = NULL;
         if (strcmp(f, "sidecar") == 0) {
-            p = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.5", "app=reviews,version=v1");
+            p = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.5",
+                         "app=reviews,version=v1");
             rc = dump_envoy(&o, f, g, p, s) == 0 ? 0 : 1;
         } else if (strcmp(f, "gateway") == 0) {
             p = fx_proxy(XDS_FLAVOUR_ENVOY_GATEWAY, "istio-system", "10.0.0.1",

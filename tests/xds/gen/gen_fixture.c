@@ -13,9 +13,9 @@
 
 #include "gen_fixture.h"
 #include "google/protobuf/any.pb-c.h"
-#include "pilot/model/model.h"
 #include "pilot/base/util.h"
 #include "pilot/base/yaml.h"
+#include "pilot/model/model.h"
 
 static void fx_feed(model *m, const char *yaml, size_t len)
 {
@@ -42,8 +42,10 @@ static mesh_snapshot *fx_finish(model *m)
 
 static model *fx_model(void)
 {
-    model_opts o = { .domain = "cluster.local", .debounce_after_ns = 1000000,
-                     .debounce_max_ns = 10000000, .nsources = 0 };
+    model_opts o = {.domain = "cluster.local",
+                    .debounce_after_ns = 1000000,
+                    .debounce_max_ns = 10000000,
+                    .nsources = 0};
     model *m = model_new(&o);
     assert_non_null(m);
     return m;

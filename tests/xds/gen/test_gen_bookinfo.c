@@ -29,42 +29,50 @@ static void test_bookinfo_ingress(void **state)
     fx_gen(g, p, s, XDS_TYPE_LISTENER, NULL, 0, &lds);
     assert_int_equal(lds.n, 1);
     assert_string_equal(lds.items[0]->name, "0.0.0.0_8080");
-    Envoy__Config__Listener__V3__Listener *l = envoy__config__listener__v3__listener__unpack(
-        NULL, lds.items[0]->len, lds.items[0]->bytes);
+    Envoy__Config__Listener__V3__Listener *l =
+        envoy__config__listener__v3__listener__unpack(NULL, lds.items[0]->len, lds.items[0]->bytes);
     assert_int_equal(l->address->socket_address->port_value, 8080);
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
-        fx_unpack_any(l->filter_chains[0]->filters[0]->typed_config,
-                      &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
+        fx_unpack_any(
+            l->filter_chains[0]->filters[0]->typed_config,
+            &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
     assert_non_null(h);
     assert_string_equal(h->rds->route_config_name, "http.8080");
     protobuf_c_message_free_unpacked(&h->base, NULL);
     protobuf_c_message_free_unpacked(&l->base, NULL);
 
-    const char *rn[] = { "http.8080" };
+    const char *rn[] = {"http.8080"};
     fx_gen(g, p, s, XDS_TYPE_ROUTE, rn, 1, &rds);
     assert_int_equal(rds.n, 1);
     Envoy__Config__Route__V3__RouteConfiguration *rc =
-        envoy__config__route__v3__route_configuration__unpack(NULL, rds.items[0]->len, rds.items[0]->bytes);
+        envoy__config__route__v3__route_configuration__unpack(NULL, rds.items[0]->len,
+                                                              rds.items[0]->bytes);
     assert_int_equal(rc->n_virtual_hosts, 1);
     const Envoy__Config__Route__V3__VirtualHost *vh = rc->virtual_hosts[0];
     assert_string_equal(vh->name, "*:8080");
     assert_int_equal(vh->n_domains, 1);
     assert_string_equal(vh->domains[0], "*");
-    static const struct { bool exact; const char *path; } want[] = {
-        { true, "/productpage" }, { false, "/static" }, { true, "/login" },
-        { true, "/logout" }, { false, "/api/v1/products" },
+    static const struct {
+        bool exact;
+        const char *path;
+    } want[] = {
+        {true, "/productpage"}, {false, "/static"},          {true, "/login"},
+        {true, "/logout"},      {false, "/api/v1/products"},
     };
     assert_int_equal(vh->n_routes, 5);
     for (size_t i = 0; i < 5; i++) {
         const Envoy__Config__Route__V3__Route *r = vh->routes[i];
         if (want[i].exact) {
-            assert_int_equal(r->match->path_specifier_case, ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH);
+            assert_int_equal(r->match->path_specifier_case,
+                             ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH);
             assert_string_equal(r->match->path, want[i].path);
         } else {
-            assert_int_equal(r->match->path_specifier_case, ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX);
+            assert_int_equal(r->match->path_specifier_case,
+                             ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX);
             assert_string_equal(r->match->prefix, want[i].path);
         }
-        assert_string_equal(r->route->cluster, "outbound|9080||productpage.default.svc.cluster.local");
+        assert_string_equal(r->route->cluster,
+                            "outbound|9080||productpage.default.svc.cluster.local");
     }
     protobuf_c_message_free_unpacked(&rc->base, NULL);
 

@@ -63,16 +63,17 @@ static HCM *chain_hcm(const Envoy__Config__Listener__V3__FilterChain *fc)
 {
     assert_true(fc->n_filters >= 1);
     assert_string_equal(fc->filters[0]->name, "envoy.filters.network.http_connection_manager");
-    HCM *h = fx_unpack_any(fc->filters[0]->typed_config,
-                           &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
+    HCM *h = fx_unpack_any(
+        fc->filters[0]->typed_config,
+        &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
     assert_non_null(h);
     assert_true(h->n_http_filters >= 1);
     assert_string_equal(h->http_filters[h->n_http_filters - 1]->name, "envoy.filters.http.router");
     return h;
 }
 
-static const char *chain_tcp_cluster(const Envoy__Config__Listener__V3__FilterChain *fc,
-                                     char *buf, size_t len)
+static const char *chain_tcp_cluster(const Envoy__Config__Listener__V3__FilterChain *fc, char *buf,
+                                     size_t len)
 {
     assert_string_equal(fc->filters[0]->name, "envoy.filters.network.tcp_proxy");
     Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp =
@@ -116,7 +117,8 @@ static void test_sidecar_lds(void **state)
     Listener *vo = get_listener(&set, "virtualOutbound");
     assert_int_equal(vo->address->socket_address->port_value, 15001);
     assert_true(vo->use_original_dst && vo->use_original_dst->value);
-    assert_string_equal(chain_tcp_cluster(vo->filter_chains[0], buf, sizeof buf), "PassthroughCluster");
+    assert_string_equal(chain_tcp_cluster(vo->filter_chains[0], buf, sizeof buf),
+                        "PassthroughCluster");
     protobuf_c_message_free_unpacked(&vo->base, NULL);
 
     Listener *vi = get_listener(&set, "virtualInbound");
@@ -126,11 +128,14 @@ static void test_sidecar_lds(void **state)
     assert_int_equal(vi->n_filter_chains, 2); /* 9080 + catch-all */
     assert_int_equal(vi->filter_chains[0]->filter_chain_match->destination_port->value, 9080);
     HCM *ih = chain_hcm(vi->filter_chains[0]);
-    assert_int_equal(ih->route_specifier_case,
-                     ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
-    assert_string_equal(ih->route_config->virtual_hosts[0]->routes[0]->route->cluster, "inbound|9080||");
+    assert_int_equal(
+        ih->route_specifier_case,
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
+    assert_string_equal(ih->route_config->virtual_hosts[0]->routes[0]->route->cluster,
+                        "inbound|9080||");
     protobuf_c_message_free_unpacked(&ih->base, NULL);
-    assert_string_equal(chain_tcp_cluster(vi->filter_chains[1], buf, sizeof buf), "InboundPassthroughCluster");
+    assert_string_equal(chain_tcp_cluster(vi->filter_chains[1], buf, sizeof buf),
+                        "InboundPassthroughCluster");
     protobuf_c_message_free_unpacked(&vi->base, NULL);
 
     Listener *h = get_listener(&set, "0.0.0.0_9080");
@@ -154,7 +159,7 @@ static void test_sidecar_lds(void **state)
     xds_resource_set_free(&set);
 
     /* named request: only what exists */
-    const char *names[] = { "virtualInbound", "0.0.0.0_1" };
+    const char *names[] = {"virtualInbound", "0.0.0.0_1"};
     fx_gen(gen, sidecar, snap, XDS_TYPE_LISTENER, names, 2, &set);
     assert_int_equal(set.n, 1);
     xds_resource_set_free(&set);
@@ -163,16 +168,22 @@ static void test_sidecar_lds(void **state)
 static void test_sidecar_rds(void **state)
 {
     (void)state;
-    const char *names[] = { "9080" };
+    const char *names[] = {"9080"};
     xds_resource_set set;
     fx_gen(gen, sidecar, snap, XDS_TYPE_ROUTE, names, 1, &set);
     RouteConfig *rc = get_route(&set, "9080");
     assert_int_equal(rc->n_virtual_hosts, 2);
     const Envoy__Config__Route__V3__VirtualHost *vh = rc->virtual_hosts[0];
     assert_string_equal(vh->name, REVIEWS ":9080");
-    const char *want[] = { REVIEWS, REVIEWS ":9080", "reviews", "reviews:9080", "reviews.default",
-                           "reviews.default:9080", "reviews.default.svc", "10.96.0.10",
-                           "10.96.0.10:9080" };
+    const char *want[] = {REVIEWS,
+                          REVIEWS ":9080",
+                          "reviews",
+                          "reviews:9080",
+                          "reviews.default",
+                          "reviews.default:9080",
+                          "reviews.default.svc",
+                          "10.96.0.10",
+                          "10.96.0.10:9080"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         assert_true(has_domain(vh, want[i]));
     assert_int_equal(vh->n_routes, 1);
@@ -220,14 +231,17 @@ static void test_sidecar_cds(void **state)
     protobuf_c_message_free_unpacked(&c->base, NULL);
     c = get_cluster(&set, "PassthroughCluster");
     assert_int_equal(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST);
-    assert_int_equal(c->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED);
+    assert_int_equal(c->lb_policy,
+                     ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED);
     protobuf_c_message_free_unpacked(&c->base, NULL);
     c = get_cluster(&set, "InboundPassthroughCluster");
     assert_int_equal(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST);
     protobuf_c_message_free_unpacked(&c->base, NULL);
     c = get_cluster(&set, "inbound|9080||");
     assert_int_equal(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC);
-    assert_string_equal(c->load_assignment->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address->address,
+    assert_string_equal(c->load_assignment->endpoints[0]
+                            ->lb_endpoints[0]
+                            ->endpoint->address->socket_address->address,
                         "127.0.0.1");
     protobuf_c_message_free_unpacked(&c->base, NULL);
 
@@ -251,14 +265,16 @@ static void test_sidecar_cds(void **state)
     xds_resource_set_free(&set);
 
     /* EDS subset v1 holds only the v1 pod */
-    const char *names[] = { "outbound|9080|v1|" REVIEWS };
+    const char *names[] = {"outbound|9080|v1|" REVIEWS};
     fx_gen(gen, sidecar, snap, XDS_TYPE_ENDPOINT, names, 1, &set);
     assert_int_equal(set.n, 1);
     Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
-        envoy__config__endpoint__v3__cluster_load_assignment__unpack(NULL, set.items[0]->len, set.items[0]->bytes);
+        envoy__config__endpoint__v3__cluster_load_assignment__unpack(NULL, set.items[0]->len,
+                                                                     set.items[0]->bytes);
     assert_int_equal(la->n_endpoints, 1);
     assert_int_equal(la->endpoints[0]->n_lb_endpoints, 1);
-    assert_string_equal(la->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address->address, "10.1.0.5");
+    assert_string_equal(
+        la->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address->address, "10.1.0.5");
     protobuf_c_message_free_unpacked(&la->base, NULL);
     xds_resource_set_free(&set);
 }
@@ -281,9 +297,9 @@ static void test_gateway(void **state)
     const Envoy__Config__Listener__V3__FilterChain *fc = l->filter_chains[0];
     assert_int_equal(fc->filter_chain_match->n_server_names, 1);
     assert_string_equal(fc->filter_chain_match->server_names[0], "reviews.example.com");
-    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *tls =
-        fx_unpack_any(fc->transport_socket->typed_config,
-                      &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
+    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *tls = fx_unpack_any(
+        fc->transport_socket->typed_config,
+        &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
     assert_non_null(tls);
     assert_string_equal(tls->common_tls_context->tls_certificate_sds_secret_configs[0]->name,
                         "kubernetes://reviews-cert");
@@ -296,7 +312,7 @@ static void test_gateway(void **state)
     assert_non_null(fx_find(&set, "0.0.0.0_9999")); /* no Service port: bound as is */
     xds_resource_set_free(&set);
 
-    const char *rn[] = { "http.8080", "https.443.https.gw.default", "http.9999", "http.1" };
+    const char *rn[] = {"http.8080", "https.443.https.gw.default", "http.9999", "http.1"};
     fx_gen(gen, gateway, snap, XDS_TYPE_ROUTE, rn, 4, &set);
     assert_int_equal(set.n, 3);
     RouteConfig *rc = get_route(&set, "http.8080");
@@ -304,7 +320,8 @@ static void test_gateway(void **state)
     const Envoy__Config__Route__V3__VirtualHost *vh = rc->virtual_hosts[0];
     assert_string_equal(vh->name, "reviews.example.com:8080");
     assert_true(has_domain(vh, "reviews.example.com"));
-    assert_int_equal(vh->require_tls, ENVOY__CONFIG__ROUTE__V3__VIRTUAL_HOST__TLS_REQUIREMENT_TYPE__ALL);
+    assert_int_equal(vh->require_tls,
+                     ENVOY__CONFIG__ROUTE__V3__VIRTUAL_HOST__TLS_REQUIREMENT_TYPE__ALL);
     assert_int_equal(vh->n_routes, 2);
     const Envoy__Config__Route__V3__Route *r = vh->routes[0];
     assert_string_equal(r->match->prefix, "/api");
@@ -352,7 +369,8 @@ static void test_gateway(void **state)
     xds_resource_set_free(&set);
 
     /* a gateway pod the Gateway does not select gets nothing */
-    xds_proxy *other = fx_proxy(XDS_FLAVOUR_ENVOY_GATEWAY, "istio-system", "10.0.0.2", "istio=egressgateway");
+    xds_proxy *other =
+        fx_proxy(XDS_FLAVOUR_ENVOY_GATEWAY, "istio-system", "10.0.0.2", "istio=egressgateway");
     fx_gen(gen, other, snap, XDS_TYPE_LISTENER, NULL, 0, &set);
     assert_int_equal(set.n, 0);
     xds_resource_set_free(&set);
@@ -363,7 +381,7 @@ static void test_gateway(void **state)
 static void test_cache_versions(void **state)
 {
     (void)state;
-    const char *names[] = { "9080" };
+    const char *names[] = {"9080"};
     xds_resource_set a, b;
     fx_gen(gen, sidecar, snap, XDS_TYPE_ROUTE, names, 1, &a);
     fx_gen(gen, sidecar, snap, XDS_TYPE_ROUTE, names, 1, &b);
@@ -380,7 +398,7 @@ static void test_cache_versions(void **state)
     xds_resource_set_free(&b);
 
     /* EDS survives a config-only version bump */
-    const char *eds[] = { "outbound|9080||" REVIEWS };
+    const char *eds[] = {"outbound|9080||" REVIEWS};
     fx_gen(gen, sidecar, snap, XDS_TYPE_ENDPOINT, eds, 1, &a);
     fx_gen(gen, sidecar, &fake, XDS_TYPE_ENDPOINT, eds, 1, &b);
     assert_ptr_equal(a.items[0], b.items[0]);
@@ -391,10 +409,8 @@ static void test_cache_versions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sidecar_lds),
-        cmocka_unit_test(test_sidecar_rds),
-        cmocka_unit_test(test_sidecar_cds),
-        cmocka_unit_test(test_gateway),
+        cmocka_unit_test(test_sidecar_lds),    cmocka_unit_test(test_sidecar_rds),
+        cmocka_unit_test(test_sidecar_cds),    cmocka_unit_test(test_gateway),
         cmocka_unit_test(test_cache_versions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -25,7 +25,7 @@ typedef Envoy__Extensions__TransportSockets__Tls__V3__Secret Secret;
 typedef Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext DownstreamTls;
 typedef Envoy__Config__Route__V3__RouteConfiguration RouteConfig;
 
-#define DB      "db.default.svc.cluster.local"
+#define DB "db.default.svc.cluster.local"
 #define BACKEND "backend.default.svc.cluster.local"
 #define BACKEND2 "backend-v2.default.svc.cluster.local"
 
@@ -89,8 +89,9 @@ static TcpProxy *tcp_proxy_of(const FilterChain *fc)
 {
     assert_int_equal(fc->n_filters, 1);
     assert_string_equal(fc->filters[0]->name, "envoy.filters.network.tcp_proxy");
-    TcpProxy *tp = fx_unpack_any(fc->filters[0]->typed_config,
-                                 &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor);
+    TcpProxy *tp =
+        fx_unpack_any(fc->filters[0]->typed_config,
+                      &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor);
     assert_non_null(tp);
     return tp;
 }
@@ -104,8 +105,9 @@ static void free_tp(TcpProxy *tp)
 static void assert_tcp_cluster(const FilterChain *fc, const char *cluster)
 {
     TcpProxy *tp = tcp_proxy_of(fc);
-    assert_int_equal(tp->cluster_specifier_case,
-                     ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER);
+    assert_int_equal(
+        tp->cluster_specifier_case,
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER);
     assert_string_equal(tp->cluster, cluster);
     free_tp(tp);
 }
@@ -115,8 +117,9 @@ static void assert_tcp_split(const FilterChain *fc, const char *c1, uint32_t w1,
                              uint32_t w2)
 {
     TcpProxy *tp = tcp_proxy_of(fc);
-    assert_int_equal(tp->cluster_specifier_case,
-                     ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS);
+    assert_int_equal(
+        tp->cluster_specifier_case,
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS);
     assert_int_equal(tp->weighted_clusters->n_clusters, 2);
     assert_string_equal(tp->weighted_clusters->clusters[0]->name, c1);
     assert_int_equal(tp->weighted_clusters->clusters[0]->weight, w1);
@@ -150,7 +153,8 @@ static Secret *secret(const xds_resource_set *set, const char *name)
     if (!r)
         fail_msg("secret %s missing", name);
     assert_string_equal(r->type_url, XDS_TYPE_SECRET);
-    Secret *s = envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, r->len, r->bytes);
+    Secret *s =
+        envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, r->len, r->bytes);
     assert_non_null(s);
     assert_string_equal(s->name, name);
     return s;
@@ -159,7 +163,8 @@ static Secret *secret(const xds_resource_set *set, const char *name)
 static void assert_inline(const Envoy__Config__Core__V3__DataSource *d, const char *want)
 {
     assert_non_null(d);
-    assert_int_equal(d->specifier_case, ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES);
+    assert_int_equal(d->specifier_case,
+                     ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES);
     assert_int_equal(d->inline_bytes.len, strlen(want));
     assert_memory_equal(d->inline_bytes.data, want, strlen(want));
 }
@@ -176,7 +181,8 @@ static void test_sds_gateway(void **state)
         "kubernetes://other-cert",                /* in default: not the gateway's namespace */
         "kubernetes://default/other-cert",        /* cross-namespace: refused */
         "kubernetes://missing",
-        "default", "ROOTCA",                      /* the node agent's, not istiod's */
+        "default",
+        "ROOTCA", /* the node agent's, not istiod's */
     };
     size_t n = sizeof names / sizeof names[0];
     xds_resource_set set;
@@ -184,7 +190,8 @@ static void test_sds_gateway(void **state)
     assert_int_equal(set.n, 4);
 
     Secret *s = secret(&set, "kubernetes://ingress-cert");
-    assert_int_equal(s->type_case, ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE);
+    assert_int_equal(s->type_case,
+                     ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE);
     assert_inline(s->tls_certificate->certificate_chain, "CERT-PEM");
     assert_inline(s->tls_certificate->private_key, "KEY-PEM");
     protobuf_c_message_free_unpacked(&s->base, NULL);
@@ -195,7 +202,9 @@ static void test_sds_gateway(void **state)
     protobuf_c_message_free_unpacked(&s->base, NULL);
 
     s = secret(&set, "kubernetes://mtls-cert-cacert");
-    assert_int_equal(s->type_case, ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT);
+    assert_int_equal(
+        s->type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT);
     assert_inline(s->validation_context->trusted_ca, "GCA");
     protobuf_c_message_free_unpacked(&s->base, NULL);
 
@@ -206,8 +215,8 @@ static void test_sds_gateway(void **state)
 
     /* a gateway deployed in default gets default's Secrets, and the same name resolves
      * there (the cache must not hand it istio-system's bytes) */
-    static const char *const dn[] = { "kubernetes://other-cert", "kubernetes://other-cert-cacert",
-                                      "kubernetes://ingress-cert" };
+    static const char *const dn[] = {"kubernetes://other-cert", "kubernetes://other-cert-cacert",
+                                     "kubernetes://ingress-cert"};
     fx_gen(gen, gw_default, snap, XDS_TYPE_SECRET, dn, 3, &set);
     assert_int_equal(set.n, 2);
     s = secret(&set, "kubernetes://other-cert-cacert");
@@ -225,7 +234,7 @@ static void test_sds_gateway(void **state)
 static void test_sds_json(void **state)
 {
     (void)state;
-    static const char *const names[] = { "kubernetes://ingress-cert" };
+    static const char *const names[] = {"kubernetes://ingress-cert"};
     xds_resource_set set;
     fx_gen(gen, gw, snap, XDS_TYPE_SECRET, names, 1, &set);
     assert_int_equal(set.n, 1);
@@ -234,9 +243,10 @@ static void test_sds_json(void **state)
     assert_non_null(j);
     cJSON *tc = cJSON_GetObjectItemCaseSensitive(j, "tls_certificate");
     assert_non_null(cJSON_GetObjectItemCaseSensitive(tc, "private_key"));
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                            cJSON_GetObjectItemCaseSensitive(tc, "certificate_chain"), "inline_bytes")),
-                        "Q0VSVC1QRU0=");
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(tc, "certificate_chain"), "inline_bytes")),
+        "Q0VSVC1QRU0=");
     cJSON_Delete(j);
     xds_resource_set_free(&set);
 }
@@ -249,10 +259,10 @@ static void test_gateway_listeners_listed(void **state)
     xds_resource_set set;
     fx_gen(gen, gw, snap, XDS_TYPE_LISTENER, NULL, 0, &set);
     assert_int_equal(set.n, 4);
-    assert_non_null(fx_find(&set, "0.0.0.0_8443"));   /* HTTPS 443 on targetPort 8443 */
-    assert_non_null(fx_find(&set, "0.0.0.0_9443"));   /* passthrough */
-    assert_non_null(fx_find(&set, "0.0.0.0_9444"));   /* TLS-terminated TCP */
-    assert_non_null(fx_find(&set, "0.0.0.0_31400"));  /* TCP */
+    assert_non_null(fx_find(&set, "0.0.0.0_8443"));  /* HTTPS 443 on targetPort 8443 */
+    assert_non_null(fx_find(&set, "0.0.0.0_9443"));  /* passthrough */
+    assert_non_null(fx_find(&set, "0.0.0.0_9444"));  /* TLS-terminated TCP */
+    assert_non_null(fx_find(&set, "0.0.0.0_31400")); /* TCP */
     xds_resource_set_free(&set);
     /* TCP and passthrough servers have no routes */
     fx_gen(gen, gw, snap, XDS_TYPE_ROUTE, NULL, 0, &set);
@@ -268,14 +278,15 @@ static void test_gateway_passthrough(void **state)
     assert_true(has_tls_inspector(l));
     assert_int_equal(l->n_filter_chains, 2);
     /* first match: a.pass on port 9443 */
-    static const char *const a[] = { "a.pass.example.com" };
+    static const char *const a[] = {"a.pass.example.com"};
     assert_server_names(l->filter_chains[0], 1, a);
     assert_null(l->filter_chains[0]->transport_socket); /* passed through, not terminated */
     assert_tcp_cluster(l->filter_chains[0], "outbound|443||" BACKEND);
     /* second: a.pass already claimed, c.other not admitted by the server's hosts */
-    static const char *const b[] = { "b.pass.example.com" };
+    static const char *const b[] = {"b.pass.example.com"};
     assert_server_names(l->filter_chains[1], 1, b);
-    assert_tcp_split(l->filter_chains[1], "outbound|443||" BACKEND, 75, "outbound|443||" BACKEND2, 25);
+    assert_tcp_split(l->filter_chains[1], "outbound|443||" BACKEND, 75, "outbound|443||" BACKEND2,
+                     25);
     protobuf_c_message_free_unpacked(&l->base, NULL);
 }
 
@@ -298,16 +309,18 @@ static void test_gateway_tls_terminated_tcp(void **state)
     assert_true(has_tls_inspector(l));
     assert_int_equal(l->n_filter_chains, 1);
     FilterChain *fc = l->filter_chains[0];
-    static const char *const h[] = { "mtls.example.com" };
+    static const char *const h[] = {"mtls.example.com"};
     assert_server_names(fc, 1, h);
     assert_non_null(fc->transport_socket);
-    DownstreamTls *d = fx_unpack_any(fc->transport_socket->typed_config,
-                                     &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
+    DownstreamTls *d = fx_unpack_any(
+        fc->transport_socket->typed_config,
+        &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
     assert_non_null(d);
     Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct = d->common_tls_context;
     assert_int_equal(ct->n_tls_certificate_sds_secret_configs, 1);
     assert_string_equal(ct->tls_certificate_sds_secret_configs[0]->name, "kubernetes://mtls-cert");
-    assert_string_equal(ct->validation_context_sds_secret_config->name, "kubernetes://mtls-cert-cacert");
+    assert_string_equal(ct->validation_context_sds_secret_config->name,
+                        "kubernetes://mtls-cert-cacert");
     assert_int_equal(ct->n_alpn_protocols, 0); /* opaque TCP: no HTTP ALPN */
     assert_true(d->require_client_certificate->value);
     protobuf_c_message_free_unpacked(&d->base, NULL);
@@ -339,7 +352,7 @@ static void test_sidecar_tls_route(void **state)
     Listener *l = listener(sc_default, "10.96.1.3_443");
     assert_true(has_tls_inspector(l));
     assert_int_equal(l->n_filter_chains, 2);
-    static const char *const sni[] = { BACKEND };
+    static const char *const sni[] = {BACKEND};
     assert_server_names(l->filter_chains[0], 1, sni);
     assert_tcp_cluster(l->filter_chains[0], "outbound|443||" BACKEND2);
     /* other SNI names: the service itself */
@@ -359,7 +372,7 @@ static void test_sidecar_tls_route(void **state)
 static const char *route_cluster(const xds_proxy *p, const char *rds, const char *vhost)
 {
     static char buf[256];
-    const char *names[1] = { rds };
+    const char *names[1] = {rds};
     xds_resource_set set;
     fx_gen(gen, p, snap, XDS_TYPE_ROUTE, names, 1, &set);
     const xds_resource *r = fx_find(&set, rds);
@@ -392,7 +405,7 @@ static void test_export_to_services(void **state)
     assert_false(has_resource(sc_default, XDS_TYPE_LISTENER, "0.0.0.0_8081"));
     assert_false(has_resource(sc_default, XDS_TYPE_ROUTE, "8081"));
     /* a named request for a hidden cluster answers nothing either */
-    const char *names[] = { priv };
+    const char *names[] = {priv};
     xds_resource_set set;
     fx_gen(gen, sc_default, snap, XDS_TYPE_CLUSTER, names, 1, &set);
     assert_int_equal(set.n, 0);

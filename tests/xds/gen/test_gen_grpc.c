@@ -16,25 +16,34 @@ static const char *FIXTURE =
     "apiVersion: v1\nkind: Service\nmetadata: {name: greeter, namespace: grpc}\n"
     "spec:\n  clusterIP: 10.96.5.5\n  selector: {app: greeter}\n"
     "  ports: [{name: grpc, port: 50051, targetPort: 50051}]\n"
-    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v1, namespace: grpc, labels: {app: greeter, version: v1}}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v1, namespace: grpc, labels: {app: "
+    "greeter, version: v1}}\n"
     "spec: {serviceAccountName: greeter}\nstatus: {podIP: 127.0.10.1, podIPs: [{ip: 127.0.10.1}]}\n"
-    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v2, namespace: grpc, labels: {app: greeter, version: v2}}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v2, namespace: grpc, labels: {app: "
+    "greeter, version: v2}}\n"
     "spec: {serviceAccountName: greeter}\nstatus: {podIP: 127.0.10.2, podIPs: [{ip: 127.0.10.2}]}\n"
-    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v2b, namespace: grpc, labels: {app: greeter, version: v2}}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: greeter-v2b, namespace: grpc, labels: {app: "
+    "greeter, version: v2}}\n"
     "spec: {serviceAccountName: greeter}\nstatus: {podIP: 127.0.10.3, podIPs: [{ip: 127.0.10.3}]}\n"
     "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
     "metadata: {name: greeter-1, namespace: grpc, labels: {kubernetes.io/service-name: greeter}}\n"
     "addressType: IPv4\nports: [{name: grpc, port: 50051, protocol: TCP}]\n"
     "endpoints:\n"
-    "- {addresses: [127.0.10.1], zone: zone-a, targetRef: {kind: Pod, name: greeter-v1, namespace: grpc}}\n"
-    "- {addresses: [127.0.10.2], zone: zone-b, targetRef: {kind: Pod, name: greeter-v2, namespace: grpc}}\n"
-    "- {addresses: [127.0.10.3], conditions: {ready: false}, zone: zone-b, targetRef: {kind: Pod, name: greeter-v2b, namespace: grpc}}\n"
-    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: greeter, namespace: grpc}\n"
+    "- {addresses: [127.0.10.1], zone: zone-a, targetRef: {kind: Pod, name: greeter-v1, namespace: "
+    "grpc}}\n"
+    "- {addresses: [127.0.10.2], zone: zone-b, targetRef: {kind: Pod, name: greeter-v2, namespace: "
+    "grpc}}\n"
+    "- {addresses: [127.0.10.3], conditions: {ready: false}, zone: zone-b, targetRef: {kind: Pod, "
+    "name: greeter-v2b, namespace: grpc}}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: greeter, "
+    "namespace: grpc}\n"
     "spec:\n  host: greeter\n  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n"
     "  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n"
-    "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: greeter, namespace: grpc}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: greeter, "
+    "namespace: grpc}\n"
     "spec:\n  hosts: [greeter]\n  http:\n"
-    "  - match: [{headers: {x-canary: {exact: \"yes\"}}}, {headers: {x-pfx: {prefix: ab}, x-re: {regex: \"a.*\"}}}]\n"
+    "  - match: [{headers: {x-canary: {exact: \"yes\"}}}, {headers: {x-pfx: {prefix: ab}, x-re: "
+    "{regex: \"a.*\"}}}]\n"
     "    route: [{destination: {host: greeter, subset: v2}}]\n"
     "    fault: {abort: {percentage: {value: 50}, grpcStatus: UNAVAILABLE}}\n"
     "    retries: {attempts: 3, retryOn: unavailable}\n"
@@ -75,8 +84,8 @@ typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConn
 static void test_lds_api_listener(void **state)
 {
     (void)state;
-    const char *names[] = { "greeter:50051", "greeter.grpc:50051", "nope:1", "greeter:1",
-                            "greeter.grpc.svc.cluster.local:50051" };
+    const char *names[] = {"greeter:50051", "greeter.grpc:50051", "nope:1", "greeter:1",
+                           "greeter.grpc.svc.cluster.local:50051"};
     xds_resource_set set;
     fx_gen(gen, client, snap, XDS_TYPE_LISTENER, names, 5, &set);
     assert_int_equal(set.n, 3); /* unknown service and unknown port are absent */
@@ -86,11 +95,13 @@ static void test_lds_api_listener(void **state)
         assert_non_null(l);
         assert_string_equal(l->name, set.items[i]->name);
         assert_non_null(l->api_listener);
-        HCM *h = fx_unpack_any(l->api_listener->api_listener,
-                               &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
+        HCM *h = fx_unpack_any(
+            l->api_listener->api_listener,
+            &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
         assert_non_null(h);
-        assert_int_equal(h->route_specifier_case,
-                         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS);
+        assert_int_equal(
+            h->route_specifier_case,
+            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS);
         assert_string_equal(h->rds->route_config_name, CL_NAME);
         assert_int_equal(h->rds->config_source->config_source_specifier_case,
                          ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS);
@@ -110,11 +121,11 @@ static void test_lds_api_listener(void **state)
     xds_resource_set_free(&set);
 
     /* the server-side listener */
-    const char *in[] = { "xds.istio.io/grpc/lds/inbound/127.0.10.1:50051" };
+    const char *in[] = {"xds.istio.io/grpc/lds/inbound/127.0.10.1:50051"};
     fx_gen(gen, client, snap, XDS_TYPE_LISTENER, in, 1, &set);
     assert_int_equal(set.n, 1);
-    Envoy__Config__Listener__V3__Listener *l = envoy__config__listener__v3__listener__unpack(
-        NULL, set.items[0]->len, set.items[0]->bytes);
+    Envoy__Config__Listener__V3__Listener *l =
+        envoy__config__listener__v3__listener__unpack(NULL, set.items[0]->len, set.items[0]->bytes);
     assert_non_null(l);
     assert_string_equal(l->address->socket_address->address, "127.0.10.1");
     assert_int_equal(l->address->socket_address->port_value, 50051);
@@ -137,8 +148,9 @@ static void check_grpc_route_config(const Envoy__Config__Route__V3__RouteConfigu
             assert_int_not_equal(rt->match->path_specifier_case,
                                  ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER__NOT_SET);
             for (size_t h = 0; h < rt->match->n_headers; h++)
-                assert_int_not_equal(rt->match->headers[h]->header_match_specifier_case,
-                                     ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH);
+                assert_int_not_equal(
+                    rt->match->headers[h]->header_match_specifier_case,
+                    ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH);
             assert_int_equal(rt->action_case, ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE);
             const Envoy__Config__Route__V3__RouteAction *ra = rt->route;
             if (ra->retry_policy) {
@@ -154,7 +166,8 @@ static void check_grpc_route_config(const Envoy__Config__Route__V3__RouteConfigu
                     sum += ra->weighted_clusters->clusters[k]->weight->value;
                 }
                 uint32_t total = ra->weighted_clusters->total_weight
-                                     ? ra->weighted_clusters->total_weight->value : 100;
+                                     ? ra->weighted_clusters->total_weight->value
+                                     : 100;
                 assert_int_equal(sum, total);
             } else {
                 assert_int_equal(ra->cluster_specifier_case,
@@ -167,20 +180,21 @@ static void check_grpc_route_config(const Envoy__Config__Route__V3__RouteConfigu
 static void test_rds_routes(void **state)
 {
     (void)state;
-    const char *names[] = { CL_NAME, "outbound|9||nope.grpc.svc.cluster.local" };
+    const char *names[] = {CL_NAME, "outbound|9||nope.grpc.svc.cluster.local"};
     xds_resource_set set;
     fx_gen(gen, client, snap, XDS_TYPE_ROUTE, names, 2, &set);
     assert_int_equal(set.n, 1);
     Envoy__Config__Route__V3__RouteConfiguration *rc =
-        envoy__config__route__v3__route_configuration__unpack(NULL, set.items[0]->len, set.items[0]->bytes);
+        envoy__config__route__v3__route_configuration__unpack(NULL, set.items[0]->len,
+                                                              set.items[0]->bytes);
     assert_non_null(rc);
     assert_string_equal(rc->name, CL_NAME);
     check_grpc_route_config(rc);
     assert_int_equal(rc->n_virtual_hosts, 1);
     const Envoy__Config__Route__V3__VirtualHost *vh = rc->virtual_hosts[0];
-    const char *want_domains[] = { "greeter", "greeter:50051", "greeter.grpc:50051",
-                                   "greeter.grpc.svc.cluster.local",
-                                   "greeter.grpc.svc.cluster.local:50051" };
+    const char *want_domains[] = {"greeter", "greeter:50051", "greeter.grpc:50051",
+                                  "greeter.grpc.svc.cluster.local",
+                                  "greeter.grpc.svc.cluster.local:50051"};
     for (size_t i = 0; i < 5; i++) {
         bool found = false;
         for (size_t d = 0; d < vh->n_domains; d++)
@@ -222,8 +236,9 @@ static void test_rds_routes(void **state)
                       &envoy__extensions__filters__http__fault__v3__httpfault__descriptor);
     assert_non_null(f);
     assert_non_null(f->abort);
-    assert_int_equal(f->abort->error_type_case,
-                     ENVOY__EXTENSIONS__FILTERS__HTTP__FAULT__V3__FAULT_ABORT__ERROR_TYPE_GRPC_STATUS);
+    assert_int_equal(
+        f->abort->error_type_case,
+        ENVOY__EXTENSIONS__FILTERS__HTTP__FAULT__V3__FAULT_ABORT__ERROR_TYPE_GRPC_STATUS);
     assert_int_equal(f->abort->grpc_status, 14);
     assert_int_equal(f->abort->percentage->numerator, 500000);
     assert_int_equal(f->abort->percentage->denominator,
@@ -278,7 +293,8 @@ static void check_grpc_cla(const Envoy__Config__Endpoint__V3__ClusterLoadAssignm
                         continue;
                     const Envoy__Config__Core__V3__SocketAddress *o =
                         la->endpoints[j]->lb_endpoints[m]->endpoint->address->socket_address;
-                    assert_false(o->port_value == sa->port_value && strcmp(o->address, sa->address) == 0);
+                    assert_false(o->port_value == sa->port_value &&
+                                 strcmp(o->address, sa->address) == 0);
                 }
         }
     }
@@ -287,15 +303,15 @@ static void check_grpc_cla(const Envoy__Config__Endpoint__V3__ClusterLoadAssignm
 static void test_cds_eds(void **state)
 {
     (void)state;
-    const char *names[] = { CL_NAME, "outbound|50051|v1|greeter.grpc.svc.cluster.local",
-                            "outbound|50051|v2|greeter.grpc.svc.cluster.local",
-                            "outbound|50051|v9|greeter.grpc.svc.cluster.local" };
+    const char *names[] = {CL_NAME, "outbound|50051|v1|greeter.grpc.svc.cluster.local",
+                           "outbound|50051|v2|greeter.grpc.svc.cluster.local",
+                           "outbound|50051|v9|greeter.grpc.svc.cluster.local"};
     xds_resource_set set;
     fx_gen(gen, client, snap, XDS_TYPE_CLUSTER, names, 4, &set);
     assert_int_equal(set.n, 3); /* v9 is no subset */
     for (size_t i = 0; i < set.n; i++) {
-        Envoy__Config__Cluster__V3__Cluster *c =
-            envoy__config__cluster__v3__cluster__unpack(NULL, set.items[i]->len, set.items[i]->bytes);
+        Envoy__Config__Cluster__V3__Cluster *c = envoy__config__cluster__v3__cluster__unpack(
+            NULL, set.items[i]->len, set.items[i]->bytes);
         assert_non_null(c);
         check_grpc_cluster(c);
         protobuf_c_message_free_unpacked(&c->base, NULL);
@@ -304,10 +320,13 @@ static void test_cds_eds(void **state)
 
     fx_gen(gen, client, snap, XDS_TYPE_ENDPOINT, names, 4, &set);
     assert_int_equal(set.n, 3);
-    struct { const char *name; size_t localities, healthy, unhealthy; } want[] = {
-        { "outbound|50051|v1|greeter.grpc.svc.cluster.local", 1, 1, 0 },
-        { "outbound|50051|v2|greeter.grpc.svc.cluster.local", 1, 1, 1 },
-        { CL_NAME, 2, 2, 1 },
+    struct {
+        const char *name;
+        size_t localities, healthy, unhealthy;
+    } want[] = {
+        {"outbound|50051|v1|greeter.grpc.svc.cluster.local", 1, 1, 0},
+        {"outbound|50051|v2|greeter.grpc.svc.cluster.local", 1, 1, 1},
+        {CL_NAME, 2, 2, 1},
     };
     for (size_t w = 0; w < 3; w++) {
         const xds_resource *r = fx_find(&set, want[w].name);
@@ -345,8 +364,8 @@ static void test_every_resource_obeys_grpc_rules(void **state)
     const char **names = calloc(cds.n, sizeof *names);
     for (size_t i = 0; i < cds.n; i++) {
         names[i] = cds.items[i]->name;
-        Envoy__Config__Cluster__V3__Cluster *c =
-            envoy__config__cluster__v3__cluster__unpack(NULL, cds.items[i]->len, cds.items[i]->bytes);
+        Envoy__Config__Cluster__V3__Cluster *c = envoy__config__cluster__v3__cluster__unpack(
+            NULL, cds.items[i]->len, cds.items[i]->bytes);
         check_grpc_cluster(c);
         protobuf_c_message_free_unpacked(&c->base, NULL);
     }
@@ -355,7 +374,8 @@ static void test_every_resource_obeys_grpc_rules(void **state)
     assert_int_equal(eds.n, cds.n);
     for (size_t i = 0; i < eds.n; i++) {
         Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
-            envoy__config__endpoint__v3__cluster_load_assignment__unpack(NULL, eds.items[i]->len, eds.items[i]->bytes);
+            envoy__config__endpoint__v3__cluster_load_assignment__unpack(NULL, eds.items[i]->len,
+                                                                         eds.items[i]->bytes);
         check_grpc_cla(la);
         protobuf_c_message_free_unpacked(&la->base, NULL);
     }
@@ -363,7 +383,8 @@ static void test_every_resource_obeys_grpc_rules(void **state)
     assert_true(rds.n >= 1);
     for (size_t i = 0; i < rds.n; i++) {
         Envoy__Config__Route__V3__RouteConfiguration *rc =
-            envoy__config__route__v3__route_configuration__unpack(NULL, rds.items[i]->len, rds.items[i]->bytes);
+            envoy__config__route__v3__route_configuration__unpack(NULL, rds.items[i]->len,
+                                                                  rds.items[i]->bytes);
         check_grpc_route_config(rc);
         protobuf_c_message_free_unpacked(&rc->base, NULL);
     }
@@ -380,7 +401,7 @@ static void test_cache_shares(void **state)
     (void)state;
     xds_proxy *other = fx_proxy(XDS_FLAVOUR_GRPC, "grpc", "127.0.0.8", "app=other");
     xds_proxy *elsewhere = fx_proxy(XDS_FLAVOUR_GRPC, "default", "127.0.0.7", NULL);
-    const char *names[] = { CL_NAME };
+    const char *names[] = {CL_NAME};
     xds_resource_set a, b;
     fx_gen(gen, client, snap, XDS_TYPE_CLUSTER, names, 1, &a);
     fx_gen(gen, other, snap, XDS_TYPE_CLUSTER, names, 1, &b);
@@ -390,7 +411,7 @@ static void test_cache_shares(void **state)
     xds_resource_set_free(&a);
     xds_resource_set_free(&b);
 
-    const char *lds[] = { "greeter:50051" };
+    const char *lds[] = {"greeter:50051"};
     fx_gen(gen, client, snap, XDS_TYPE_LISTENER, lds, 1, &a);
     fx_gen(gen, elsewhere, snap, XDS_TYPE_LISTENER, lds, 1, &b);
     assert_int_equal(a.n, 1);

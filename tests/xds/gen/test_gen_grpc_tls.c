@@ -20,53 +20,56 @@
 #include "gen_fixture.h"
 #include "xds/gen/gen_internal.h"
 
-#define POD(name, ns, app, ver, sa, ip)                                                          \
-    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: " name ", namespace: " ns                   \
-    ", labels: {app: " app ", version: " ver "}}\nspec: {serviceAccountName: " sa "}\n"          \
+#define POD(name, ns, app, ver, sa, ip)                                                            \
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: " name ", namespace: " ns                    \
+    ", labels: {app: " app ", version: " ver "}}\nspec: {serviceAccountName: " sa "}\n"            \
     "status: {podIP: " ip ", podIPs: [{ip: " ip "}]}\n"
-#define SVC(name, ports)                                                                         \
-    "---\napiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: grpc}\n"          \
+#define SVC(name, ports)                                                                           \
+    "---\napiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: grpc}\n"            \
     "spec:\n  selector: {app: " name "}\n  ports: " ports "\n"
-#define SLICE(name, svc, ports, eps)                                                             \
-    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: " name         \
-    ", namespace: grpc, labels: {kubernetes.io/service-name: " svc "}}\naddressType: IPv4\n"     \
+#define SLICE(name, svc, ports, eps)                                                               \
+    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: " name            \
+    ", namespace: grpc, labels: {kubernetes.io/service-name: " svc "}}\naddressType: IPv4\n"       \
     "ports: " ports "\nendpoints: " eps "\n"
 #define EP(ip, pod) "{addresses: [" ip "], targetRef: {kind: Pod, name: " pod ", namespace: grpc}}"
-#define DR(name, ns, host, spec)                                                                 \
-    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " name    \
+#define DR(name, ns, host, spec)                                                                   \
+    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " name       \
     ", namespace: " ns "}\nspec:\n  host: " host "\n" spec
 
 static const char *FIXTURE =
     "apiVersion: v1\nkind: Namespace\nmetadata: {name: grpc}\n"
-    "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n"
-    SVC("greeter", "[{name: grpc, port: 50051}, {name: grpc-admin, port: 50052}]")
-    POD("greeter-v1", "grpc", "greeter", "v1", "greeter", "127.0.20.1")
-    POD("greeter-v2", "grpc", "greeter", "v2", "greeter-canary", "127.0.20.2")
-    POD("greeter-v2b", "grpc", "greeter", "v2", "greeter-canary", "127.0.20.5")
+    "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n" SVC(
+        "greeter", "[{name: grpc, port: 50051}, {name: grpc-admin, port: 50052}]")
+        POD("greeter-v1", "grpc", "greeter", "v1", "greeter", "127.0.20.1")
+            POD("greeter-v2", "grpc", "greeter", "v2", "greeter-canary", "127.0.20.2")
+                POD("greeter-v2b", "grpc", "greeter", "v2", "greeter-canary", "127.0.20.5")
     /* port 50051 on every pod, 50052 on v1 only: SANs are per port */
     SLICE("greeter-a", "greeter", "[{name: grpc, port: 50051}]",
-          "[" EP("127.0.20.2", "greeter-v2") ", " EP("127.0.20.1", "greeter-v1") ", "
-          EP("127.0.20.5", "greeter-v2b") "]")
-    SLICE("greeter-b", "greeter", "[{name: grpc-admin, port: 50052}]",
-          "[" EP("127.0.20.1", "greeter-v1") "]")
-    DR("greeter", "grpc", "greeter",
-       "  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n"
-       "    portLevelSettings: [{port: {number: 50052}, tls: {mode: DISABLE}}]\n"
-       "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
-       "  - {name: v2, labels: {version: v2}, trafficPolicy: {tls: {mode: DISABLE}}}\n")
+          "[" EP("127.0.20.2", "greeter-v2") ", " EP("127.0.20.1", "greeter-v1") ", " EP(
+              "127.0.20.5", "greeter-v2b") "]")
+        SLICE("greeter-b", "greeter", "[{name: grpc-admin, port: 50052}]",
+              "[" EP("127.0.20.1", "greeter-v1") "]")
+            DR("greeter", "grpc", "greeter",
+               "  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n"
+               "    portLevelSettings: [{port: {number: 50052}, tls: {mode: DISABLE}}]\n"
+               "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
+               "  - {name: v2, labels: {version: v2}, trafficPolicy: {tls: {mode: DISABLE}}}\n")
     /* the same host as namespace "other" sees it: plaintext */
     DR("greeter-other", "other", "greeter.grpc.svc.cluster.local",
-       "  trafficPolicy:\n    tls: {mode: DISABLE}\n")
-    SVC("pinned", "[{name: grpc, port: 7000}]")
-    POD("pinned-1", "grpc", "pinned", "v1", "pinned", "127.0.20.3")
-    SLICE("pinned-a", "pinned", "[{name: grpc, port: 7000}]", "[" EP("127.0.20.3", "pinned-1") "]")
-    DR("pinned", "grpc", "pinned",
-       "  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://example.com/ns/x/sa/y]}\n")
-    SVC("simple", "[{name: grpc, port: 7001}]")
-    DR("simple", "grpc", "simple", "  trafficPolicy:\n    tls: {mode: SIMPLE, sni: simple.example.com}\n")
-    SVC("plain", "[{name: grpc, port: 7002}]")
-    POD("plain-1", "grpc", "plain", "v1", "plain", "127.0.20.4")
-    SLICE("plain-a", "plain", "[{name: grpc, port: 7002}]", "[" EP("127.0.20.4", "plain-1") "]");
+       "  trafficPolicy:\n    tls: {mode: DISABLE}\n") SVC("pinned", "[{name: grpc, port: 7000}]")
+        POD("pinned-1", "grpc", "pinned", "v1", "pinned", "127.0.20.3")
+            SLICE("pinned-a", "pinned", "[{name: grpc, port: 7000}]",
+                  "[" EP("127.0.20.3", "pinned-1") "]")
+                DR("pinned", "grpc", "pinned",
+                   "  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, subjectAltNames: "
+                   "[spiffe://example.com/ns/x/sa/y]}\n")
+                    SVC("simple", "[{name: grpc, port: 7001}]")
+                        DR("simple", "grpc", "simple",
+                           "  trafficPolicy:\n    tls: {mode: SIMPLE, sni: simple.example.com}\n")
+                            SVC("plain", "[{name: grpc, port: 7002}]")
+                                POD("plain-1", "grpc", "plain", "v1", "plain", "127.0.20.4")
+                                    SLICE("plain-a", "plain", "[{name: grpc, port: 7002}]",
+                                          "[" EP("127.0.20.4", "plain-1") "]");
 
 #define GREETER "greeter.grpc.svc.cluster.local"
 #define SA(td, sa) "spiffe://" td "/ns/grpc/sa/" sa
@@ -111,13 +114,16 @@ static void check_common(const CommonTls *ct, const char *const *sans)
     assert_string_equal(ct->tls_certificate_provider_instance->instance_name, "default");
     assert_string_equal(ct->tls_certificate_provider_instance->certificate_name, "default");
     assert_int_equal(ct->n_tls_certificate_sds_secret_configs, 0);
-    assert_int_equal(ct->validation_context_type_case,
-                     ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT);
-    const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext *cv =
-        ct->combined_validation_context;
+    assert_int_equal(
+        ct->validation_context_type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT);
+    const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
+        *cv = ct->combined_validation_context;
     assert_non_null(cv->validation_context_certificate_provider_instance);
-    assert_string_equal(cv->validation_context_certificate_provider_instance->instance_name, "default");
-    assert_string_equal(cv->validation_context_certificate_provider_instance->certificate_name, "ROOTCA");
+    assert_string_equal(cv->validation_context_certificate_provider_instance->instance_name,
+                        "default");
+    assert_string_equal(cv->validation_context_certificate_provider_instance->certificate_name,
+                        "ROOTCA");
     assert_null(cv->validation_context_sds_secret_config);
     assert_non_null(cv->default_validation_context);
     size_t n = 0;
@@ -127,7 +133,8 @@ static void check_common(const CommonTls *ct, const char *const *sans)
     for (size_t i = 0; i < n; i++) {
         const Envoy__Type__Matcher__V3__StringMatcher *m =
             cv->default_validation_context->match_subject_alt_names[i];
-        assert_int_equal(m->match_pattern_case, ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT);
+        assert_int_equal(m->match_pattern_case,
+                         ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT);
         assert_string_equal(m->exact, sans[i]);
     }
 }
@@ -136,7 +143,7 @@ static void check_common(const CommonTls *ct, const char *const *sans)
  * (asserts the transport socket's shape when present). Free with free_unpacked. */
 static UpTls *cluster_tls(xds_gen *g, const xds_proxy *p, const char *name)
 {
-    const char *names[] = { name };
+    const char *names[] = {name};
     xds_resource_set set;
     fx_gen(g, p, snap, XDS_TYPE_CLUSTER, names, 1, &set);
     assert_int_equal(set.n, 1);
@@ -147,8 +154,9 @@ static UpTls *cluster_tls(xds_gen *g, const xds_proxy *p, const char *name)
     UpTls *u = NULL;
     if (cl->transport_socket) {
         assert_string_equal(cl->transport_socket->name, "envoy.transport_sockets.tls");
-        u = fx_unpack_any(cl->transport_socket->typed_config,
-                          &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
+        u = fx_unpack_any(
+            cl->transport_socket->typed_config,
+            &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
         assert_non_null(u);
     }
     protobuf_c_message_free_unpacked(&cl->base, NULL);
@@ -161,23 +169,27 @@ static void test_cds_istio_mutual(void **state)
     (void)state;
     static const struct {
         const char *cluster;
-        const char *sans[4];    /* NULL-terminated; sans[0] NULL and plain: no TLS */
+        const char *sans[4]; /* NULL-terminated; sans[0] NULL and plain: no TLS */
         bool plain;
     } cases[] = {
         /* rule-level ISTIO_MUTUAL: identities of every endpoint on 50051, sorted, unique */
-        { "outbound|50051||" GREETER, { SA("cluster.local", "greeter"), SA("cluster.local", "greeter-canary") }, false },
+        {"outbound|50051||" GREETER,
+         {SA("cluster.local", "greeter"), SA("cluster.local", "greeter-canary")},
+         false},
         /* a subset without its own policy inherits the rule's */
-        { "outbound|50051|v1|" GREETER, { SA("cluster.local", "greeter"), SA("cluster.local", "greeter-canary") }, false },
+        {"outbound|50051|v1|" GREETER,
+         {SA("cluster.local", "greeter"), SA("cluster.local", "greeter-canary")},
+         false},
         /* a subset policy saying DISABLE wins */
-        { "outbound|50051|v2|" GREETER, { NULL }, true },
+        {"outbound|50051|v2|" GREETER, {NULL}, true},
         /* port level DISABLE wins over the rule */
-        { "outbound|50052||" GREETER, { NULL }, true },
+        {"outbound|50052||" GREETER, {NULL}, true},
         /* the rule's own subjectAltNames replace the service's identities */
-        { "outbound|7000||pinned.grpc.svc.cluster.local", { "spiffe://example.com/ns/x/sa/y" }, false },
+        {"outbound|7000||pinned.grpc.svc.cluster.local", {"spiffe://example.com/ns/x/sa/y"}, false},
         /* SIMPLE (and MUTUAL) are not for proxyless gRPC, as istiod: plaintext */
-        { "outbound|7001||simple.grpc.svc.cluster.local", { NULL }, true },
+        {"outbound|7001||simple.grpc.svc.cluster.local", {NULL}, true},
         /* no rule: plaintext as before */
-        { "outbound|7002||plain.grpc.svc.cluster.local", { NULL }, true },
+        {"outbound|7002||plain.grpc.svc.cluster.local", {NULL}, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         UpTls *u = cluster_tls(gen, client, cases[i].cluster);
@@ -208,7 +220,7 @@ static void test_cds_trust_domain(void **state)
     xds_gen *g = xds_gen_new();
     xds_gen_set_trust_domain(g, "example.org");
     UpTls *u = cluster_tls(g, client, "outbound|50051||" GREETER);
-    const char *want[] = { SA("example.org", "greeter"), SA("example.org", "greeter-canary"), NULL };
+    const char *want[] = {SA("example.org", "greeter"), SA("example.org", "greeter-canary"), NULL};
     assert_non_null(u);
     check_common(u->common_tls_context, want);
     protobuf_c_message_free_unpacked(&u->base, NULL);
@@ -220,11 +232,11 @@ static void test_cds_trust_domain(void **state)
 static void inbound(const xds_proxy *p, const char *name, DownTls **tls)
 {
     xds_resource_set set;
-    const char *names[] = { name };
+    const char *names[] = {name};
     fx_gen(gen, p, snap, XDS_TYPE_LISTENER, names, 1, &set);
     assert_int_equal(set.n, 1);
-    Envoy__Config__Listener__V3__Listener *l = envoy__config__listener__v3__listener__unpack(
-        NULL, set.items[0]->len, set.items[0]->bytes);
+    Envoy__Config__Listener__V3__Listener *l =
+        envoy__config__listener__v3__listener__unpack(NULL, set.items[0]->len, set.items[0]->bytes);
     assert_non_null(l);
     assert_string_equal(l->name, name);
     assert_null(l->api_listener);
@@ -232,21 +244,24 @@ static void inbound(const xds_proxy *p, const char *name, DownTls **tls)
     assert_int_equal(l->n_filter_chains, 1);
     const Envoy__Config__Listener__V3__FilterChain *fc = l->filter_chains[0];
     assert_int_equal(fc->n_filters, 1);
-    HCM *h = fx_unpack_any(fc->filters[0]->typed_config,
-                           &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
+    HCM *h = fx_unpack_any(
+        fc->filters[0]->typed_config,
+        &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
     assert_non_null(h);
     /* gRPC servers NACK the fault filter: the router alone */
     assert_int_equal(h->n_http_filters, 1);
     assert_string_equal(h->http_filters[0]->name, "envoy.filters.http.router");
-    assert_int_equal(h->route_specifier_case,
-                     ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
+    assert_int_equal(
+        h->route_specifier_case,
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
     assert_int_equal(h->route_config->virtual_hosts[0]->routes[0]->action_case,
                      ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_NON_FORWARDING_ACTION);
     *tls = NULL;
     if (fc->transport_socket) {
         assert_string_equal(fc->transport_socket->name, "envoy.transport_sockets.tls");
-        *tls = fx_unpack_any(fc->transport_socket->typed_config,
-                             &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
+        *tls = fx_unpack_any(
+            fc->transport_socket->typed_config,
+            &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
         assert_non_null(*tls);
         assert_string_equal(fc->name, "inbound-mtls");
     } else {
@@ -267,14 +282,14 @@ static void test_lds_inbound_mtls(void **state)
         bool other_ns;
         bool mtls;
     } cases[] = {
-        { IN "127.0.20.1:50051", false, true },  /* endpoint of greeter, ISTIO_MUTUAL */
-        { IN "127.0.20.2:50051", false, true },  /* the subset's DISABLE does not matter */
-        { IN "127.0.20.1:50052", false, false }, /* port level DISABLE */
-        { IN "127.0.20.3:7000", false, true },   /* pinned SANs: still mTLS, no SANs served */
-        { IN "127.0.20.4:7002", false, false },  /* no rule */
-        { IN "127.0.20.9:50051", false, false }, /* not an endpoint */
-        { IN "127.0.20.1:50051", true, false },  /* namespace "other" sees DISABLE (same gen,
-                                                  * same name: the decision is in the key) */
+        {IN "127.0.20.1:50051", false, true},  /* endpoint of greeter, ISTIO_MUTUAL */
+        {IN "127.0.20.2:50051", false, true},  /* the subset's DISABLE does not matter */
+        {IN "127.0.20.1:50052", false, false}, /* port level DISABLE */
+        {IN "127.0.20.3:7000", false, true},   /* pinned SANs: still mTLS, no SANs served */
+        {IN "127.0.20.4:7002", false, false},  /* no rule */
+        {IN "127.0.20.9:50051", false, false}, /* not an endpoint */
+        {IN "127.0.20.1:50051", true, false},  /* namespace "other" sees DISABLE (same gen,
+                                                * same name: the decision is in the key) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         DownTls *d;
@@ -287,7 +302,7 @@ static void test_lds_inbound_mtls(void **state)
         assert_non_null(d->require_client_certificate);
         assert_true(d->require_client_certificate->value);
         assert_null(d->require_sni);
-        const char *none[] = { NULL };
+        const char *none[] = {NULL};
         check_common(d->common_tls_context, none); /* gRPC servers refuse SAN matchers */
         protobuf_c_message_free_unpacked(&d->base, NULL);
     }

@@ -16,9 +16,12 @@
 
 static const char *FIXTURE =
     "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n"
-    "spec: {clusterIP: 10.96.1.1, selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}\n"
-    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web, namespace: default}\n"
-    "spec: {host: web, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, minimumRingSize: 2048}}}}\n";
+    "spec: {clusterIP: 10.96.1.1, selector: {app: web}, ports: [{name: http, port: 80, targetPort: "
+    "8080}]}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web, "
+    "namespace: default}\n"
+    "spec: {host: web, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, "
+    "minimumRingSize: 2048}}}}\n";
 
 static cJSON *path(cJSON *o, const char *p)
 {
@@ -29,7 +32,7 @@ static cJSON *path(cJSON *o, const char *p)
         char *end;
         long idx = strtol(k, &end, 10);
         o = (*end == '\0' && cJSON_IsArray(o)) ? cJSON_GetArrayItem(o, (int)idx)
-                                                : cJSON_GetObjectItemCaseSensitive(o, k);
+                                               : cJSON_GetObjectItemCaseSensitive(o, k);
     }
     return o;
 }
@@ -48,7 +51,7 @@ static void test_cluster_json(void **state)
     mesh_snapshot *s = fx_snapshot(FIXTURE, NULL);
     xds_gen *g = xds_gen_new();
     xds_proxy *p = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.1.1", NULL);
-    const char *names[] = { "outbound|80||web.default.svc.cluster.local" };
+    const char *names[] = {"outbound|80||web.default.svc.cluster.local"};
     xds_resource_set set;
     fx_gen(g, p, s, XDS_TYPE_CLUSTER, names, 1, &set);
     assert_int_equal(set.n, 1);
@@ -60,7 +63,8 @@ static void test_cluster_json(void **state)
     assert_string_equal(str(j, "type"), "EDS");
     assert_string_equal(str(j, "lb_policy"), "RING_HASH");
     assert_string_equal(str(j, "connect_timeout"), "10s");
-    assert_string_equal(str(j, "eds_cluster_config.service_name"), "outbound|80||web.default.svc.cluster.local");
+    assert_string_equal(str(j, "eds_cluster_config.service_name"),
+                        "outbound|80||web.default.svc.cluster.local");
     assert_non_null(path(j, "eds_cluster_config.eds_config.ads"));
     assert_string_equal(str(j, "eds_cluster_config.eds_config.resource_api_version"), "V3");
     /* UInt64Value: a bare value, as a string (proto3 JSON for 64-bit integers) */
@@ -77,7 +81,7 @@ static void test_cluster_json(void **state)
     xds_resource_set_free(&set);
 
     /* a listener: Any unpacked with its @type, repeated filters as arrays */
-    const char *ln[] = { "0.0.0.0_80" };
+    const char *ln[] = {"0.0.0.0_80"};
     fx_gen(g, p, s, XDS_TYPE_LISTENER, ln, 1, &set);
     assert_int_equal(set.n, 1);
     j = xds_resource_to_json(set.items[0]);
@@ -85,8 +89,10 @@ static void test_cluster_json(void **state)
     assert_true(cJSON_IsFalse(path(j, "bind_to_port")));
     assert_int_equal((int)path(j, "address.socket_address.port_value")->valuedouble, 80);
     cJSON *hcm = path(j, "filter_chains.0.filters.0.typed_config");
-    assert_string_equal(str(hcm, "@type"),
-                        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager");
+    assert_string_equal(
+        str(hcm, "@type"),
+        "type.googleapis.com/"
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager");
     assert_string_equal(str(hcm, "rds.route_config_name"), "80");
     assert_true(cJSON_IsArray(path(hcm, "http_filters")));
     assert_string_equal(str(hcm, "http_filters.2.name"), "envoy.filters.http.router");
@@ -96,7 +102,7 @@ static void test_cluster_json(void **state)
     xds_resource_set_free(&set);
 
     /* map fields (typed_per_filter_config) are objects keyed by the map key */
-    const char *rn[] = { "80" };
+    const char *rn[] = {"80"};
     fx_gen(g, p, s, XDS_TYPE_ROUTE, rn, 1, &set);
     assert_int_equal(set.n, 1);
     j = xds_resource_to_json(set.items[0]);
@@ -122,14 +128,15 @@ static void test_scalars(void **state)
     d.seconds = 1;
     d.nanos = 500000000;
     c.connect_timeout = &d;
-    Envoy__Config__Cluster__V3__OutlierDetection od = ENVOY__CONFIG__CLUSTER__V3__OUTLIER_DETECTION__INIT;
+    Envoy__Config__Cluster__V3__OutlierDetection od =
+        ENVOY__CONFIG__CLUSTER__V3__OUTLIER_DETECTION__INIT;
     Google__Protobuf__Duration d2 = GOOGLE__PROTOBUF__DURATION__INIT;
     d2.nanos = 1000000;
     od.interval = &d2;
     c.outlier_detection = &od;
     Envoy__Config__Core__V3__TransportSocket ts = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__INIT;
     Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-    uint8_t raw[] = { 0xde, 0xad, 0xbe };
+    uint8_t raw[] = {0xde, 0xad, 0xbe};
     any.type_url = "type.googleapis.com/unknown.Thing";
     any.value.data = raw;
     any.value.len = 3;
@@ -137,7 +144,8 @@ static void test_scalars(void **state)
     ts.config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
     ts.typed_config = &any;
     c.transport_socket = &ts;
-    Envoy__Config__Cluster__V3__Cluster__CommonLbConfig cl = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__COMMON_LB_CONFIG__INIT;
+    Envoy__Config__Cluster__V3__Cluster__CommonLbConfig cl =
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__COMMON_LB_CONFIG__INIT;
     c.common_lb_config = &cl;
 
     xds_resource *r = xds_resource_new(XDS_TYPE_CLUSTER, "x", &c);
@@ -146,7 +154,8 @@ static void test_scalars(void **state)
     assert_non_null(j);
     assert_string_equal(str(j, "connect_timeout"), "1.5s");
     assert_string_equal(str(j, "outlier_detection.interval"), "0.001s");
-    assert_string_equal(str(j, "transport_socket.typed_config.@type"), "type.googleapis.com/unknown.Thing");
+    assert_string_equal(str(j, "transport_socket.typed_config.@type"),
+                        "type.googleapis.com/unknown.Thing");
     assert_string_equal(str(j, "transport_socket.typed_config.value"), "3q2+");
     assert_true(cJSON_IsObject(path(j, "common_lb_config")));
     /* an enum at its default is omitted (proto3) */
@@ -155,8 +164,10 @@ static void test_scalars(void **state)
     xds_resource_release(r);
 
     /* garbage bytes do not crash: NULL */
-    xds_resource bad = { .name = "bad", .type_url = XDS_TYPE_CLUSTER,
-                         .bytes = (uint8_t *)"\xff\xff\xff\xff", .len = 4 };
+    xds_resource bad = {.name = "bad",
+                        .type_url = XDS_TYPE_CLUSTER,
+                        .bytes = (uint8_t *)"\xff\xff\xff\xff",
+                        .len = 4};
     assert_null(xds_resource_to_json(&bad));
     assert_null(xds_resource_to_json(NULL));
 }

@@ -1,4 +1,4 @@
-/* test_gen_memo: the per-class set memo of xds/gen.c and the push-skipping rules
+/* test_gen_memo: the per-class set memo of xds/gen/gen.c and the push-skipping rules
  * (xds_type_kinds).
  *
  * The property that matters: a memo hit must give a proxy exactly what a generator
@@ -48,27 +48,27 @@ static const char *BASE =
     "  servers: [{port: {number: 8080, name: http-alt, protocol: HTTP}, hosts: [\"*\"]}]\n";
 
 /* A mesh VirtualService with a timeout on every route. */
-static const char *PLAIN_VS =
-    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: greeter, namespace: a}\n"
-    "spec:\n  hosts: [greeter]\n  http:\n"
-    "  - timeout: 1s\n"
-    "    route: [{destination: {host: greeter}}]\n";
+static const char *PLAIN_VS = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: "
+                              "{name: greeter, namespace: a}\n"
+                              "spec:\n  hosts: [greeter]\n  http:\n"
+                              "  - timeout: 1s\n"
+                              "    route: [{destination: {host: greeter}}]\n";
 
 /* A mesh VirtualService whose first route applies only to clients labelled app=canary. */
-static const char *SOURCE_LABELS =
-    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: greeter, namespace: a}\n"
-    "spec:\n  hosts: [greeter]\n  http:\n"
-    "  - match: [{sourceLabels: {app: canary}}]\n"
-    "    timeout: 1s\n"
-    "    route: [{destination: {host: greeter}}]\n"
-    "  - route: [{destination: {host: greeter}}]\n";
+static const char *SOURCE_LABELS = "apiVersion: networking.istio.io/v1\nkind: "
+                                   "VirtualService\nmetadata: {name: greeter, namespace: a}\n"
+                                   "spec:\n  hosts: [greeter]\n  http:\n"
+                                   "  - match: [{sourceLabels: {app: canary}}]\n"
+                                   "    timeout: 1s\n"
+                                   "    route: [{destination: {host: greeter}}]\n"
+                                   "  - route: [{destination: {host: greeter}}]\n";
 
-static const char *const GRPC_LDS[] = { "greeter:50051" };
-static const char *const GRPC_RDS[] = { "outbound|50051||greeter.a.svc.cluster.local",
-                                        "outbound|50051||greeter.b.svc.cluster.local" };
-static const char *const GRPC_EDS[] = { "outbound|50051||greeter.a.svc.cluster.local",
-                                        "outbound|50051|v1|greeter.a.svc.cluster.local",
-                                        "outbound|50051||greeter.b.svc.cluster.local" };
+static const char *const GRPC_LDS[] = {"greeter:50051"};
+static const char *const GRPC_RDS[] = {"outbound|50051||greeter.a.svc.cluster.local",
+                                       "outbound|50051||greeter.b.svc.cluster.local"};
+static const char *const GRPC_EDS[] = {"outbound|50051||greeter.a.svc.cluster.local",
+                                       "outbound|50051|v1|greeter.a.svc.cluster.local",
+                                       "outbound|50051||greeter.b.svc.cluster.local"};
 
 /* Asserts that what g gives p equals what a fresh generator gives it; returns the set. */
 static void gen_checked(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, const char *type,
@@ -114,10 +114,10 @@ static void test_grpc_namespaces(void **state)
         const char *const *names;
         size_t n;
     } cases[] = {
-        { XDS_TYPE_LISTENER, GRPC_LDS, 1 },
-        { XDS_TYPE_ROUTE, GRPC_RDS, 2 },
-        { XDS_TYPE_CLUSTER, GRPC_EDS, 3 },
-        { XDS_TYPE_ENDPOINT, GRPC_EDS, 3 },
+        {XDS_TYPE_LISTENER, GRPC_LDS, 1},
+        {XDS_TYPE_ROUTE, GRPC_RDS, 2},
+        {XDS_TYPE_CLUSTER, GRPC_EDS, 3},
+        {XDS_TYPE_ENDPOINT, GRPC_EDS, 3},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         xds_resource_set sa1, sa2, sb1;
@@ -127,7 +127,7 @@ static void test_grpc_namespaces(void **state)
         gen_checked(g, a2, s, cases[c].type, cases[c].names, cases[c].n, &sa2);
         gen_checked(g, b1, s, cases[c].type, cases[c].names, cases[c].n, &sb1);
         xds_gen_memo_stats(g, &h1, &m1);
-        assert_true(h1 - h0 >= 1);               /* a2 was answered from a1's entry */
+        assert_true(h1 - h0 >= 1); /* a2 was answered from a1's entry */
         /* labels do not shape gRPC sets here (no sourceLabels): a1 and a2 share */
         assert_true(sa1.id == sa2.id);
         for (size_t i = 0; i < sa1.n; i++)
@@ -170,7 +170,7 @@ static void test_source_labels(void **state)
     gen_checked(g, canary, s, XDS_TYPE_ROUTE, GRPC_RDS, 1, &c1);
     gen_checked(g, plain, s, XDS_TYPE_ROUTE, GRPC_RDS, 1, &p1);
     gen_checked(g, plain2, s, XDS_TYPE_ROUTE, GRPC_RDS, 1, &p2);
-    assert_false(same_content(&c1, &p1));    /* the canary-only route */
+    assert_false(same_content(&c1, &p1)); /* the canary-only route */
     assert_true(c1.id != p1.id);
     assert_true(p1.id == p2.id);
     xds_resource_set_free(&c1);
@@ -198,7 +198,7 @@ static void test_gateways(void **state)
     gen_checked(g, g1b, s, XDS_TYPE_LISTENER, NULL, 0, &b);
     assert_true(a.id == b.id);
     assert_true(a.id != c.id);
-    assert_false(same_content(&a, &c));      /* port 80 vs 8080 */
+    assert_false(same_content(&a, &c)); /* port 80 vs 8080 */
     xds_resource_set_free(&a);
     xds_resource_set_free(&b);
     xds_resource_set_free(&c);
@@ -223,18 +223,18 @@ static void test_sidecar_ips(void **state)
     xds_gen *g = xds_gen_new();
     xds_proxy *workload = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.1.0.1", "app=greeter");
     xds_proxy *other = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.1.7.7", "app=greeter");
-    static const char *const types[] = { XDS_TYPE_LISTENER, XDS_TYPE_CLUSTER };
+    static const char *const types[] = {XDS_TYPE_LISTENER, XDS_TYPE_CLUSTER};
     for (size_t t = 0; t < 2; t++) {
         xds_resource_set w, o;
         gen_checked(g, workload, s, types[t], NULL, 0, &w);
         gen_checked(g, other, s, types[t], NULL, 0, &o);
         assert_true(w.id != o.id);
-        assert_false(same_content(&w, &o));  /* inbound port 50051 only for the workload */
+        assert_false(same_content(&w, &o)); /* inbound port 50051 only for the workload */
         xds_resource_set_free(&w);
         xds_resource_set_free(&o);
     }
     xds_resource_set w, o;
-    const char *const rds[] = { "50051" };
+    const char *const rds[] = {"50051"};
     gen_checked(g, workload, s, XDS_TYPE_ROUTE, rds, 1, &w);
     gen_checked(g, other, s, XDS_TYPE_ROUTE, rds, 1, &o);
     assert_true(w.id == o.id);
@@ -253,7 +253,7 @@ static void test_ids_across_versions(void **state)
     (void)state;
     mesh_snapshot *s1 = fx_snapshot(BASE, NULL);
     mesh_snapshot *s2 = fx_snapshot(BASE, PLAIN_VS, NULL);
-    mesh_snapshot v2 = *s2;      /* the same content under a newer version */
+    mesh_snapshot v2 = *s2; /* the same content under a newer version */
     v2.version = s1->version + 1;
     xds_gen *g = xds_gen_new();
     xds_proxy *p = fx_proxy(XDS_FLAVOUR_GRPC, "a", "10.9.0.1", "app=plain");
@@ -262,8 +262,8 @@ static void test_ids_across_versions(void **state)
     gen_checked(g, p, s1, XDS_TYPE_ROUTE, GRPC_RDS, 1, &r1);
     gen_checked(g, p, &v2, XDS_TYPE_LISTENER, GRPC_LDS, 1, &l2);
     gen_checked(g, p, &v2, XDS_TYPE_ROUTE, GRPC_RDS, 1, &r2);
-    assert_true(l1.id == l2.id);             /* a VirtualService does not touch LDS */
-    assert_true(r1.id != r2.id);             /* but does change the routes */
+    assert_true(l1.id == l2.id); /* a VirtualService does not touch LDS */
+    assert_true(r1.id != r2.id); /* but does change the routes */
     xds_resource_set_free(&l1);
     xds_resource_set_free(&l2);
     xds_resource_set_free(&r1);
@@ -285,8 +285,8 @@ static void test_type_kinds(void **state)
     const uint32_t svc = 1u << MESH_KIND_SERVICE, se = 1u << MESH_KIND_SERVICE_ENTRY;
     const uint32_t eps = 1u << MESH_KIND_ENDPOINT_SLICE, gwk = 1u << MESH_KIND_GATEWAY;
     const uint32_t ns = 1u << MESH_KIND_NAMESPACE;
-    static const char *const all[] = { XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
-                                       XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET };
+    static const char *const all[] = {XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
+                                      XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET};
     /* a VirtualService edit: gRPC regenerates RDS only */
     assert_true((xds_type_kinds(grpc, XDS_TYPE_ROUTE) & vs) != 0);
     assert_true((xds_type_kinds(grpc, XDS_TYPE_LISTENER) & vs) == 0);
@@ -303,7 +303,7 @@ static void test_type_kinds(void **state)
     assert_true((xds_type_kinds(gw, XDS_TYPE_CLUSTER) & (gwk | vs)) == 0);
     /* services, ServiceEntries and namespaces reach every type of every flavour; Envoy
      * listeners and routes (and SDS) depend on every kind */
-    const xds_proxy *ps[] = { grpc, sc, gw };
+    const xds_proxy *ps[] = {grpc, sc, gw};
     for (size_t p = 0; p < 3; p++)
         for (size_t t = 0; t < 5; t++)
             assert_true((xds_type_kinds(ps[p], all[t]) & (svc | se | ns)) == (svc | se | ns));

@@ -1,4 +1,4 @@
-/* test_proxy: node parsing (xds/proxy.c), table-driven: the four node ID parts, node
+/* test_proxy: node parsing (xds/gen/proxy.c), table-driven: the four node ID parts, node
  * types, INSTANCE_IPS, NAMESPACE, LABELS, GENERATOR and the flavour, locality, bad IDs.
  */
 #include <setjmp.h>
@@ -18,9 +18,9 @@
 /* A Node with up to 8 metadata entries: string values, or a struct of strings (LABELS). */
 typedef struct {
     const char *key;
-    const char *str;            /* string value, or NULL */
-    const char *const *kv;      /* NULL-terminated k,v,k,v... for a struct value */
-    double number;              /* used when str and kv are NULL */
+    const char *str;       /* string value, or NULL */
+    const char *const *kv; /* NULL-terminated k,v,k,v... for a struct value */
+    double number;         /* used when str and kv are NULL */
 } md_entry;
 
 typedef struct {
@@ -86,43 +86,112 @@ typedef struct {
     const char *err;
     xds_node_type type;
     xds_flavour flavour;
-    const char *ips;            /* comma-joined */
+    const char *ips; /* comma-joined */
     const char *pod, *ns, *domain;
-    const char *label_version;  /* LABELS["version"], or NULL when no labels */
+    const char *label_version; /* LABELS["version"], or NULL when no labels */
     const char *cluster_id;
     const char *istio_version;
 } proxy_case;
 
 static const proxy_case cases[] = {
-    {"sidecar basic", "sidecar~10.1.2.3~reviews-v1-abc.default~default.svc.cluster.local",
-     {{0}}, 0, NULL, XDS_NODE_SIDECAR, XDS_FLAVOUR_ENVOY_SIDECAR, "10.1.2.3",
-     "reviews-v1-abc", "default", "default.svc.cluster.local", NULL, "Kubernetes", NULL},
-    {"router is a gateway", "router~10.1.2.4~istio-ingressgateway-x.istio-system~istio-system.svc.cluster.local",
-     {{"ISTIO_VERSION", "1.30.0", NULL, 0}, {"CLUSTER_ID", "c1", NULL, 0}}, 2, NULL,
-     XDS_NODE_ROUTER, XDS_FLAVOUR_ENVOY_GATEWAY, "10.1.2.4", "istio-ingressgateway-x",
-     "istio-system", "istio-system.svc.cluster.local", NULL, "c1", "1.30.0"},
-    {"grpc generator", "sidecar~127.0.0.99~client.default~default.svc.cluster.local",
-     {{"GENERATOR", "grpc", NULL, 0}}, 1, NULL, XDS_NODE_SIDECAR, XDS_FLAVOUR_GRPC,
-     "127.0.0.99", "client", "default", "default.svc.cluster.local", NULL, "Kubernetes", NULL},
+    {"sidecar basic",
+     "sidecar~10.1.2.3~reviews-v1-abc.default~default.svc.cluster.local",
+     {{0}},
+     0,
+     NULL,
+     XDS_NODE_SIDECAR,
+     XDS_FLAVOUR_ENVOY_SIDECAR,
+     "10.1.2.3",
+     "reviews-v1-abc",
+     "default",
+     "default.svc.cluster.local",
+     NULL,
+     "Kubernetes",
+     NULL},
+    {"router is a gateway",
+     "router~10.1.2.4~istio-ingressgateway-x.istio-system~istio-system.svc.cluster.local",
+     {{"ISTIO_VERSION", "1.30.0", NULL, 0}, {"CLUSTER_ID", "c1", NULL, 0}},
+     2,
+     NULL,
+     XDS_NODE_ROUTER,
+     XDS_FLAVOUR_ENVOY_GATEWAY,
+     "10.1.2.4",
+     "istio-ingressgateway-x",
+     "istio-system",
+     "istio-system.svc.cluster.local",
+     NULL,
+     "c1",
+     "1.30.0"},
+    {"grpc generator",
+     "sidecar~127.0.0.99~client.default~default.svc.cluster.local",
+     {{"GENERATOR", "grpc", NULL, 0}},
+     1,
+     NULL,
+     XDS_NODE_SIDECAR,
+     XDS_FLAVOUR_GRPC,
+     "127.0.0.99",
+     "client",
+     "default",
+     "default.svc.cluster.local",
+     NULL,
+     "Kubernetes",
+     NULL},
     {"INSTANCE_IPS wins, invalid ones dropped",
      "sidecar~10.0.0.1~p.ns1~ns1.svc.cluster.local",
-     {{"INSTANCE_IPS", "10.0.0.7,bogus,fd00::7", NULL, 0}}, 1, NULL, XDS_NODE_SIDECAR,
-     XDS_FLAVOUR_ENVOY_SIDECAR, "10.0.0.7,fd00::7", "p", "ns1", "ns1.svc.cluster.local", NULL,
-     "Kubernetes", NULL},
-    {"NAMESPACE wins over the domain", "sidecar~10.0.0.1~p.ns1~ns1.svc.cluster.local",
-     {{"NAMESPACE", "other", NULL, 0}, {"LABELS", NULL, app_labels, 0}}, 2, NULL,
-     XDS_NODE_SIDECAR, XDS_FLAVOUR_ENVOY_SIDECAR, "10.0.0.1", "p", "other",
-     "ns1.svc.cluster.local", "v1", "Kubernetes", NULL},
-    {"waypoint", "waypoint~10.0.0.2~w.ns~ns.svc.cluster.local", {{0}}, 0, NULL,
-     XDS_NODE_WAYPOINT, XDS_FLAVOUR_ENVOY_SIDECAR, "10.0.0.2", "w", "ns",
-     "ns.svc.cluster.local", NULL, "Kubernetes", NULL},
+     {{"INSTANCE_IPS", "10.0.0.7,bogus,fd00::7", NULL, 0}},
+     1,
+     NULL,
+     XDS_NODE_SIDECAR,
+     XDS_FLAVOUR_ENVOY_SIDECAR,
+     "10.0.0.7,fd00::7",
+     "p",
+     "ns1",
+     "ns1.svc.cluster.local",
+     NULL,
+     "Kubernetes",
+     NULL},
+    {"NAMESPACE wins over the domain",
+     "sidecar~10.0.0.1~p.ns1~ns1.svc.cluster.local",
+     {{"NAMESPACE", "other", NULL, 0}, {"LABELS", NULL, app_labels, 0}},
+     2,
+     NULL,
+     XDS_NODE_SIDECAR,
+     XDS_FLAVOUR_ENVOY_SIDECAR,
+     "10.0.0.1",
+     "p",
+     "other",
+     "ns1.svc.cluster.local",
+     "v1",
+     "Kubernetes",
+     NULL},
+    {"waypoint",
+     "waypoint~10.0.0.2~w.ns~ns.svc.cluster.local",
+     {{0}},
+     0,
+     NULL,
+     XDS_NODE_WAYPOINT,
+     XDS_FLAVOUR_ENVOY_SIDECAR,
+     "10.0.0.2",
+     "w",
+     "ns",
+     "ns.svc.cluster.local",
+     NULL,
+     "Kubernetes",
+     NULL},
     {"three parts", "sidecar~10.0.0.1~p.ns", {{0}}, 0, "must have 4 parts"},
     {"five parts", "sidecar~10.0.0.1~p.ns~ns.svc.cluster.local~x", {{0}}, 0, "must have 4 parts"},
-    {"bad type", "envoy~10.0.0.1~p.ns~ns.svc.cluster.local", {{0}}, 0, "invalid node type \"envoy\""},
+    {"bad type",
+     "envoy~10.0.0.1~p.ns~ns.svc.cluster.local",
+     {{0}},
+     0,
+     "invalid node type \"envoy\""},
     {"bad ip", "sidecar~x.y~p.ns~ns.svc.cluster.local", {{0}}, 0, "no valid IP address"},
     {"empty", "", {{0}}, 0, "node ID \"\""},
-    {"labels not strings", "sidecar~10.0.0.1~p.ns~ns.svc.cluster.local",
-     {{"LABELS", NULL, NULL, 3}}, 1, "LABELS must be a struct"},
+    {"labels not strings",
+     "sidecar~10.0.0.1~p.ns~ns.svc.cluster.local",
+     {{"LABELS", NULL, NULL, 3}},
+     1,
+     "LABELS must be a struct"},
 };
 
 static void join_ips(const xds_proxy *p, char *out, size_t outlen)

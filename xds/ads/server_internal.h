@@ -1,0 +1,186 @@
+/* server_internal: the ADS server's shared state (shards, connections, one-shot calls),
+ * for its three files: server.c (gRPC hosting, shards, streams, push scheduling), auth.c
+ * (who a caller on the secure port is) and unary.c (unary methods and UNIMPLEMENTED).
+ * The thread and ownership rules are at the top of server.c. Nothing outside xds/ads/.
+ */
+#ifndef XDS_ADS_SERVER_INTERNAL_H
+#define XDS_ADS_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <grpc/grpc.h>
+
+#include "xds/ads/server.h"
+#include "xds/ads/stream_internal.h"
+
+#define LOG_SCOPE "ads"
+#define XDS_SHARDS 2
+#define SHARD_POLL_MS 50
+#define SRV_MAX_UNARY 8
+#define SRV_MAX_UNARY_WORKERS 16 /* unary calls running off the shard threads at once */
+#define SRV_MAX_IDS 4            /* SPIFFE identities kept per secure stream */
+#define SRV_MAX_TOKEN 16384      /* bearer tokens are about a kilobyte */
+#define SRV_TOKEN_AUDIENCE "istio-ca"
+
+#define METHOD_SOTW                                                                                \
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define METHOD_DELTA                                                                               \
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+
+typedef enum {
+    TAG_ACCEPT,   /* a requested call arrived (srv_accept) */
+    TAG_RECV,     /* RECV_MESSAGE done (srv_conn) */
+    TAG_SEND,     /* SEND_MESSAGE done */
+    TAG_CLOSE,    /* RECV_CLOSE_ON_SERVER done: the call is over */
+    TAG_STATUS,   /* SEND_STATUS_FROM_SERVER done */
+    TAG_ONESHOT,  /* a unary or unimplemented call's single batch done (srv_oneshot) */
+    TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify */
+} tag_kind;
+
+typedef struct srv_tag {
+    tag_kind kind;
+    void *obj;
+} srv_tag;
+
+typedef struct srv_shard srv_shard;
+
+enum { ACC_SOTW = 0, ACC_DELTA, ACC_GENERIC, ACC_UNARY0 };
+
+typedef struct srv_accept {
+    srv_tag tag;
+    srv_shard *sh;
+    int kind; /* ACC_*, ACC_UNARY0 + i for unary method i */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details;
+} srv_accept;
+
+typedef struct srv_conn {
+    xds_stream st;
+    srv_shard *sh;
+    grpc_call *call;
+    srv_tag t_recv, t_send, t_close, t_status;
+    int ops; /* outstanding batches */
+    grpc_byte_buffer *recv_buf;
+    grpc_byte_buffer *send_buf;
+    xds_msg *inflight; /* the message being written */
+    int cancelled;
+    bool closed; /* RECV_CLOSE_ON_SERVER completed */
+    bool send_active, initial_md_sent, status_sent, finishing;
+    int status_code;
+    char status_msg[512];
+
+    /* the one pending push of this connection (merged) */
+    bool push_pending, push_full, in_pq, push_inflight;
+    uint32_t push_kinds; /* mesh kinds changed (bits), merged like push_full */
+    char **push_hosts;
+    size_t npush_hosts;
+    int64_t push_start_ns;
+
+    /* Secure port: the identities the caller proved (client certificate or JWT). */
+    bool secure;
+    char *id_ns[SRV_MAX_IDS], *id_sa[SRV_MAX_IDS];
+    int nids;
+
+    struct srv_conn *prev, *next; /* shard list, under shard->lock */
+    struct srv_conn *pq_next;     /* push queue, shard thread only */
+} srv_conn;
+
+/* A call answered with one batch: a unary method or UNIMPLEMENTED. */
+typedef struct srv_oneshot {
+    srv_tag tag;
+    grpc_call *call;
+    grpc_byte_buffer *resp;
+    char *msg;
+    grpc_slice details;
+    int cancelled;
+} srv_oneshot;
+
+struct srv_shard {
+    xds_server *srv;
+    int idx;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool close_cq; /* xds_server_free asks the shard thread to shut cq down */
+    bool cq_down;         /* cq is shut down: start nothing on it (its driver only) */
+
+    pthread_mutex_t lock; /* the connection list and stream debug state */
+    srv_conn *conns;
+    size_t nconns;
+
+    srv_accept acc_sotw, acc_delta, acc_generic;
+    srv_accept acc_unary[SRV_MAX_UNARY];
+    int accepts_out; /* outstanding accept requests */
+
+    pthread_mutex_t mbox_lock; /* the mailbox below */
+    bool mbox_has;
+    mesh_snapshot *mbox_snap;
+    bool mbox_full;
+    uint32_t mbox_kinds;
+    char **mbox_hosts;
+    size_t mbox_nhosts;
+    int64_t mbox_start_ns;
+    atomic_bool mbox_flag; /* cheap check without the lock */
+
+    mesh_snapshot *snap;         /* latest snapshot this shard pushed (shard thread) */
+    srv_conn *pq_head, *pq_tail; /* connections whose push waits for a slot */
+};
+
+typedef struct srv_unary {
+    char *method;
+    xds_unary_fn fn;
+    void *ud;
+    void *handle;
+} srv_unary;
+
+struct xds_server {
+    char *addr;
+    char *domain;
+    char *secure_addr; /* NULL: no TLS port */
+    struct grpc_server_credentials *secure_creds;
+    char *trust_domain;
+    xds_token_review_fn review;
+    void *review_ud;
+    int secure_port;
+    xds_snapshot_fn snapshot; /* the current snapshot, for a stream's first push */
+    void *snapshot_ud;
+    int max_pushes;
+    int port;
+    grpc_server *server;
+    void *m_sotw, *m_delta;
+    srv_unary unary[SRV_MAX_UNARY];
+    int nunary;
+    srv_shard shards[XDS_SHARDS];
+    xds_gen *gen;
+    xds_stream_env env;
+    atomic_int inflight;      /* connections being written a push, all shards */
+    atomic_int unary_workers; /* unary calls running on their own threads */
+    atomic_bool stopping;
+    atomic_bool shutdown_done;
+    atomic_uint_fast64_t conn_seq;
+    srv_tag shutdown_tag;
+    bool started;
+};
+/* server.c */
+void srv_conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *tag);
+
+/* auth.c: the identity of a stream on the secure port (client certificate or bearer
+ * token), checked against the node it then sends. */
+bool srv_call_secure(grpc_call *call);
+/* The token of "authorization: Bearer <t>" (heap string), or NULL. */
+char *srv_md_bearer(const grpc_metadata_array *md);
+bool srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why, size_t whylen);
+bool srv_conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen);
+
+/* unary.c */
+void srv_oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *msg,
+                       grpc_byte_buffer *resp);
+void srv_oneshot_done(srv_oneshot *o);
+void srv_unary_handle(srv_shard *sh, srv_accept *a);
+
+#endif

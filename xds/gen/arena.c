@@ -1,0 +1,205 @@
+/* arena: the per-call arena every generator allocates from (freed in one step when
+ * xds_gen_generate returns), the item list, and the small message builders (Any, wrappers,
+ * durations, ADS config sources, addresses, endpoints, regexes) the flavours share. */
+/* Runs on whichever thread calls xds_gen_generate; touches only the call's arena and the
+ * (immutable) snapshot, so it takes no locks. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
+
+/* ---- arena ---------------------------------------------------------------------------- */
+
+struct gen_arena_chunk {
+    gen_arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+#define GA_CHUNK 16384
+
+void gen_arena_free(gen_arena *a)
+{
+    gen_arena_chunk *ch = a->head;
+    while (ch) {
+        gen_arena_chunk *next = ch->next;
+        free(ch);
+        ch = next;
+    }
+    a->head = NULL;
+}
+
+void *ga_alloc(gen_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0)
+        n = 16;
+    gen_arena_chunk *ch = a->head;
+    if (!ch || ch->cap - ch->used < n) {
+        size_t cap = n > GA_CHUNK ? n : GA_CHUNK;
+        ch = xmalloc(sizeof *ch + cap);
+        ch->used = 0;
+        ch->cap = cap;
+        ch->next = a->head;
+        a->head = ch;
+    }
+    void *p = ch->data + ch->used;
+    ch->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *ga_strdup(gen_arena *a, const char *s)
+{
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    char *d = ga_alloc(a, n + 1);
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+char *ga_printf(gen_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    char *d = ga_alloc(a, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+void ga_push_raw(gen_arena *a, void **arr, size_t *n, const void *item, size_t sz)
+{
+    size_t k = *n;
+    if (k == 0 || (k & (k - 1)) == 0) {
+        /* k is 0 or a power of two: the array is full; double it */
+        size_t cap = k ? 2 * k : 1;
+        void *na = ga_alloc(a, cap * sz);
+        if (k)
+            memcpy(na, *arr, k * sz);
+        *arr = na;
+    }
+    memcpy((char *)*arr + k * sz, item, sz);
+    *n = k + 1;
+}
+
+void gen_items_add(gen_ctx *c, gen_items *it, const gen_item *item)
+{
+    GA_PUSH(c->a, it->v, it->n, *item);
+}
+
+bool gen_names_has(const char *const *names, size_t nnames, const char *name)
+{
+    for (size_t i = 0; i < nnames; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* ---- small builders ---------------------------------------------------------------------- */
+
+Google__Protobuf__Any *gen_any(gen_ctx *c, const ProtobufCMessage *m)
+{
+    Google__Protobuf__Any *any = GA_MSG(c->a, Google__Protobuf__Any, google__protobuf__any__init);
+    any->type_url = ga_printf(c->a, "type.googleapis.com/%s", m->descriptor->name);
+    size_t len = protobuf_c_message_get_packed_size(m);
+    any->value.data = ga_alloc(c->a, len);
+    any->value.len = protobuf_c_message_pack(m, any->value.data);
+    return any;
+}
+
+Google__Protobuf__Duration *gen_duration(gen_ctx *c, int64_t ns)
+{
+    Google__Protobuf__Duration *d =
+        GA_MSG(c->a, Google__Protobuf__Duration, google__protobuf__duration__init);
+    if (ns < 0)
+        ns = 0;
+    d->seconds = ns / 1000000000;
+    d->nanos = (int32_t)(ns % 1000000000);
+    return d;
+}
+
+Google__Protobuf__UInt32Value *gen_u32(gen_ctx *c, uint32_t v)
+{
+    Google__Protobuf__UInt32Value *w =
+        GA_MSG(c->a, Google__Protobuf__UInt32Value, google__protobuf__uint32_value__init);
+    w->value = v;
+    return w;
+}
+
+Google__Protobuf__UInt64Value *gen_u64(gen_ctx *c, uint64_t v)
+{
+    Google__Protobuf__UInt64Value *w =
+        GA_MSG(c->a, Google__Protobuf__UInt64Value, google__protobuf__uint64_value__init);
+    w->value = v;
+    return w;
+}
+
+Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v)
+{
+    Google__Protobuf__BoolValue *w =
+        GA_MSG(c->a, Google__Protobuf__BoolValue, google__protobuf__bool_value__init);
+    w->value = v;
+    return w;
+}
+
+Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c)
+{
+    Envoy__Config__Core__V3__ConfigSource *cs = GA_MSG(
+        c->a, Envoy__Config__Core__V3__ConfigSource, envoy__config__core__v3__config_source__init);
+    cs->resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    cs->config_source_specifier_case =
+        ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS;
+    cs->ads = GA_MSG(c->a, Envoy__Config__Core__V3__AggregatedConfigSource,
+                     envoy__config__core__v3__aggregated_config_source__init);
+    return cs;
+}
+
+Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32_t port)
+{
+    Envoy__Config__Core__V3__Address *a =
+        GA_MSG(c->a, Envoy__Config__Core__V3__Address, envoy__config__core__v3__address__init);
+    Envoy__Config__Core__V3__SocketAddress *sa =
+        GA_MSG(c->a, Envoy__Config__Core__V3__SocketAddress,
+               envoy__config__core__v3__socket_address__init);
+    sa->address = ga_strdup(c->a, ip);
+    sa->port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+    sa->port_value = port;
+    a->address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+    a->socket_address = sa;
+    return a;
+}
+
+Envoy__Config__Endpoint__V3__LbEndpoint *gen_lb_endpoint(gen_ctx *c, const char *ip, uint32_t port)
+{
+    Envoy__Config__Endpoint__V3__LbEndpoint *lb =
+        GA_MSG(c->a, Envoy__Config__Endpoint__V3__LbEndpoint,
+               envoy__config__endpoint__v3__lb_endpoint__init);
+    lb->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
+    lb->endpoint = GA_MSG(c->a, Envoy__Config__Endpoint__V3__Endpoint,
+                          envoy__config__endpoint__v3__endpoint__init);
+    lb->endpoint->address = gen_address(c, ip, port);
+    return lb;
+}
+
+Envoy__Type__Matcher__V3__RegexMatcher *gen_regex(gen_ctx *c, const char *re)
+{
+    Envoy__Type__Matcher__V3__RegexMatcher *m =
+        GA_MSG(c->a, Envoy__Type__Matcher__V3__RegexMatcher,
+               envoy__type__matcher__v3__regex_matcher__init);
+    m->regex = ga_strdup(c->a, re);
+    /* google_re2 is deprecated but older clients (gRPC 1.51) look for it. */
+    m->engine_type_case = ENVOY__TYPE__MATCHER__V3__REGEX_MATCHER__ENGINE_TYPE_GOOGLE_RE2;
+    m->google_re2 = GA_MSG(c->a, Envoy__Type__Matcher__V3__RegexMatcher__GoogleRE2,
+                           envoy__type__matcher__v3__regex_matcher__google_re2__init);
+    return m;
+}

@@ -1,0 +1,427 @@
+/* cluster: outbound clusters and the DestinationRule policies applied to them (load
+ * balancing, connection pools, outlier detection, TLS origination and Istio mTLS), and the
+ * TLS contexts and SDS references that carry certificates. */
+/* Runs on whichever thread calls xds_gen_generate; touches only the call's arena and the
+ * (immutable) snapshot, so it takes no locks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pilot/base/util.h"
+#include "xds/gen/gen_internal.h"
+
+/* ---- clusters ------------------------------------------------------------------------------ */
+
+typedef Envoy__Config__Cluster__V3__Cluster Cluster;
+
+/* The policy that applies to svc:port[/subset]: the subset's, else the port-level one, else
+ * the rule's (a simplification of Istio's field-by-field merge). */
+const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
+                                      const char *subset)
+{
+    if (!dr)
+        return NULL;
+    const mesh_subset *ss = gen_dr_subset(dr, subset);
+    if (ss && ss->policy)
+        return ss->policy;
+    for (size_t i = 0; i < dr->nport_policies; i++)
+        if (dr->port_policies[i].port == port)
+            return &dr->port_policies[i].policy;
+    return dr->policy;
+}
+
+/* Sorted, unique SPIFFE identities of the endpoints serving svc:port (Istio's
+ * ServiceAccounts[host][port]): spiffe://<trust domain>/ns/<endpoint ns>/sa/<sa>. */
+static void gen_service_sans(gen_ctx *c, const mesh_service *svc, uint32_t port, char ***sans,
+                             size_t *nsans)
+{
+    const mesh_endpoint_shard *sh = mesh_snapshot_shard(c->s, svc->hostname);
+    const char *td = c->trust_domain ? c->trust_domain : "cluster.local";
+    for (size_t i = 0; sh && i < sh->neps; i++) {
+        const mesh_endpoint *ep = &sh->eps[i];
+        if (ep->service_port != port || !ep->service_account || !ep->service_account[0])
+            continue;
+        char *id = ga_printf(c->a, "spiffe://%s/ns/%s/sa/%s", td, sh->ns ? sh->ns : svc->meta.ns,
+                             ep->service_account);
+        size_t k = 0;
+        while (k < *nsans && strcmp((*sans)[k], id) < 0)
+            k++;
+        if (k < *nsans && strcmp((*sans)[k], id) == 0)
+            continue;
+        GA_PUSH(c->a, *sans, *nsans, id); /* grow by one, then shift into place */
+        memmove(&(*sans)[k + 1], &(*sans)[k], (*nsans - 1 - k) * sizeof **sans);
+        (*sans)[k] = id;
+    }
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
+gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    ct->tls_certificate_provider_instance = GA_MSG(
+        c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
+        envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
+    ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
+    ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
+        *cv = GA_MSG(
+            c->a,
+            Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext,
+            envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context__init);
+    cv->default_validation_context =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
+               envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
+    for (size_t i = 0; i < nsans; i++) {
+        Envoy__Type__Matcher__V3__StringMatcher *m =
+            GA_MSG(c->a, Envoy__Type__Matcher__V3__StringMatcher,
+                   envoy__type__matcher__v3__string_matcher__init);
+        m->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+        m->exact = ga_strdup(c->a, sans[i]);
+        GA_PUSH(c->a, cv->default_validation_context->match_subject_alt_names,
+                cv->default_validation_context->n_match_subject_alt_names, m);
+    }
+    /* the (deprecated) CertificateProviderInstance is what istiod sends and gRPC 1.51 reads */
+    cv->validation_context_certificate_provider_instance = GA_MSG(
+        c->a,
+        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CertificateProviderInstance,
+        envoy__extensions__transport_sockets__tls__v3__common_tls_context__certificate_provider_instance__init);
+    cv->validation_context_certificate_provider_instance->instance_name =
+        ga_strdup(c->a, "default");
+    cv->validation_context_certificate_provider_instance->certificate_name =
+        ga_strdup(c->a, "ROOTCA");
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+    ct->combined_validation_context = cv;
+    return ct;
+}
+
+static Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
+gen_sds_secret(gen_ctx *c, const char *name)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sc =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
+               envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
+    sc->name = ga_strdup(c->a, name);
+    sc->sds_config = gen_ads_source(c);
+    return sc;
+}
+
+void gen_sds_certificate(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cred)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *cert =
+        gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s", cred) : "default");
+    GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs, ct->n_tls_certificate_sds_secret_configs,
+            cert);
+}
+
+void gen_sds_validation(gen_ctx *c,
+                        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                        const char *cred)
+{
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
+    ct->validation_context_sds_secret_config =
+        gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s-cacert", cred) : "ROOTCA");
+}
+
+Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
+                                                                   const ProtobufCMessage *ctx)
+{
+    Envoy__Config__Core__V3__TransportSocket *ts =
+        GA_MSG(c->a, Envoy__Config__Core__V3__TransportSocket,
+               envoy__config__core__v3__transport_socket__init);
+    /* gRPC requires exactly this name */
+    ts->name = ga_strdup(c->a, "envoy.transport_sockets.tls");
+    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+    ts->typed_config = gen_any(c, ctx);
+    return ts;
+}
+
+static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
+                                                                  const mesh_traffic_policy *tp,
+                                                                  const mesh_service *svc,
+                                                                  uint32_t port, const char *sni)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *u =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__init);
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct;
+    if (c->grpc) {
+        /* proxyless gRPC (istiod's grpcgen): ISTIO_MUTUAL only, certificates from the
+         * bootstrap's certificate-provider instance "default" (certificate "default", root
+         * "ROOTCA"); the peer must hold one of the service's identities (the rule's
+         * subjectAltNames when given). No SNI unless the rule names one, like istiod. */
+        char **sans = NULL;
+        size_t nsans = 0;
+        if (tp->tls.nsubject_alt_names) {
+            sans = tp->tls.subject_alt_names;
+            nsans = tp->tls.nsubject_alt_names;
+        } else {
+            gen_service_sans(c, svc, port, &sans, &nsans);
+        }
+        ct = gen_grpc_common_tls(c, sans, nsans);
+        u->common_tls_context = ct;
+        if (tp->tls.sni && tp->tls.sni[0])
+            u->sni = ga_strdup(c->a, tp->tls.sni);
+    } else {
+        ct = GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+                    envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+        u->common_tls_context = ct;
+        u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
+        bool istio = tp->tls.mode == MESH_TLS_ISTIO_MUTUAL;
+        /* ISTIO_MUTUAL presents the workload's own certificate, not a Secret */
+        const char *cred = istio ? NULL : tp->tls.credential_name;
+        if (istio || tp->tls.mode == MESH_TLS_MUTUAL)
+            gen_sds_certificate(c, ct, cred);
+        gen_sds_validation(c, ct, cred);
+        if (istio) {
+            GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols,
+                    ga_strdup(c->a, "istio-peer-exchange"));
+            GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "istio"));
+        }
+    }
+    return gen_tls_transport_socket(c, &u->base);
+}
+
+static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy *tp,
+                             const mesh_service *svc, uint32_t port, const char *sni)
+{
+    if (!tp)
+        return;
+    if (tp->has_connection_pool && tp->connection_pool.tcp_connect_timeout_ns > 0)
+        cl->connect_timeout = gen_duration(c, tp->connection_pool.tcp_connect_timeout_ns);
+    if (!c->grpc) {
+        switch (tp->lb) {
+        case MESH_LB_ROUND_ROBIN:
+            cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN;
+            break;
+        case MESH_LB_RANDOM:
+            cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RANDOM;
+            break;
+        case MESH_LB_RING_HASH:
+            cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RING_HASH;
+            cl->lb_config_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_RING_HASH_LB_CONFIG;
+            cl->ring_hash_lb_config =
+                GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster__RingHashLbConfig,
+                       envoy__config__cluster__v3__cluster__ring_hash_lb_config__init);
+            cl->ring_hash_lb_config->minimum_ring_size =
+                gen_u64(c, tp->hash.minimum_ring_size ? tp->hash.minimum_ring_size : 1024);
+            break;
+        case MESH_LB_PASSTHROUGH:
+            cl->cluster_discovery_type_case =
+                ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+            cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
+            cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;
+            cl->eds_cluster_config = NULL;
+            break;
+        default:
+            break;
+        }
+        if (tp->has_connection_pool) {
+            Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *th =
+                cl->circuit_breakers->thresholds[0];
+            if (tp->connection_pool.tcp_max_connections >= 0)
+                th->max_connections = gen_u32(c, (uint32_t)tp->connection_pool.tcp_max_connections);
+            if (tp->connection_pool.http1_max_pending_requests >= 0)
+                th->max_pending_requests =
+                    gen_u32(c, (uint32_t)tp->connection_pool.http1_max_pending_requests);
+            if (tp->connection_pool.http2_max_requests >= 0)
+                th->max_requests = gen_u32(c, (uint32_t)tp->connection_pool.http2_max_requests);
+            if (tp->connection_pool.max_retries >= 0)
+                th->max_retries = gen_u32(c, (uint32_t)tp->connection_pool.max_retries);
+        }
+        if (tp->has_outlier_detection) {
+            Envoy__Config__Cluster__V3__OutlierDetection *od =
+                GA_MSG(c->a, Envoy__Config__Cluster__V3__OutlierDetection,
+                       envoy__config__cluster__v3__outlier_detection__init);
+            if (tp->outlier_detection.consecutive_5xx_errors >= 0)
+                od->consecutive_5xx =
+                    gen_u32(c, (uint32_t)tp->outlier_detection.consecutive_5xx_errors);
+            else
+                od->enforcing_consecutive_5xx = gen_u32(c, 0);
+            if (tp->outlier_detection.consecutive_gateway_errors >= 0) {
+                od->consecutive_gateway_failure =
+                    gen_u32(c, (uint32_t)tp->outlier_detection.consecutive_gateway_errors);
+                od->enforcing_consecutive_gateway_failure = gen_u32(c, 100);
+            }
+            if (tp->outlier_detection.interval_ns > 0)
+                od->interval = gen_duration(c, tp->outlier_detection.interval_ns);
+            if (tp->outlier_detection.base_ejection_time_ns > 0)
+                od->base_ejection_time =
+                    gen_duration(c, tp->outlier_detection.base_ejection_time_ns);
+            if (tp->outlier_detection.max_ejection_percent >= 0)
+                od->max_ejection_percent =
+                    gen_u32(c, (uint32_t)tp->outlier_detection.max_ejection_percent);
+            cl->outlier_detection = od;
+        }
+    }
+    /* gRPC: only ISTIO_MUTUAL, as istiod (SIMPLE and MUTUAL would need a certificate
+     * provider per credential in the client's bootstrap; they stay plaintext) */
+    if (tp->has_tls &&
+        (tp->tls.mode == MESH_TLS_ISTIO_MUTUAL ||
+         (!c->grpc && (tp->tls.mode == MESH_TLS_SIMPLE || tp->tls.mode == MESH_TLS_MUTUAL))))
+        cl->transport_socket = gen_upstream_tls(c, tp, svc, port, sni);
+}
+
+Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_port *port,
+                              const char *subset)
+{
+    Cluster *cl = GA_MSG(c->a, Cluster, envoy__config__cluster__v3__cluster__init);
+    if (subset && !subset[0])
+        subset = NULL;
+    cl->name = gen_cluster_name(c, port->port, subset, svc->hostname);
+    cl->connect_timeout = gen_duration(c, 10LL * 1000000000);
+    cl->cluster_discovery_type_case =
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+    bool dns = svc->resolution == MESH_RESOLUTION_DNS ||
+               svc->resolution == MESH_RESOLUTION_DNS_ROUND_ROBIN;
+    bool passthrough = !c->grpc && svc->resolution == MESH_RESOLUTION_PASSTHROUGH;
+    if (dns) {
+        /* gRPC accepts only IPs in EDS, so a host name there gets the whole response
+         * NACKed; its only DNS cluster type is LOGICAL_DNS with exactly one endpoint (gRPC
+         * resolves it itself). Istio's grpcgen sends EDS here; this deliberately differs. */
+        cl->type = svc->resolution == MESH_RESOLUTION_DNS && !c->grpc
+                       ? ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS
+                       : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS;
+        /* DNS clusters carry their endpoints inline: the service's own host:port unless
+         * the ServiceEntry lists endpoints */
+        Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
+            GA_MSG(c->a, Envoy__Config__Endpoint__V3__ClusterLoadAssignment,
+                   envoy__config__endpoint__v3__cluster_load_assignment__init);
+        la->cluster_name = cl->name;
+        Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
+            GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
+                   envoy__config__endpoint__v3__locality_lb_endpoints__init);
+        lle->locality = GA_MSG(c->a, Envoy__Config__Core__V3__Locality,
+                               envoy__config__core__v3__locality__init);
+        const mesh_endpoint_shard *sh = mesh_snapshot_shard(c->s, svc->hostname);
+        for (size_t i = 0; sh && i < sh->neps; i++) {
+            if (sh->eps[i].service_port != port->port)
+                continue;
+            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
+                    gen_lb_endpoint(c, sh->eps[i].address, sh->eps[i].port));
+            if (cl->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS)
+                break;
+        }
+        if (lle->n_lb_endpoints == 0)
+            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
+                    gen_lb_endpoint(c, svc->hostname, port->port));
+        GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
+        cl->load_assignment = la;
+        if (!c->grpc) {
+            cl->dns_lookup_family = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY;
+            /* as Istio's cluster builder: follow the records' TTL, else re-resolve at the
+             * mesh config's dnsRefreshRate, whose default Istio raised to 60s (Envoy's own
+             * 5s overloads DNS servers, since Envoy ignores negative-answer TTLs) */
+            cl->respect_dns_ttl = true;
+            cl->dns_refresh_rate = gen_duration(c, 60LL * 1000000000);
+        }
+    } else if (passthrough) {
+        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
+        cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;
+    } else {
+        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS;
+        cl->eds_cluster_config =
+            GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig,
+                   envoy__config__cluster__v3__cluster__eds_cluster_config__init);
+        cl->eds_cluster_config->eds_config = gen_ads_source(c);
+        cl->eds_cluster_config->service_name = cl->name;
+    }
+    if (!passthrough) {
+        /* gRPC refuses anything but ROUND_ROBIN/RING_HASH (and 1.51's ring hash crashes);
+         * Envoy gets Istio's default, LEAST_REQUEST */
+        cl->lb_policy = c->grpc ? ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN
+                                : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST;
+    }
+    if (!c->grpc) {
+        /* Istio's defaults: effectively unlimited, so only the DR's limits bite */
+        cl->circuit_breakers = GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers,
+                                      envoy__config__cluster__v3__circuit_breakers__init);
+        Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *th =
+            GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds,
+                   envoy__config__cluster__v3__circuit_breakers__thresholds__init);
+        th->max_connections = gen_u32(c, 4294967295u);
+        th->max_pending_requests = gen_u32(c, 4294967295u);
+        th->max_requests = gen_u32(c, 4294967295u);
+        th->max_retries = gen_u32(c, 4294967295u);
+        th->track_remaining = true;
+        GA_PUSH(c->a, cl->circuit_breakers->thresholds, cl->circuit_breakers->n_thresholds, th);
+        if (port->protocol == MESH_PROTO_HTTP2 || port->protocol == MESH_PROTO_GRPC ||
+            port->protocol == MESH_PROTO_GRPC_WEB)
+            cl->http2_protocol_options =
+                GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
+                       envoy__config__core__v3__http2_protocol_options__init);
+    }
+    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
+    char *sni =
+        ga_printf(c->a, "outbound_.%u_.%s_.%s", port->port, subset ? subset : "", svc->hostname);
+    gen_apply_policy(c, cl, gen_policy(dr, port->port, subset), svc, port->port, sni);
+    return cl;
+}
+
+void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    if (names) {
+        for (size_t i = 0; i < nnames; i++) {
+            uint32_t port;
+            char *subset, *host;
+            if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host))
+                continue;
+            const mesh_service *svc = mesh_snapshot_service(c->s, host);
+            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
+                continue;
+            if (subset[0] &&
+                !gen_dr_subset(mesh_snapshot_destination_rule(c->s, host, c->p->ns), subset))
+                continue;
+            gen_item it = {.name = ga_strdup(c->a, names[i]),
+                           .extra = gen_dr_key(c, host),
+                           .svc = svc,
+                           .port = port,
+                           .subset = subset};
+            gen_items_add(c, out, &it);
+        }
+        return;
+    }
+    for (size_t i = 0; i < c->s->nservices; i++) {
+        const mesh_service *svc = c->s->services[i];
+        if (!gen_service_visible(c, svc))
+            continue;
+        const mesh_destination_rule *dr =
+            mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
+        char *drk = gen_dr_key(c, svc->hostname);
+        for (size_t p = 0; p < svc->nports; p++) {
+            gen_item it = {.name = gen_cluster_name(c, svc->ports[p].port, NULL, svc->hostname),
+                           .extra = drk,
+                           .svc = svc,
+                           .port = svc->ports[p].port,
+                           .subset = ""};
+            gen_items_add(c, out, &it);
+            for (size_t k = 0; dr && k < dr->nsubsets; k++) {
+                if (!dr->subsets[k].name)
+                    continue;
+                gen_item st = {.name = gen_cluster_name(c, svc->ports[p].port, dr->subsets[k].name,
+                                                        svc->hostname),
+                               .extra = drk,
+                               .svc = svc,
+                               .port = svc->ports[p].port,
+                               .subset = dr->subsets[k].name};
+                gen_items_add(c, out, &st);
+            }
+        }
+    }
+}
+
+static ProtobufCMessage *gen_outbound_cluster_build(gen_ctx *c, const gen_item *it)
+{
+    const mesh_port *port = gen_service_port(it->svc, it->port);
+    if (!port)
+        return NULL;
+    return &gen_outbound_cluster(c, it->svc, port, it->subset)->base;
+}
+
+const gen_type_ops gen_envoy_cds_outbound = {gen_list_outbound_clusters,
+                                             gen_outbound_cluster_build};
