@@ -10,8 +10,8 @@
  * Errors: functions return 0 or one of the negative K8S_E* codes below and write a one-line
  * message into err (when err is non-NULL).
  */
-#ifndef K8S_H
-#define K8S_H
+#ifndef K8S_K8S_H
+#define K8S_K8S_H
 
 #include <stdbool.h>
 #include <stddef.h>

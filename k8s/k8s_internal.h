@@ -1,7 +1,7 @@
 /* k8s_int: internals shared by the k8s/ files (and their unit tests). Not for other
  * modules: they use k8s.h. */
-#ifndef K8S_INT_H
-#define K8S_INT_H
+#ifndef K8S_K8S_INTERNAL_H
+#define K8S_K8S_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * Levels per scope are set with istiod's --log_output_level syntax
  * ("default:info,ads:debug"). Thread-safe: one write(2) per line.
  */
-#ifndef PILOT_LOG_H
-#define PILOT_LOG_H
+#ifndef PILOT_BASE_LOG_H
+#define PILOT_BASE_LOG_H
 
 #include <stdarg.h>
 #include <stdbool.h>

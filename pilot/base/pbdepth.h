@@ -7,8 +7,8 @@
  * own recursion is bounded by the limit), and refuses anything nested deeper before
  * protobuf_c_message_unpack ever sees it.
  */
-#ifndef PILOT_PBDEPTH_H
-#define PILOT_PBDEPTH_H
+#ifndef PILOT_BASE_PBDEPTH_H
+#define PILOT_BASE_PBDEPTH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,8 +6,8 @@
  * model thread (see pilot/model/model.h). Objects are Kubernetes-shaped JSON (what
  * `kubectl get -o json` prints), owned by the callee after the call.
  */
-#ifndef PILOT_SOURCE_H
-#define PILOT_SOURCE_H
+#ifndef PILOT_BASE_SOURCE_H
+#define PILOT_BASE_SOURCE_H
 
 #include <cjson/cJSON.h>
 

@@ -7,8 +7,8 @@
  *   env vars and Istio's API ("5s" in VirtualService timeouts).
  * - util_now_ns: monotonic clock; util_wall_ns: realtime clock.
  */
-#ifndef PILOT_UTIL_H
-#define PILOT_UTIL_H
+#ifndef PILOT_BASE_UTIL_H
+#define PILOT_BASE_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * numbers, true/false booleans, null/~/empty null; quoted scalars stay strings. Anchors
  * and aliases are resolved (bounded expansion). Empty documents are skipped.
  */
-#ifndef PILOT_YAML_H
-#define PILOT_YAML_H
+#ifndef PILOT_BASE_YAML_H
+#define PILOT_BASE_YAML_H
 
 #include <stddef.h>
 

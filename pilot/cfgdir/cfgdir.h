@@ -7,8 +7,8 @@
  * objects; a file that stops parsing is logged (file, line) and its last good objects are
  * kept. Runs one thread of its own; nothing is shared with it but the sink.
  */
-#ifndef PILOT_CFGDIR_H
-#define PILOT_CFGDIR_H
+#ifndef PILOT_CFGDIR_CFGDIR_H
+#define PILOT_CFGDIR_CFGDIR_H
 
 #include "pilot/base/source.h"
 

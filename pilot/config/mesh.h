@@ -11,8 +11,8 @@
  * refcount. A snapshot holds one reference to each object it lists; a new snapshot built
  * beside the old one reuses unchanged objects by taking another reference.
  */
-#ifndef PILOT_MESH_H
-#define PILOT_MESH_H
+#ifndef PILOT_CONFIG_MESH_H
+#define PILOT_CONFIG_MESH_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -8,8 +8,8 @@
  * its kind's free function, which copes with half-built objects (counts are set before
  * arrays are filled, everything else starts zeroed).
  */
-#ifndef PILOT_MESH_PARSE_INT_H
-#define PILOT_MESH_PARSE_INT_H
+#ifndef PILOT_CONFIG_PARSE_INTERNAL_H
+#define PILOT_CONFIG_PARSE_INTERNAL_H
 
 #include <stdarg.h>
 

@@ -1,7 +1,7 @@
 /* debug_model: the model's debug endpoints (/debug/configz, /debug/registryz,
  * /debug/endpointShardz), registered in the table of debug.h. */
-#ifndef PILOT_DEBUG_MODEL_H
-#define PILOT_DEBUG_MODEL_H
+#ifndef PILOT_MODEL_DEBUG_MODEL_H
+#define PILOT_MODEL_DEBUG_MODEL_H
 
 #include "pilot/model/model.h"
 

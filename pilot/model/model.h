@@ -11,8 +11,8 @@
  * Locks: one mutex guards the mailbox, one guards the published snapshot pointer; neither
  * is held while calling out.
  */
-#ifndef PILOT_MODEL_H
-#define PILOT_MODEL_H
+#ifndef PILOT_MODEL_MODEL_H
+#define PILOT_MODEL_MODEL_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * change can point at the very same arrays as the previous one. snap_arr_* manage them;
  * the element release function is chosen by the array's kind.
  */
-#ifndef PILOT_MODEL_INTERNAL_H
-#define PILOT_MODEL_INTERNAL_H
+#ifndef PILOT_MODEL_MODEL_INTERNAL_H
+#define PILOT_MODEL_MODEL_INTERNAL_H
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * shown by /debug and /debug/list. Handlers run on libmicrohttpd's thread and may only
  * read immutable data (a retained snapshot) or take their module's own lock briefly.
  */
-#ifndef PILOT_DEBUG_H
-#define PILOT_DEBUG_H
+#ifndef PILOT_OBS_DEBUG_H
+#define PILOT_OBS_DEBUG_H
 
 #include <stdbool.h>
 

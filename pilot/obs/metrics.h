@@ -4,8 +4,8 @@
  * comma-separated list of names at creation ("type,event") and one comma-separated list
  * of values per update ("services,add"). Thread-safe: one mutex per metric.
  */
-#ifndef PILOT_METRICS_H
-#define PILOT_METRICS_H
+#ifndef PILOT_OBS_METRICS_H
+#define PILOT_OBS_METRICS_H
 
 #include <stddef.h>
 

@@ -1,8 +1,8 @@
 /* server: the gRPC server (C core API) carrying ADS on --grpcAddr and, registered by other
  * modules, unary methods such as Istio's CreateCertificate.
  */
-#ifndef XDS_SERVER_H
-#define XDS_SERVER_H
+#ifndef XDS_ADS_SERVER_H
+#define XDS_ADS_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -9,8 +9,8 @@
  * the debug fields (nonces, versions, errors, watches) are written under that thread's
  * shard lock, which the debug handlers take to read them.
  */
-#ifndef XDS_STREAM_H
-#define XDS_STREAM_H
+#ifndef XDS_ADS_STREAM_INTERNAL_H
+#define XDS_ADS_STREAM_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>

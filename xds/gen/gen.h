@@ -1,5 +1,5 @@
-/* xds: the contract between the ADS server (xds/ads/server.c, xds/ads/stream.c) and the resource
- * generators (xds/gen/*.c).
+/* gen: the contract between the ADS server (xds/ads/server.c, xds/ads/stream.c) and the resource
+ * generators (xds/gen/).
  *
  * The server parses a proxy's node once per stream (xds_proxy_from_node), keeps
  * per-connection subscriptions, versions and nonces, and asks xds_gen_generate for the
@@ -7,8 +7,8 @@
  * refcounted xds_resource values whose bytes are shared by every proxy that needs the same
  * resource under the same inputs (see the cache in xds/gen/gen.c).
  */
-#ifndef XDS_XDS_H
-#define XDS_XDS_H
+#ifndef XDS_GEN_GEN_H
+#define XDS_GEN_GEN_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

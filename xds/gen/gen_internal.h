@@ -1,4 +1,4 @@
-/* gen_int: internals shared by the xDS generators (xds/gen/*.c): the per-call arena that
+/* gen_internal: internals shared by the xDS generators (xds/gen/): the per-call arena that
  * owns every protobuf-c message built for one resource, and the route, cluster, endpoint
  * and listener builders the three flavours share.
  *
@@ -6,8 +6,8 @@
  * own free_unpacked cannot be used on hand-built trees, and one arena per resource keeps
  * the builders free of cleanup code.
  */
-#ifndef XDS_GEN_INT_H
-#define XDS_GEN_INT_H
+#ifndef XDS_GEN_GEN_INTERNAL_H
+#define XDS_GEN_GEN_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
