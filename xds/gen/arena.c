@@ -164,6 +164,34 @@ Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c)
     return cs;
 }
 
+Envoy__Config__Core__V3__ConfigSource *gen_agent_sds_source(gen_ctx *c)
+{
+    Envoy__Config__Core__V3__GrpcService__EnvoyGrpc *eg =
+        GA_MSG(c->a, Envoy__Config__Core__V3__GrpcService__EnvoyGrpc,
+               envoy__config__core__v3__grpc_service__envoy_grpc__init);
+    eg->cluster_name = GEN_AGENT_SDS_CLUSTER;
+    Envoy__Config__Core__V3__GrpcService *gs = GA_MSG(c->a, Envoy__Config__Core__V3__GrpcService,
+                                                      envoy__config__core__v3__grpc_service__init);
+    gs->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC;
+    gs->envoy_grpc = eg;
+    Envoy__Config__Core__V3__ApiConfigSource *api =
+        GA_MSG(c->a, Envoy__Config__Core__V3__ApiConfigSource,
+               envoy__config__core__v3__api_config_source__init);
+    api->api_type = ENVOY__CONFIG__CORE__V3__API_CONFIG_SOURCE__API_TYPE__GRPC;
+    api->transport_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    api->n_grpc_services = 1;
+    api->grpc_services = ga_alloc(c->a, sizeof *api->grpc_services);
+    api->grpc_services[0] = gs;
+    api->set_node_on_first_message_only = true;
+    Envoy__Config__Core__V3__ConfigSource *cs = GA_MSG(
+        c->a, Envoy__Config__Core__V3__ConfigSource, envoy__config__core__v3__config_source__init);
+    cs->resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    cs->config_source_specifier_case =
+        ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_API_CONFIG_SOURCE;
+    cs->api_config_source = api;
+    return cs;
+}
+
 Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32_t port)
 {
     Envoy__Config__Core__V3__Address *a =

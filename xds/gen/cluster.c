@@ -54,22 +54,16 @@ static void gen_service_sans(gen_ctx *c, const mesh_service *svc, uint32_t port,
     }
 }
 
-Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
-gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
+typedef Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
+    CombinedValidation;
+
+/* A combined validation context whose default part accepts exactly the identities in
+ * sans (exact SAN matches); the caller adds where the root comes from. */
+static CombinedValidation *gen_san_validation(gen_ctx *c, char *const *sans, size_t nsans)
 {
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
-    ct->tls_certificate_provider_instance = GA_MSG(
-        c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
-        envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
-    ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
-    ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
-        *cv = GA_MSG(
-            c->a,
-            Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext,
-            envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context__init);
+    CombinedValidation *cv = GA_MSG(
+        c->a, CombinedValidation,
+        envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context__init);
     cv->default_validation_context =
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
                envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
@@ -82,6 +76,21 @@ gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
         GA_PUSH(c->a, cv->default_validation_context->match_subject_alt_names,
                 cv->default_validation_context->n_match_subject_alt_names, m);
     }
+    return cv;
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
+gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    ct->tls_certificate_provider_instance = GA_MSG(
+        c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
+        envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
+    ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
+    ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
+    CombinedValidation *cv = gen_san_validation(c, sans, nsans);
     /* the (deprecated) CertificateProviderInstance is what istiod sends and gRPC 1.51 reads */
     cv->validation_context_certificate_provider_instance = GA_MSG(
         c->a,
@@ -104,7 +113,10 @@ gen_sds_secret(gen_ctx *c, const char *name)
         GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig,
                envoy__extensions__transport_sockets__tls__v3__sds_secret_config__init);
     sc->name = ga_strdup(c->a, name);
-    sc->sds_config = gen_ads_source(c);
+    /* Gateway credentials (kubernetes://) are ours to serve over ADS, as istiod does;
+     * the workload's own certificate and root come from the agent. */
+    sc->sds_config =
+        util_has_prefix(name, "kubernetes://") ? gen_ads_source(c) : gen_agent_sds_source(c);
     return sc;
 }
 
@@ -177,7 +189,25 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
         const char *cred = istio ? NULL : tp->tls.credential_name;
         if (istio || tp->tls.mode == MESH_TLS_MUTUAL)
             gen_sds_certificate(c, ct, cred);
-        gen_sds_validation(c, ct, cred);
+        if (istio) {
+            /* as istiod: the peer must hold one of the service's identities (the rule's
+             * subjectAltNames when given), checked against the mesh root from the agent */
+            char **sans = NULL;
+            size_t nsans = 0;
+            if (tp->tls.nsubject_alt_names) {
+                sans = tp->tls.subject_alt_names;
+                nsans = tp->tls.nsubject_alt_names;
+            } else {
+                gen_service_sans(c, svc, port, &sans, &nsans);
+            }
+            CombinedValidation *cv = gen_san_validation(c, sans, nsans);
+            cv->validation_context_sds_secret_config = gen_sds_secret(c, "ROOTCA");
+            ct->validation_context_type_case =
+                ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+            ct->combined_validation_context = cv;
+        } else {
+            gen_sds_validation(c, ct, cred);
+        }
         if (istio) {
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols,
                     ga_strdup(c->a, "istio-peer-exchange"));

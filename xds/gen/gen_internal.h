@@ -134,6 +134,12 @@ Google__Protobuf__UInt32Value *gen_u32(gen_ctx *c, uint32_t v);
 Google__Protobuf__UInt64Value *gen_u64(gen_ctx *c, uint64_t v);
 Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v);
 Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c);
+/* The workload certificate and root ("default", "ROOTCA") come from the Istio agent's
+ * local SDS server, which the agent's bootstrap names GEN_AGENT_SDS_CLUSTER; istiod never
+ * serves them over ADS. Istio's exact shape: gRPC API source, V3, node on the first
+ * message only. */
+#define GEN_AGENT_SDS_CLUSTER "sds-grpc"
+Envoy__Config__Core__V3__ConfigSource *gen_agent_sds_source(gen_ctx *c);
 Envoy__Config__Core__V3__Address *gen_address(gen_ctx *c, const char *ip, uint32_t port);
 Envoy__Type__Matcher__V3__RegexMatcher *gen_regex(gen_ctx *c, const char *re);
 /* An LbEndpoint at ip:port (ip may be a DNS name for DNS clusters). */

@@ -214,6 +214,57 @@ static void test_cds_istio_mutual(void **state)
     protobuf_c_message_free_unpacked(&u->base, NULL);
 }
 
+/* An SDS reference the Istio agent answers: name, and Istio's exact config source (the
+ * agent's local "sds-grpc" cluster, gRPC, V3, node on the first message only). */
+static void check_agent_sds(const Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sc,
+                            const char *name)
+{
+    assert_non_null(sc);
+    assert_string_equal(sc->name, name);
+    const Envoy__Config__Core__V3__ConfigSource *cs = sc->sds_config;
+    assert_non_null(cs);
+    assert_int_equal(cs->resource_api_version, ENVOY__CONFIG__CORE__V3__API_VERSION__V3);
+    assert_int_equal(
+        cs->config_source_specifier_case,
+        ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_API_CONFIG_SOURCE);
+    const Envoy__Config__Core__V3__ApiConfigSource *api = cs->api_config_source;
+    assert_int_equal(api->api_type, ENVOY__CONFIG__CORE__V3__API_CONFIG_SOURCE__API_TYPE__GRPC);
+    assert_int_equal(api->transport_api_version, ENVOY__CONFIG__CORE__V3__API_VERSION__V3);
+    assert_true(api->set_node_on_first_message_only);
+    assert_int_equal(api->n_grpc_services, 1);
+    assert_int_equal(api->grpc_services[0]->target_specifier_case,
+                     ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC);
+    assert_string_equal(api->grpc_services[0]->envoy_grpc->cluster_name, "sds-grpc");
+}
+
+/* Envoy's ISTIO_MUTUAL: the workload certificate "default" and the root "ROOTCA" come from
+ * the agent's SDS, never from us over ADS (istiod serves neither; an Envoy asking ADS for
+ * them would wait for ever). */
+static void test_cds_istio_mutual_envoy_sds(void **state)
+{
+    (void)state;
+    UpTls *u = cluster_tls(gen, sidecar, "outbound|50051||" GREETER);
+    assert_non_null(u);
+    const CommonTls *ct = u->common_tls_context;
+    assert_int_equal(ct->n_tls_certificate_sds_secret_configs, 1);
+    check_agent_sds(ct->tls_certificate_sds_secret_configs[0], "default");
+    assert_int_equal(
+        ct->validation_context_type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT);
+    check_agent_sds(ct->combined_validation_context->validation_context_sds_secret_config,
+                    "ROOTCA");
+    /* and the peer must be one of greeter's identities on this port, as for gRPC */
+    const Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *dv =
+        ct->combined_validation_context->default_validation_context;
+    assert_int_equal(dv->n_match_subject_alt_names, 2);
+    assert_string_equal(dv->match_subject_alt_names[0]->exact, SA("cluster.local", "greeter"));
+    assert_string_equal(dv->match_subject_alt_names[1]->exact,
+                        SA("cluster.local", "greeter-canary"));
+    assert_int_equal(ct->n_alpn_protocols, 2);
+    assert_string_equal(ct->alpn_protocols[0], "istio-peer-exchange");
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+}
+
 static void test_cds_trust_domain(void **state)
 {
     (void)state;
@@ -322,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cds_istio_mutual),
+        cmocka_unit_test(test_cds_istio_mutual_envoy_sds),
         cmocka_unit_test(test_cds_trust_domain),
         cmocka_unit_test(test_lds_inbound_mtls),
         cmocka_unit_test(test_lds_depends_on_rules_and_endpoints),
