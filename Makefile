@@ -1,15 +1,20 @@
 # Thin wrapper: everything real lives in meson.build and .ci/deps.sh.
 #   make        install what is missing, configure, build build/pilot/pilot-discovery
 #   make demo   ... and run the control plane on manifests/samples
-#   make test   ... and run the whole suite under ASan+UBSan (build-san/) and the threaded
-#               unit tests under TSan (build-tsan/), ending with one line
-#               "N passed, N failed, N skipped"
+#   make test   ... build the test peers (tests/peers: kube-apiserver, etcd, kubectl,
+#               xdscheck, grpcxds from pinned Go modules, cached in PEERS_CACHE) and run the
+#               whole suite under ASan+UBSan (build-san/) and the threaded unit tests under
+#               TSan (build-tsan/), ending with one line "N passed, N failed, N skipped"
+#   make peers  only the test peers
 BUILD ?= build
 SAN_BUILD ?= build-san
 TSAN_BUILD ?= build-tsan
 DEMO_ARGS ?=
+# The Go module and build caches and the peers' binaries: outside the checkout, so a fresh
+# clone on the same machine (CI) reuses them; a cold build takes several minutes.
+PEERS_CACHE ?= $(HOME)/.cache/pilot-peers
 
-.PHONY: all deps build build-san build-tsan demo test bench clean
+.PHONY: all deps build build-san build-tsan peers demo test bench clean
 
 all: build
 
@@ -34,11 +39,15 @@ build-tsan: deps
 	    -Db_sanitize=thread -Db_lundef=false
 	ninja -C $(TSAN_BUILD) $(TSAN_TARGETS)
 
+peers: deps
+	@bash tests/peers/build.sh $(PEERS_CACHE)
+
 demo: build
 	@bash manifests/samples/demo.sh $(BUILD) $(DEMO_ARGS)
 
-test: build-san build-tsan
-	@bash tests/run.sh $(SAN_BUILD) $(TSAN_BUILD)
+test: build-san build-tsan peers
+	@PILOT_PEERS_BIN=$(PEERS_CACHE)/bin PILOT_PEERS_CACHE=$(PEERS_CACHE) \
+	    bash tests/run.sh $(SAN_BUILD) $(TSAN_BUILD)
 
 bench: build
 	@bash tests/bench/run.sh $(BUILD)

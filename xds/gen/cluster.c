@@ -90,19 +90,21 @@ gen_grpc_common_tls(gen_ctx *c, char *const *sans, size_t nsans)
         envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
     ct->tls_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
     ct->tls_certificate_provider_instance->certificate_name = ga_strdup(c->a, "default");
-    CombinedValidation *cv = gen_san_validation(c, sans, nsans);
-    /* the (deprecated) CertificateProviderInstance is what istiod sends and gRPC 1.51 reads */
-    cv->validation_context_certificate_provider_instance = GA_MSG(
-        c->a,
-        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CertificateProviderInstance,
-        envoy__extensions__transport_sockets__tls__v3__common_tls_context__certificate_provider_instance__init);
-    cv->validation_context_certificate_provider_instance->instance_name =
-        ga_strdup(c->a, "default");
-    cv->validation_context_certificate_provider_instance->certificate_name =
-        ga_strdup(c->a, "ROOTCA");
+    /* The root from the same instance (certificate "ROOTCA") and the peer's identities
+     * in one validation context: the A29 fields every current gRPC reads (C core since
+     * 1.4x, grpc-go, grpc-js), and valid by Envoy's rules. istiod's grpcgen also sends the
+     * deprecated CertificateProviderInstance fields inside a combined context, whose
+     * required SDS part it leaves empty (Envoy's validation refuses that). */
+    Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
+        gen_san_validation(c, sans, nsans)->default_validation_context;
+    vc->ca_certificate_provider_instance = GA_MSG(
+        c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateProviderPluginInstance,
+        envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__init);
+    vc->ca_certificate_provider_instance->instance_name = ga_strdup(c->a, "default");
+    vc->ca_certificate_provider_instance->certificate_name = ga_strdup(c->a, "ROOTCA");
     ct->validation_context_type_case =
-        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
-    ct->combined_validation_context = cv;
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
+    ct->validation_context = vc;
     return ct;
 }
 

@@ -106,7 +106,8 @@ static int teardown(void **state)
 }
 
 /* The checks every gRPC CommonTlsContext shares: own certificate and root from the
- * certificate-provider instance "default", SANs exactly `sans` (NULL-terminated). */
+ * certificate-provider instance "default" in the A29 fields (no deprecated ones, which
+ * grpc-go would read instead and lose the identity), SANs exactly `sans` (NULL-terminated). */
 static void check_common(const CommonTls *ct, const char *const *sans)
 {
     assert_non_null(ct);
@@ -116,23 +117,18 @@ static void check_common(const CommonTls *ct, const char *const *sans)
     assert_int_equal(ct->n_tls_certificate_sds_secret_configs, 0);
     assert_int_equal(
         ct->validation_context_type_case,
-        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT);
-    const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
-        *cv = ct->combined_validation_context;
-    assert_non_null(cv->validation_context_certificate_provider_instance);
-    assert_string_equal(cv->validation_context_certificate_provider_instance->instance_name,
-                        "default");
-    assert_string_equal(cv->validation_context_certificate_provider_instance->certificate_name,
-                        "ROOTCA");
-    assert_null(cv->validation_context_sds_secret_config);
-    assert_non_null(cv->default_validation_context);
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT);
+    const Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
+        ct->validation_context;
+    assert_non_null(vc->ca_certificate_provider_instance);
+    assert_string_equal(vc->ca_certificate_provider_instance->instance_name, "default");
+    assert_string_equal(vc->ca_certificate_provider_instance->certificate_name, "ROOTCA");
     size_t n = 0;
     while (sans && sans[n])
         n++;
-    assert_int_equal(cv->default_validation_context->n_match_subject_alt_names, n);
+    assert_int_equal(vc->n_match_subject_alt_names, n);
     for (size_t i = 0; i < n; i++) {
-        const Envoy__Type__Matcher__V3__StringMatcher *m =
-            cv->default_validation_context->match_subject_alt_names[i];
+        const Envoy__Type__Matcher__V3__StringMatcher *m = vc->match_subject_alt_names[i];
         assert_int_equal(m->match_pattern_case,
                          ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT);
         assert_string_equal(m->exact, sans[i]);
