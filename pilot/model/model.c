@@ -5,6 +5,13 @@
  * Locks: `mu` guards the mailbox, the flush counters and the synced count; `snap_mu`
  * guards the published snapshot pointer. They are never held together, nor while calling
  * out to mesh_parse, the builder or push callbacks.
+ *
+ * The mailbox never drops an event. It keeps the latest state per object, like
+ * client-go's DeltaFIFO: an event for an object already queued replaces that entry's
+ * content in place (keeping its place in line), so a burst costs memory in the number of
+ * distinct objects, not of events. Only when MODEL_MAILBOX_MAX distinct objects wait does
+ * a source block (backpressure) until the model thread takes the queue; "synced" markers
+ * are never coalesced and keep their place after everything queued before them.
  */
 #include "pilot/model/model.h"
 
@@ -20,14 +27,18 @@
 #include "pilot/model/model_internal.h"
 #include "pilot/obs/metrics.h"
 
-#define MODEL_MAILBOX_MAX 100000
+#define MODEL_MAILBOX_MAX 100000     /* distinct objects queued before sources wait */
+#define MODEL_MAILBOX_BUCKETS 65536u /* power of two */
 #define MODEL_MAX_CALLBACKS 8
 
 typedef struct mbox_item {
     int type; /* source_event_type, or MBOX_SYNCED */
     cJSON *obj;
     char *origin;
-    struct mbox_item *next;
+    char *key; /* "group/Kind/namespace/name"; NULL for synced markers */
+    uint64_t khash;
+    struct mbox_item *next;  /* queue order */
+    struct mbox_item *hnext; /* bucket chain of the key index */
 } mbox_item;
 
 #define MBOX_SYNCED 100
@@ -49,9 +60,11 @@ struct model {
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* mailbox non-empty, flush requested, stop */
     pthread_cond_t flush_cv; /* flush done */
+    pthread_cond_t room_cv;  /* the mailbox was taken: a waiting source may queue */
     mbox_item *head, *tail;
-    size_t qlen;
-    uint64_t dropped;
+    mbox_item **index; /* key -> queued item, MODEL_MAILBOX_BUCKETS chains */
+    size_t qlen;       /* distinct entries queued */
+    uint64_t coalesced, waits;
     bool stop;
     uint64_t flush_req, flush_done;
 
@@ -79,7 +92,8 @@ struct model {
     atomic_bool ready;
 };
 
-static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build, *m_dropped;
+static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
+    *m_coalesced, *m_waits;
 
 static void model_metrics_init(void)
 {
@@ -101,8 +115,14 @@ static void model_metrics_init(void)
     m_build = metric_histogram("pilot_pushcontext_init_seconds",
                                "Total time in seconds Pilot takes to init pushContext.", NULL,
                                build_buckets, sizeof(build_buckets) / sizeof(build_buckets[0]));
-    m_dropped = metric_counter("pilot_model_dropped_events",
-                               "Config events dropped because the model mailbox was full.", NULL);
+    m_coalesced = metric_counter("pilot_model_coalesced_events",
+                                 "Config events merged into a queued event for the same object "
+                                 "(latest state kept).",
+                                 NULL);
+    m_waits = metric_counter("pilot_model_source_waits",
+                             "Times a config source waited because the model mailbox held its "
+                             "maximum of distinct objects.",
+                             NULL);
 }
 
 /* ---- small string set (deduplicated at build time) ---------------------------------------- */
@@ -434,6 +454,7 @@ static void item_free(mbox_item *it)
 {
     cJSON_Delete(it->obj);
     free(it->origin);
+    free(it->key);
     free(it);
 }
 
@@ -577,6 +598,21 @@ static void build_and_publish(model *m)
 
 /* ---- the thread ---------------------------------------------------------------------------- */
 
+/* Takes the whole queue (m->mu held): empties the key index by walking the items taken
+ * (every indexed item is in the queue), so the cost is that of the items, and wakes a
+ * source waiting for room. */
+static mbox_item *mbox_take(model *m)
+{
+    mbox_item *list = m->head;
+    for (mbox_item *it = list; it; it = it->next)
+        if (it->key)
+            m->index[it->khash & (MODEL_MAILBOX_BUCKETS - 1)] = NULL;
+    m->head = m->tail = NULL;
+    m->qlen = 0;
+    pthread_cond_broadcast(&m->room_cv);
+    return list;
+}
+
 static void drain_and_apply(model *m, mbox_item *list)
 {
     while (list) {
@@ -595,9 +631,7 @@ static void *model_thread(void *arg)
         if (m->stop)
             break;
         if (m->head) {
-            mbox_item *list = m->head;
-            m->head = m->tail = NULL;
-            m->qlen = 0;
+            mbox_item *list = mbox_take(m);
             pthread_mutex_unlock(&m->mu);
             drain_and_apply(m, list);
             pthread_mutex_lock(&m->mu);
@@ -636,22 +670,65 @@ static void *model_thread(void *arg)
 
 /* ---- sink ---------------------------------------------------------------------------------- */
 
+/* The identity of an object for coalescing: API group (not version: v1 and v1beta1 of a
+ * VirtualService are one object), kind, namespace, name. NULL when obj lacks them (then
+ * the event is queued on its own and the parser reports the problem). */
+static char *mbox_key(const cJSON *obj)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "kind"));
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+    const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
+    if (!av || !kind || !name)
+        return NULL;
+    const char *slash = strchr(av, '/');
+    int glen = slash ? (int)(slash - av) : 0; /* core group "" for "v1" */
+    return xasprintf("%.*s/%s/%s/%s", glen, av, kind, ns ? ns : "", name);
+}
+
 static void enqueue(model *m, int type, cJSON *obj, const char *origin)
 {
+    char *key = type == MBOX_SYNCED ? NULL : mbox_key(obj);
+    uint64_t h = key ? util_hash64(key, strlen(key), 1469598103934665603ULL) : 0;
+    pthread_mutex_lock(&m->mu);
+    if (key) {
+        for (mbox_item *q = m->index[h & (MODEL_MAILBOX_BUCKETS - 1)]; q; q = q->hnext) {
+            if (q->khash != h || strcmp(q->key, key) != 0)
+                continue;
+            /* Latest state wins, in the first event's place in line. */
+            cJSON *old = q->obj;
+            char *old_origin = q->origin;
+            q->type = type;
+            q->obj = obj;
+            q->origin = xstrdup(origin);
+            m->coalesced++;
+            pthread_mutex_unlock(&m->mu);
+            metric_add(m_coalesced, NULL, 1);
+            cJSON_Delete(old);
+            free(old_origin);
+            free(key);
+            return;
+        }
+    }
+    bool waited = false;
+    while (m->qlen >= MODEL_MAILBOX_MAX && type != MBOX_SYNCED && !m->stop && m->started) {
+        /* Backpressure: never drop. The model thread takes the whole queue at once. */
+        if (!waited)
+            m->waits++;
+        waited = true;
+        pthread_cond_wait(&m->room_cv, &m->mu);
+    }
     mbox_item *it = xcalloc(1, sizeof(*it));
     it->type = type;
     it->obj = obj;
     it->origin = xstrdup(origin);
-    pthread_mutex_lock(&m->mu);
-    if (m->qlen >= MODEL_MAILBOX_MAX && type != MBOX_SYNCED) {
-        uint64_t d = ++m->dropped;
-        pthread_mutex_unlock(&m->mu);
-        if (d == 1 || d % 1000 == 0)
-            LOG_ERR("model", "mailbox full (%d events): dropped %llu events so far",
-                    MODEL_MAILBOX_MAX, (unsigned long long)d);
-        metric_add(m_dropped, NULL, 1);
-        item_free(it);
-        return;
+    it->key = key;
+    it->khash = h;
+    if (key) {
+        mbox_item **b = &m->index[h & (MODEL_MAILBOX_BUCKETS - 1)];
+        it->hnext = *b;
+        *b = it;
     }
     if (m->tail)
         m->tail->next = it;
@@ -661,6 +738,8 @@ static void enqueue(model *m, int type, cJSON *obj, const char *origin)
     m->qlen++;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
+    if (waited)
+        metric_add(m_waits, NULL, 1);
 }
 
 static void sink_event(void *ud, source_event_type type, cJSON *obj, const char *origin)
@@ -701,7 +780,9 @@ model *model_new(const model_opts *opts)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* util_now_ns' clock */
     pthread_cond_init(&m->cv, &ca);
     pthread_cond_init(&m->flush_cv, &ca);
+    pthread_cond_init(&m->room_cv, &ca);
     pthread_condattr_destroy(&ca);
+    m->index = xcalloc(MODEL_MAILBOX_BUCKETS, sizeof(*m->index));
     atomic_init(&m->ready, false);
     if (m->nsources == 0) {
         /* Nothing to wait for: the first (empty) snapshot is built right away. */
@@ -729,7 +810,9 @@ int model_start(model *m)
         LOG_ERR("model", "cannot start the model thread: %s", strerror(errno));
         return -1;
     }
+    pthread_mutex_lock(&m->mu); /* sources read it to decide whether they may wait */
     m->started = true;
+    pthread_mutex_unlock(&m->mu);
     return 0;
 }
 
@@ -740,9 +823,7 @@ void model_flush(model *m)
     if (!m->started) {
         /* No thread: the caller plays the model thread. */
         pthread_mutex_lock(&m->mu);
-        mbox_item *list = m->head;
-        m->head = m->tail = NULL;
-        m->qlen = 0;
+        mbox_item *list = mbox_take(m);
         pthread_mutex_unlock(&m->mu);
         drain_and_apply(m, list);
         build_and_publish(m);
@@ -778,9 +859,12 @@ void model_stop(model *m)
     m->stop = true;
     pthread_cond_broadcast(&m->cv);
     pthread_cond_broadcast(&m->flush_cv);
+    pthread_cond_broadcast(&m->room_cv); /* a waiting source queues and returns */
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->thread, NULL);
+    pthread_mutex_lock(&m->mu);
     m->started = false;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void model_free(model *m)
@@ -802,6 +886,8 @@ void model_free(model *m)
     pthread_mutex_destroy(&m->snap_mu);
     pthread_cond_destroy(&m->cv);
     pthread_cond_destroy(&m->flush_cv);
+    pthread_cond_destroy(&m->room_cv);
+    free(m->index);
     free(m->domain);
     free(m);
 }

@@ -410,6 +410,109 @@ static void test_delete(void **state)
     model_free(m);
 }
 
+/* ---- the mailbox never drops ----------------------------------------------------------------- */
+
+#define BURST_OBJECTS 25000
+#define BURST_ROUNDS 20 /* 500,000 events in all */
+
+static cJSON *burst_service(int i, int round)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"s%d\","
+             "\"namespace\":\"ns%d\",\"labels\":{\"round\":\"%d\"}},\"spec\":{\"ports\":"
+             "[{\"name\":\"http\",\"port\":80}]}}",
+             i, i % 50, round);
+    return cJSON_Parse(buf);
+}
+
+/* What the source last said of object i: deleted (-1) or the round of its last upsert. */
+static int burst_final(int i)
+{
+    int last = -1;
+    for (int r = 0; r < BURST_ROUNDS; r++)
+        last = (i + r) % 7 == 0 ? -1 : r; /* every seventh (object, round) is a delete */
+    return last;
+}
+
+/* 500,000 events with the model paused (no thread, nothing applied): the final state must
+ * equal the source's, every delete included. The mailbox held 100,000 events at most
+ * before; it now keeps the latest state per object. */
+static void test_burst_never_drops(void **state)
+{
+    (void)state;
+    model *m = new_model(0, 100, 1000);
+    source_sink sink = model_sink(m);
+    for (int r = 0; r < BURST_ROUNDS; r++) {
+        for (int i = 0; i < BURST_OBJECTS; i++) {
+            cJSON *o = burst_service(i, r);
+            if ((i + r) % 7 == 0) {
+                cJSON_DeleteItemFromObject(o, "spec");
+                sink.event(sink.ud, SOURCE_EV_DELETE, o, "burst");
+            } else {
+                sink.event(sink.ud, SOURCE_EV_UPSERT, o, "burst");
+            }
+        }
+    }
+    model_flush(m);
+    mesh_snapshot *s = model_snapshot(m);
+    assert_non_null(s);
+    size_t alive = 0;
+    for (int i = 0; i < BURST_OBJECTS; i++) {
+        char host[64];
+        snprintf(host, sizeof host, "s%d.ns%d.svc.cluster.local", i, i % 50);
+        const mesh_service *svc = mesh_snapshot_service(s, host);
+        int want = burst_final(i);
+        if (want < 0) {
+            assert_null(svc);
+            continue;
+        }
+        alive++;
+        assert_non_null(svc);
+        char round[16];
+        snprintf(round, sizeof round, "%d", want);
+        assert_string_equal(mesh_labels_get(&svc->meta.labels, "round"), round);
+    }
+    assert_int_equal(s->nservices, alive);
+    assert_true(alive > 0 && alive < BURST_OBJECTS);
+    mesh_snapshot_release(s);
+    model_free(m);
+}
+
+/* More distinct objects than the mailbox takes while the model thread runs: the source
+ * waits instead of dropping, and every object arrives. */
+typedef struct {
+    model *m;
+    int n;
+} burst_writer;
+
+static void *burst_write(void *arg)
+{
+    burst_writer *w = arg;
+    source_sink sink = model_sink(w->m);
+    for (int i = 0; i < w->n; i++)
+        sink.event(sink.ud, SOURCE_EV_UPSERT, burst_service(i, 0), "burst");
+    sink.synced(sink.ud, "burst");
+    return NULL;
+}
+
+static void test_backpressure_with_thread(void **state)
+{
+    (void)state;
+    model *m = new_model(1, 1, 50);
+    assert_int_equal(model_start(m), 0);
+    burst_writer w = {.m = m, .n = 120000}; /* above the mailbox's 100,000 objects */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, burst_write, &w), 0);
+    pthread_join(t, NULL);
+    model_flush(m);
+    mesh_snapshot *s = model_snapshot(m);
+    assert_non_null(s);
+    assert_int_equal(s->nservices, (size_t)w.n);
+    mesh_snapshot_release(s);
+    model_free(m);
+}
+
 /* ---- readiness and debounce (with the model thread) ----------------------------------------- */
 
 static void wait_pushes(push_log *pl, int n, int timeout_ms)
@@ -494,6 +597,8 @@ int main(void)
         cmocka_unit_test(test_endpoint_only_change_shares_config),
         cmocka_unit_test(test_invalid_keeps_last_valid),
         cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_burst_never_drops),
+        cmocka_unit_test(test_backpressure_with_thread),
         cmocka_unit_test(test_ready_after_sync),
         cmocka_unit_test(test_debounce_merges),
         cmocka_unit_test(test_debounce_max),
