@@ -383,6 +383,109 @@ static void known_put(xds_type_state *ts, const char *name, uint64_t hash, bool 
     ts->nknown++;
 }
 
+/* Applies what a response carried to ts->known in one merge (both lists are sorted by
+ * name): the set's items flagged in `sent` are stored with their bytes, the known entries
+ * flagged in `gone` (NULL: none) are dropped. Linear: putting and removing one name at a
+ * time shifted the array each time, quadratic in a large set. */
+static void known_apply(xds_type_state *ts, const xds_resource_set *set, const bool *sent,
+                        const bool *gone)
+{
+    xds_known *out = xcalloc(ts->nknown + set->n + 1, sizeof(*out));
+    size_t a = 0, b = 0, k = 0;
+    for (;;) {
+        while (b < set->n && !sent[b])
+            b++;
+        if (a == ts->nknown && b == set->n)
+            break;
+        int c = a == ts->nknown ? 1
+                : b == set->n   ? -1
+                                : strcmp(ts->known[a].name, set->items[b]->name);
+        if (c < 0) {
+            if (gone && gone[a])
+                known_clear_one(&ts->known[a]);
+            else
+                out[k++] = ts->known[a];
+            a++;
+            continue;
+        }
+        xds_resource *r = set->items[b++];
+        xds_resource_retain(r);
+        if (c == 0) {
+            xds_known *old = &ts->known[a++];
+            if (old->res != NULL)
+                xds_resource_release(old->res);
+            out[k++] = (xds_known){old->name, r->hash, true, r};
+        } else {
+            out[k++] = (xds_known){xstrdup(r->name), r->hash, true, r};
+        }
+    }
+    free(ts->known);
+    ts->known = out;
+    ts->nknown = k;
+}
+
+/* One initial_resource_versions entry, parsed. */
+typedef struct known_init {
+    const char *name;
+    uint64_t hash;
+    bool valid;
+    size_t order; /* position in the request: the last of duplicate names wins */
+} known_init;
+
+static int known_init_cmp(const void *a, const void *b)
+{
+    const known_init *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : (x->order < y->order ? -1 : x->order > y->order);
+}
+
+/* Merges the client's initial_resource_versions into ts->known in one pass: sort the
+ * entries (n log n), keep the last of each name, then merge the two sorted lists (linear).
+ * Inserting one at a time was quadratic in the entries. The caller caps n. */
+static void known_merge_initial(
+    xds_type_state *ts,
+    Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry *const *e,
+    size_t n)
+{
+    known_init *v = xcalloc(n ? n : 1, sizeof(*v));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i] == NULL || e[i]->key == NULL || e[i]->value == NULL)
+            continue;
+        char *end = NULL;
+        v[m] = (known_init){e[i]->key, strtoull(e[i]->value, &end, 16),
+                            end != e[i]->value && *end == '\0', i};
+        m++;
+    }
+    qsort(v, m, sizeof(*v), known_init_cmp);
+    size_t u = 0; /* unique names, the last entry of each */
+    for (size_t i = 0; i < m; i++) {
+        if (u > 0 && strcmp(v[u - 1].name, v[i].name) == 0)
+            v[u - 1] = v[i];
+        else
+            v[u++] = v[i];
+    }
+    xds_known *out = xcalloc(ts->nknown + u ? ts->nknown + u : 1, sizeof(*out));
+    size_t a = 0, b = 0, k = 0;
+    while (a < ts->nknown || b < u) {
+        int c = a == ts->nknown ? 1 : b == u ? -1 : strcmp(ts->known[a].name, v[b].name);
+        if (c < 0) {
+            out[k++] = ts->known[a++];
+            continue;
+        }
+        if (c == 0) { /* the client's word replaces what we had for that name */
+            known_clear_one(&ts->known[a]);
+            a++;
+        }
+        out[k++] = (xds_known){xstrdup(v[b].name), v[b].hash, v[b].valid, NULL};
+        b++;
+    }
+    free(ts->known);
+    ts->known = out;
+    ts->nknown = k;
+    free(v);
+}
+
 /* ---- stream lifecycle ------------------------------------------------------------------ */
 
 void xds_stream_init(xds_stream *st, bool delta, uint64_t seq, const char *peer)
@@ -587,9 +690,7 @@ static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_r
     msg_str(m, 5, nonce);
 
     if (partial) {
-        for (size_t i = 0; i < set->n; i++)
-            if (changed[i])
-                known_put(ts, set->items[i]->name, set->items[i]->hash, true, set->items[i]);
+        known_apply(ts, set, changed, NULL);
     } else {
         known_free(ts);
         ts->known = xcalloc(set->n ? set->n : 1, sizeof(*ts->known));
@@ -636,6 +737,7 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
     size_t nchanged = 0;
     bool *changed = xcalloc(set->n ? set->n : 1, sizeof(bool));
     char **removed = NULL;
+    bool *gone = NULL;
     size_t nremoved = 0;
     int rc = 0;
 
@@ -651,12 +753,15 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
     }
     /* removals: known names no longer generated */
     removed = xcalloc(ts->nknown + nnew + 1, sizeof(char *));
+    gone = xcalloc(ts->nknown + 1, sizeof(bool));
     for (size_t i = 0; i < ts->nknown; i++) {
         const char *name = ts->known[i].name;
         bool in_scope = ts->wildcard || names_find(ts->names, ts->nnames, name) >= 0;
         bool present = set_has(set, name);
-        if (in_scope && !present)
+        if (in_scope && !present) {
             removed[nremoved++] = xstrdup(name);
+            gone[i] = true;
+        }
     }
     for (size_t i = 0; i < nnew; i++) {
         bool present = set_has(set, new_subs[i]);
@@ -685,14 +790,12 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
         msg_str(m, 3, r->name);
         msg_str(m, 1, ver);
         msg_any(m, 2, r);
-        known_put(ts, r->name, r->hash, true, r);
     }
     msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
-    for (size_t i = 0; i < nremoved; i++) {
+    for (size_t i = 0; i < nremoved; i++)
         msg_str(m, 6, removed[i]);
-        known_remove(ts, removed[i]);
-    }
+    known_apply(ts, set, changed, gone);
     stream_enqueue(st, m, false);
     stream_record_sent(st, t, snap->version_str, nonce, start_ns);
     rc = 1;
@@ -700,6 +803,7 @@ out:
     for (size_t i = 0; i < nremoved; i++)
         free(removed[i]);
     free(removed);
+    free(gone);
     free(changed);
     return rc;
 }
@@ -900,15 +1004,16 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
         if (req->n_resource_names_subscribe == 0 &&
             xds_type_is_wildcard(st->proxy, xds_type_url(t)))
             ts->wildcard = true;
-        for (size_t i = 0; i < req->n_initial_resource_versions; i++) {
-            const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry
-                *e = req->initial_resource_versions[i];
-            if (e == NULL || e->key == NULL || e->value == NULL)
-                continue;
-            char *end = NULL;
-            uint64_t h = strtoull(e->value, &end, 16);
-            known_put(st->t + t, e->key, h, end != e->value && *end == '\0', NULL);
+        if (req->n_initial_resource_versions > STREAM_MAX_NAMES) {
+            st->close_code = 3; /* GRPC_STATUS_INVALID_ARGUMENT */
+            snprintf(st->close_msg, sizeof(st->close_msg),
+                     "initial_resource_versions: %zu entries for %s, at most %d",
+                     req->n_initial_resource_versions, xds_type_short(t), STREAM_MAX_NAMES);
+            LOG_WARN(LOG_SCOPE, "ADS: %s: rejecting stream: %s", st->peer, st->close_msg);
+            free(new_subs);
+            return -1;
         }
+        known_merge_initial(ts, req->initial_resource_versions, req->n_initial_resource_versions);
         ts->force = true;
     }
     if (respond && req->error_detail == NULL)

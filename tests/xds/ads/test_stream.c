@@ -741,6 +741,63 @@ static void test_delta(void **state)
     xds_stream_cleanup(&st);
 }
 
+/* initial_resource_versions: many entries, unsorted, a name twice (the last wins), merged
+ * at once: the answer sends only what the client lacks and removes every name it holds
+ * that we do not generate, in time linear in the entries. Above the cap the stream is
+ * refused with the reason. */
+static void test_delta_initial_versions(void **state)
+{
+    (void)state;
+    enum { N = 60000 };
+    typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry Irv;
+    Irv *ev = calloc(N, sizeof(*ev));
+    Irv **ep = calloc(N, sizeof(*ep));
+    char(*names)[40] = calloc(N, sizeof(*names));
+    char ver[24];
+    snprintf(ver, sizeof(ver), "%016llx", (unsigned long long)util_hash64("cluster-a", 9, 0));
+    for (int i = 0; i < N; i++) {
+        envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
+            &ev[i]);
+        snprintf(names[i], sizeof(names[i]), "outbound|80||s%05d.x", N - i); /* descending */
+        ev[i].key = names[i];
+        ev[i].value = "0000000000000001";
+        ep[i] = &ev[i];
+    }
+    ev[N - 2].key = CA; /* first: a stale version of cluster-a */
+    ev[N - 1].key = CA; /* then the current one: a is not resent */
+    ev[N - 1].value = ver;
+    xds_stream st;
+    fake_node n;
+    node_init(&n, ID_OK, false);
+    xds_stream_init(&st, true, 21, "p");
+    assert_int_equal(delta(&st, &n.node, XT_CDS, "", NULL, 0, NULL, 0, ep, N), 0);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = pop_delta(&st);
+    assert_non_null(r);
+    assert_int_equal(r->n_resources, 1);
+    assert_string_equal(r->resources[0]->name, CB);
+    assert_int_equal(r->n_removed_resources, N - 2);
+    for (size_t i = 1; i < r->n_removed_resources; i++)
+        assert_true(strcmp(r->removed_resources[i - 1], r->removed_resources[i]) < 0);
+    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    const xds_type_state *ts = &st.t[XT_CDS];
+    assert_int_equal(ts->nknown, 2); /* a (announced, current) and b (sent) */
+    xds_stream_cleanup(&st);
+
+    /* above the cap: refused, naming the field and the limit */
+    Irv **many = calloc(100001, sizeof(*many));
+    for (int i = 0; i < 100001; i++)
+        many[i] = &ev[i % N];
+    xds_stream_init(&st, true, 22, "p");
+    assert_int_equal(delta(&st, &n.node, XT_CDS, "", NULL, 0, NULL, 0, many, 100001), -1);
+    assert_int_equal(st.close_code, 3);
+    assert_non_null(strstr(st.close_msg, "initial_resource_versions: 100001 entries"));
+    xds_stream_cleanup(&st);
+    free(many);
+    free(names);
+    free(ep);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_snapshot_answers_on_first_push, setup),
         cmocka_unit_test_setup(test_bad_nodes, setup),
         cmocka_unit_test_setup(test_delta, setup),
+        cmocka_unit_test_setup(test_delta_initial_versions, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
