@@ -626,6 +626,8 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         snap_arr_retain(snap_arr_of(s->secrets));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
+        snap_dr_index_retain(prev->dr_index);
+        s->dr_index = prev->dr_index;
         snap_arr_retain(snap_arr_of(s->gws));
         snap_arr_retain(snap_arr_of(s->ses));
         snap_arr_retain(snap_arr_of(s->namespaces));
@@ -638,6 +640,12 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->drs = (mesh_destination_rule **)config_array(in, MESH_KIND_DESTINATION_RULE,
                                                         prev ? (void **)prev->drs : NULL,
                                                         prev ? prev->ndrs : 0, &s->ndrs);
+        if (prev && s->drs == prev->drs) {
+            snap_dr_index_retain(prev->dr_index);
+            s->dr_index = prev->dr_index;
+        } else {
+            s->dr_index = snap_dr_index_new(s->drs, s->ndrs);
+        }
         s->gws =
             (mesh_gateway **)config_array(in, MESH_KIND_GATEWAY, prev ? (void **)prev->gws : NULL,
                                           prev ? prev->ngws : 0, &s->ngws);

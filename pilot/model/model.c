@@ -50,6 +50,7 @@ typedef struct strset {
 
 struct model {
     char *domain;
+    char *root_ns;
     int64_t debounce_after_ns;
     int64_t debounce_max_ns;
     int nsources;
@@ -563,6 +564,7 @@ static void build_and_publish(model *m)
     snprintf(snap->version_str, sizeof(snap->version_str), "%s/%llu", ts,
              (unsigned long long)snap->version);
     snap->domain = xstrdup(m->domain);
+    snap->root_ns = xstrdup(m->root_ns);
 
     pthread_mutex_lock(&m->snap_mu);
     mesh_snapshot *old = m->published;
@@ -770,6 +772,8 @@ model *model_new(const model_opts *opts)
     model_metrics_init();
     model *m = xcalloc(1, sizeof(*m));
     m->domain = xstrdup(opts->domain);
+    m->root_ns = xstrdup(opts->root_namespace && *opts->root_namespace ? opts->root_namespace
+                                                                       : "istio-system");
     m->debounce_after_ns = opts->debounce_after_ns;
     m->debounce_max_ns = opts->debounce_max_ns;
     m->nsources = opts->nsources;
@@ -889,5 +893,6 @@ void model_free(model *m)
     pthread_cond_destroy(&m->room_cv);
     free(m->index);
     free(m->domain);
+    free(m->root_ns);
     free(m);
 }

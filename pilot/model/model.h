@@ -23,10 +23,11 @@
 typedef struct model model;
 
 typedef struct model_opts {
-    const char *domain;        /* "cluster.local" */
-    int64_t debounce_after_ns; /* PILOT_DEBOUNCE_AFTER, default 100ms */
-    int64_t debounce_max_ns;   /* PILOT_DEBOUNCE_MAX, default 10s */
-    int nsources;              /* sources that must report synced before ready */
+    const char *domain;         /* "cluster.local" */
+    int64_t debounce_after_ns;  /* PILOT_DEBOUNCE_AFTER, default 100ms */
+    int64_t debounce_max_ns;    /* PILOT_DEBOUNCE_MAX, default 10s */
+    int nsources;               /* sources that must report synced before ready */
+    const char *root_namespace; /* mesh config rootNamespace; NULL: "istio-system" */
 } model_opts;
 
 /* Called on the model thread after each publish. snap is borrowed: retain to keep it. */

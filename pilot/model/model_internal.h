@@ -85,6 +85,12 @@ store_entry *store_get(const store *st, const char *key);
 /* Entries sorted by (namespace, name); caller frees the array (not the entries). */
 store_entry **store_sorted(const store *st, size_t *n);
 
+/* The DestinationRule index of a snapshot (snapshot.c), built with its drs array and shared
+ * with it. */
+struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n);
+void snap_dr_index_retain(struct mesh_dr_index *x);
+void snap_dr_index_release(struct mesh_dr_index *x);
+
 /* ---- snapshot building (model_build.c), on the model thread ------------------------------ */
 
 typedef struct model_build_in {

@@ -244,6 +244,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->services);
     release_items(s->vss);
     release_items(s->drs);
+    snap_dr_index_release(s->dr_index);
     release_items(s->gws);
     release_items(s->ses);
     release_items(s->namespaces);
@@ -251,6 +252,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->secrets);
     snap_configz_release(s->configz);
     free(s->domain);
+    free(s->root_ns);
     free(s);
 }
 
@@ -326,23 +328,71 @@ const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns, 
     return NULL;
 }
 
-/* Istio's root namespace: rules there apply mesh-wide. */
-#define SNAP_ROOT_NS "istio-system"
+/* ---- DestinationRules by host ------------------------------------------------------------ */
 
-/* How well rule host h matches hostname: -1 no match, otherwise larger is more specific
- * (an exact match beats every wildcard). */
-static long host_match_score(const char *h, const char *hostname)
+typedef struct dr_entry {
+    const char *host; /* the rule's FQDN host */
+    const char *ns;
+    const mesh_destination_rule *dr;
+} dr_entry;
+
+struct mesh_dr_index {
+    atomic_int refs;
+    dr_entry *exact; /* sorted by (host, ns, then the rules' (ns, name) order) */
+    size_t nexact;
+    dr_entry *wild; /* "*" and "*.suffix" hosts, in the rules' order */
+    size_t nwild;
+};
+
+static const char *dr_host(const mesh_destination_rule *dr)
 {
-    if (!h)
-        return -1;
-    if (strcmp(h, hostname) == 0)
-        return 1L << 30;
-    if (strcmp(h, "*") == 0)
-        return 0;
-    if (h[0] == '*' && h[1] == '.' && util_has_suffix(hostname, h + 1) &&
-        strlen(hostname) > strlen(h + 1))
-        return (long)strlen(h);
-    return -1;
+    return dr->fqdn_host ? dr->fqdn_host : dr->host;
+}
+
+static int dr_entry_cmp(const void *a, const void *b)
+{
+    const dr_entry *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+    if (c == 0)
+        c = strcmp(x->ns, y->ns);
+    return c != 0 ? c : (x->dr < y->dr ? -1 : x->dr > y->dr); /* drs[] order is by name */
+}
+
+struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n)
+{
+    struct mesh_dr_index *x = xcalloc(1, sizeof(*x));
+    atomic_init(&x->refs, 1);
+    x->exact = xcalloc(n ? n : 1, sizeof(*x->exact));
+    x->wild = xcalloc(n ? n : 1, sizeof(*x->wild));
+    for (size_t i = 0; i < n; i++) {
+        const char *h = dr_host(drs[i]);
+        if (!h)
+            continue;
+        dr_entry e = {h, drs[i]->meta.ns ? drs[i]->meta.ns : "", drs[i]};
+        if (h[0] == '*')
+            x->wild[x->nwild++] = e;
+        else
+            x->exact[x->nexact++] = e;
+    }
+    /* the drs array is sorted by (ns, name) and pointers into it rise with i, so the
+     * pointer breaks ties in name order */
+    qsort(x->exact, x->nexact, sizeof(*x->exact), dr_entry_cmp);
+    return x;
+}
+
+void snap_dr_index_retain(struct mesh_dr_index *x)
+{
+    if (x)
+        atomic_fetch_add(&x->refs, 1);
+}
+
+void snap_dr_index_release(struct mesh_dr_index *x)
+{
+    if (!x || atomic_fetch_sub(&x->refs, 1) != 1)
+        return;
+    free(x->exact);
+    free(x->wild);
+    free(x);
 }
 
 /* exportTo: empty or "*" everywhere, "." its own namespace, else the namespaces listed. */
@@ -359,23 +409,41 @@ static bool dr_visible(const mesh_destination_rule *dr, const char *ns)
     return false;
 }
 
-/* Best rule for hostname among those in namespace ns (any namespace when NULL). */
-static const mesh_destination_rule *dr_best(const mesh_snapshot *s, const char *hostname,
+/* The rule in namespace ns for hostname visible to proxy_ns: an exact host first (bisect),
+ * else the longest matching wildcard. */
+static const mesh_destination_rule *dr_best(const struct mesh_dr_index *x, const char *hostname,
                                             const char *ns, const char *proxy_ns)
 {
+    size_t lo = 0, hi = x->nexact;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(x->exact[mid].host, hostname);
+        if (c == 0)
+            c = strcmp(x->exact[mid].ns, ns);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < x->nexact && strcmp(x->exact[i].host, hostname) == 0 &&
+                        strcmp(x->exact[i].ns, ns) == 0;
+         i++)
+        if (dr_visible(x->exact[i].dr, proxy_ns))
+            return x->exact[i].dr;
     const mesh_destination_rule *best = NULL;
-    long best_score = -1;
-    for (size_t i = 0; i < s->ndrs; i++) {
-        const mesh_destination_rule *dr = s->drs[i];
-        if (ns && strcmp(dr->meta.ns, ns) != 0)
+    size_t best_len = 0;
+    size_t hlen = strlen(hostname);
+    for (size_t i = 0; i < x->nwild; i++) {
+        const dr_entry *e = &x->wild[i];
+        if (strcmp(e->ns, ns) != 0)
             continue;
-        long score = host_match_score(dr->fqdn_host ? dr->fqdn_host : dr->host, hostname);
-        if (score <= best_score)
+        size_t len = strlen(e->host);
+        bool match = strcmp(e->host, "*") == 0 || (e->host[1] == '.' && hlen > len - 1 &&
+                                                   util_has_suffix(hostname, e->host + 1));
+        if (!match || (best && len <= best_len) || !dr_visible(e->dr, proxy_ns))
             continue;
-        if (!dr_visible(dr, proxy_ns))
-            continue;
-        best = dr;
-        best_score = score;
+        best = e->dr;
+        best_len = len;
     }
     return best;
 }
@@ -384,14 +452,13 @@ const mesh_destination_rule *
 mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns)
 {
     const mesh_destination_rule *dr = NULL;
-    if (!s || !hostname)
+    if (!s || !hostname || !s->dr_index)
         return NULL;
-    if (proxy_ns && (dr = dr_best(s, hostname, proxy_ns, proxy_ns)))
+    const char *root = s->root_ns ? s->root_ns : "istio-system";
+    if (proxy_ns && (dr = dr_best(s->dr_index, hostname, proxy_ns, proxy_ns)))
         return dr;
     const mesh_service *svc = mesh_snapshot_service(s, hostname);
-    if (svc && svc->meta.ns && (dr = dr_best(s, hostname, svc->meta.ns, proxy_ns)))
+    if (svc && svc->meta.ns && (dr = dr_best(s->dr_index, hostname, svc->meta.ns, proxy_ns)))
         return dr;
-    if ((dr = dr_best(s, hostname, SNAP_ROOT_NS, proxy_ns)))
-        return dr;
-    return dr_best(s, hostname, NULL, proxy_ns);
+    return dr_best(s->dr_index, hostname, root, proxy_ns);
 }

@@ -24,6 +24,7 @@ typedef struct mesh_snapshot {
     char version_str[48]; /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
     int64_t created_wall_ns;
     char *domain;
+    char *root_ns; /* mesh config rootNamespace: rules there apply mesh-wide */
 
     mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */
     size_t nservices;
@@ -31,6 +32,9 @@ typedef struct mesh_snapshot {
     size_t nvss;
     mesh_destination_rule **drs;
     size_t ndrs;
+    /* drs by host (exact hosts sorted by host then namespace; wildcard hosts apart), built
+     * with the array and shared with it, so a lookup costs a bisection, not a scan. */
+    struct mesh_dr_index *dr_index;
     mesh_gateway **gws;
     size_t ngws;
     mesh_service_entry **ses;
@@ -58,8 +62,12 @@ void mesh_snapshot_release(mesh_snapshot *s);
 
 const mesh_service *mesh_snapshot_service(const mesh_snapshot *s, const char *hostname);
 const mesh_endpoint_shard *mesh_snapshot_shard(const mesh_snapshot *s, const char *hostname);
-/* The DestinationRule for an FQDN host (exact host first, then the longest wildcard
- * suffix), preferring one in the proxy's namespace, then the service's, then root. */
+/* The DestinationRule a proxy in proxy_ns uses for an FQDN host, as istiod picks it: the
+ * proxy's namespace first, then the service's namespace, then the root namespace
+ * (s->root_ns), each time the most specific host (exact, then the longest wildcard
+ * suffix) among the rules exported to proxy_ns; none beyond those three namespaces.
+ * Several rules for one host in one namespace: the first by name (istiod merges them;
+ * we do not yet). */
 const mesh_destination_rule *
 mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns);
 const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns, const char *name);

@@ -1,6 +1,7 @@
 /* test_snapshot: lookups on a built snapshot (services and shards by hostname, gateways by
  * namespace/name) and the DestinationRule choice (exact host before wildcard, proxy
- * namespace, then the service's, then the root namespace, exportTo respected). */
+ * namespace, then the service's, then the root namespace from mesh config, nothing else;
+ * exportTo respected). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,9 +59,12 @@ static void add_gw(model *m, const char *ns, const char *name)
     add(m, buf);
 }
 
-static mesh_snapshot *build(model **mp)
+static mesh_snapshot *build_root(model **mp, const char *root)
 {
-    model_opts o = {.domain = "cluster.local", .debounce_after_ns = 1, .debounce_max_ns = 1};
+    model_opts o = {.domain = "cluster.local",
+                    .debounce_after_ns = 1,
+                    .debounce_max_ns = 1,
+                    .root_namespace = root};
     *mp = model_new(&o);
     assert_non_null(*mp);
     model *m = *mp;
@@ -79,10 +83,20 @@ static mesh_snapshot *build(model **mp)
     add_dr(m, "b", "wild", "*.cluster.local", NULL);
     add_dr(m, "b", "wild-b", "*.b.svc.cluster.local", NULL);
     add_dr(m, "default", "private", "api.b.svc.cluster.local", ".");
+    /* only.here: a rule in a namespace that is neither the proxy's, the service's nor the
+     * root (istiod ignores it; we once fell back to any namespace) */
+    add_dr(m, "zz", "stray", "only.here.example", NULL);
+    /* mesh-root: the root namespace when mesh config says so */
+    add_dr(m, "mesh-root", "root-ext", "ext.example.com", NULL);
     model_flush(m);
     mesh_snapshot *s = model_snapshot(m);
     assert_non_null(s);
     return s;
+}
+
+static mesh_snapshot *build(model **mp)
+{
+    return build_root(mp, NULL);
 }
 
 typedef struct dr_case {
@@ -101,7 +115,26 @@ static const dr_case dr_cases[] = {
     {"api.b.svc.cluster.local", "default", "default/private"},      /* "." visible at home */
     {"api.b.svc.cluster.local", "a", "b/wild-b"},                   /* ... and nowhere else */
     {"example.com", "a", NULL},
+    {"only.here.example", "a", NULL},        /* no fallback to an unrelated namespace */
+    {"only.here.example", "zz", "zz/stray"}, /* ... but the proxy's own applies */
+    {"ext.example.com", "a", NULL},          /* mesh-root is not the root by default */
 };
+
+/* With rootNamespace: mesh-root, its rules apply mesh-wide and istio-system's do not. */
+static void test_destination_rule_root_namespace(void **state)
+{
+    (void)state;
+    model *m;
+    mesh_snapshot *s = build_root(&m, "mesh-root");
+    assert_string_equal(s->root_ns, "mesh-root");
+    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(s, "ext.example.com", "a");
+    assert_non_null(dr);
+    assert_string_equal(dr->meta.name, "root-ext");
+    /* istio-system is now just a namespace: its wildcard does not reach web.a */
+    assert_null(mesh_snapshot_destination_rule(s, "web.a.svc.cluster.local", "a"));
+    mesh_snapshot_release(s);
+    model_free(m);
+}
 
 static void test_destination_rule(void **state)
 {
@@ -170,6 +203,7 @@ int main(void)
     log_configure("default:error", err, sizeof(err));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_destination_rule),
+        cmocka_unit_test(test_destination_rule_root_namespace),
         cmocka_unit_test(test_lookups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
