@@ -217,8 +217,20 @@ static void h_endpoint_shardz(void *ud, const dbg_request *req, dbg_response *re
     mesh_snapshot_release(s);
 }
 
+/* Istio has no such endpoint: istiod silently ignores what it does not know less often,
+ * and an operator here should learn which accepted fields did nothing. */
+static void h_unsupportedz(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    cJSON *j = model_unsupported_json(ud);
+    dbg_send_json(req, resp, j);
+    cJSON_Delete(j);
+}
+
 void model_debug_register(model *m)
 {
+    dbg_register("/debug/unsupportedz",
+                 "Accepted objects with fields that have no effect here, per object",
+                 h_unsupportedz, m);
     dbg_register("/debug/configz", "Debug support for config", h_configz, m);
     dbg_register("/debug/registryz", "Debug support for registry", h_registryz, m);
     dbg_register("/debug/endpointShardz", "Info about the endpoint shards", h_endpoint_shardz, m);

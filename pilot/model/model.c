@@ -88,6 +88,11 @@ struct model {
     int64_t last_push_ns;
     mesh_snapshot *current; /* == published; the model's own reference */
 
+    /* Accepted objects with fields we do not implement: {"Kind/ns/name": ["spec...", ...]},
+     * written by the model thread, read by /debug/unsupportedz; unsup_mu is a leaf lock. */
+    pthread_mutex_t unsup_mu;
+    cJSON *unsupported;
+
     pthread_mutex_t snap_mu;
     mesh_snapshot *published;
     atomic_bool ready;
@@ -361,6 +366,63 @@ static void note_change(model *m, mesh_kind k)
     metric_add(m_inbound, update_type(k), 1);
 }
 
+/* Records what of an accepted Istio object has no effect here, and says so once: when the
+ * object is first accepted with such fields, or when the list changes. */
+static void note_unsupported(model *m, mesh_kind k, const mesh_meta *meta, const cJSON *obj,
+                             const char *origin)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    mesh_unsupported_fields(obj, &paths, &n);
+    char *id = xasprintf("%s/%s/%s", mesh_kind_name(k), meta->ns ? meta->ns : "", meta->name);
+    cJSON *list = NULL;
+    if (n > 0) {
+        list = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++)
+            cJSON_AddItemToArray(list, cJSON_CreateString(paths[i]));
+    }
+    pthread_mutex_lock(&m->unsup_mu);
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(m->unsupported, id);
+    bool changed = list ? !old || !cJSON_Compare(old, list, true) : old != NULL;
+    if (changed) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m->unsupported, id);
+        if (list)
+            cJSON_AddItemToObject(m->unsupported, id, list);
+    } else {
+        cJSON_Delete(list);
+    }
+    pthread_mutex_unlock(&m->unsup_mu);
+    if (changed && n > 0) {
+        strbuf b;
+        strbuf_init(&b, 2048);
+        for (size_t i = 0; i < n; i++)
+            strbuf_appendf(&b, "%s%s", i ? ", " : "", paths[i]);
+        LOG_WARN("config", "%s: %s %s/%s: accepted, but these fields have no effect here: %s",
+                 origin, mesh_kind_name(k), meta->ns ? meta->ns : "", meta->name,
+                 b.data ? b.data : "");
+        strbuf_free(&b);
+    }
+    util_strv_free(paths, n);
+    free(id);
+}
+
+static void forget_unsupported(model *m, mesh_kind k, const char *ns, const char *name)
+{
+    char *id = xasprintf("%s/%s/%s", mesh_kind_name(k), ns ? ns : "", name);
+    pthread_mutex_lock(&m->unsup_mu);
+    cJSON_DeleteItemFromObjectCaseSensitive(m->unsupported, id);
+    pthread_mutex_unlock(&m->unsup_mu);
+    free(id);
+}
+
+cJSON *model_unsupported_json(model *m)
+{
+    pthread_mutex_lock(&m->unsup_mu);
+    cJSON *copy = cJSON_Duplicate(m->unsupported, true);
+    pthread_mutex_unlock(&m->unsup_mu);
+    return copy;
+}
+
 static void apply_upsert(model *m, cJSON *obj, const char *origin)
 {
     char err[512] = "";
@@ -403,8 +465,10 @@ static void apply_upsert(model *m, cJSON *obj, const char *origin)
     e->key = key;
     e->obj = o;
     e->hash = hash;
-    if (kind_is_istio(o.kind))
+    if (kind_is_istio(o.kind)) {
         e->configz = configz_json(o.kind, obj, o.u.meta);
+        note_unsupported(m, o.kind, o.u.meta, obj, origin);
+    }
     store_put(st, e);
     note_change(m, o.kind);
 }
@@ -426,6 +490,8 @@ static void apply_delete(model *m, const cJSON *obj)
         return;
     if (kind_is_eds(k))
         note_eds_change(m, &e->obj);
+    if (kind_is_istio(k))
+        forget_unsupported(m, k, ns, name);
     entry_free(e);
     note_change(m, k);
 }
@@ -779,6 +845,8 @@ model *model_new(const model_opts *opts)
     m->nsources = opts->nsources;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->snap_mu, NULL);
+    pthread_mutex_init(&m->unsup_mu, NULL);
+    m->unsupported = cJSON_CreateObject();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* util_now_ns' clock */
@@ -888,6 +956,8 @@ void model_free(model *m)
     mesh_snapshot_release(m->published);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->snap_mu);
+    pthread_mutex_destroy(&m->unsup_mu);
+    cJSON_Delete(m->unsupported);
     pthread_cond_destroy(&m->cv);
     pthread_cond_destroy(&m->flush_cv);
     pthread_cond_destroy(&m->room_cv);

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "pilot/model/model.h"
 #include "pilot/model/snapshot.h"
 
 /* Element kinds of a shared array: a mesh_kind for parsed objects, or one of these. */
@@ -84,6 +85,10 @@ typedef struct store {
 store_entry *store_get(const store *st, const char *key);
 /* Entries sorted by (namespace, name); caller frees the array (not the entries). */
 store_entry **store_sorted(const store *st, size_t *n);
+
+/* Accepted Istio objects with fields that have no effect here, {"Kind/ns/name": [paths]}:
+ * a copy for the caller (any thread). */
+cJSON *model_unsupported_json(model *m);
 
 /* The DestinationRule index of a snapshot (snapshot.c), built with its drs array and shared
  * with it. */

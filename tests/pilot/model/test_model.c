@@ -410,6 +410,48 @@ static void test_delete(void **state)
     model_free(m);
 }
 
+/* Accepted fields with no effect are listed per object (and logged once), and the entry goes
+ * with the object. */
+static void test_unsupported_listed(void **state)
+{
+    (void)state;
+    model *m = new_model(0, 100, 1000);
+    send_obj(m, SOURCE_EV_UPSERT,
+             "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
+             "\"metadata\":{\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{"
+             "\"hosts\":[\"reviews\"],\"http\":[{\"mirrors\":[{\"destination\":{\"host\":"
+             "\"ratings\"}}],\"route\":[{\"destination\":{\"host\":\"reviews\"}}]}]}}");
+    /* the same object again without them, before the model ran: only the latest is applied */
+    send_obj(m, SOURCE_EV_UPSERT, VS_REVIEWS("reviews"));
+    model_flush(m);
+    cJSON *u = model_unsupported_json(m);
+    assert_null(cJSON_GetObjectItemCaseSensitive(u, "VirtualService/default/reviews"));
+    cJSON_Delete(u);
+    send_obj(m, SOURCE_EV_UPSERT,
+             "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
+             "\"metadata\":{\"name\":\"reviews\",\"namespace\":\"default\"},\"spec\":{"
+             "\"hosts\":[\"reviews\"],\"http\":[{\"mirrors\":[{\"destination\":{\"host\":"
+             "\"ratings\"}}],\"route\":[{\"destination\":{\"host\":\"reviews\"}}]}]}}");
+    model_flush(m);
+    u = model_unsupported_json(m);
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(u, "VirtualService/default/reviews");
+    assert_non_null(list);
+    assert_true(cJSON_GetArraySize(list) >= 1);
+    bool mirrors = false;
+    cJSON *p;
+    cJSON_ArrayForEach(p, list) mirrors = mirrors || strstr(p->valuestring, "mirrors") != NULL;
+    assert_true(mirrors);
+    cJSON_Delete(u);
+    send_obj(m, SOURCE_EV_DELETE,
+             "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
+             "\"metadata\":{\"name\":\"reviews\",\"namespace\":\"default\"}}");
+    model_flush(m);
+    u = model_unsupported_json(m);
+    assert_int_equal(cJSON_GetArraySize(u), 0);
+    cJSON_Delete(u);
+    model_free(m);
+}
+
 /* ---- the mailbox never drops ----------------------------------------------------------------- */
 
 #define BURST_OBJECTS 25000
@@ -597,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_only_change_shares_config),
         cmocka_unit_test(test_invalid_keeps_last_valid),
         cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_unsupported_listed),
         cmocka_unit_test(test_burst_never_drops),
         cmocka_unit_test(test_backpressure_with_thread),
         cmocka_unit_test(test_ready_after_sync),
