@@ -2,6 +2,7 @@
  * SAN of our trust domain, else a bearer JWT the TokenReview callback accepts (audience
  * istio-ca); the node the stream then sends must name that namespace and service account.
  * Runs on the shard thread that owns the connection. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,7 @@ static bool spiffe_parse(const char *td, const char *uri, size_t n, char **ns, c
     return true;
 }
 
-static void conn_add_id(srv_conn *c, char *ns, char *sa)
+void srv_conn_add_id(srv_conn *c, char *ns, char *sa)
 {
     if (c->nids >= SRV_MAX_IDS) {
         free(ns);
@@ -90,7 +91,50 @@ static void conn_add_id(srv_conn *c, char *ns, char *sa)
 /* Istio's authenticate for ADS on the secure port: client certificate SPIFFE identities,
  * else a TokenReview'd JWT. Returns true when the caller proved at least one identity;
  * false with why filled otherwise. A token review blocks this shard for its round trip. */
-bool srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why, size_t whylen)
+/* One token review on its own thread: the TokenReview call may take up to its timeout
+ * (30 s against a stalled API server), so it never runs on a shard thread, where it would
+ * hold every other stream of the shard. */
+typedef struct review_job {
+    xds_server *srv;
+    srv_shard *sh;
+    char *token;
+    srv_review r;
+} review_job;
+
+static void *review_thread(void *arg)
+{
+    review_job *j = arg;
+    xds_server *srv = j->srv;
+    char err[256] = "";
+    char *ns = NULL, *sa = NULL;
+    if (srv->review(srv->review_ud, j->token, SRV_TOKEN_AUDIENCE, &ns, &sa, err, sizeof(err)) ==
+            0 &&
+        ns && sa) {
+        j->r.ok = true;
+        j->r.ns = ns;
+        j->r.sa = sa;
+    } else {
+        free(ns);
+        free(sa);
+        snprintf(j->r.why, sizeof(j->r.why), "authentication failure: token review: %s",
+                 err[0] ? err : "refused");
+    }
+    explicit_bzero(j->token, strlen(j->token));
+    free(j->token);
+    srv_review *done = xmalloc(sizeof(*done));
+    *done = j->r;
+    srv_shard *sh = j->sh;
+    pthread_mutex_lock(&sh->mbox_lock);
+    done->next = sh->reviews_done;
+    sh->reviews_done = done;
+    pthread_mutex_unlock(&sh->mbox_lock);
+    atomic_store(&sh->mbox_flag, true);
+    free(j);
+    atomic_fetch_sub(&srv->review_workers, 1);
+    return NULL;
+}
+
+int srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why, size_t whylen)
 {
     xds_server *srv = c->sh->srv;
     grpc_auth_context *ctx = grpc_call_auth_context(c->call);
@@ -101,41 +145,82 @@ bool srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why
         while ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
             char *ns = NULL, *sa = NULL;
             if (spiffe_parse(srv->trust_domain, p->value, p->value_length, &ns, &sa))
-                conn_add_id(c, ns, sa);
+                srv_conn_add_id(c, ns, sa);
         }
         grpc_auth_context_release(ctx);
     }
     if (c->nids > 0)
-        return true;
+        return 1;
     char *token = srv_md_bearer(md);
     if (token == NULL) {
         snprintf(why, whylen,
                  "authentication failure: no client certificate with a SPIFFE "
                  "identity and no bearer token");
-        return false;
+        return 0;
     }
-    bool ok = false;
     if (srv->review == NULL) {
         snprintf(why, whylen,
                  "authentication failure: bearer tokens are not accepted here "
                  "(no TokenReview configured)");
-    } else {
-        char *ns = NULL, *sa = NULL;
-        char err[256] = "";
-        if (srv->review(srv->review_ud, token, SRV_TOKEN_AUDIENCE, &ns, &sa, err, sizeof(err)) ==
-                0 &&
-            ns && sa) {
-            conn_add_id(c, ns, sa);
-            ok = true;
-        } else {
-            free(ns);
-            free(sa);
-            snprintf(why, whylen, "authentication failure: token review: %s",
-                     err[0] ? err : "refused");
-        }
+        free(token);
+        return 0;
     }
-    free(token);
-    return ok;
+    /* Count first, then look at stopping (xds_server_free does the reverse), as for unary
+     * workers: either it waits for this worker or this sees stopping. */
+    bool busy = atomic_fetch_add(&srv->review_workers, 1) >= SRV_MAX_REVIEWS;
+    if (busy || atomic_load(&srv->stopping)) {
+        atomic_fetch_sub(&srv->review_workers, 1);
+        snprintf(why, whylen, "%s",
+                 busy ? "too many token reviews in flight: retry later" : "the server is stopping");
+        free(token);
+        return 0;
+    }
+    review_job *j = xcalloc(1, sizeof(*j));
+    j->srv = srv;
+    j->sh = c->sh;
+    j->token = token;
+    j->r.conn_seq = c->st.seq;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, review_thread, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&srv->review_workers, 1);
+        free(j->token);
+        free(j);
+        snprintf(why, whylen, "cannot start a token review: %s", strerror(rc));
+        return 0;
+    }
+    c->auth_pending = true;
+    return 2;
+}
+
+void srv_reviews_apply(srv_shard *sh, void (*resume)(srv_conn *c, const srv_review *r))
+{
+    pthread_mutex_lock(&sh->mbox_lock);
+    srv_review *list = sh->reviews_done;
+    sh->reviews_done = NULL;
+    pthread_mutex_unlock(&sh->mbox_lock);
+    while (list != NULL) {
+        srv_review *r = list;
+        list = r->next;
+        srv_conn *c = sh->conns; /* the list changes only on this thread */
+        while (c != NULL && c->st.seq != r->conn_seq)
+            c = c->next;
+        if (c != NULL && c->auth_pending) {
+            c->auth_pending = false;
+            if (r->ok) {
+                srv_conn_add_id(c, r->ns, r->sa);
+                r->ns = r->sa = NULL;
+            }
+            resume(c, r);
+        }
+        free(r->ns);
+        free(r->sa);
+        free(r);
+    }
 }
 
 /* Istio's checkConnectionIdentity: some proven identity must match the node's namespace

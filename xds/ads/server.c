@@ -309,7 +309,7 @@ static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta, const grpc
     if (srv_call_secure(call)) {
         char why[400];
         c->secure = true;
-        if (!srv_conn_authenticate(c, md, why, sizeof(why))) {
+        if (srv_conn_authenticate(c, md, why, sizeof(why)) == 0) {
             LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, why);
             conn_finish(c, GRPC_STATUS_UNAUTHENTICATED, why);
         }
@@ -341,6 +341,8 @@ static void conn_maybe_free(srv_conn *c)
         grpc_byte_buffer_destroy(c->send_buf);
     if (c->recv_buf != NULL)
         grpc_byte_buffer_destroy(c->recv_buf);
+    if (c->held != NULL)
+        grpc_byte_buffer_destroy(c->held);
     util_strv_free(c->push_hosts, c->npush_hosts);
     for (int i = 0; i < c->nids; i++) {
         free(c->id_ns[i]);
@@ -371,6 +373,11 @@ static void conn_on_recv(srv_conn *c, bool ok)
     }
     if (c->finishing) {
         grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    if (c->auth_pending) {
+        /* the token is being reviewed: keep the request, read nothing more until then */
+        c->held = bb;
         return;
     }
     grpc_byte_buffer_reader rd;
@@ -479,10 +486,37 @@ static void shard_on_accept(srv_shard *sh, srv_accept *a, bool ok)
 }
 
 /* Moves the mailbox into every connection's pending push. */
+/* A token review answered (srv_reviews_apply): refuse the stream, or go on with the
+ * request that waited for it. */
+static void conn_resume_auth(srv_conn *c, const srv_review *r)
+{
+    if (c->finishing) {
+        if (c->held != NULL)
+            grpc_byte_buffer_destroy(c->held);
+        c->held = NULL;
+        return;
+    }
+    if (!r->ok) {
+        LOG_WARN(LOG_SCOPE, "ADS: %s: %s", c->st.peer, r->why);
+        if (c->held != NULL) {
+            grpc_byte_buffer_destroy(c->held);
+            c->held = NULL;
+        }
+        conn_finish(c, GRPC_STATUS_UNAUTHENTICATED, r->why);
+        return;
+    }
+    if (c->held != NULL) {
+        c->recv_buf = c->held;
+        c->held = NULL;
+        conn_on_recv(c, true);
+    }
+}
+
 static void shard_drain_mailbox(srv_shard *sh)
 {
     if (!atomic_exchange(&sh->mbox_flag, false))
         return;
+    srv_reviews_apply(sh, conn_resume_auth);
     pthread_mutex_lock(&sh->mbox_lock);
     mesh_snapshot *snap = sh->mbox_snap;
     bool full = sh->mbox_full;
@@ -673,6 +707,20 @@ static void server_tune_abseil(void)
         set_mode(0); /* OnDeadlockCycle::kIgnore */
 }
 
+static void server_int_arg(grpc_arg *args, size_t *n, const char *key, int64_t v)
+{
+    args[*n].type = GRPC_ARG_INTEGER;
+    args[*n].key = (char *)key;
+    args[*n].value.integer = v > INT32_MAX ? INT32_MAX : (int)v;
+    (*n)++;
+}
+
+/* ns -> ms for gRPC's integer arguments: 0 stays 0 (off), anything else at least 1 ms. */
+static int64_t server_ms(int64_t ns)
+{
+    return ns <= 0 ? 0 : ns < 1000000 ? 1 : ns / 1000000;
+}
+
 xds_server *xds_server_new(const xds_server_opts *opts)
 {
     if (opts == NULL || opts->grpc_addr == NULL)
@@ -682,6 +730,10 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     s->domain = xstrdup(opts->domain ? opts->domain : "cluster.local");
     s->snapshot = opts->snapshot;
     s->snapshot_ud = opts->snapshot_ud;
+    s->opts_age_ms = server_ms(opts->max_connection_age_ns);
+    s->opts_grace_ms = server_ms(opts->max_connection_age_grace_ns);
+    s->opts_ka_time_ms = server_ms(opts->keepalive_time_ns);
+    s->opts_ka_timeout_ms = server_ms(opts->keepalive_timeout_ns);
     if (opts->secure_addr != NULL && opts->secure_addr[0] != '\0' && opts->secure_creds != NULL) {
         s->secure_addr = xstrdup(opts->secure_addr);
         s->secure_creds = opts->secure_creds;
@@ -739,11 +791,21 @@ int xds_server_start(xds_server *s)
 
     server_tune_abseil();
     grpc_init();
-    grpc_arg args[1];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-    args[0].value.integer = 0;
-    grpc_channel_args cargs = {1, args};
+    grpc_arg args[8];
+    size_t nargs = 0;
+    server_int_arg(args, &nargs, GRPC_ARG_ALLOW_REUSEPORT, 0);
+    if (s->opts_age_ms > 0) {
+        server_int_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_MS, s->opts_age_ms);
+        server_int_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, s->opts_grace_ms);
+    }
+    if (s->opts_ka_time_ms > 0) {
+        server_int_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIME_MS, s->opts_ka_time_ms);
+        server_int_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, s->opts_ka_timeout_ms);
+        server_int_arg(args, &nargs, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+        /* Envoy pings every 30s by default (istiod allows 15s: keepalive.EnforcementPolicy) */
+        server_int_arg(args, &nargs, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 15000);
+    }
+    grpc_channel_args cargs = {nargs, args};
     s->server = grpc_server_create(&cargs, NULL);
     s->m_sotw = grpc_server_register_method(s->server, METHOD_SOTW, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     s->m_delta =
@@ -827,7 +889,7 @@ void xds_server_free(xds_server *s)
         grpc_server_shutdown_and_notify(s->server, s->shards[0].cq, &s->shutdown_tag);
         grpc_server_cancel_all_calls(s->server);
         /* Unary workers hold calls and answer on the shards' queues: let them finish. */
-        while (atomic_load(&s->unary_workers) > 0)
+        while (atomic_load(&s->unary_workers) > 0 || atomic_load(&s->review_workers) > 0)
             usleep(2000);
         if (s->shards[0].thread_started) {
             while (!atomic_load(&s->shutdown_done))
@@ -879,6 +941,13 @@ void xds_server_free(xds_server *s)
         if (sh->mbox_snap != NULL)
             mesh_snapshot_release(sh->mbox_snap);
         util_strv_free(sh->mbox_hosts, sh->mbox_nhosts);
+        while (sh->reviews_done != NULL) { /* answered after the shard stopped */
+            srv_review *r = sh->reviews_done;
+            sh->reviews_done = r->next;
+            free(r->ns);
+            free(r->sa);
+            free(r);
+        }
         pthread_mutex_destroy(&sh->lock);
         pthread_mutex_destroy(&sh->mbox_lock);
     }

@@ -30,6 +30,16 @@ typedef struct xds_server_opts {
     xds_snapshot_fn snapshot; /* where a new stream's first snapshot comes from */
     void *snapshot_ud;
     int max_concurrent_pushes; /* 0 = min(15 + 5 * cores, 100) */
+    /* Connection lifetime like istiod's gRPC server (0 = off): after max_connection_age
+     * (gRPC adds up to 10% jitter) a GOAWAY ends the connection, in-flight streams get
+     * max_connection_age_grace more, and the proxy reconnects, through the Service, to any
+     * replica: this is what spreads proxies over replicas. keepalive_time pings a quiet
+     * connection and keepalive_timeout closes it when the ping goes unanswered, so a
+     * half-open TCP connection is found and its stream freed. */
+    int64_t max_connection_age_ns;
+    int64_t max_connection_age_grace_ns;
+    int64_t keepalive_time_ns;
+    int64_t keepalive_timeout_ns;
     /* The TLS port (--secureGRPCAddr), off when NULL or "". The same server (ADS and every
      * unary method) is served there with secure_creds (borrowed, e.g. certs/ca_tls.h).
      * ADS on it requires a client certificate with a SPIFFE URI SAN of trust_domain, or a

@@ -81,8 +81,12 @@ typedef struct srv_conn {
     size_t npush_hosts;
     int64_t push_start_ns;
 
-    /* Secure port: the identities the caller proved (client certificate or JWT). */
+    /* Secure port: the identities the caller proved (client certificate or JWT). A token
+     * is reviewed on a worker thread (auth.c): until the answer the first request waits
+     * in `held` and nothing else is read, so no outside input blocks the shard. */
     bool secure;
+    bool auth_pending;
+    grpc_byte_buffer *held;
     char *id_ns[SRV_MAX_IDS], *id_sa[SRV_MAX_IDS];
     int nids;
 
@@ -125,7 +129,8 @@ struct srv_shard {
     char **mbox_hosts;
     size_t mbox_nhosts;
     int64_t mbox_start_ns;
-    atomic_bool mbox_flag; /* cheap check without the lock */
+    atomic_bool mbox_flag;           /* cheap check without the lock */
+    struct srv_review *reviews_done; /* token reviews answered, under mbox_lock */
 
     mesh_snapshot *snap;         /* latest snapshot this shard pushed (shard thread) */
     srv_conn *pq_head, *pq_tail; /* connections whose push waits for a slot */
@@ -148,6 +153,7 @@ struct xds_server {
     void *review_ud;
     int secure_port;
     xds_snapshot_fn snapshot; /* the current snapshot, for a stream's first push */
+    int64_t opts_age_ms, opts_grace_ms, opts_ka_time_ms, opts_ka_timeout_ms; /* 0 = off */
     void *snapshot_ud;
     int max_pushes;
     int port;
@@ -158,8 +164,9 @@ struct xds_server {
     srv_shard shards[XDS_SHARDS];
     xds_gen *gen;
     xds_stream_env env;
-    atomic_int inflight;      /* connections being written a push, all shards */
-    atomic_int unary_workers; /* unary calls running on their own threads */
+    atomic_int inflight;       /* connections being written a push, all shards */
+    atomic_int unary_workers;  /* unary calls running on their own threads */
+    atomic_int review_workers; /* token reviews running on their own threads */
     atomic_bool stopping;
     atomic_bool shutdown_done;
     atomic_uint_fast64_t conn_seq;
@@ -171,10 +178,24 @@ void srv_conn_start_batch(srv_conn *c, const grpc_op *ops, size_t n, srv_tag *ta
 
 /* auth.c: the identity of a stream on the secure port (client certificate or bearer
  * token), checked against the node it then sends. */
+#define SRV_MAX_REVIEWS 64 /* token reviews in flight at once, all shards */
+typedef struct srv_review {
+    uint64_t conn_seq; /* the stream asking (it may be gone by the answer) */
+    bool ok;
+    char *ns, *sa;
+    char why[400];
+    struct srv_review *next;
+} srv_review;
 bool srv_call_secure(grpc_call *call);
 /* The token of "authorization: Bearer <t>" (heap string), or NULL. */
 char *srv_md_bearer(const grpc_metadata_array *md);
-bool srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why, size_t whylen);
+/* 1: authenticated by its client certificate; 0: refused (why says why); 2: a bearer token
+ * review was started on a worker thread, whose answer srv_reviews_apply takes. */
+int srv_conn_authenticate(srv_conn *c, const grpc_metadata_array *md, char *why, size_t whylen);
+/* On the shard thread: applies the answered reviews to their streams (resume finishes a
+ * stream on failure, else processes its held request). */
+void srv_reviews_apply(srv_shard *sh, void (*resume)(srv_conn *c, const srv_review *r));
+void srv_conn_add_id(srv_conn *c, char *ns, char *sa);
 bool srv_conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen);
 
 /* unary.c */
