@@ -134,6 +134,30 @@ bool ca_tls_renew_if_needed(ca_tls *t, bool force)
     return renewed;
 }
 
+int ca_tls_export(ca_tls *t, char **cert_chain_pem, char **key_pem, uint64_t *gen)
+{
+    int rc = -1;
+    *cert_chain_pem = *key_pem = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->cur.cert_chain_pem && t->cur.key_pem) {
+        *cert_chain_pem = xstrdup(t->cur.cert_chain_pem);
+        *key_pem = xstrdup(t->cur.key_pem);
+        if (gen)
+            *gen = t->gen;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+uint64_t ca_tls_generation(ca_tls *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t g = t->gen;
+    pthread_mutex_unlock(&t->mu);
+    return g;
+}
+
 time_t ca_tls_not_after(ca_tls *t)
 {
     pthread_mutex_lock(&t->mu);

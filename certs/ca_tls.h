@@ -43,6 +43,14 @@ struct grpc_server_credentials *ca_tls_server_credentials(ca_tls *t);
  * when it renewed. */
 bool ca_tls_renew_if_needed(ca_tls *t, bool force);
 
+/* Copies of the certificate in use for servers other than gRPC (the webhooks on
+ * --httpsAddr): the chain (leaf first) and the key as heap PEM strings the caller frees
+ * (wipe the key). *gen (may be NULL) is bumped on every renewal, so a caller can tell
+ * "unchanged" without comparing PEM. Returns 0, or -1 when no certificate exists. */
+int ca_tls_export(ca_tls *t, char **cert_chain_pem, char **key_pem, uint64_t *gen);
+/* The generation of the certificate in use (cheap: a mutex and a read). */
+uint64_t ca_tls_generation(ca_tls *t);
+
 /* notAfter of the certificate in use (tests, logs). */
 time_t ca_tls_not_after(ca_tls *t);
 

@@ -141,11 +141,14 @@ pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wa
         }
     }
     p->svc = ca_service_new(p->ca, p->kc ? k8s_token_review : NULL, p->kc);
-    if (p->secure_addr[0]) {
+    /* One serving certificate for the TLS gRPC port and the webhooks (--httpsAddr). */
+    if (p->secure_addr[0] || (f->https_addr && f->https_addr[0])) {
         if (!(p->tls = ca_tls_new(p->ca, f->domain, 0, err, sizeof(err)))) {
             LOG_ERR(CA_SETUP_LOG, "CA: istiod serving certificate: %s", err);
             goto fail;
         }
+    }
+    if (p->secure_addr[0]) {
         if (!(p->creds = ca_tls_server_credentials(p->tls))) {
             LOG_ERR(CA_SETUP_LOG, "CA: cannot create TLS server credentials");
             goto fail;
@@ -162,6 +165,27 @@ pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wa
 fail:
     pilot_ca_free(p);
     return NULL;
+}
+
+int pilot_ca_serving_cert(void *ud, uint64_t have_gen, char **cert_chain_pem, char **key_pem,
+                          uint64_t *gen)
+{
+    pilot_ca *p = ud;
+    if (!p->tls)
+        return -1;
+    if (have_gen && ca_tls_generation(p->tls) == have_gen)
+        return 0;
+    return ca_tls_export(p->tls, cert_chain_pem, key_pem, gen) == 0 ? 1 : -1;
+}
+
+char *pilot_ca_root_pem(void *ud)
+{
+    return ca_root_pem(((pilot_ca *)ud)->ca);
+}
+
+k8s_client *pilot_ca_kube_client(pilot_ca *p)
+{
+    return p->kc;
 }
 
 const char *pilot_ca_secure_addr(const pilot_ca *p)
@@ -188,7 +212,7 @@ static int ca_unary(void *ud, const xds_call_auth *auth, const uint8_t *req, siz
                     uint8_t **resp, size_t *resp_len, char **status_message)
 {
     pilot_ca *p = ud;
-    if (p->tls && !(auth && auth->secure)) {
+    if (p->creds && !(auth && auth->secure)) { /* a TLS port exists (not just the webhooks') */
         *status_message = xstrdup("unknown service istio.v1.auth.IstioCertificateService "
                                   "(served on the secure gRPC port)");
         return 12; /* GRPC_STATUS_UNIMPLEMENTED */

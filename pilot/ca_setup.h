@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "k8s/k8s.h"
 #include "pilot/base/source.h"
 #include "pilot/flags.h"
 #include "xds/ads/server.h"
@@ -36,6 +37,14 @@ typedef bool (*pilot_ca_wait_fn)(void *ud, int64_t ms);
  * when the error changes or a minute passed; wait(ud, ms) sleeps between attempts.
  * Returns NULL when the CA cannot start or wait said stop. wait NULL = no retry. */
 pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wait, void *ud);
+/* The serving certificate for the webhooks (pilot/webhook's wh_cred_fn, ud the pilot_ca):
+ * the one the TLS gRPC port uses, renewed with it. */
+int pilot_ca_serving_cert(void *ud, uint64_t have_gen, char **cert_chain_pem, char **key_pem,
+                          uint64_t *gen);
+/* The root as a heap PEM string (the webhooks' caBundle; ud the pilot_ca). */
+char *pilot_ca_root_pem(void *ud);
+/* The Kubernetes client of kube mode (NULL otherwise). */
+k8s_client *pilot_ca_kube_client(pilot_ca *p);
 /* The secure gRPC address in effect ("" = none). */
 const char *pilot_ca_secure_addr(const pilot_ca *p);
 void pilot_ca_xds_opts(pilot_ca *p, xds_server_opts *xo);

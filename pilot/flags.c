@@ -39,6 +39,8 @@ static const flag_def flag_table[] = {
      "HTTP address for /metrics, /version and /debug"},
     {"secureGRPCAddr", FT_STRING, OFF(secure_grpc_addr), NULL,
      "Discovery service secured gRPC address (default \":15012\" with Kubernetes, else off)"},
+    {"httpsAddr", FT_STRING, OFF(https_addr), ":15017",
+     "The https address for the injection and validation webhooks (\"\" = off)"},
     {"caCertsDir", FT_STRING, OFF(ca_certs_dir), "/etc/cacerts",
      "Plug-in CA certificates (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)"},
     {"caStateDir", FT_STRING, OFF(ca_state_dir), "./var/run/pilot-ca",
@@ -53,6 +55,12 @@ static const flag_def flag_table[] = {
     {"clusterID", FT_STRING, OFF(cluster_id), "Kubernetes", "The ID of the cluster"},
     {"keepaliveMaxServerConnectionAge", FT_DURATION, OFF(keepalive_max_server_connection_age_ns),
      "30m", "Maximum duration a connection will be kept open on the server"},
+    {"keepaliveInterval", FT_DURATION, OFF(keepalive_interval_ns), "30s",
+     "The time interval if no activity on the connection it pings the peer to see if the "
+     "transport is alive"},
+    {"keepaliveTimeout", FT_DURATION, OFF(keepalive_timeout_ns), "10s",
+     "After having pinged for keepalive check, the client waits for a duration of Timeout "
+     "and if no activity is seen even after that the connection is closed"},
 };
 #define NFLAGS (sizeof(flag_table) / sizeof(flag_table[0]))
 
@@ -70,6 +78,8 @@ static const char usage_text[] =
     "      --monitoringAddr string                     monitoring address (default \":15014\")\n"
     "      --secureGRPCAddr string                     secure gRPC address (default \":15012\"\n"
     "                                                  with Kubernetes, else \"\": off)\n"
+    "      --httpsAddr string                          webhooks /inject, /validate (default\n"
+    "                                                  \":15017\"; \"\": off)\n"
     "      --caCertsDir string                         plug-in CA directory (default "
     "\"/etc/cacerts\")\n"
     "      --caStateDir string                         self-signed root directory, "
@@ -83,7 +93,13 @@ static const char usage_text[] =
     "      --log_output_level string                   scope:level,... (default \"default:info\")\n"
     "      --kubeconfig string                         Kubernetes configuration file\n"
     "      --clusterID string                          cluster ID (default \"Kubernetes\")\n"
-    "      --keepaliveMaxServerConnectionAge duration  (default 30m)\n"
+    "      --keepaliveMaxServerConnectionAge duration  connections end after this (+10s grace),\n"
+    "                                                  so proxies reconnect and spread (default "
+    "30m)\n"
+    "      --keepaliveInterval duration                ping an idle connection after this\n"
+    "                                                  (default 30s)\n"
+    "      --keepaliveTimeout duration                 close it when the ping is not answered\n"
+    "                                                  within this (default 10s)\n"
     "  -h, --help                                      help for pilot-discovery\n"
     "\n"
     "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s),\n"
@@ -185,6 +201,12 @@ static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
         if (rn && *rn) {
             free(f->root_namespace);
             f->root_namespace = xstrdup(rn);
+        }
+        /* The injector's PROXY_CONFIG: mesh-wide proxy defaults (pilot/webhook). */
+        const cJSON *dc = cJSON_GetObjectItemCaseSensitive(docs[0], "defaultConfig");
+        if (cJSON_IsObject(dc)) {
+            free(f->default_config);
+            f->default_config = cJSON_PrintUnformatted(dc);
         }
     }
     rc = 0;
@@ -310,5 +332,6 @@ void flags_free(pilot_flags *f)
             free(*(char **)((char *)f + flag_table[i].off));
     free(f->trust_domain);
     free(f->root_namespace);
+    free(f->default_config);
     memset(f, 0, sizeof(*f));
 }

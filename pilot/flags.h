@@ -25,12 +25,15 @@ typedef struct pilot_flags {
     char *grpc_addr;        /* ":15010" */
     char *monitoring_addr;  /* ":15014" */
     char *secure_grpc_addr; /* NULL = not given: ":15012" in kube mode, else off; "" = off */
+    char *https_addr;       /* ":15017": the webhooks (/inject, /validate); "" = off */
     char *domain;           /* "cluster.local" */
     char *mesh_config;      /* NULL: none */
     char *log_output_level; /* "default:info" */
     char *kubeconfig;       /* NULL: none */
     char *cluster_id;       /* "Kubernetes" */
     int64_t keepalive_max_server_connection_age_ns; /* 30m */
+    int64_t keepalive_interval_ns;                  /* 30s */
+    int64_t keepalive_timeout_ns;                   /* 10s */
     int64_t debounce_after_ns;                      /* PILOT_DEBOUNCE_AFTER, 100ms */
     int64_t debounce_max_ns;                        /* PILOT_DEBOUNCE_MAX, 10s */
     /* The built-in CA (certs/). */
@@ -44,6 +47,7 @@ typedef struct pilot_flags {
     /* From --meshConfig when present. */
     char *trust_domain;   /* "cluster.local" */
     char *root_namespace; /* "istio-system" */
+    char *default_config; /* defaultConfig (ProxyConfig) as compact JSON, NULL when absent */
 } pilot_flags;
 
 /* Fills *f from argv and the environment (getenv). Returns 0 on success (f->cmd says what

@@ -21,6 +21,8 @@
 #include "pilot/model/model.h"
 #include "pilot/obs/debug.h"
 #include "pilot/obs/metrics.h"
+#include "pilot/webhook/cabundle.h"
+#include "pilot/webhook/webhook.h"
 #include "xds/ads/server.h"
 
 /* xds_snapshot_fn over the model (model_snapshot takes a typed model *). */
@@ -63,6 +65,8 @@ static int run_discovery(const pilot_flags *f)
     xds_server *xds = NULL;
     pilot_ca *pca = NULL;
     k8s_source *ks = NULL;
+    wh_server *wh = NULL;
+    wh_cabundle *cab = NULL;
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -89,6 +93,7 @@ static int run_discovery(const pilot_flags *f)
         .debounce_after_ns = f->debounce_after_ns,
         .debounce_max_ns = f->debounce_max_ns,
         .nsources = (f->config_dir ? 1 : 0) + (use_k8s ? 1 : 0),
+        .root_namespace = f->root_namespace,
     };
     m = model_new(&mo);
     if (!m) {
@@ -103,7 +108,11 @@ static int run_discovery(const pilot_flags *f)
     xds_server_opts xo = {.grpc_addr = f->grpc_addr,
                           .domain = f->domain,
                           .snapshot = model_snapshot_fn,
-                          .snapshot_ud = m};
+                          .snapshot_ud = m,
+                          .max_connection_age_ns = f->keepalive_max_server_connection_age_ns,
+                          .max_connection_age_grace_ns = 10 * 1000000000LL, /* istiod's */
+                          .keepalive_time_ns = f->keepalive_interval_ns,
+                          .keepalive_timeout_ns = f->keepalive_timeout_ns};
     /* /ready (503 until the model is ready) and the debug endpoints answer from here on,
      * also while start-up waits for the API server below. */
     if (!(http = dbg_server_start(f->http_addr, false)))
@@ -128,6 +137,29 @@ static int run_discovery(const pilot_flags *f)
     pilot_ca_register(pca, xds);
     model_on_push(m, xds_server_on_push, xds);
 
+    /* The webhooks (/inject, /validate) on --httpsAddr with the CA's serving certificate;
+     * in kube mode our webhook configurations' caBundle follows our root. A port that
+     * cannot be bound is logged and the rest still serves (unlike istiod, which exits). */
+    if (f->https_addr[0]) {
+        const char *pod_ns = getenv("POD_NAMESPACE");
+        wh_server_opts wo = {
+            .addr = f->https_addr,
+            .cfg = {.domain = f->domain,
+                    .inject = {.cluster_id = f->cluster_id,
+                               .trust_domain = f->trust_domain,
+                               .istio_namespace = pod_ns && *pod_ns ? pod_ns : f->root_namespace,
+                               .cluster_domain = f->domain,
+                               .proxy_config = f->default_config},
+                    .ready = ready_cb,
+                    .ready_ud = m},
+            .cred = pilot_ca_serving_cert,
+            .cred_ud = pca,
+        };
+        wh = wh_server_start(&wo);
+        if (use_k8s)
+            cab = wh_cabundle_start(pilot_ca_kube_client(pca), "", wo.cfg.inject.istio_namespace,
+                                    pilot_ca_root_pem, pca);
+    }
     if (model_start(m) != 0)
         goto out;
     if (xds_server_start(xds) != 0)
@@ -162,6 +194,8 @@ out:
     k8s_source_free(ks);
     if (cd)
         cfgdir_free(cd);
+    wh_cabundle_stop(cab);
+    wh_server_stop(wh);
     dbg_server_stop(http);
     dbg_server_stop(mon);
     /* The model thread may still be debouncing a push: stop it before the server its

@@ -643,8 +643,167 @@ static void parser_error(yst *s, const yaml_parser_t *p)
         yst_err(s, m, "%s", problem);
 }
 
+/* ---- plain scalars with ':' in flow collections ------------------------------------------
+ *
+ * libyaml follows YAML 1.1 and refuses a ':' inside a plain scalar of a flow collection
+ * ("found unexpected ':'"), so `addresses: [1.2.3.4, 001:db8::]` or `[http://a]` fail where
+ * Kubernetes' reader (go-yaml) takes "001:db8::" as one string. When a document fails with
+ * exactly that error it is parsed once more from a copy in which each such scalar inside
+ * [...] or {...} is double-quoted; nothing else changes. Quoted strings, comments and block
+ * scalars (| >) are copied as they are, so their brackets never count as flow. */
+
+static bool yq_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0';
+}
+
+/* Indentation of the line holding position i. */
+static size_t yq_indent(const char *b, size_t i)
+{
+    size_t ls = i;
+    while (ls > 0 && b[ls - 1] != '\n')
+        ls--;
+    size_t n = 0;
+    while (b[ls + n] == ' ')
+        n++;
+    return n;
+}
+
+/* The quoted copy (heap, NUL-terminated, *outlen set), or NULL when it would not grow
+ * (nothing to quote) or past twice the input. */
+static char *quote_flow_colons(const char *b, size_t len, size_t *outlen)
+{
+    strbuf o;
+    strbuf_init(&o, 2 * len + 64);
+    size_t i = 0, depth = 0;
+    char last = '\n'; /* last significant character copied */
+    bool changed = false, ok = true;
+    while (i < len && ok) {
+        char ch = b[i];
+        bool tok_start = last == '\n' || last == ' ' || last == '[' || last == '{' || last == ',' ||
+                         last == ':' || last == '-' || last == '?';
+        if (ch == '#' && (i == 0 || yq_blank(b[i - 1]))) {
+            while (i < len && b[i] != '\n')
+                ok = ok && strbuf_append(&o, &b[i++], 1) == 0;
+            continue;
+        }
+        if ((ch == '\'' || ch == '"') && tok_start) {
+            size_t j = i + 1;
+            while (j < len) {
+                if (ch == '"' && b[j] == '\\' && j + 1 < len) {
+                    j += 2;
+                    continue;
+                }
+                if (b[j] == ch) {
+                    if (ch == '\'' && j + 1 < len && b[j + 1] == '\'') {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                j++;
+            }
+            j = j < len ? j + 1 : len;
+            ok = strbuf_append(&o, b + i, j - i) == 0;
+            i = j;
+            last = ch;
+            continue;
+        }
+        if (depth == 0 && (ch == '|' || ch == '>') && tok_start && last != '\n' && last != ' ') {
+            /* a block scalar: its lines (deeper than the key's) are text */
+            size_t ind = yq_indent(b, i), j = i;
+            while (j < len && b[j] != '\n')
+                j++;
+            while (j < len) {
+                size_t k = j + 1, n = 0;
+                while (k + n < len && b[k + n] == ' ')
+                    n++;
+                bool blank = k + n >= len || b[k + n] == '\n';
+                if (!blank && n <= ind)
+                    break;
+                j = k + n;
+                while (j < len && b[j] != '\n')
+                    j++;
+            }
+            ok = strbuf_append(&o, b + i, j - i) == 0;
+            i = j;
+            last = '\n';
+            continue;
+        }
+        if (ch == '[' || ch == '{')
+            depth++;
+        else if ((ch == ']' || ch == '}') && depth)
+            depth--;
+        if (depth && tok_start && !strchr(" \t\r\n,[]{}#&*!|>%@`", ch)) {
+            size_t j = i, colon = 0;
+            while (j < len && !strchr(",[]{}\n", b[j]) && !(b[j] == ':' && yq_blank(b[j + 1])) &&
+                   !(b[j] == '#' && yq_blank(b[j - 1]))) {
+                if (b[j] == ':' && j > i)
+                    colon++;
+                j++;
+            }
+            size_t e = j;
+            while (e > i && yq_blank(b[e - 1]))
+                e--;
+            if (colon) {
+                ok = strbuf_append(&o, "\"", 1) == 0;
+                for (size_t k = i; k < e && ok; k++) {
+                    if (b[k] == '"' || b[k] == '\\')
+                        ok = strbuf_append(&o, "\\", 1) == 0;
+                    ok = ok && strbuf_append(&o, &b[k], 1) == 0;
+                }
+                ok = ok && strbuf_append(&o, "\"", 1) == 0 && strbuf_append(&o, b + e, j - e) == 0;
+                changed = true;
+            } else {
+                ok = strbuf_append(&o, b + i, j - i) == 0;
+            }
+            i = j;
+            last = 'x';
+            continue;
+        }
+        ok = strbuf_append(&o, &ch, 1) == 0;
+        if (ch == '\n')
+            last = '\n';
+        else if (ch != ' ' && ch != '\t' && ch != '\r')
+            last = ch;
+        else if (last == ':' || last == '-' || last == '?')
+            last = ' ';
+        i++;
+    }
+    if (!ok || !changed) {
+        strbuf_free(&o);
+        return NULL;
+    }
+    return strbuf_steal(&o, outlen);
+}
+
+static int parse_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs, char *err,
+                      size_t errlen, bool *flow_colon);
+
 int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs, char *err,
                       size_t errlen)
+{
+    bool flow_colon = false;
+    int rc = parse_docs(buf, len, docs, ndocs, err, errlen, &flow_colon);
+    if (rc == 0 || !flow_colon)
+        return rc;
+    size_t qlen = 0;
+    char *q = quote_flow_colons(buf, len, &qlen);
+    if (!q)
+        return rc;
+    char err2[8];
+    bool again = false;
+    if (parse_docs(q, qlen, docs, ndocs, err2, sizeof err2, &again) == 0) {
+        if (errlen)
+            err[0] = '\0';
+        rc = 0;
+    }
+    free(q);
+    return rc; /* on failure, the first attempt's error (about the input as written) */
+}
+
+static int parse_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs, char *err,
+                      size_t errlen, bool *flow_colon)
 {
     int rc = -1;
     yaml_parser_t parser;
@@ -671,6 +830,7 @@ int yaml_to_json_docs(const char *buf, size_t len, cJSON ***docs, size_t *ndocs,
     while (!done) {
         if (!yaml_parser_parse(&parser, &ev)) {
             parser_error(s, &parser);
+            *flow_colon = parser.problem && strcmp(parser.problem, "found unexpected ':'") == 0;
             goto out;
         }
         have_ev = true;

@@ -197,7 +197,7 @@ typedef struct mesh_headers {
 
 typedef struct mesh_route_destination {
     mesh_destination destination;
-    int32_t weight; /* 0..100; a single destination without weight gets 100 */
+    int32_t weight; /* >= 0, any total (not 0 when several); a single destination gets 100 */
     mesh_headers headers;
 } mesh_route_destination;
 
@@ -575,9 +575,20 @@ typedef struct mesh_object {
     } u;
 } mesh_object;
 
+/* What istiod accepts but warns about (a deprecated field, a setting with no effect): the
+ * validation webhook returns these as the review's warnings. Bounded: later ones are
+ * dropped. Each message is "<Kind> <ns>/<name>: <field path>: <reason>". */
+#define MESH_MAX_WARNINGS 8
+typedef struct mesh_warnings {
+    size_t n;
+    char *msg[MESH_MAX_WARNINGS];
+} mesh_warnings;
+void mesh_warnings_free(mesh_warnings *w);
+
 typedef struct mesh_parse_opts {
-    const char *domain; /* "cluster.local" */
-    const char *source; /* file path or "kubernetes", copied into meta.source */
+    const char *domain;      /* "cluster.local" */
+    const char *source;      /* file path or "kubernetes", copied into meta.source */
+    mesh_warnings *warnings; /* NULL: warnings are not collected */
 } mesh_parse_opts;
 
 /* Parses and validates obj (a Kubernetes-shaped object: apiVersion, kind, metadata, spec)

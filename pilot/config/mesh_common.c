@@ -364,6 +364,32 @@ int mp_fail(mp_ctx *c, const char *path, const char *fmt, ...)
     return -1;
 }
 
+void mp_warn(mp_ctx *c, const char *path, const char *fmt, ...)
+{
+    mesh_warnings *w = c->warnings;
+    if (!w || w->n >= MESH_MAX_WARNINGS)
+        return;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (c->ns && *c->ns)
+        w->msg[w->n++] =
+            xasprintf("%s %s/%s: %s: %s", c->kind, c->ns, c->name ? c->name : "", path, reason);
+    else
+        w->msg[w->n++] = xasprintf("%s %s: %s: %s", c->kind, c->name ? c->name : "", path, reason);
+}
+
+void mesh_warnings_free(mesh_warnings *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        free(w->msg[i]);
+    w->n = 0;
+}
+
 const char *mp_path(char *buf, const char *base, const char *key)
 {
     if (base && *base)
@@ -699,6 +725,10 @@ bool mp_is_cidr_or_ip(const char *s)
     return atoi(b) <= max;
 }
 
+/* RE2 (Envoy's and istiod's engine) has no C API, so its syntax is judged here: the
+ * Perl-only constructs RE2 refuses are refused by name (lookahead and lookbehind,
+ * backreferences, atomic groups, possessive quantifiers, repeat counts above 1000), and the
+ * rest must compile as POSIX ERE unless it uses RE2-only syntax ERE lacks (\d, (?i)...). */
 const char *mp_check_regex(const char *re)
 {
     regex_t rx;
@@ -706,6 +736,48 @@ const char *mp_check_regex(const char *re)
         return "missing regex";
     if (strlen(re) > 4096)
         return "regex too long (max 4096)";
+    bool in_class = false;
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\') {
+            if (!p[1])
+                return "invalid regex: trailing backslash";
+            if (!in_class && p[1] >= '1' && p[1] <= '9')
+                return "invalid regex: backreferences are not supported by RE2";
+            p++;
+            continue;
+        }
+        if (in_class) {
+            if (*p == ']')
+                in_class = false;
+            continue;
+        }
+        if (*p == '[') {
+            in_class = true;
+            if (p[1] == '^')
+                p++;
+            if (p[1] == ']')
+                p++; /* a leading ] is literal */
+            continue;
+        }
+        if (*p == '(' && p[1] == '?') {
+            if (p[2] == '=' || p[2] == '!' || (p[2] == '<' && (p[3] == '=' || p[3] == '!')))
+                return "invalid regex: lookaround is not supported by RE2";
+            if (p[2] == '>')
+                return "invalid regex: atomic groups are not supported by RE2";
+        }
+        if ((*p == '*' || *p == '+' || *p == '?' || *p == '}') && p[1] == '+')
+            return "invalid regex: possessive quantifiers are not supported by RE2";
+        if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            long lo = strtol(p + 1, &end, 10), hi = lo;
+            if (*end == ',' && isdigit((unsigned char)end[1]))
+                hi = strtol(end + 1, &end, 10);
+            if ((*end == '}' || *end == ',') && (lo > 1000 || hi > 1000))
+                return "invalid regex: bad repetition operator (max 1000)";
+        }
+    }
+    if (in_class)
+        return "invalid regex: missing closing ]";
     /* RE2 syntax is mostly a superset of ERE; accept RE2-only escapes (\d, \w, (?i)...)
      * rather than reject what Istio accepts: only a failure on the plain ERE compile of
      * a pattern without such constructs counts. */

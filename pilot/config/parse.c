@@ -124,6 +124,7 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
     mesh_meta *m = NULL;
     char name[128], ns[64];
     mp_ctx c = {0};
+    size_t nwarn0 = 0;
 
     if (err && errlen)
         err[0] = '\0';
@@ -148,6 +149,8 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
     c.domain = opts && opts->domain && *opts->domain ? opts->domain : "cluster.local";
     c.err = err;
     c.errlen = errlen;
+    c.warnings = opts ? opts->warnings : NULL;
+    nwarn0 = c.warnings ? c.warnings->n : 0;
 
     m = xcalloc(1, kind_size(k));
     if (parse_meta(&c, obj, k, opts, m) != 0)
@@ -169,5 +172,8 @@ int mesh_parse(const cJSON *obj, const mesh_parse_opts *opts, mesh_object *out, 
 out:
     if (m)
         mp_object_free(k, m);
+    /* an invalid or skipped object has no warnings: drop the ones this call added */
+    while (rc != 0 && c.warnings && c.warnings->n > nwarn0)
+        free(c.warnings->msg[--c.warnings->n]);
     return rc;
 }

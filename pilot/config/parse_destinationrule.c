@@ -77,6 +77,36 @@ static int parse_lb(mp_ctx *c, const cJSON *lb, const char *path, mesh_traffic_p
                             &ring, NULL) != 0)
             goto out;
         tp->hash.minimum_ring_size = (uint64_t)ring;
+        if (cJSON_GetObjectItemCaseSensitive(ch, "minimumRingSize") && ring != 0)
+            mp_warn(c, p,
+                    "consistent hash MinimumRingSize is deprecated, use ConsistentHashLB's "
+                    "RingHash configuration instead");
+    }
+    /* warmup (WarmupConfiguration): istiod's bounds; not modelled further */
+    if (mp_get_obj(c, lb, "warmup", path, &o) != 0)
+        goto out;
+    if (o) {
+        mp_path(p, path, "warmup");
+        int64_t d = 0;
+        bool have_d = false;
+        if (mp_get_duration(c, o, "duration", p, MS, &d, &have_d) != 0)
+            goto out;
+        if (!have_d) {
+            mp_fail(c, p, "duration is required");
+            goto out;
+        }
+        const cJSON *mp = cJSON_GetObjectItemCaseSensitive(o, "minimumPercent");
+        const cJSON *ag = cJSON_GetObjectItemCaseSensitive(o, "aggression");
+        if (mp && !cJSON_IsNull(mp) && (!cJSON_IsNumber(mp) || !(mp->valuedouble <= 100))) {
+            mp_fail(c, mp_path(p2, p, "minimumPercent"),
+                    "minimumPercent value should be less than or equal to 100");
+            goto out;
+        }
+        if (ag && !cJSON_IsNull(ag) && (!cJSON_IsNumber(ag) || !(ag->valuedouble >= 1))) {
+            mp_fail(c, mp_path(p2, p, "aggression"),
+                    "aggression should be greater than or equal to 1");
+            goto out;
+        }
     }
     rc = 0;
 out:
@@ -332,5 +362,9 @@ int mp_parse_destination_rule(mp_ctx *c, const cJSON *obj, mesh_destination_rule
     if (ws &&
         mp_get_labels(c, ws, "matchLabels", "spec.workloadSelector", &o->workload_selector) != 0)
         return -1;
+    if (ws && mp_check_selector(c, "spec.workloadSelector.matchLabels", &o->workload_selector) != 0)
+        return -1;
+    if (ws && o->workload_selector.n == 0)
+        mp_warn(c, "spec.workloadSelector", "workload selector specified without labels");
     return mp_parse_export_to(c, spec, &o->export_to, &o->nexport_to);
 }

@@ -194,6 +194,8 @@ int mp_parse_gateway(mp_ctx *c, const cJSON *obj, mesh_gateway *o)
     if (mp_get_labels(c, spec, "selector", "spec", &o->selector) != 0 ||
         mp_get_arr(c, spec, "servers", "spec", &arr) != 0)
         return -1;
+    if (mp_check_selector(c, "spec.selector", &o->selector) != 0)
+        return -1;
     if (!arr || !arr->child)
         return mp_fail(c, "spec.servers", "gateway must have at least one server");
     o->servers = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof *o->servers);

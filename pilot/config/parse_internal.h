@@ -26,10 +26,14 @@ typedef struct mp_ctx {
     char *err;
     size_t errlen;
     bool failed;
+    mesh_warnings *warnings; /* NULL: not collected */
 } mp_ctx;
 
 /* Records the first error; always returns -1. */
 int mp_fail(mp_ctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records a warning (what istiod accepts but warns about), when collected. */
+void mp_warn(mp_ctx *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Child path helpers: "<base>.<key>" and "<base>.<key>[<i>]" into a caller buffer. */
@@ -67,7 +71,8 @@ bool mp_is_dns1123_subdomain(const char *s);
 const char *mp_check_wildcard_domain(const char *host);
 bool mp_is_ip(const char *s);
 bool mp_is_cidr_or_ip(const char *s);
-/* Compiles with POSIX ERE as a sanity check; returns a static reason or NULL. */
+/* Judges a regex by RE2's syntax (what Envoy and istiod use); returns a static reason or
+ * NULL. */
 const char *mp_check_regex(const char *re);
 
 /* Memory. */
@@ -108,6 +113,8 @@ void mp_object_free(mesh_kind k, mesh_meta *m);
     for (i = 0, it = (arr) ? (arr)->child : NULL; it; it = it->next, i++)
 
 int mp_require_obj(mp_ctx *c, const cJSON *it, const char *path);
+/* A workload selector's labels: no empty key, no '*' in a key or value (istiod). */
+int mp_check_selector(mp_ctx *c, const char *path, const mesh_labels *l);
 int mp_get_spec(mp_ctx *c, const cJSON *obj, const cJSON **spec);
 int mp_parse_export_to(mp_ctx *c, const cJSON *spec, char ***out, size_t *n);
 /* A wrapped percentage {"value": 12.5} in [0, 100]. */
@@ -123,8 +130,9 @@ int mp_parse_string_match(mp_ctx *c, const cJSON *m, const char *path, bool need
                           bool allow_empty_prefix, mesh_string_match *out);
 int mp_parse_destination(mp_ctx *c, const cJSON *d, const char *path, mesh_destination *out);
 int mp_parse_headers(mp_ctx *c, const cJSON *obj, const char *path, mesh_headers *out);
-/* route: [{destination, weight, headers}]. Weights 0..100; with several destinations they
- * must sum to 100; a single destination always takes all traffic (weight 100). */
+/* route: [{destination, weight, headers}]. Weights >= 0 (int32), any total but 0 across
+ * several destinations (istiod's rule); a single destination always takes all traffic
+ * (weight 100). */
 int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, bool need_one,
                                 mesh_route_destination **out, size_t *n);
 

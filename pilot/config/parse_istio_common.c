@@ -211,6 +211,19 @@ void mp_free_service_entry(mesh_service_entry *o)
 
 /* ---- shared pieces ------------------------------------------------------------------ */
 
+int mp_check_selector(mp_ctx *c, const char *path, const mesh_labels *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (!*l->keys[i])
+            return mp_fail(c, path, "empty key is not supported in selector: \"=%.64s\"",
+                           l->vals[i]);
+        if (strchr(l->keys[i], '*') || strchr(l->vals[i], '*'))
+            return mp_fail(c, path, "wildcard is not supported in selector: \"%.64s=%.64s\"",
+                           l->keys[i], l->vals[i]);
+    }
+    return 0;
+}
+
 int mp_require_obj(mp_ctx *c, const cJSON *it, const char *path)
 {
     return cJSON_IsObject(it) ? 0 : mp_fail(c, path, "must be an object");
@@ -481,8 +494,8 @@ int mp_parse_headers(mp_ctx *c, const cJSON *obj, const char *path, mesh_headers
     return 0;
 }
 
-/* route: [{destination, weight, headers}]. Weights 0..100; with several destinations they
- * must sum to 100; a single destination always takes all traffic (weight 100). */
+/* route: [{destination, weight, headers}]. Weights >= 0 (int32), any total but 0 across
+ * several destinations; a single destination always takes all traffic (weight 100). */
 int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, bool need_one,
                                 mesh_route_destination **out, size_t *n)
 {
@@ -517,20 +530,18 @@ int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, b
         int64_t w = 0;
         if (mp_get_int(c, it, "weight", p, INT32_MIN, INT32_MAX, &w, NULL) != 0)
             return -1;
-        if (w < 0 || w > 100)
-            return mp_fail(c, mp_path(p2, p, "weight"), "weight %lld must be in range [0..100]",
-                           (long long)w);
+        if (w < 0)
+            return mp_fail(c, mp_path(p2, p, "weight"), "weight %lld < 0", (long long)w);
         rd->weight = (int32_t)w;
         sum += w;
         if (mp_parse_headers(c, it, p, &rd->headers) != 0)
             return -1;
     }
-    if (*n == 1) {
+    /* Like istiod: any total is accepted and traffic splits in proportion (the generators
+     * state the total), except none at all across several destinations. */
+    if (*n == 1)
         (*out)[0].weight = 100;
-    } else if (sum != 100) {
-        mp_pathi(p, path, "route", *n - 1);
-        return mp_fail(c, mp_path(p2, p, "weight"), "weights sum to %lld, want 100",
-                       (long long)sum);
-    }
+    else if (sum == 0)
+        return mp_fail(c, mp_path(p, path, "route"), "total destination weight = 0");
     return 0;
 }

@@ -112,13 +112,11 @@ int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o)
             goto out;
         }
 
+    /* No ports is valid (istiod: a host known only by name, e.g. for DNS proxying). */
     if (mp_get_arr(c, spec, "ports", "spec", &arr) != 0)
         goto out;
-    if (!arr || !arr->child) {
-        mp_fail(c, "spec.ports", "service entry must have at least one port");
-        goto out;
-    }
-    o->ports = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof *o->ports);
+    if (arr && arr->child)
+        o->ports = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof *o->ports);
     FOR_EACH_OBJ(c, arr, "spec", "ports", i, it)
     {
         mesh_port *sp = &o->ports[i];
@@ -142,7 +140,7 @@ int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o)
             mp_fail(c, mp_path(p2, p, "name"), "invalid port name: %.64s", sp->name);
             goto out;
         }
-        if (proto) {
+        if (proto && *proto) { /* "" is unset: sniffed, like no protocol at all */
             sp->protocol = mesh_protocol_parse(proto);
             if (sp->protocol == MESH_PROTO_UNSUPPORTED) {
                 mp_fail(c, mp_path(p2, p, "protocol"), "%.32s is not a valid protocol", proto);
@@ -151,6 +149,7 @@ int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o)
             }
             free(proto);
         } else {
+            free(proto);
             sp->protocol = mesh_protocol_from_port(sp->name, NULL);
         }
         for (size_t k = 0; k < i; k++) {
@@ -194,6 +193,21 @@ int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o)
         goto out;
     if (ws && mp_get_labels(c, ws, "labels", "spec.workloadSelector", &o->workload_selector) != 0)
         goto out;
+    if (ws && mp_check_selector(c, "spec.workloadSelector.labels", &o->workload_selector) != 0)
+        goto out;
+    if (ws && o->workload_selector.n == 0)
+        mp_warn(c, "spec.workloadSelector",
+                "service entry: workload selector specified without labels, will be applied to "
+                "all services in namespace");
+    bool cidr = false;
+    for (i = 0; i < o->naddresses; i++)
+        cidr = cidr || strchr(o->addresses[i], '/');
+    if (cidr && o->resolution != MESH_RESOLUTION_PASSTHROUGH &&
+        o->resolution != MESH_RESOLUTION_CLIENT_SIDE_LB) {
+        mp_fail(c, "spec.addresses",
+                "CIDR addresses are allowed only for NONE/STATIC resolution types");
+        goto out;
+    }
 
     if (mp_get_arr(c, spec, "endpoints", "spec", &arr) != 0)
         goto out;
@@ -232,6 +246,12 @@ int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o)
         }
     }
 
+    if (ws && o->resolution != MESH_RESOLUTION_CLIENT_SIDE_LB)
+        mp_warn(c, "spec.workloadSelector",
+                "workloadSelector should not be set when resolution mode is %s",
+                o->resolution == MESH_RESOLUTION_PASSTHROUGH ? "NONE"
+                : o->resolution == MESH_RESOLUTION_DNS       ? "DNS"
+                                                             : "DNS_ROUND_ROBIN");
     switch (o->resolution) {
     case MESH_RESOLUTION_PASSTHROUGH:
         if (o->nendpoints) {

@@ -47,6 +47,10 @@ void dbg_set_ready(dbg_ready_fn fn, void *ud);
 dbg_server *dbg_server_start(const char *addr, bool monitoring);
 /* The port actually bound. */
 int dbg_server_port(const dbg_server *s);
+/* The listening socket the servers use (also for other HTTP servers: pilot/webhook):
+ * addr as above; returns the fd (close-on-exec, listening) and the bound port, or -1
+ * (logged). */
+int dbg_listen_socket(const char *addr, int *port_out);
 void dbg_server_stop(dbg_server *s);
 
 #endif

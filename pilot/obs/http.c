@@ -316,7 +316,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* ---- servers ------------------------------------------------------------------------------ */
 
 /* Parses "host:port", ":port" or "[v6]:port" and returns a listening socket, or -1. */
-static int listen_on(const char *addr, int *port_out)
+int dbg_listen_socket(const char *addr, int *port_out)
 {
     int fd = -1, rc = -1;
     char host[256] = "";
@@ -427,7 +427,7 @@ dbg_server *dbg_server_start(const char *addr, bool monitoring)
     dbg_server *s = xcalloc(1, sizeof(*s));
     s->monitoring = monitoring;
     s->addr = xstrdup(addr);
-    int fd = listen_on(addr, &s->port);
+    int fd = dbg_listen_socket(addr, &s->port);
     if (fd < 0)
         goto fail;
     s->daemon = MHD_start_daemon(

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -79,24 +78,7 @@ def main():
             out = json.loads(p.stdout.strip().splitlines()[-1])
             return out["counts"], out["errors"]
 
-        counts, errors = run(300)
-        v1 = 100.0 * counts.get("v1", 0) / 300
-        v3 = 100.0 * counts.get("v3", 0) / 300
-        check(not errors and abs(v1 - 80) <= 10 and abs(v3 - 20) <= 10 and "v2" not in counts,
-              "grpc-js: weighted split 80/20 within 10 points (%s %s)" % (counts, errors))
-        counts, errors = run(30, "end-user=jason")
-        check(counts == {"v2": 30}, "grpc-js: end-user: jason -> v2 (%s %s)" % (counts, errors))
-        counts, errors = run(10, "x-demo-fault=abort")
-        check(errors == {"UNAVAILABLE": 10}, "grpc-js: fault abort -> UNAVAILABLE (%s %s)" %
-              (counts, errors))
-        rcfg.set_weights(pilot.config_dir, 0, 100)
-        t0 = time.time()
-        counts, errors = run(50)
-        while counts != {"v3": 50} and time.time() - t0 < 30:
-            time.sleep(0.5)
-            counts, errors = run(50)
-        check(counts == {"v3": 50}, "grpc-js: after the VirtualService edit all go to v3 (%s %s)"
-              % (counts, errors))
+        rcfg.routing_checks("grpc-js", run, pilot.config_dir, check)
     finally:
         for b in backends:
             b.stop(0)

@@ -169,3 +169,29 @@ def bootstrap(path, xds_target, node_id="sidecar~127.0.0.99~client.e2e~e2e.svc.c
     }
     with open(path, "w") as f:
         json.dump(doc, f)
+
+
+def routing_checks(name, run, config_dir, check, unavailable="UNAVAILABLE"):
+    """The routing checks every external xDS client passes, through run(n, *headers) ->
+    (counts by version, errors by status name): the 80/20 split within 10 points, the
+    end-user header to v2, the fault abort, and a VirtualService edit moving all traffic
+    to v3 within 30 s. `unavailable` is the client's spelling of UNAVAILABLE."""
+    import time
+    counts, errors = run(300)
+    v1 = 100.0 * counts.get("v1", 0) / 300
+    v3 = 100.0 * counts.get("v3", 0) / 300
+    check(not errors and abs(v1 - 80) <= 10 and abs(v3 - 20) <= 10 and "v2" not in counts,
+          "%s: weighted split 80/20 within 10 points (%s %s)" % (name, counts, errors))
+    counts, errors = run(30, "end-user=jason")
+    check(counts == {"v2": 30}, "%s: end-user: jason -> v2 (%s %s)" % (name, counts, errors))
+    counts, errors = run(10, "x-demo-fault=abort")
+    check(errors == {unavailable: 10}, "%s: fault abort -> UNAVAILABLE (%s %s)" %
+          (name, counts, errors))
+    set_weights(config_dir, 0, 100)
+    t0 = time.time()
+    counts, errors = run(50)
+    while counts != {"v3": 50} and time.time() - t0 < 30:
+        time.sleep(0.5)
+        counts, errors = run(50)
+    check(counts == {"v3": 50}, "%s: after the VirtualService edit all go to v3 (%s %s)"
+          % (name, counts, errors))

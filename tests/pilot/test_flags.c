@@ -183,6 +183,31 @@ static void test_table(void **state)
     unsetenv("PILOT_DEBOUNCE_MAX");
 }
 
+/* --httpsAddr (istiod's flag): the webhooks' port, ":15017" unless given; "" turns it off. */
+static void test_https_addr(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arg; /* NULL: not given */
+        const char *want;
+    } addrs[] = {
+        {NULL, ":15017"},
+        {"--httpsAddr=127.0.0.1:0", "127.0.0.1:0"},
+        {"--httpsAddr=", ""},
+    };
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        char *argv[] = {"pilot-discovery", "discovery", (char *)addrs[i].arg};
+        pilot_flags f;
+        char err[256];
+        assert_int_equal(flags_parse(addrs[i].arg ? 3 : 2, argv, &f, err, sizeof(err)), 0);
+        assert_non_null(f.https_addr);
+        if (strcmp(f.https_addr, addrs[i].want) != 0)
+            fail_msg("%s: httpsAddr %s, want %s", addrs[i].arg ? addrs[i].arg : "(default)",
+                     f.https_addr, addrs[i].want);
+        flags_free(&f);
+    }
+}
+
 static void test_mesh_config(void **state)
 {
     (void)state;
@@ -199,6 +224,7 @@ static void test_mesh_config(void **state)
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
     assert_string_equal(f.trust_domain, "example.org");
     assert_string_equal(f.root_namespace, "istio-root");
+    assert_string_equal(f.default_config, "{\"discoveryAddress\":\"istiod:15012\"}");
     flags_free(&f);
 
     /* Not YAML: refused, naming the flag. */
@@ -216,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_https_addr),
         cmocka_unit_test(test_mesh_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

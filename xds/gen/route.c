@@ -314,14 +314,25 @@ static void gen_route_action(gen_ctx *c, Route *r, const mesh_http_route *hr,
     /* destinations with weight 0 carry no traffic: Envoy and gRPC both reject them in
      * weighted_clusters, so drop them */
     size_t live = 0, last = 0;
-    uint32_t total = 0;
+    uint64_t total64 = 0;
     for (size_t i = 0; i < hr->nroute; i++) {
         if (hr->nroute > 1 && hr->route[i].weight <= 0)
             continue;
         live++;
         last = i;
-        total += hr->route[i].weight > 0 ? (uint32_t)hr->route[i].weight : 100;
+        total64 += hr->route[i].weight > 0 ? (uint64_t)hr->route[i].weight : 100;
     }
+    /* Weights need not sum to 100 (istiod's rule): total_weight states the sum, which gRPC
+     * requires to match. A sum past uint32 is scaled down (each weight stays >= 1). */
+    uint64_t scale_div = total64 > UINT32_MAX ? total64 / (UINT32_MAX / 2) + 1 : 1;
+    uint32_t total = 0;
+    for (size_t i = 0; scale_div > 1 && i < hr->nroute; i++) {
+        uint32_t w = (uint32_t)((uint64_t)hr->route[i].weight / scale_div);
+        if (hr->route[i].weight > 0)
+            total += w ? w : 1;
+    }
+    if (scale_div == 1)
+        total = (uint32_t)total64;
     if (live <= 1) {
         ra->cluster_specifier_case =
             ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
@@ -349,7 +360,8 @@ static void gen_route_action(gen_ctx *c, Route *r, const mesh_http_route *hr,
                 GA_MSG(c->a, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight,
                        envoy__config__route__v3__weighted_cluster__cluster_weight__init);
             cw->name = gen_dest_cluster(c, &hr->route[i].destination, o->port);
-            cw->weight = gen_u32(c, (uint32_t)hr->route[i].weight);
+            uint32_t w = (uint32_t)((uint64_t)hr->route[i].weight / scale_div);
+            cw->weight = gen_u32(c, w ? w : 1);
             if (!c->grpc) {
                 gen_header_ops(c, &hr->route[i].headers.request, &cw->request_headers_to_add,
                                &cw->n_request_headers_to_add, &cw->request_headers_to_remove,

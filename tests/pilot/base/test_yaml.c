@@ -71,6 +71,11 @@ static const ycase cases[] = {
      "{\"1\":\"a\",\"true\":\"b\",\"x y\":\"c\",\"~\":\"d\"}", NULL},
     {"sequences and nesting", "a:\n- 1\n- [x, {y: 2}]\n- {}\n- []\n",
      "{\"a\":[1,[\"x\",{\"y\":2}],{},[]]}", NULL},
+    /* ':' inside a plain scalar of a flow collection, as Kubernetes' reader takes it */
+    {"flow colon ipv6", "addresses: [1.2.3.4, 001:db8::]\n",
+     "{\"addresses\":[\"1.2.3.4\",\"001:db8::\"]}", NULL},
+    {"flow colon url and block text", "a: [http://x/a, 'q:z']\nb: |\n  [x:y\n",
+     "{\"a\":[\"http://x/a\",\"q:z\"],\"b\":\"[x:y\\n\"}", NULL},
     {"duplicate keys: last wins", "a: 1\nb: 2\na: 3\n", "{\"a\":3,\"b\":2}", NULL},
     /* documents */
     {"multi-doc", "a: 1\n---\nb: 2\n---\n- 3\n", "{\"a\":1}\n{\"b\":2}\n[3]", NULL},

@@ -378,6 +378,12 @@ static void chk_se_static(const mesh_object *o)
     assert_int_equal(s->ports[0].protocol, MESH_PROTO_HTTP); /* from the name */
 }
 
+static void chk_se_empty_protocol(const mesh_object *o)
+{
+    /* protocol "" is unset: the port name decides, as without the field */
+    assert_int_equal(o->u.se->ports[0].protocol, MESH_PROTO_HTTP);
+}
+
 static void chk_se_none(const mesh_object *o)
 {
     assert_int_equal(o->u.se->resolution, MESH_RESOLUTION_PASSTHROUGH);
@@ -556,19 +562,22 @@ static const pcase cases[] = {
      VSR("{'route':[{'destination':{'host':'reviews','port':{'number':9080}},'weight':80},"
          "{'destination':{'host':'reviews.prod'},'weight':20}]}"),
      0, NULL, chk_vs_weights},
-    {"vs weights sum",
+    /* istiod accepts any total (traffic splits in proportion): not 100, over 100 */
+    {"vs weights sum not 100",
      VSR("{'route':[{'destination':{'host':'a'},'weight':60},{'destination':{'host':'b'},'weight':"
          "60}]}"),
-     -1,
-     "=VirtualService default/reviews: spec.http[0].route[1].weight: weights sum to 120, want 100",
+     0, NULL, NULL},
+    {"vs weights total zero", VSR("{'route':[" DEST("a") "," DEST("b") "]}"), -1,
+     "=VirtualService default/reviews: spec.http[0].route: total destination weight = 0", NULL},
+    {"vs weight over 100", VSR("{'route':[{'destination':{'host':'a'},'weight':101}]}"), 0, NULL,
      NULL},
-    {"vs weights missing", VSR("{'route':[" DEST("a") "," DEST("b") "]}"), -1,
-     "spec.http[0].route[1].weight: weights sum to 0, want 100", NULL},
-    {"vs weight over 100", VSR("{'route':[{'destination':{'host':'a'},'weight':101}]}"), -1,
-     "spec.http[0].route[0].weight: weight 101 must be in range [0..100]", NULL},
     {"vs weight negative",
      VSR("{'route':[{'destination':{'host':'a'},'weight':-1}," DEST("b") "]}"), -1,
-     "spec.http[0].route[0].weight: weight -1 must be in range [0..100]", NULL},
+     "=VirtualService default/reviews: spec.http[0].route[0].weight: weight -1 < 0", NULL},
+    {"vs weight zero beside positive",
+     VSR("{'route':[{'destination':{'host':'a'},'weight':0},{'destination':{'host':'b'},'weight':"
+         "1}]}"),
+     0, NULL, NULL},
     {"vs weight string", VSR("{'route':[{'destination':{'host':'a'},'weight':'50'}]}"), -1,
      "spec.http[0].route[0].weight: must be an integer", NULL},
     {"vs weight fraction", VSR("{'route':[{'destination':{'host':'a'},'weight':50.5}]}"), -1,
@@ -643,6 +652,21 @@ static const pcase cases[] = {
      0, NULL, NULL},
     {"vs match re2 escapes", VSR("{'match':[{'uri':{'regex':'/v\\\\d+/(?i)items'}}]," ROUTE1 "}"),
      0, NULL, NULL},
+    /* RE2 refuses Perl-only constructs that POSIX ERE may take */
+    {"vs match lookahead", VSR("{'match':[{'uri':{'regex':'/a(?=b)'}}]," ROUTE1 "}"), -1,
+     "spec.http[0].match[0].uri.regex: invalid regex: lookaround is not supported by RE2", NULL},
+    {"vs match negative lookbehind", VSR("{'match':[{'uri':{'regex':'(?<!x)y'}}]," ROUTE1 "}"), -1,
+     "lookaround is not supported by RE2", NULL},
+    {"vs match backreference", VSR("{'match':[{'uri':{'regex':'(a)\\\\1'}}]," ROUTE1 "}"), -1,
+     "backreferences are not supported by RE2", NULL},
+    {"vs match atomic group", VSR("{'match':[{'uri':{'regex':'(?>ab)c'}}]," ROUTE1 "}"), -1,
+     "atomic groups are not supported by RE2", NULL},
+    {"vs match possessive", VSR("{'match':[{'uri':{'regex':'a++b'}}]," ROUTE1 "}"), -1,
+     "possessive quantifiers are not supported by RE2", NULL},
+    {"vs match big repeat", VSR("{'match':[{'uri':{'regex':'a{1001}'}}]," ROUTE1 "}"), -1,
+     "bad repetition operator", NULL},
+    {"vs match class with paren", VSR("{'match':[{'uri':{'regex':'[(?=]x'}}]," ROUTE1 "}"), 0, NULL,
+     NULL},
     {"vs match port", VSR("{'match':[{'port':70000}]," ROUTE1 "}"), -1,
      "spec.http[0].match[0].port", NULL},
     {"vs match source ns", VSR("{'match':[{'sourceNamespace':'Bad'}]," ROUTE1 "}"), -1,
@@ -730,10 +754,14 @@ static const pcase cases[] = {
      "=VirtualService default/reviews: spec.tcp[0].route: at least one route destination is "
      "required",
      NULL},
-    {"vs tcp weights",
+    {"vs tcp weights not 100",
      VS("{'hosts':['m'],'tcp':[{'route':[{'destination':{'host':'a'},'weight':30},"
         "{'destination':{'host':'b'},'weight':30}]}]}"),
-     -1, "spec.tcp[0].route[1].weight: weights sum to 60, want 100", NULL},
+     0, NULL, NULL},
+    {"vs tcp weights zero",
+     VS("{'hosts':['m'],'tcp':[{'route':[{'destination':{'host':'a'},'weight':0},"
+        "{'destination':{'host':'b'},'weight':0}]}]}"),
+     -1, "spec.tcp[0].route: total destination weight = 0", NULL},
     {"vs tcp bad subnet",
      VS("{'hosts':['m'],'tcp':[{'match':[{'destinationSubnets':['10.0.0.0/33']}],"
         "'route':[" DEST("a") "]}]}"),
@@ -870,6 +898,28 @@ static const pcase cases[] = {
      -1, "server cannot have TLS settings for plain text HTTP ports", NULL},
 
     /* ServiceEntry */
+    /* DestinationRule warmup bounds and selectors (istiod) */
+    {"dr warmup",
+     DR("{'host':'r','trafficPolicy':{'loadBalancer':{'simple':'ROUND_ROBIN','warmup':{"
+        "'duration':'10s','minimumPercent':10,'aggression':1.5}}}}"),
+     0, NULL, NULL},
+    {"dr warmup no duration",
+     DR("{'host':'r','trafficPolicy':{'loadBalancer':{'warmup':{'minimumPercent':10}}}}"), -1,
+     "spec.trafficPolicy.loadBalancer.warmup: duration is required", NULL},
+    {"dr warmup percent",
+     DR("{'host':'r','trafficPolicy':{'loadBalancer':{'warmup':{'duration':'1s','minimumPercent':"
+        "101}}}}"),
+     -1, "warmup.minimumPercent: minimumPercent value should be less than or equal to 100", NULL},
+    {"dr warmup aggression",
+     DR("{'host':'r','trafficPolicy':{'loadBalancer':{'warmup':{'duration':'1s','aggression':0.5}}"
+        "}}"),
+     -1, "warmup.aggression: aggression should be greater than or equal to 1", NULL},
+    {"dr selector wildcard", DR("{'host':'r','workloadSelector':{'matchLabels':{'app':'*'}}}"), -1,
+     "spec.workloadSelector.matchLabels: wildcard is not supported in selector", NULL},
+    {"gw selector wildcard",
+     GW("{'selector':{'istio':'*'},'servers':[{'port':{'number':80,'name':'http','protocol':'HTTP'"
+        "},'hosts':['*']}]}"),
+     -1, "spec.selector: wildcard is not supported in selector", NULL},
     {"se dns",
      SE("{'hosts':['api.example.com'],'location':'MESH_EXTERNAL','resolution':'DNS',"
         "'ports':[{'number':80,'name':'http','protocol':'HTTP'},{'number':443,'name':'tls','"
@@ -889,8 +939,25 @@ static const pcase cases[] = {
      "=ServiceEntry default/ext: spec.hosts: service entry must have at least one host", NULL},
     {"se star host", SE("{'hosts':['*'],'ports':[{'number':80,'protocol':'HTTP'}]}"), -1,
      "spec.hosts[0]: invalid host *", NULL},
-    {"se no ports", SE("{'hosts':['a.com']}"), -1,
-     "spec.ports: service entry must have at least one port", NULL},
+    {"se no ports", SE("{'hosts':['a.com']}"), 0, NULL, NULL},
+    {"se empty protocol",
+     SE("{'hosts':['a.com'],'ports':[{'number':80,'name':'http','protocol':''}]}"), 0, NULL,
+     chk_se_empty_protocol},
+    {"se cidr with dns",
+     SE("{'hosts':['a.com'],'addresses':['10.0.0.0/"
+        "16'],'resolution':'DNS','ports':[{'number':80}]}"),
+     -1, "spec.addresses: CIDR addresses are allowed only for NONE/STATIC resolution types", NULL},
+    {"se cidr with none",
+     SE("{'hosts':['a.com'],'addresses':['10.0.0.0/"
+        "16'],'resolution':'NONE','ports':[{'number':80}]}"),
+     0, NULL, NULL},
+    {"se selector wildcard",
+     SE("{'hosts':['a.com'],'resolution':'STATIC','ports':[{'number':80}],'workloadSelector':{'"
+        "labels':{'app':'*'}}}"),
+     -1, "spec.workloadSelector.labels: wildcard is not supported in selector: \"app=*\"", NULL},
+    {"se ipv6 address",
+     SE("{'hosts':['a.com'],'addresses':['1.2.3.4','001:db8::'],'ports':[{'number':80}]}"), 0, NULL,
+     NULL},
     {"se dup port",
      SE("{'hosts':['a.com'],'ports':[{'number':80,'name':'a'},{'number':80,'name':'b'}]}"), -1,
      "spec.ports[1].number: service entry port 80 already defined", NULL},
@@ -978,12 +1045,57 @@ static void test_parse_table(void **state)
     }
 }
 
+/* What istiod accepts with a warning: accepted here too, the warning collected. */
+static void test_warnings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *json, *want; /* want NULL: no warning */
+    } wcases[] = {
+        {"dr ring size",
+         DR("{'host':'r','trafficPolicy':{'loadBalancer':{'consistentHash':{'minimumRingSize':"
+            "1024,'httpHeaderName':'x'}}}}"),
+         "=DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.consistentHash: "
+         "consistent hash MinimumRingSize is deprecated, use ConsistentHashLB's RingHash "
+         "configuration instead"},
+        {"dr selector without labels", DR("{'host':'r','workloadSelector':{}}"),
+         "workload selector specified without labels"},
+        {"se selector with dns",
+         SE("{'hosts':['a.com'],'resolution':'DNS','ports':[{'number':80}],'workloadSelector':{"
+            "'labels':{'app':'a'}}}"),
+         "workloadSelector should not be set when resolution mode is DNS"},
+        {"vs plain", VS("{'hosts':['reviews'],'http':[{" ROUTE1 "}]}"), NULL},
+    };
+    mesh_parse_opts opts = {.domain = "cluster.local", .source = "unit"};
+    for (size_t i = 0; i < sizeof wcases / sizeof wcases[0]; i++) {
+        mesh_warnings w = {0};
+        opts.warnings = &w;
+        cJSON *j = parse_json(wcases[i].json);
+        char err[512] = "";
+        mesh_object o = {0};
+        assert_non_null(j);
+        if (mesh_parse(j, &opts, &o, err, sizeof err) != 0)
+            fail_msg("%s: refused: %s", wcases[i].name, err);
+        mesh_object_release(o);
+        const char *want = wcases[i].want;
+        if (!want && w.n)
+            fail_msg("%s: unexpected warning %s", wcases[i].name, w.msg[0]);
+        if (want && !w.n)
+            fail_msg("%s: no warning", wcases[i].name);
+        if (want && (want[0] == '=' ? strcmp(w.msg[0], want + 1) != 0 : !strstr(w.msg[0], want)))
+            fail_msg("%s:\n  got  %s\n  want %s", wcases[i].name, w.msg[0], want);
+        mesh_warnings_free(&w);
+        cJSON_Delete(j);
+    }
+}
+
 /* Error messages are bounded by errlen and stay NUL-terminated. */
 static void test_error_truncation(void **state)
 {
     (void)state;
-    cJSON *j = parse_json(VSR("{'route':[{'destination':{'host':'a'},'weight':60},{'destination':{'"
-                              "host':'b'},'weight':60}]}"));
+    cJSON *j =
+        parse_json(VSR("{'route':[{'destination':{'host':'a'},'weight':-60},{'destination':{'"
+                       "host':'b'},'weight':60}]}"));
     char err[16];
     mesh_object o = {0};
     memset(err, 'x', sizeof err);
@@ -1340,11 +1452,12 @@ static void test_unsupported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table), cmocka_unit_test(test_error_truncation),
-        cmocka_unit_test(test_refcount),    cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_odd_numbers), cmocka_unit_test(test_resolve_host),
-        cmocka_unit_test(test_protocols),   cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_kinds),       cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_parse_table),      cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_error_truncation), cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_odd_numbers),
+        cmocka_unit_test(test_resolve_host),     cmocka_unit_test(test_protocols),
+        cmocka_unit_test(test_labels),           cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

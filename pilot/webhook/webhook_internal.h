@@ -1,0 +1,64 @@
+/* webhook_internal: what the webhook's files share (review.c, validate.c, inject.c,
+ * jsonpatch.c, server.c). Not a public contract. */
+#ifndef PILOT_WEBHOOK_WEBHOOK_INTERNAL_H
+#define PILOT_WEBHOOK_WEBHOOK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "pilot/webhook/webhook.h"
+
+#define WH_LOG "webhook"
+
+/* An AdmissionReview's request, borrowed from its cJSON tree. */
+typedef struct wh_review {
+    const char *api_version; /* "admission.k8s.io/v1" or "admission.k8s.io/v1beta1" */
+    const char *uid;         /* never NULL or empty (checked) */
+    const char *operation;   /* "CREATE", "UPDATE", "DELETE", "CONNECT"; "" when absent */
+    const char *ns;          /* request.namespace, "" when absent */
+    const char *name;        /* request.name, "" when absent */
+    const cJSON *object;     /* request.object, NULL when absent */
+    bool dry_run;
+} wh_review;
+
+/* The answer: owned strings, freed by wh_verdict_free. */
+typedef struct wh_verdict {
+    bool allowed;
+    char *message; /* denied: the reason (response.status.message) */
+    char *warnings[8];
+    size_t nwarnings;
+    char *patch; /* allowed with a JSONPatch (text, not yet base64) */
+} wh_verdict;
+
+void wh_verdict_free(wh_verdict *v);
+/* Sets allowed=false with a printf message (the first one wins). */
+void wh_deny(wh_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* /inject/<key>/<value>/...: istiod's path parameters. */
+typedef struct wh_inject_params {
+    char cluster[128]; /* "cluster": ISTIO_META_CLUSTER_ID, "" = the configured one */
+    char network[128]; /* "net": ISTIO_META_NETWORK */
+} wh_inject_params;
+
+/* Validation of request.object with mesh_parse (validate.c). */
+void wh_validate(const wh_config *cfg, const wh_review *rv, wh_verdict *out);
+/* Sidecar injection of the Pod in request.object (inject.c): allowed with no patch when the
+ * pod is not to be injected. */
+void wh_inject(const wh_config *cfg, const wh_inject_params *pp, const wh_review *rv,
+               wh_verdict *out);
+/* The pod Istio's injector would produce from pod (a new tree). NULL either when the pod
+ * is not to be injected (*why says why, err "") or when injection fails (err holds the
+ * reason: a bad annotation; istiod refuses such a pod). ns: the namespace when the pod has
+ * none. pp may be NULL. */
+cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJSON *pod,
+                     const char *ns, const char **why, char *err, size_t errlen);
+
+/* RFC 6902 patch turning from into to, as JSON text (heap): objects are compared key by
+ * key, anything else (arrays included) replaced whole when it differs. */
+char *wh_json_patch(const cJSON *from, const cJSON *to);
+/* RFC 4648 base64 of n bytes, heap, NUL-terminated. */
+char *wh_base64(const char *p, size_t n);
+
+#endif

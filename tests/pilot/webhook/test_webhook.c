@@ -1,0 +1,301 @@
+/* test_webhook: the webhooks without sockets (wh_handle), table-driven: the request checks
+ * and the AdmissionReview envelope, /validate answered by the ingestion parser (same
+ * message), and /inject's behaviours (policy, re-injection, path parameters, bad
+ * annotations, JSONPatch that applies to the injected pod). Istio's golden pods are in
+ * inject_golden.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pilot/webhook/webhook_internal.h"
+
+static const wh_config cfg = {.domain = "cluster.local"};
+
+/* Single quotes for readability, made double before use. */
+static char *dq(const char *sq)
+{
+    char *s = strdup(sq);
+    for (char *p = s; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return s;
+}
+
+#define REVIEW(op, obj)                                                                            \
+    "{'apiVersion':'admission.k8s.io/v1','kind':'AdmissionReview','request':{'uid':'u-1',"         \
+    "'operation':'" op "','namespace':'default','object':" obj "}}"
+#define VS_BAD                                                                                     \
+    "{'apiVersion':'networking.istio.io/v1','kind':'VirtualService','metadata':{'name':'reviews'"  \
+    "},'spec':{'hosts':['reviews'],'http':[{'route':[{'destination':{'host':'a'},'weight':50},{"   \
+    "'destination':{'host':'b'},'weight':-5}]}]}}"
+#define VS_OK                                                                                      \
+    "{'apiVersion':'networking.istio.io/v1beta1','kind':'VirtualService','metadata':{'name':'r'}," \
+    "'spec':{'hosts':['reviews'],'http':[{'route':[{'destination':{'host':'a'},'weight':30},{"     \
+    "'destination':{'host':'b'},'weight':30}]}]}}"
+#define POD(extra_md, extra_spec)                                                                  \
+    "{'apiVersion':'v1','kind':'Pod','metadata':{'name':'p','namespace':'default'" extra_md "},"   \
+    "'spec':{'containers':[{'name':'app','image':'x','ports':[{'containerPort':80}]}]" extra_spec  \
+    "}}"
+
+typedef struct hcase {
+    const char *name;
+    const char *path, *ctype, *body; /* body in single quotes */
+    int status;
+    const char *has; /* substring of the reply */
+} hcase;
+
+static const hcase hcases[] = {
+    {"ready", "/ready", NULL, NULL, 200, ""},
+    {"unknown path", "/nope", "application/json", "{}", 404, "not found"},
+    {"empty body", "/validate", "application/json", "", 400, "no body found"},
+    {"wrong content type", "/validate", "text/plain", "{}", 415, "application/json"},
+    {"not json", "/validate", "application/json", "{nope", 400, "not JSON"},
+    {"wrong kind", "/validate", "application/json",
+     "{'apiVersion':'admission.k8s.io/v1','kind':'Pod','request':{'uid':'x'}}", 400,
+     "kind must be AdmissionReview"},
+    {"missing uid", "/validate", "application/json",
+     "{'apiVersion':'admission.k8s.io/v1','kind':'AdmissionReview','request':{}}", 400,
+     "request.uid is required"},
+    {"bad api version", "/inject", "application/json",
+     "{'apiVersion':'admission.k8s.io/v2','kind':'AdmissionReview','request':{'uid':'x'}}", 400,
+     "apiVersion"},
+    {"invalid vs denied with the parser's message", "/validate", "application/json",
+     REVIEW("CREATE", VS_BAD), 200,
+     "'allowed':false,'status':{'message':'configuration is invalid: VirtualService "
+     "default/reviews: spec.http[0].route[1].weight: weight -5 < 0'}"},
+    {"valid vs allowed (weights need not sum to 100)", "/validate/", "application/json",
+     REVIEW("UPDATE", VS_OK), 200, "'uid':'u-1','allowed':true}"},
+    {"delete allowed", "/validate", "application/json", REVIEW("DELETE", VS_BAD), 200,
+     "'allowed':true"},
+    {"unknown istio kind allowed", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'Sidecar','metadata':{'"
+                      "name':'s'},'spec':{'egress':7}}"),
+     200, "'allowed':true"},
+    {"kubernetes kind allowed", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'v1','kind':'Service','metadata':{'name':'S_S'}}"), 200,
+     "'allowed':true"},
+    {"unknown top-level field denied", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'Gateway','metadata':{'"
+                      "name':'g'},'spec':{},'extra':1}"),
+     200, "unknown field \\\"extra\\\" on Gateway resource default/g"},
+    {"object missing", "/validate", "application/json",
+     "{'apiVersion':'admission.k8s.io/v1','kind':'AdmissionReview','request':{'uid':'x','"
+     "operation':'CREATE'}}",
+     200, "cannot decode configuration"},
+    {"warning answered", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'DestinationRule','"
+                      "metadata':{'name':'d'},'spec':{'host':'r','workloadSelector':{}}}"),
+     200, "'warnings':['DestinationRule default/d: spec.workloadSelector: workload selector"},
+    {"v1beta1 echoed", "/validate", "application/json",
+     "{'apiVersion':'admission.k8s.io/v1beta1','kind':'AdmissionReview','request':{'uid':'b',"
+     "'operation':'CREATE','object':" VS_OK "}}",
+     200, "'apiVersion':'admission.k8s.io/v1beta1','response':{'uid':'b','allowed':true"},
+    {"inject patch", "/inject", "application/json", REVIEW("CREATE", POD("", "")), 200,
+     "'patchType':'JSONPatch'"},
+    {"inject path parameters", "/inject/cluster/c2/net/n2", "application/json",
+     REVIEW("CREATE", POD("", "")), 200, "'patchType':'JSONPatch'"},
+    {"inject dangling path key", "/inject/cluster", "application/json",
+     REVIEW("CREATE", POD("", "")), 400, "bad path parameters"},
+    {"host network not injected", "/inject", "application/json",
+     REVIEW("CREATE", POD("", ",'hostNetwork':true")), 200, "'allowed':true}"},
+    {"opted out not injected", "/inject", "application/json",
+     REVIEW("CREATE", POD(",'annotations':{'sidecar.istio.io/inject':'false'}", "")), 200,
+     "'allowed':true}"},
+    {"bad annotation denied", "/inject", "application/json",
+     REVIEW("CREATE",
+            POD(",'annotations':{'traffic.sidecar.istio.io/includeInboundPorts':'x'}", "")),
+     200, "'allowed':false,'status':{'message':'failed to run injection template: invalid value"},
+    {"get refused", "/validate", "application/json", "{}", 405, "method"},
+};
+
+static void test_handle_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof hcases / sizeof hcases[0]; i++) {
+        const hcase *t = &hcases[i];
+        char *body = dq(t->body ? t->body : "");
+        char *has = dq(t->has);
+        wh_reply r;
+        wh_reply_init(&r);
+        wh_handle(&cfg, strcmp(t->name, "get refused") == 0 ? "GET" : "POST", t->path, t->ctype,
+                  body, strlen(body), &r);
+        const char *got = r.body.data ? r.body.data : "";
+        if (r.status != t->status)
+            fail_msg("%s: status %d, want %d (%s)", t->name, r.status, t->status, got);
+        if (!strstr(got, has))
+            fail_msg("%s:\n  got  %s\n  want substring %s", t->name, got, has);
+        wh_reply_free(&r);
+        free(body);
+        free(has);
+    }
+}
+
+/* Bodies a hostile client may send: deep nesting, many containers. Never a crash. */
+static void test_hostile(void **state)
+{
+    (void)state;
+    /* 100000 nested arrays: cJSON's nesting limit refuses them */
+    size_t n = 100000;
+    char *deep = malloc(2 * n + 1);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    deep[2 * n] = '\0';
+    wh_reply r;
+    wh_reply_init(&r);
+    wh_handle(&cfg, "POST", "/validate", "application/json", deep, 2 * n, &r);
+    assert_int_equal(r.status, 400);
+    wh_reply_free(&r);
+    free(deep);
+
+    /* a pod with 1000 containers: refused as not injectable, allowed untouched */
+    strbuf b;
+    strbuf_init(&b, 0);
+    strbuf_appends(&b, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                       "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\",\"object\":{"
+                       "\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[");
+    for (int i = 0; i < 1000; i++)
+        strbuf_appendf(&b, "%s{\"name\":\"c%d\",\"image\":\"x\"}", i ? "," : "", i);
+    strbuf_appends(&b, "]}}}}");
+    wh_reply_init(&r);
+    wh_handle(&cfg, "POST", "/inject", "application/json", b.data, b.len, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "\"allowed\":true}"));
+    wh_reply_free(&r);
+    strbuf_free(&b);
+}
+
+/* Minimal RFC 6902 apply (add/replace/remove on object paths, replace at array paths by
+ * whole value) to check our patch turns the original into the injected pod. */
+static cJSON *resolve(cJSON *root, const char *path, char *last, size_t lastlen)
+{
+    cJSON *cur = root;
+    char tok[512];
+    const char *p = path;
+    while (*p == '/') {
+        const char *e = strchr(p + 1, '/');
+        size_t n = e ? (size_t)(e - p - 1) : strlen(p + 1);
+        size_t o = 0;
+        for (size_t k = 0; k < n && o + 1 < sizeof tok; k++) {
+            if (p[1 + k] == '~' && k + 1 < n) {
+                tok[o++] = p[2 + k] == '1' ? '/' : '~';
+                k++;
+            } else {
+                tok[o++] = p[1 + k];
+            }
+        }
+        tok[o] = '\0';
+        if (!e) {
+            snprintf(last, lastlen, "%s", tok);
+            return cur;
+        }
+        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+        p = e;
+    }
+    return NULL;
+}
+
+static void test_patch_applies(void **state)
+{
+    (void)state;
+    char *pod_text = dq(POD(",'labels':{'app':'reviews','version':'v1'},'annotations':{'a/b':'c'"
+                            ",'prometheus.io/scrape':'true','prometheus.io/port':'9090'}",
+                            ""));
+    cJSON *orig = cJSON_Parse(pod_text);
+    const char *why = NULL;
+    char err[256];
+    cJSON *want = wh_inject_pod(&cfg, NULL, orig, "default", &why, err, sizeof err);
+    assert_non_null(want);
+    char *patch = wh_json_patch(orig, want);
+    cJSON *ops = cJSON_Parse(patch);
+    cJSON *doc = cJSON_Duplicate(orig, 1), *op;
+    cJSON_ArrayForEach(op, ops)
+    {
+        const char *kind = cJSON_GetObjectItem(op, "op")->valuestring;
+        char last[512];
+        cJSON *parent =
+            resolve(doc, cJSON_GetObjectItem(op, "path")->valuestring, last, sizeof last);
+        assert_non_null(parent);
+        cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
+        if (strcmp(kind, "remove") != 0)
+            cJSON_AddItemToObject(parent, last,
+                                  cJSON_Duplicate(cJSON_GetObjectItem(op, "value"), 1));
+    }
+    assert_true(cJSON_Compare(doc, want, false));
+    /* labels, prometheus merge and the status annotation are in the pod */
+    cJSON *md = cJSON_GetObjectItem(want, "metadata");
+    cJSON *lab = cJSON_GetObjectItem(md, "labels"), *ann = cJSON_GetObjectItem(md, "annotations");
+    assert_string_equal(cJSON_GetObjectItem(lab, "service.istio.io/canonical-name")->valuestring,
+                        "reviews");
+    assert_string_equal(
+        cJSON_GetObjectItem(lab, "service.istio.io/canonical-revision")->valuestring, "v1");
+    assert_string_equal(cJSON_GetObjectItem(ann, "prometheus.io/port")->valuestring, "15020");
+    assert_non_null(cJSON_GetObjectItem(ann, "sidecar.istio.io/status"));
+    cJSON_Delete(doc);
+    cJSON_Delete(ops);
+    free(patch);
+
+    /* Injecting the injected pod again: the same pod, one istio-proxy. */
+    cJSON *again = wh_inject_pod(&cfg, NULL, want, "default", &why, err, sizeof err);
+    assert_non_null(again);
+    assert_true(cJSON_Compare(again, want, true));
+    cJSON_Delete(again);
+    cJSON_Delete(want);
+    cJSON_Delete(orig);
+    free(pod_text);
+}
+
+/* Path parameters /inject/cluster/<c>/net/<n>: the envs move last, the network label set. */
+static void test_path_params(void **state)
+{
+    (void)state;
+    char *pod_text = dq(POD("", ""));
+    cJSON *orig = cJSON_Parse(pod_text);
+    wh_inject_params pp = {.cluster = "c2", .network = "n2"};
+    const char *why;
+    char err[256];
+    cJSON *pod = wh_inject_pod(&cfg, &pp, orig, "default", &why, err, sizeof err);
+    assert_non_null(pod);
+    cJSON *proxy =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"), 1);
+    cJSON *env = cJSON_GetObjectItem(proxy, "env");
+    int n = cJSON_GetArraySize(env);
+    cJSON *a = cJSON_GetArrayItem(env, n - 2), *b = cJSON_GetArrayItem(env, n - 1);
+    assert_string_equal(cJSON_GetObjectItem(a, "name")->valuestring, "ISTIO_META_CLUSTER_ID");
+    assert_string_equal(cJSON_GetObjectItem(a, "value")->valuestring, "c2");
+    assert_string_equal(cJSON_GetObjectItem(b, "name")->valuestring, "ISTIO_META_NETWORK");
+    assert_string_equal(cJSON_GetObjectItem(b, "value")->valuestring, "n2");
+    cJSON *lab = cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"), "labels");
+    assert_string_equal(cJSON_GetObjectItem(lab, "topology.istio.io/network")->valuestring, "n2");
+    cJSON_Delete(pod);
+    cJSON_Delete(orig);
+    free(pod_text);
+}
+
+static void test_base64(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } b[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        char *s = wh_base64(b[i].in, strlen(b[i].in));
+        assert_string_equal(s, b[i].out);
+        free(s);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handle_table),  cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_patch_applies), cmocka_unit_test(test_path_params),
+        cmocka_unit_test(test_base64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
