@@ -238,12 +238,37 @@ static void test_mesh_config(void **state)
     unlink(path);
 }
 
+/* istiod's keepalive flags: defaults 30s / 10s, durations parsed, a bad one refused by name
+ * (their effect on connections: tests/e2e/conn_age.py). */
+static void test_keepalive(void **state)
+{
+    (void)state;
+    pilot_flags f;
+    char err[256];
+    char *def[] = {"pilot-discovery", "discovery"};
+    assert_int_equal(flags_parse(2, def, &f, err, sizeof(err)), 0);
+    assert_int_equal(f.keepalive_interval_ns, 30 * 1000 * MS);
+    assert_int_equal(f.keepalive_timeout_ns, 10 * 1000 * MS);
+    flags_free(&f);
+    char *set[] = {"pilot-discovery", "discovery", "--keepaliveInterval", "5s",
+                   "--keepaliveTimeout=1500ms"};
+    assert_int_equal(flags_parse(5, set, &f, err, sizeof(err)), 0);
+    assert_int_equal(f.keepalive_interval_ns, 5 * 1000 * MS);
+    assert_int_equal(f.keepalive_timeout_ns, 1500 * MS);
+    flags_free(&f);
+    char *bad[] = {"pilot-discovery", "discovery", "--keepaliveTimeout", "soon"};
+    assert_int_equal(flags_parse(4, bad, &f, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--keepaliveTimeout"));
+    flags_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_https_addr),
         cmocka_unit_test(test_mesh_config),
+        cmocka_unit_test(test_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
