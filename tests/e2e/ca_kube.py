@@ -1,13 +1,20 @@
 #!/usr/bin/python3
-"""The built-in CA end to end, pilot-discovery --kubeconfig at the stand-in API server.
+"""The built-in CA end to end, pilot-discovery --kubeconfig at a REAL kube-apiserver + etcd
+(tests/k8s/realk8s.py, binaries from $PILOT_PEERS_BIN; RBAC on), authenticated only by a
+bound token of istio-system/istiod, so every Secret, ConfigMap and TokenReview request is
+judged by the real RBAC authorizer against manifests/02-rbac.yaml. Workload tokens come
+from the TokenRequest API (POST .../serviceaccounts/NAME/token) and are reviewed by the
+real TokenReview.
 
-1. CreateCertificate on the plaintext port (no --secureGRPCAddr): a workload token
-   (TokenReview from the stand-in's token table) gets a certificate for exactly its own
-   SPIFFE identity, even when its CSR asks for another; it verifies against the root in
-   Secret istio-ca-secret (`openssl verify`, `openssl x509 -ext subjectAltName`); missing,
-   invalid, wrong-audience and non-service-account tokens are UNAUTHENTICATED; a TTL over
-   MAX_WORKLOAD_CERT_TTL and a garbage CSR are INVALID_ARGUMENT and the server keeps
-   serving; the citadel_server_* metrics count it all.
+1. CreateCertificate on the plaintext port (no --secureGRPCAddr): a bound token of
+   default/bookinfo-productpage for audience istio-ca gets a certificate for exactly its
+   own SPIFFE identity, even when its CSR asks for another (also with audiences [istio-ca,
+   other]); it verifies against the root in Secret istio-ca-secret (`openssl verify`,
+   `openssl x509 -ext subjectAltName`); missing, garbage, wrong-audience (the API
+   server's own audience), deleted-ServiceAccount and non-service-account (a static
+   token of user alice) tokens are UNAUTHENTICATED; a TTL over MAX_WORKLOAD_CERT_TTL and a
+   garbage CSR are INVALID_ARGUMENT and the server keeps serving; the citadel_server_*
+   metrics count it all.
 2. A restart with --secureGRPCAddr: the root comes back from the Secret; raw ADS over TLS
    (grpc.secure_channel; gRPC 1.51's xDS bootstrap has no "tls" channel_creds) works with
    a client certificate our CA issued and with a JWT alone, is UNAUTHENTICATED with
@@ -20,21 +27,22 @@
 4. Rotation: an imported root with less than 20% of its life left is renewed (same key)
    at the first check; the Secret, every ConfigMap and the expiry metric follow, and a
    certificate issued under the old root verifies against the new one.
+No request of pilot-discovery's is refused by RBAC (no 403 in its logs).
 
-Skips (77) without grpcio, kubectl or openssl.
+Skips (77) without grpcio, openssl or $PILOT_PEERS_BIN's binaries.
 """
 import base64
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s"))
 import e2e_common as ec  # noqa: E402
+import realk8s  # noqa: E402
 
 try:
     import grpc
@@ -47,14 +55,9 @@ T_CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ISTIOD_SAN = "istiod.istio-system.svc"
 WORKLOAD = "system:serviceaccount:default:bookinfo-productpage"
 SPIFFE = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
-SA_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]
-TOKENS = {
-    "tok-productpage": {"username": WORKLOAD, "groups": SA_GROUPS, "audiences": ["istio-ca"]},
-    "tok-other-aud": {"username": WORKLOAD, "groups": SA_GROUPS,
-                      "audiences": ["https://kubernetes.default.svc"]},
-    "tok-alice": {"username": "alice", "groups": ["system:authenticated"],
-                  "audiences": ["istio-ca"]},
-}
+# Filled by ApiServer from the TokenRequest API (and a static token for the user).
+TOKENS = {}
+ALICE_TOKEN = "alice-static-token-0123456789"
 EXCLUDED = ("kube-public", "kube-node-lease")
 
 FAILS = []
@@ -122,7 +125,7 @@ def ca_response(data):
 def create_cert(channel, csr, token=None, ttl=0):
     """Returns (status code, chain or None, details)."""
     call = channel.unary_unary(CA_METHOD)
-    md = [("authorization", "Bearer " + token)] if token else None
+    md = [("authorization", "Bearer " + TOKENS.get(token, token))] if token else None
     try:
         resp = call(ca_request(csr, ttl), metadata=md, timeout=15)
         return grpc.StatusCode.OK, ca_response(resp), ""
@@ -184,64 +187,45 @@ def not_after(work, pem, name):
                                  ).timestamp()
 
 
-# ---- the stand-in API server and the control plane -------------------------------------------
+# ---- the real API server and the control plane ----------------------------------------------
 
 class ApiServer:
+    """A realk8s cluster with istiod's RBAC and the workload tokens of TOKENS."""
+
     def __init__(self, work):
         self.work = work
-        tokens = write(os.path.join(work, "tokens.json"), json.dumps(TOKENS))
-        port_file = os.path.join(work, "api.port")
-        self.log = open(os.path.join(work, "api.log"), "w")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", os.path.join(ec.env_path("PILOT_SRC"), "tests", "k8s",
-                                              "apiserver.py"),
-             "--port-file", port_file, "--tokens", tokens], stdout=self.log,
-            stderr=subprocess.STDOUT)
-        if not poll(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 15):
-            raise RuntimeError("the stand-in API server did not start")
-        self.url = "http://127.0.0.1:%s" % open(port_file).read().strip()
-        self.kubeconfig = write(os.path.join(work, "kubeconfig"), """apiVersion: v1
-kind: Config
-current-context: standin
-clusters:
-- name: standin
-  cluster: {server: "%s"}
-contexts:
-- name: standin
-  context: {cluster: standin, user: tester}
-users:
-- name: tester
-  user: {token: test-token}
-""" % self.url)
+        self.k8s = realk8s.Cluster(work=os.path.join(work, "k8s"), static_tokens={
+            ALICE_TOKEN: ("alice", "uid-alice", ["developers"])})
+        print("against " + self.k8s.banner(), flush=True)
+        self.k8s.start()
+        print("     cluster up in %.1f s" % self.k8s.startup_s, flush=True)
+        self.k8s.install_istio(crds=False)
+        self.kubeconfig = self.k8s.istiod_kubeconfig()
+        self.k8s.ensure_service_account("default", "bookinfo-productpage")
+        self.k8s.ensure_service_account("default", "doomed")
+        tr = self.k8s.token_request
+        TOKENS["tok-productpage"] = tr("default", "bookinfo-productpage", ["istio-ca"])
+        TOKENS["tok-two-aud"] = tr("default", "bookinfo-productpage", ["other", "istio-ca"])
+        TOKENS["tok-other-aud"] = tr("default", "bookinfo-productpage", [realk8s.ISSUER])
+        TOKENS["tok-doomed"] = tr("default", "doomed", ["istio-ca"])
+        TOKENS["tok-alice"] = ALICE_TOKEN
+        TOKENS["not-a-known-token"] = "not-a-known-token"
 
     def req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.url + path, data=data, method=method,
-                                   headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(r, timeout=10) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        return self.k8s.api.request(method, path, body)
 
     def get(self, path):
         st, obj = self.req("GET", path)
         return obj if st == 200 else None
 
     def kubectl(self, *args, inp=None):
-        r = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=20s"]
-                           + list(args), capture_output=True, text=True, input=inp)
-        return r.returncode, r.stdout + r.stderr
+        return self.k8s.kubectl(*args, inp=inp, check=False)
 
     def create_namespace(self, name):
-        # `kubectl create namespace` asks for protobuf, which the stand-in does not speak.
-        return self.kubectl("apply", "--validate=false", "-f", "-",
-                            inp="apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n" % name)
+        return self.kubectl("create", "namespace", name)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
+        self.k8s.stop()
 
 
 class KubePilot:
@@ -364,6 +348,22 @@ def part_ca(work, api, pilot):
     code, _, det = create_cert(ch, csr, "tok-alice")
     check(code == grpc.StatusCode.UNAUTHENTICATED,
           "a user (not a service account) token: UNAUTHENTICATED (%s)" % det)
+    code, chain3, det = create_cert(ch, csr, "tok-two-aud")
+    check(code == grpc.StatusCode.OK and chain3 and sans(work, chain3[0], "w1b") ==
+          ["URI:" + SPIFFE], "a token for audiences [other, istio-ca]: issued (%s %s)" %
+          (code, det))
+    code, chain3, det = create_cert(ch, csr, "tok-doomed")
+    check(code == grpc.StatusCode.OK, "ServiceAccount doomed's token: issued (%s %s)" %
+          (code, det))
+    st, _ = api.req("DELETE", "/api/v1/namespaces/default/serviceaccounts/doomed")
+    check(st == 200, "ServiceAccount doomed deleted (HTTP %d)" % st)
+    # The API server caches a token's authentication for 10 s, so the deletion shows
+    # within that (bounded) time.
+    t0 = time.time()
+    res = poll(lambda: (lambda r: r if r[0] == grpc.StatusCode.UNAUTHENTICATED else None)(
+        create_cert(ch, csr, "tok-doomed")), 20, 0.5)
+    check(res is not None, "the token of a deleted ServiceAccount: UNAUTHENTICATED after "
+          "%.1f s (%s)" % (time.time() - t0, res and res[2]))
     code, _, det = create_cert(ch, csr, "tok-productpage", ttl=91 * 24 * 3600)
     check(code == grpc.StatusCode.INVALID_ARGUMENT,
           "TTL above MAX_WORKLOAD_CERT_TTL refused: INVALID_ARGUMENT (%s)" % det)
@@ -376,10 +376,10 @@ def part_ca(work, api, pilot):
         na = not_after(work, chain2[0], "w1h")
         check(abs(na - time.time() - 3600) < 300, "validity_duration 3600 honoured")
 
-    check((pilot.metric("citadel_server_csr_count") or 0) >= 8, "citadel_server_csr_count counts")
-    check((pilot.metric("citadel_server_success_cert_issuance_count") or 0) >= 2,
+    check((pilot.metric("citadel_server_csr_count") or 0) >= 11, "citadel_server_csr_count counts")
+    check((pilot.metric("citadel_server_success_cert_issuance_count") or 0) >= 4,
           "citadel_server_success_cert_issuance_count counts")
-    check((pilot.metric("citadel_server_authentication_failure_count") or 0) >= 4,
+    check((pilot.metric("citadel_server_authentication_failure_count") or 0) >= 5,
           "citadel_server_authentication_failure_count counts")
     exp = pilot.metric("citadel_server_root_cert_expiry_timestamp") or 0
     check(abs(exp - not_after(work, root, "root")) < 2,
@@ -437,7 +437,7 @@ def part_tls(work, api, pilot, root, protos):
     r, err = ads(ch_cert, node())
     check(r is not None and r.type_url == T_CDS,
           "ADS over TLS with a client certificate: CDS answered (%s)" % (err and err.details()))
-    r, err = ads(tls_plain, node(), [("authorization", "Bearer tok-productpage")])
+    r, err = ads(tls_plain, node(), [("authorization", "Bearer " + TOKENS["tok-productpage"])])
     check(r is not None and r.type_url == T_CDS,
           "ADS over TLS with a JWT only: CDS answered (%s)" % (err and err.details()))
     r, err = ads(tls_plain, node())
@@ -586,16 +586,17 @@ def part_rotation(work, api):
 
 
 def main():
-    for tool in ("kubectl", "openssl"):
-        if shutil.which(tool) is None:
-            ec.skip(tool + " is not installed")
+    if shutil.which("openssl") is None:
+        ec.skip("openssl is not installed")
+    t0 = time.time()
     work = tempfile.mkdtemp(prefix="ca-kube-")
     protos = ec.Protos(work)
-    api = ApiServer(work)
+    api = None
     pilots = []
     try:
-        rc, out = api.create_namespace("istio-system")
-        check(rc == 0, "kubectl apply of Namespace istio-system: " + out.strip())
+        api = ApiServer(work)
+        ns = api.get("/api/v1/namespaces/istio-system")
+        check(ns is not None, "Namespace istio-system applied (manifests/00-namespace.yaml)")
         a = KubePilot(work, api, "pilot-a")
         pilots.append(a)
         root = part_ca(work, api, a)
@@ -610,17 +611,26 @@ def main():
         pilots.remove(b)
         b.stop()
         part_rotation(work, api)
+        check(*api.k8s.rbac_verdict())
+    except SystemExit:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    except Exception as e:  # reported with the logs below
+        import traceback
+        traceback.print_exc()
+        FAILS.append("exception: %s" % e)
     finally:
         for p in pilots:
             p.stop()
-        api.stop()
+        if api is not None:
+            api.stop()
         if FAILS:
             for p in ("pilot-a", "pilot-b", "pilot-rot"):
                 path = os.path.join(work, p + ".log")
                 if os.path.exists(path):
                     print("--- %s (tail)" % p)
                     print(open(path).read()[-3000:])
-    print("%d failed" % len(FAILS))
+    print("%d failed (%.0f s)" % (len(FAILS), time.time() - t0))
     if not FAILS:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if FAILS else 0

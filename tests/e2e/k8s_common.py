@@ -1,20 +1,21 @@
-"""Helpers for the end-to-end tests that run pilot-discovery against the stand-in Kubernetes
-API server (tests/k8s/apiserver.py): start it on a free port, write a kubeconfig, run
-kubectl at it, start pilot-discovery with --kubeconfig, and compare /debug/configz with the
-server's Istio objects.
+"""Helpers for the end-to-end tests that run pilot-discovery against a REAL kube-apiserver +
+etcd (tests/k8s/realk8s.py, binaries from $PILOT_PEERS_BIN; exit 77 without them): start a
+cluster with istiod's RBAC and our CRDs, give pilot-discovery a kubeconfig holding only a
+bound token of istio-system/istiod (optionally through a Relay the test can hold and cut),
+run kubectl at it as the admin, start pilot-discovery with --kubeconfig, and compare
+/debug/configz with the server's Istio objects.
 
 Run with Debian's /usr/bin/python3.
 """
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s"))
 import e2e_common as ec  # noqa: E402
+import realk8s  # noqa: E402
 
 # (API group/version, plural, kind) of the Istio kinds configz reports
 ISTIO_KINDS = [
@@ -30,13 +31,6 @@ ISTIO_KINDS = [
 ]
 
 
-def need_kubectl():
-    k = shutil.which("kubectl")
-    if not k:
-        ec.skip("kubectl is not installed")
-    return k
-
-
 def poll(fn, timeout, step=0.1):
     """fn() until it returns something true or the deadline passes; returns the last value."""
     deadline = time.time() + timeout
@@ -49,75 +43,69 @@ def poll(fn, timeout, step=0.1):
 
 
 class ApiServer:
-    """The stand-in API server on a free port, with its fault switches."""
+    """A real kube-apiserver + etcd (realk8s.Cluster) with manifests/00-namespace,
+    02-rbac and 01-crds applied. .kubeconfig is istiod's (a bound token of
+    istio-system/istiod and nothing else; through a Relay when relay=True, .relay);
+    kubectl() and get() act as the admin. The faults are realk8s's, on .k8s."""
 
-    def __init__(self, work):
+    def __init__(self, work, relay=False, watch_cache=True):
         self.work = work
-        script = os.path.join(ec.env_path("PILOT_SRC"), "tests", "k8s", "apiserver.py")
-        pf = os.path.join(work, "api.port")
-        self.log_path = os.path.join(work, "api.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(["/usr/bin/python3", script, "--port-file", pf],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        if not poll(lambda: os.path.exists(pf) and os.path.getsize(pf) > 0, 15):
-            raise RuntimeError("the stand-in API server did not start")
-        with open(pf) as f:
-            self.port = int(f.read().strip())
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.kubeconfig = os.path.join(work, "kubeconfig")
-        with open(self.kubeconfig, "w") as f:
-            f.write("""apiVersion: v1
-kind: Config
-current-context: standin
-clusters:
-- name: standin
-  cluster: {server: "%s"}
-contexts:
-- name: standin
-  context: {cluster: standin, user: tester}
-users:
-- name: tester
-  user: {token: test-token}
-""" % self.url)
+        self.k8s = realk8s.Cluster(work=os.path.join(work, "k8s"), watch_cache=watch_cache)
+        print("against " + self.k8s.banner(), flush=True)
+        self.k8s.start()
+        try:
+            print("     cluster up in %.1f s" % self.k8s.startup_s, flush=True)
+            self.k8s.install_istio()
+            self.relay = self.k8s.relay() if relay else None
+            self.kubeconfig = self.k8s.istiod_kubeconfig(
+                server="https://127.0.0.1:%d" % self.relay.port if relay else None)
+        except BaseException:
+            self.k8s.stop()
+            raise
+        self.log_path = os.path.join(self.k8s.work, "apiserver.log")
 
     def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
-            return json.load(r)
+        return self.k8s.api.get(path)
 
-    def admin(self, op, body=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        req = urllib.request.Request(self.url + "/_admin/" + op, data=data, method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
+    def kubectl(self, *args, inp=None):
+        """Runs kubectl as the admin; raises with its output on failure."""
+        return self.k8s.kubectl(*args, inp=inp)
 
-    def kubectl(self, *args):
-        """Runs kubectl at the stand-in; raises with its output on failure."""
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig)
-        p = subprocess.run(["kubectl", "--request-timeout=20s"] + list(args), env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise RuntimeError("kubectl %s: %s" % (" ".join(args), p.stdout))
-        return p.stdout
+    def apply_objects(self, src):
+        """kubectl apply plus what a full cluster would do (realk8s.apply_objects)."""
+        return self.k8s.apply_objects(src)
 
     def istio_objects(self):
-        """{(kind, namespace, name): (resourceVersion, spec)} of the server's Istio objects."""
+        """{(kind, namespace, name): (resourceVersion, spec)} of the server's Istio objects
+        (of the kinds it serves)."""
         out = {}
         for gv, plural, kind in ISTIO_KINDS:
-            for it in self.get("/apis/%s/%s" % (gv, plural))["items"]:
+            lst = self.get("/apis/%s/%s" % (gv, plural))
+            for it in (lst or {}).get("items", []):
                 md = it["metadata"]
                 out[(kind, md.get("namespace", ""), md["name"])] = (md["resourceVersion"],
                                                                     it.get("spec", {}))
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        self.k8s.stop()
+
+
+def host_ipv4():
+    """A global-scope IPv4 address of this machine, or None. A real API server refuses
+    loopback addresses in EndpointSlices ("may not be in the loopback range"), so traffic
+    tests put their backends on this address instead of 127.0.0.x."""
+    import json
+    try:
+        out = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True,
+                             timeout=10).stdout
+        for link in json.loads(out or "[]"):
+            for a in link.get("addr_info", []):
+                if a.get("scope") == "global" and a.get("local"):
+                    return a["local"]
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class KubePilot(ec.Pilot):

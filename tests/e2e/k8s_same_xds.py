@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The same objects, two sources, the same xDS: manifests/samples (and Istio's bookinfo,
 bookinfo-gateway, destination-rule-all and virtual-service-reviews-jason-v2-v3 from
-$PILOT_SHARED when present) served by one pilot-discovery with
---configDir and by one with --kubeconfig at the stand-in API server after `kubectl apply`
-of the same files. For each node kind
+$PILOT_SHARED when present) served by one pilot-discovery with --configDir and by one with
+--kubeconfig at a REAL kube-apiserver + etcd (tests/k8s/realk8s.py, binaries from
+$PILOT_PEERS_BIN; RBAC on, pilot-discovery authenticated only by a bound token of
+istio-system/istiod) after `kubectl apply` of the same files. For each node kind
   - Envoy sidecars in default and in demo (the greeter v1 and web v1 Pods' addresses),
   - an Envoy router in istio-system (labels istio: ingressgateway, the gateway Pod's address),
   - a proxyless gRPC client naming a few host:port listeners, and a gRPC server (the
@@ -14,12 +15,27 @@ identical byte for byte per (type, name); version_info and nonces are not compar
 manifests/samples is applied before the Kubernetes-fed pilot starts (its initial lists),
 bookinfo after (watch events).
 
+What a real server adds to the objects is the point: defaults (Service type, ports'
+protocol and targetPort, ipFamilies, sessionAffinity, internalTrafficPolicy, EndpointSlice
+ports' protocol, Pod spec defaults and status.qosClass), uid, resourceVersion,
+managedFields, the kubernetes.io/metadata.name label of Namespaces. What a real cluster
+has that the files do not is given to the --configDir side too, as the server holds it,
+so that both sources see the same objects: the API server's own Service default/kubernetes
+and its EndpointSlice, and the cluster IPs the server allocated to bookinfo's Services
+(bookinfo.yaml names none). The samples' loopback addresses (127.0.0.N) become 10.244.0.N
+in the files both sides get, node ids included: a real server refuses loopback addresses
+in EndpointSlices ("may not be in the loopback range"). The Pods' status is written through the status subresource,
+as a kubelet would (create drops it), and the ServiceAccounts they name are created (no
+controller-manager runs).
+
 A difference means one source builds a different model from the same objects (say,
 metadata the API server adds leaking into xDS); the failure prints both sides as text.
-Skips (77) without grpcio, kubectl, protoc or the binary.
+Skips (77) without grpcio, protoc, the binary or $PILOT_PEERS_BIN's binaries.
 """
 import difflib
+import json
 import os
+import re
 import queue
 import shutil
 import sys
@@ -233,10 +249,40 @@ def config_files(src, shared):
     return files
 
 
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields",
+                 "generation", "annotations")
+
+
+def as_file_object(obj):
+    """An object read from the server, as a file would hold it: the server's bookkeeping
+    in metadata dropped, spec and data kept."""
+    o = json.loads(json.dumps(obj))
+    for f in SERVER_FIELDS:
+        o["metadata"].pop(f, None)
+    o.pop("status", None)
+    return o
+
+
+def write_docs(path, objs):
+    """A multi-document YAML file of JSON objects (JSON is YAML)."""
+    with open(path, "w") as f:
+        for o in objs:
+            f.write("---\n" + json.dumps(o, indent=1) + "\n")
+
+
+LOOPBACK = re.compile(r"\b127\.0\.0\.(\d+)\b")
+
+
+def off_loopback(text):
+    """127.0.0.N -> 10.244.0.N: a real server refuses loopback addresses in EndpointSlices
+    ("may not be in the loopback range"); both sources get the same translated files."""
+    return LOOPBACK.sub(r"10.244.0.\1", text)
+
+
 def main():
-    kc.need_kubectl()
     if not shutil.which("protoc"):
         ec.skip("protoc is not installed")
+    t_start = time.time()
     src = ec.env_path("PILOT_SRC")
     shared = os.environ.get("PILOT_SHARED", "")
     work = tempfile.mkdtemp(prefix="k8s-same-xds-")
@@ -245,31 +291,73 @@ def main():
     print("objects from: %s" % ", ".join(os.path.relpath(f, os.path.dirname(src))
                                          for f in files))
 
-    api = kc.ApiServer(work)
+    # The files, off loopback (see off_loopback), as both sources get them.
+    os.makedirs(os.path.join(work, "objs"))
+    translated = []
+    for i, f in enumerate(files):
+        dst = os.path.join(work, "objs", "%02d-%s" % (i + 1, os.path.basename(f)))
+        with open(f) as a, open(dst, "w") as b:
+            b.write(off_loopback(a.read()))
+        translated.append((f, dst))
+    files = [t for _, t in translated]
+    src_of = dict((t, f) for f, t in translated)
+
+    try:
+        api = kc.ApiServer(work)
+    except SystemExit:  # skipped
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     file_pilot = kube_pilot = None
     try:
         file_pilot = ec.Pilot(workdir=os.path.join(work, "file"))
-        for i, f in enumerate(files):
-            shutil.copy(f, os.path.join(file_pilot.config_dir,
-                                        "%02d-%s" % (i, os.path.basename(f))))
         # manifests/samples before the start (read by the initial lists), the rest after
         # (read from watch events), so both ways into the model are compared
-        def apply(fs):
-            args = ["apply", "--validate=false"]
-            for f in fs:
-                args += ["-f", f]
-            api.kubectl(*args)
-        first = [f for f in files if "/manifests/samples/" in f]
+        first = [f for f in files if "/manifests/samples/" in src_of[f]]
         later = [f for f in files if f not in first]
-        apply(first)
+        api.apply_objects(first)
         kube_pilot = kc.KubePilot(api.kubeconfig, os.path.join(work, "kube"))
-        file_pilot.start()
         kube_pilot.start()
         if later:
-            apply(later)
+            api.apply_objects(later)
+
+        # The --configDir side: the same files, plus what the real cluster holds beyond them
+        # (the API server's own Service and EndpointSlice; the cluster IPs it allocated).
+        svc_ips = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"]
+                   for o in api.get("/api/v1/services")["items"]}
+        extra = [as_file_object(api.get("/api/v1/namespaces/default/services/kubernetes"))]
+        # With --advertise-address 127.0.0.1 the server cannot write its own endpoints
+        # (loopback is refused there too), so there is normally no such slice.
+        sl = api.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+        if sl:
+            extra.append(as_file_object(sl))
+        print("the server's own: Service default/kubernetes %s, EndpointSlice %s" % (
+            extra[0]["spec"]["clusterIP"], sl and [(e["addresses"], [p["port"] for p in
+                                                                 sl["ports"]])
+                                             for e in sl["endpoints"]]))
+        write_docs(os.path.join(file_pilot.config_dir, "00-server-kubernetes.yaml"), extra)
+        for f in files:
+            dst = os.path.join(file_pilot.config_dir, os.path.basename(f))
+            objs = api.k8s.objects_of(f)
+            allocated = []
+            for o in objs:
+                if o.get("kind") == "Service" and not o.get("spec", {}).get("clusterIP"):
+                    md = o["metadata"]
+                    ip = svc_ips[(md.get("namespace", "default"), md["name"])]["clusterIP"]
+                    o["spec"]["clusterIP"] = ip
+                    allocated.append("%s=%s" % (md["name"], ip))
+            if allocated:
+                write_docs(dst, objs)
+                print("cluster IPs the server allocated, given to --configDir: " +
+                      ", ".join(allocated))
+            else:
+                shutil.copy(f, dst)
+        file_pilot.start()
 
         Node = protos.cls("envoy.config.core.v3.Node")
         for label, node_id, md, labels, listeners in NODES:
+            node_id = off_loopback(node_id)
+            listeners = [off_loopback(x) for x in listeners] if listeners else listeners
+
             def node():
                 n = Node(id=node_id, cluster="e2e")
                 for k, v in md.items():
@@ -297,6 +385,7 @@ def main():
             need = ("LDS", "RDS", "CDS", "EDS")
             check(all(counts.get(t, 0) > 0 for t in need),
                   "%s: every type has resources (%s)" % (label, counts))
+        check(*api.k8s.rbac_verdict())
     except Exception as e:  # reported with the logs below
         import traceback
         traceback.print_exc()
@@ -304,7 +393,7 @@ def main():
     finally:
         codes = []
         for p in (file_pilot, kube_pilot):
-            if p is not None:
+            if p is not None and p.proc is not None:
                 codes.append(p.stop())
         api.stop()
         if any(codes):
@@ -314,7 +403,10 @@ def main():
         for name, p in (("--configDir", file_pilot), ("--kubeconfig", kube_pilot)):
             if p is not None:
                 print("--- %s pilot log ---\n%s" % (name, p.read_log()[-3000:]))
+        print("logs kept in " + work)
         return 1
+    shutil.rmtree(work, ignore_errors=True)
+    print("passed in %.0f s (%s)" % (time.time() - t_start, api.k8s.banner()))
     return 0
 
 

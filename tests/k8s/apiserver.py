@@ -16,6 +16,8 @@ and Conflict, TokenReview from a token table, and fault switches under /_admin/:
   POST /_admin/fail?count=N[&code=500]   the next N list/watch requests fail with code
                                          (not those with an X-Standin-Test header)
   POST /_admin/tokens                    body {token: {username, groups, audiences}}
+  POST /_admin/slow-tokenreview?seconds=N  every TokenReview answers only after N seconds
+                                         (a stalled authenticator, on cue)
   POST /_admin/auth                      body {"tokens": [..]}: bearer tokens the API accepts
                                          (401 otherwise); an empty list turns auth off
   POST /_admin/istio-versions?set=v1,..  serve networking.istio.io at these versions (empty:
@@ -227,6 +229,7 @@ class Store:
         self.compact_epoch = 0
         self.abrupt = False
         self.stall_until = 0.0
+        self.review_delay = 0.0
         self.fail_count = 0
         self.fail_code = 500
         self.tokens = {}
@@ -770,6 +773,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def token_review(self, res, body):
         st = self.server.store
+        if st.review_delay > 0:
+            time.sleep(st.review_delay)
         spec = body.get("spec") or {}
         token = spec.get("token") or ""
         auds = spec.get("audiences") or []
@@ -845,6 +850,11 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.fail_count = int(q.get("count") or 1)
                 st.fail_code = int(q.get("code") or 500)
+            return self.send_json(200, {"ok": True})
+        if op == "slow-tokenreview":
+            self.read_body()
+            with st.lock:
+                st.review_delay = float(q.get("seconds") or 0)
             return self.send_json(200, {"ok": True})
         if op == "tokens":
             body = self.read_json()

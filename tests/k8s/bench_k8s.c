@@ -1,4 +1,8 @@
-/* bench_k8s: how fast the k8s source turns the API server's JSON into sink events, and
+/* Stays on the stand-in API server (tests/k8s/apiserver.py): it bulk-loads 10^4-10^5
+ * objects in one request (/_admin/load), which a real server would take minutes to write,
+ * and it measures only this process's CPU.
+ *
+ * bench_k8s: how fast the k8s source turns the API server's JSON into sink events, and
  * what it keeps per object. The stand-in API server is loaded with S services and P pods
  * (realistic pod bodies, ~1.6 KB of JSON each); then we measure
  *   1. the initial paged list: objects per CPU-second of this process (decode + reconcile

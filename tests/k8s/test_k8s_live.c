@@ -1,4 +1,13 @@
-/* Live tests of the k8s module against the stand-in API server (tests/k8s/apiserver.py):
+/* Stays on the stand-in API server (tests/k8s/apiserver.py), on purpose: these checks need
+ * misbehaviour on cue that a real kube-apiserver cannot be made to do: injected N failures
+ * with chosen HTTP codes (backoff), watches dropped cleanly or reset at a chosen moment
+ * while the server keeps writing, an ERROR 410 event inside an open watch, a restart into
+ * an arbitrary replacement state with the same resourceVersion space, networking.istio.io
+ * served at chosen versions only, core Endpoints without discovery.k8s.io, and token
+ * tables. The real-server counterparts are test_e2e_k8s.sh, test_k8s_startup.py and the
+ * tests/e2e k8s_* and ca_kube tests (realk8s.py).
+ *
+ * Live tests of the k8s module against the stand-in API server (tests/k8s/apiserver.py):
  * reflectors (initial paged list, watch events, re-watch after dropped watches without
  * loss, 410 -> relist with vanished objects deleted, server restart with changed state ->
  * exact convergence, injected failures -> backoff, fallbacks to core Endpoints and older

@@ -1,19 +1,27 @@
 #!/usr/bin/python3
-"""pilot-discovery --kubeconfig at the stand-in API server, around start-up:
+"""pilot-discovery --kubeconfig at a REAL kube-apiserver + etcd (tests/k8s/realk8s.py,
+binaries from $PILOT_PEERS_BIN), authenticated only by a bound token of
+istio-system/istiod (TokenRequest API), so RBAC judges manifests/02-rbac.yaml, around
+start-up:
 
-1. The API server is not there yet: the process stays up, /ready answers 503, the CA's
-   wait for Secret istio-ca-secret logs a bounded number of lines; the stand-in comes up
-   a few seconds later (same port) and /ready turns 200.
+1. The API server is not there yet (stopped after the token was made: connections are
+   refused): the process stays up, /ready answers 503, the CA's wait for Secret
+   istio-ca-secret logs a bounded number of lines; the same API server comes back (same
+   port, certificates and etcd) and /ready turns 200.
 2. Gateway credentials: a kubernetes.io/tls Secret applied with kubectl reaches the model
    and an ADS request from a router node in that namespace for SDS
    "kubernetes://<name>" gets its certificate and key; a service-account-token Secret
-   carrying tls.crt/tls.key (so SDS would serve it if the model had it) is not read.
-3. Istio's CRDs installed after start (the stand-in serves no networking.istio.io at
-   first): a VirtualService applied afterwards shows up in /debug/configz, found by the
+   carrying tls.crt/tls.key (so SDS would serve it if the model had it) is not read (the
+   field selector type!=kubernetes.io/service-account-token, evaluated by the real server).
+3. Istio's CRDs installed after start (the cluster has none at first): the real server
+   starts serving networking.istio.io once manifests/01-crds.yaml is applied; a
+   VirtualService applied afterwards shows up in /debug/configz, found by the
    re-discovery timer (PILOT_K8S_REDISCOVERY_INTERVAL shortened).
-4. SIGTERM while waiting for an API server that never answers: a clean exit 0.
+4. SIGTERM while waiting for an API server that never answers (the same kubeconfig
+   pointed at a dead port): a clean exit 0.
+No request of pilot-discovery's is refused by RBAC (no 403 in its log).
 
-Skips (77) without the binary, grpcio, kubectl or openssl.
+Skips (77) without the binary, grpcio, openssl, protoc or $PILOT_PEERS_BIN's binaries.
 """
 import base64
 import json
@@ -21,16 +29,16 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_common as ec  # noqa: E402
+import realk8s  # noqa: E402
 
 try:
     import grpc
@@ -58,25 +66,6 @@ def poll(fn, timeout, step=0.2):
             return v
         time.sleep(step)
     return None
-
-
-def kubeconfig(work, port):
-    path = os.path.join(work, "kubeconfig")
-    with open(path, "w") as f:
-        f.write("""apiVersion: v1
-kind: Config
-current-context: standin
-clusters:
-- name: standin
-  cluster: {server: "http://127.0.0.1:%d"}
-contexts:
-- name: standin
-  context: {cluster: standin, user: tester}
-users:
-- name: tester
-  user: {token: test-token}
-""" % port)
-    return path
 
 
 class Pilot:
@@ -126,35 +115,6 @@ class Pilot:
         return rc
 
 
-def start_apiserver(work, port, extra):
-    log = open(os.path.join(work, "api.log"), "w")
-    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(ec.env_path("PILOT_SRC"), "tests",
-                                                              "k8s", "apiserver.py"),
-                             "--port", str(port)] + extra, stdout=log, stderr=subprocess.STDOUT)
-    if not poll(lambda: _listening(port), 15):
-        raise RuntimeError("the stand-in API server did not start")
-    return proc, log
-
-
-def _listening(port):
-    s = socket.socket()
-    try:
-        s.settimeout(0.5)
-        s.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def kubectl(kc, yaml_text):
-    r = subprocess.run(["kubectl", "--kubeconfig", kc, "--request-timeout=20s", "apply",
-                        "--validate=false", "-f", "-"], input=yaml_text, capture_output=True,
-                       text=True)
-    return r.returncode, r.stdout + r.stderr
-
-
 def make_cert(work, name):
     key, crt = os.path.join(work, name + ".key"), os.path.join(work, name + ".crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -167,14 +127,19 @@ def make_cert(work, name):
 
 def secret_yaml(name, typ, cert, key):
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    # A real server requires a token Secret to name its ServiceAccount.
+    ann = ("  annotations: {kubernetes.io/service-account.name: shop-sa}\n"
+           if typ == "kubernetes.io/service-account-token" else "")
     return """apiVersion: v1
 kind: Secret
-metadata: {name: %s, namespace: %s}
-type: %s
+metadata:
+  name: %s
+  namespace: %s
+%stype: %s
 data:
   tls.crt: %s
   tls.key: %s
-""" % (name, NS, typ, b64(cert), b64(key))
+""" % (name, NS, ann, typ, b64(cert), b64(key))
 
 
 def sds(protos, pilot, names):
@@ -210,11 +175,9 @@ def sds(protos, pilot, names):
     return {protos.unpack_any(a).name: protos.unpack_any(a) for a in r.resources}
 
 
-def part_delayed_apiserver(work, protos):
-    api_port = ec.free_port()
-    kc = kubeconfig(work, api_port)
+def part_delayed_apiserver(work, protos, k8s, kc):
+    k8s.kill_apiserver()
     pilot = Pilot(work, "pilot-delayed", kc, env={"PILOT_K8S_REDISCOVERY_INTERVAL": "300ms"})
-    api = api_log = None
     try:
         codes = []
         for _ in range(8):  # about 4 s without an API server
@@ -223,13 +186,16 @@ def part_delayed_apiserver(work, protos):
         check(pilot.proc.poll() is None, "pilot-discovery keeps running without an API server")
         check(codes[-1] == 503 and all(c in (0, 503) for c in codes) and codes.count(503) >= 4,
               "/ready answers 503 while the API server is unreachable (%s)" % codes)
-        api, api_log = start_apiserver(work, api_port, ["--istio-versions", ""])
         t0 = time.time()
-        ok = poll(lambda: pilot.ready_code() == 200, 45)
-        check(bool(ok), "/ready turns 200 once the API server answers (%.1f s)" %
-              (time.time() - t0))
+        k8s.start_apiserver()
+        print("     the API server is back, /readyz after %.1f s" % (time.time() - t0))
+        ok = poll(lambda: pilot.ready_code() == 200, 60)
+        check(bool(ok), "/ready turns 200 once the API server answers (%.1f s after its "
+              "start)" % (time.time() - t0))
         log = pilot.read_log()
         waits = [ln for ln in log.splitlines() if "retrying" in ln and "ca" in ln.split("\t")[2:3]]
+        for ln in waits:
+            print("     " + ln[:220])
         check(1 <= len(waits) <= 4, "the CA's wait logged %d lines (bounded)" % len(waits))
         check("API server answered after" in log, "the CA says when the API server answered")
         if not ok:
@@ -239,10 +205,13 @@ def part_delayed_apiserver(work, protos):
         # ---- 2. gateway credentials through the Secrets reflector ----
         cert, key = make_cert(work, "ingress")
         tcert, tkey = make_cert(work, "token")
-        rc, out = kubectl(kc, secret_yaml("sa-tok", "kubernetes.io/service-account-token",
-                                          tcert, tkey))
+        k8s.ensure_service_account(NS, "shop-sa")
+        rc, out = k8s.kubectl("apply", "-f", "-", check=False,
+                              inp=secret_yaml("sa-tok", "kubernetes.io/service-account-token",
+                                              tcert, tkey))
         check(rc == 0, "kubectl apply of a service-account-token Secret (%s)" % out.strip())
-        rc, out = kubectl(kc, secret_yaml("ingress-cert", "kubernetes.io/tls", cert, key))
+        rc, out = k8s.kubectl("apply", "-f", "-", check=False,
+                              inp=secret_yaml("ingress-cert", "kubernetes.io/tls", cert, key))
         check(rc == 0, "kubectl apply of a kubernetes.io/tls Secret (%s)" % out.strip())
         names = ["kubernetes://ingress-cert", "kubernetes://sa-tok"]
         got = poll(lambda: (lambda r: r if r and "kubernetes://ingress-cert" in r else None)(
@@ -263,10 +232,8 @@ def part_delayed_apiserver(work, protos):
 
         # ---- 3. Istio CRDs installed after start ----
         check("virtualservices" not in k8sz, "no Istio reflectors before the CRDs exist")
-        urllib.request.urlopen(urllib.request.Request(
-            "http://127.0.0.1:%d/_admin/istio-versions?set=v1,v1beta1" % api_port, data=b"",
-            method="POST"), timeout=5).read()
-        rc, out = kubectl(kc, """apiVersion: networking.istio.io/v1
+        k8s.install_crds()
+        vs = """apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: late, namespace: %s}
 spec:
@@ -274,30 +241,33 @@ spec:
   http:
   - route:
     - destination: {host: late.example.com}
-""" % NS)
-        check(rc == 0, "kubectl apply of a VirtualService once the CRDs exist (%s)" %
-              out.strip())
+""" % NS
+        # kubectl's discovery cache may lag the new kinds by a moment
+        res = poll(lambda: (lambda r: r if r[0] == 0 else None)(
+            k8s.kubectl("apply", "-f", "-", inp=vs, check=False)), 15, 0.5)
+        check(bool(res), "kubectl apply of a VirtualService once the CRDs exist (%s)" %
+              (res[1].strip() if res else k8s.kubectl("apply", "-f", "-", inp=vs,
+                                                      check=False)[1]))
 
         def vs_seen():
             cfg = pilot.mon_json("/debug/configz") or []
             return any(o.get("kind") == "VirtualService" and
                        o["metadata"]["name"] == "late" for o in cfg)
         check(bool(poll(vs_seen, 15)), "the VirtualService reaches /debug/configz")
+        check(*k8s.rbac_verdict())
         rc = pilot.stop()
         pilot = None
         check(rc == 0, "pilot-discovery exits cleanly (rc %d)" % rc)
     finally:
         if pilot:
             pilot.stop()
-        if api:
-            api.terminate()
-            api.wait(timeout=10)
-            api_log.close()
 
 
-def part_sigterm_while_waiting(work):
-    kc = kubeconfig(os.path.join(work, "dead"), ec.free_port())
-    pilot = Pilot(work, "pilot-dead", kc)
+def part_sigterm_while_waiting(work, k8s, kc):
+    dead = os.path.join(work, "dead.kubeconfig")
+    with open(kc) as f, open(dead, "w") as g:
+        g.write(f.read().replace(k8s.url, "https://127.0.0.1:%d" % ec.free_port()))
+    pilot = Pilot(work, "pilot-dead", dead)
     time.sleep(2.5)
     check(pilot.proc.poll() is None and pilot.ready_code() == 503,
           "waiting for an API server that never answers, /ready 503")
@@ -308,16 +278,33 @@ def part_sigterm_while_waiting(work):
 
 
 def main():
-    for tool in ("kubectl", "openssl", "protoc"):
+    for tool in ("openssl", "protoc"):
         if not shutil.which(tool):
             ec.skip("%s is not installed" % tool)
+    t0 = time.time()
     work = tempfile.mkdtemp(prefix="k8s-startup-")
-    os.makedirs(os.path.join(work, "dead"))
+    k8s = None
     try:
+        k8s = realk8s.Cluster(work=os.path.join(work, "k8s"))
+        print("against " + k8s.banner(), flush=True)
+        k8s.start()
+        print("     cluster up in %.1f s" % k8s.startup_s, flush=True)
+        k8s.install_istio(crds=False)
+        k8s.ensure_namespace(NS)
+        kc = k8s.istiod_kubeconfig()
         protos = ec.Protos(work)
-        part_delayed_apiserver(work, protos)
-        part_sigterm_while_waiting(work)
+        part_delayed_apiserver(work, protos, k8s, kc)
+        part_sigterm_while_waiting(work, k8s, kc)
+    except SystemExit:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    except Exception as e:  # reported below, logs kept
+        import traceback
+        traceback.print_exc()
+        failures.append("exception: %s" % e)
     finally:
+        if k8s is not None:
+            k8s.stop()
         if not failures:
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -325,7 +312,7 @@ def main():
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1
-    print("k8s start-up test passed")
+    print("k8s start-up test passed in %.0f s" % (time.time() - t0))
     return 0
 
 
