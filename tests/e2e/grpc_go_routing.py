@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_common as ec  # noqa: E402
@@ -28,18 +27,6 @@ def check(cond, what):
         failures.append(what)
 
 
-def start_backend(ip, port, version):
-    handler = grpc.method_handlers_generic_handler(
-        "e2e.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(
-            lambda req, ctx: version.encode())})
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                      options=[("grpc.so_reuseport", 0)])
-    srv.add_generic_rpc_handlers((handler,))
-    if srv.add_insecure_port("%s:%d" % (ip, port)) == 0:
-        raise RuntimeError("cannot bind %s:%d" % (ip, port))
-    srv.start()
-    return srv
-
 
 def main():
     peers = os.environ.get("PILOT_PEERS_BIN", "")
@@ -50,7 +37,7 @@ def main():
     ips, port = rcfg.pick_backends(os.getpid() + 29)
     pilot = ec.Pilot(workdir=work)
     rcfg.write_config(pilot.config_dir, ips, port, 80, 20)
-    backends = [start_backend(ip, port, v) for ip, v in zip(ips, rcfg.VERSIONS)]
+    backends = [rcfg.start_backend(ip, port, v) for ip, v in zip(ips, rcfg.VERSIONS)]
     pilot.start()
     try:
         boot = os.path.join(work, "bootstrap.json")

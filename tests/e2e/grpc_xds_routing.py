@@ -14,7 +14,6 @@ import os
 import sys
 import tempfile
 import time
-from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_common as ec  # noqa: E402
@@ -38,19 +37,6 @@ def check(cond, what):
         failures.append(what)
 
 
-def start_backend(ip, port, version):
-    def hello(req, ctx):
-        return version.encode()
-    handler = grpc.method_handlers_generic_handler(
-        "e2e.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(hello)})
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                      options=[("grpc.so_reuseport", 0)])
-    srv.add_generic_rpc_handlers((handler,))
-    if srv.add_insecure_port("%s:%d" % (ip, port)) == 0:
-        raise RuntimeError("cannot bind %s:%d" % (ip, port))
-    srv.start()
-    return srv
-
 
 def call_many(stub, n, metadata=()):
     counts = {}
@@ -69,7 +55,7 @@ def main():
     ips, port = rcfg.pick_backends(os.getpid())
     pilot = ec.Pilot(workdir=work)
     rcfg.write_config(pilot.config_dir, ips, port, 80, 20)
-    backends = [start_backend(ip, port, v) for ip, v in zip(ips, rcfg.VERSIONS)]
+    backends = [rcfg.start_backend(ip, port, v) for ip, v in zip(ips, rcfg.VERSIONS)]
     pilot.start()
     try:
         boot = os.path.join(work, "bootstrap.json")

@@ -195,3 +195,19 @@ def routing_checks(name, run, config_dir, check, unavailable="UNAVAILABLE"):
         counts, errors = run(50)
     check(counts == {"v3": 50}, "%s: after the VirtualService edit all go to v3 (%s %s)"
           % (name, counts, errors))
+
+
+def start_backend(ip, port, version):
+    """A plain gRPC backend on ip:port answering /e2e.Greeter/Hello with its version."""
+    from concurrent import futures
+    import grpc
+    handler = grpc.method_handlers_generic_handler(
+        "e2e.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(
+            lambda req, ctx: version.encode())})
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                      options=[("grpc.so_reuseport", 0)])
+    srv.add_generic_rpc_handlers((handler,))
+    if srv.add_insecure_port("%s:%d" % (ip, port)) == 0:
+        raise RuntimeError("cannot bind %s:%d" % (ip, port))
+    srv.start()
+    return srv

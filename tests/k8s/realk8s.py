@@ -216,8 +216,17 @@ class ApiClient:
             return st, raw.decode("utf-8", "replace")
 
     def get(self, path, **kw):
-        """The object, or None on 404; raises on any other error."""
+        """The object, or None on 404; raises on any other error. A 429 or 503 (the server
+        says so while its storage for a resource (re)initializes, e.g. CRDs just after a
+        restart) is retried as it asks, for up to 60 s."""
+        deadline = time.time() + 60
         st, obj = self.request("GET", path, **kw)
+        while st in (429, 503) and time.time() < deadline:
+            wait = 1
+            if isinstance(obj, dict):
+                wait = (obj.get("details") or {}).get("retryAfterSeconds") or 1
+            time.sleep(min(float(wait), 5.0))
+            st, obj = self.request("GET", path, **kw)
         if st == 404:
             return None
         if st != 200:
