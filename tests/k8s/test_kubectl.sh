@@ -221,8 +221,18 @@ echo "can-i: istiod may list/watch what it reads, write only its ConfigMaps and 
 tok=$(realk8s_ctl token istio-system istiod)
 ki() { "$REALK8S_KUBECTL" --request-timeout=30s --kubeconfig=/dev/null --server="$REALK8S_URL" \
        --certificate-authority="$dir/k8s/pki/ca.crt" --token="$tok" "$@"; }
-ki get secrets -A -o name >/dev/null || fail "istiod token: list secrets"
-ki get vs -A -o name | grep -q virtualservice.networking.istio.io/reviews || fail "istiod token: list vs"
+# A just-created binding or CRD may take the authorizer and discovery a moment: retry.
+ki_until() { # what, then the command and the text its output must hold
+    local what=$1 want=$2 out=""
+    shift 2
+    for _ in $(seq 20); do
+        out=$("$@" 2>&1) && { [ -z "$want" ] || grep -q -- "$want" <<<"$out"; } && return 0
+        sleep 1
+    done
+    fail "istiod token: $what: $(tail -3 <<<"$out")"
+}
+ki_until "list secrets" "" ki get secrets -A -o name
+ki_until "list vs" virtualservice.networking.istio.io/reviews ki get vs -A -o name
 ki auth whoami -o jsonpath='{.status.userInfo.username}' | grep -x "$sa" >/dev/null ||
     fail "istiod token: whoami"
 if ki create configmap probe -n kube-system --dry-run=server >/dev/null 2>&1; then :; else
