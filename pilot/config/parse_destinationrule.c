@@ -129,7 +129,6 @@ static int get_i32(mp_ctx *c, const cJSON *o, const char *key, const char *path,
 static int parse_tls_client(mp_ctx *c, const cJSON *t, const char *path, mesh_traffic_policy *tp)
 {
     static const char *const modes[] = {"", "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"};
-    char p[MP_PATH_MAX];
     char *mode = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     int rc = -1;
 
@@ -145,14 +144,9 @@ static int parse_tls_client(mp_ctx *c, const cJSON *t, const char *path, mesh_tr
         goto out;
     tp->tls.mode = MESH_TLS_DISABLE; /* the enum's zero value */
     if (mode) {
-        size_t k;
-        for (k = 1; k < sizeof modes / sizeof modes[0]; k++)
-            if (strcmp(modes[k], mode) == 0)
-                break;
-        if (k == sizeof modes / sizeof modes[0]) {
-            mp_fail(c, mp_path(p, path, "mode"), "unknown TLS mode %.32s", mode);
+        int k;
+        if (mp_tls_mode(c, path, mode, modes, sizeof modes / sizeof modes[0], &k) != 0)
             goto out;
-        }
         tp->tls.mode = (mesh_client_tls_mode)k;
     }
     bool has_cred = tp->tls.credential_name && *tp->tls.credential_name;

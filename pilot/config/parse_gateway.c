@@ -23,7 +23,6 @@ static int parse_server_tls(mp_ctx *c, const cJSON *t, const char *path, mesh_ga
                                         "AUTO_PASSTHROUGH",
                                         "ISTIO_MUTUAL",
                                         "OPTIONAL_MUTUAL"};
-    char p[MP_PATH_MAX];
     char *mode = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     char **creds = NULL;
     size_t ncreds = 0;
@@ -42,14 +41,9 @@ static int parse_server_tls(mp_ctx *c, const cJSON *t, const char *path, mesh_ga
         mp_get_str(c, t, "caCertificates", path, &ca) != 0)
         goto out;
     if (mode) {
-        size_t k;
-        for (k = 1; k < sizeof modes / sizeof modes[0]; k++)
-            if (strcmp(modes[k], mode) == 0)
-                break;
-        if (k == sizeof modes / sizeof modes[0]) {
-            mp_fail(c, mp_path(p, path, "mode"), "unknown TLS mode %.32s", mode);
+        int k;
+        if (mp_tls_mode(c, path, mode, modes, sizeof modes / sizeof modes[0], &k) != 0)
             goto out;
-        }
         s->tls.mode = (mesh_server_tls_mode)k;
     }
     if (!s->tls.credential_name && ncreds)

@@ -112,6 +112,10 @@ void mp_object_free(mesh_kind k, mesh_meta *m);
 #define FOR_EACH_OBJ(c, arr, path, key, i, it)                                                     \
     for (i = 0, it = (arr) ? (arr)->child : NULL; it; it = it->next, i++)
 
+/* The index of mode in names[1..n) (names[0] is the enum's unset value) into *out, or -1
+ * with "<path>.mode: unknown TLS mode X" (the client and server TLS settings share it). */
+int mp_tls_mode(mp_ctx *c, const char *path, const char *mode, const char *const *names, size_t n,
+                int *out);
 int mp_require_obj(mp_ctx *c, const cJSON *it, const char *path);
 /* A workload selector's labels: no empty key, no '*' in a key or value (istiod). */
 int mp_check_selector(mp_ctx *c, const char *path, const mesh_labels *l);

@@ -224,6 +224,19 @@ int mp_check_selector(mp_ctx *c, const char *path, const mesh_labels *l)
     return 0;
 }
 
+int mp_tls_mode(mp_ctx *c, const char *path, const char *mode, const char *const *names, size_t n,
+                int *out)
+{
+    char p[MP_PATH_MAX];
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(names[k], mode) == 0) {
+            *out = (int)k;
+            return 0;
+        }
+    }
+    return mp_fail(c, mp_path(p, path, "mode"), "unknown TLS mode %.32s", mode);
+}
+
 int mp_require_obj(mp_ctx *c, const cJSON *it, const char *path)
 {
     return cJSON_IsObject(it) ? 0 : mp_fail(c, path, "must be an object");
