@@ -447,6 +447,144 @@ typedef struct mesh_service_entry {
     size_t nexport_to;
 } mesh_service_entry;
 
+/* ---- Istio security resources (security.istio.io v1, v1beta1) ------------------------- */
+
+/* A list of strings as written (order kept). */
+typedef struct mesh_strv {
+    char **v;
+    size_t n;
+} mesh_strv;
+
+/* targetRef / targetRefs (gateway.networking.k8s.io PolicyTargetReference): the policy
+ * applies to what the reference names instead of a selector. ns "" = the policy's own. */
+typedef struct mesh_target_ref {
+    char *group;
+    char *kind; /* "Gateway", "Service", "ServiceEntry", "GatewayClass" */
+    char *name;
+    char *ns;
+} mesh_target_ref;
+
+typedef enum {
+    MESH_MTLS_UNSET = 0, /* inherit from the namespace / root namespace; PERMISSIVE at the top */
+    MESH_MTLS_DISABLE,
+    MESH_MTLS_PERMISSIVE,
+    MESH_MTLS_STRICT,
+} mesh_mtls_mode;
+
+typedef struct mesh_port_mtls {
+    uint32_t port; /* the workload (container) port */
+    mesh_mtls_mode mode;
+} mesh_port_mtls;
+
+typedef struct mesh_peer_authentication {
+    mesh_meta meta;
+    mesh_labels selector;      /* empty = namespace-wide (mesh-wide in the root namespace) */
+    mesh_mtls_mode mode;       /* spec.mtls.mode */
+    mesh_port_mtls *port_mtls; /* spec.portLevelMtls, sorted by port, ports unique */
+    size_t nport_mtls;
+} mesh_peer_authentication;
+
+/* One JWT rule of a RequestAuthentication. */
+typedef struct mesh_jwt_header {
+    char *name;
+    char *prefix; /* may be NULL */
+} mesh_jwt_header;
+
+typedef struct mesh_jwt_claim_header {
+    char *header;
+    char *claim;
+} mesh_jwt_claim_header;
+
+typedef struct mesh_jwt_rule {
+    char *issuer;
+    mesh_strv audiences;
+    char *jwks_uri; /* may be NULL */
+    char *jwks;     /* inline JWKS JSON, may be NULL */
+    mesh_jwt_header *from_headers;
+    size_t nfrom_headers;
+    mesh_strv from_params;
+    mesh_strv from_cookies;
+    char *output_payload_to_header; /* may be NULL */
+    bool forward_original_token;
+    mesh_jwt_claim_header *output_claim_to_headers;
+    size_t noutput_claim_to_headers;
+    int64_t timeout_ns; /* JWKS fetch timeout, -1 unset */
+} mesh_jwt_rule;
+
+typedef struct mesh_request_authentication {
+    mesh_meta meta;
+    mesh_labels selector;
+    mesh_target_ref *target_refs; /* targetRef and targetRefs together */
+    size_t ntarget_refs;
+    mesh_jwt_rule *jwt_rules;
+    size_t njwt_rules;
+} mesh_request_authentication;
+
+/* The fields of an AuthorizationPolicy rule's source, operation: each has its positive
+ * and its not- form (principals / notPrincipals ...). */
+typedef enum {
+    MESH_AZ_PRINCIPALS = 0,
+    MESH_AZ_REQUEST_PRINCIPALS,
+    MESH_AZ_NAMESPACES,
+    MESH_AZ_IP_BLOCKS,
+    MESH_AZ_REMOTE_IP_BLOCKS,
+    MESH_AZ_SOURCE__COUNT,
+} mesh_az_source_field;
+
+typedef enum {
+    MESH_AZ_HOSTS = 0,
+    MESH_AZ_PORTS,
+    MESH_AZ_METHODS,
+    MESH_AZ_PATHS,
+    MESH_AZ_OPERATION__COUNT,
+} mesh_az_operation_field;
+
+typedef struct mesh_az_source {
+    mesh_strv values[MESH_AZ_SOURCE__COUNT];
+    mesh_strv not_values[MESH_AZ_SOURCE__COUNT];
+} mesh_az_source;
+
+typedef struct mesh_az_operation {
+    mesh_strv values[MESH_AZ_OPERATION__COUNT]; /* ports as written ("8080") */
+    mesh_strv not_values[MESH_AZ_OPERATION__COUNT];
+} mesh_az_operation;
+
+typedef struct mesh_az_condition {
+    char *key; /* "source.ip", "request.headers[x-token]", "request.auth.claims[iss]", ... */
+    mesh_strv values;
+    mesh_strv not_values;
+} mesh_az_condition;
+
+typedef struct mesh_az_rule {
+    mesh_az_source *from; /* each entry's `source` */
+    size_t nfrom;
+    mesh_az_operation *to; /* each entry's `operation` */
+    size_t nto;
+    mesh_az_condition *when;
+    size_t nwhen;
+} mesh_az_rule;
+
+typedef enum {
+    MESH_AZ_ALLOW = 0,
+    MESH_AZ_DENY,
+    MESH_AZ_AUDIT,
+    MESH_AZ_CUSTOM,
+} mesh_az_action;
+
+typedef struct mesh_authorization_policy {
+    mesh_meta meta;
+    mesh_labels selector; /* empty = every workload of the namespace (root: the mesh) */
+    mesh_target_ref *target_refs;
+    size_t ntarget_refs;
+    mesh_az_action action;
+    char *provider; /* CUSTOM: spec.provider.name */
+    /* spec.rules: none = matches nothing (an ALLOW policy without rules denies all);
+     * one empty rule matches everything. */
+    mesh_az_rule *rules;
+    size_t nrules;
+    bool dry_run; /* annotation istio.io/dry-run: "true" */
+} mesh_authorization_policy;
+
 /* ---- Kubernetes objects the model joins ---------------------------------------------- */
 
 typedef struct mesh_k8s_service_port {
@@ -545,6 +683,9 @@ typedef enum {
     MESH_KIND_DESTINATION_RULE,
     MESH_KIND_SERVICE_ENTRY,
     MESH_KIND_SECRET, /* gateway credentials (core/v1 Secret) */
+    MESH_KIND_PEER_AUTHENTICATION,
+    MESH_KIND_REQUEST_AUTHENTICATION,
+    MESH_KIND_AUTHORIZATION_POLICY,
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -552,7 +693,7 @@ typedef enum {
 /* "Namespace", "Service", ..., "VirtualService". */
 const char *mesh_kind_name(mesh_kind k);
 /* Kubernetes apiVersion we report in configz ("v1", "discovery.k8s.io/v1",
- * "networking.istio.io/v1"). */
+ * "networking.istio.io/v1", "security.istio.io/v1"). */
 const char *mesh_kind_api_version(mesh_kind k);
 /* Kind from an object's apiVersion + kind; MESH_KIND_UNKNOWN for kinds we skip
  * (Deployment, ServiceAccount...) and for unknown apiVersions of known kinds. */
@@ -572,6 +713,9 @@ typedef struct mesh_object {
         mesh_destination_rule *dr;
         mesh_service_entry *se;
         mesh_secret *secret;
+        mesh_peer_authentication *pa;
+        mesh_request_authentication *ra;
+        mesh_authorization_policy *ap;
     } u;
 } mesh_object;
 

@@ -187,22 +187,44 @@ bool mesh_protocol_is_http(mesh_protocol p)
 
 /* ---- kinds ------------------------------------------------------------------------- */
 
+typedef enum { KG_CORE = 0, KG_DISCOVERY, KG_NETWORKING, KG_SECURITY } kind_group;
+
 static const struct {
     const char *kind;
     const char *api_version; /* what configz reports */
-    bool istio;              /* networking.istio.io group */
+    kind_group group;
 } kinds[MESH_KIND__COUNT] = {
-    [MESH_KIND_NAMESPACE] = {"Namespace", "v1", false},
-    [MESH_KIND_SERVICE] = {"Service", "v1", false},
-    [MESH_KIND_POD] = {"Pod", "v1", false},
-    [MESH_KIND_ENDPOINTS] = {"Endpoints", "v1", false},
-    [MESH_KIND_ENDPOINT_SLICE] = {"EndpointSlice", "discovery.k8s.io/v1", false},
-    [MESH_KIND_GATEWAY] = {"Gateway", "networking.istio.io/v1", true},
-    [MESH_KIND_VIRTUAL_SERVICE] = {"VirtualService", "networking.istio.io/v1", true},
-    [MESH_KIND_DESTINATION_RULE] = {"DestinationRule", "networking.istio.io/v1", true},
-    [MESH_KIND_SERVICE_ENTRY] = {"ServiceEntry", "networking.istio.io/v1", true},
-    [MESH_KIND_SECRET] = {"Secret", "v1", false},
+    [MESH_KIND_NAMESPACE] = {"Namespace", "v1", KG_CORE},
+    [MESH_KIND_SERVICE] = {"Service", "v1", KG_CORE},
+    [MESH_KIND_POD] = {"Pod", "v1", KG_CORE},
+    [MESH_KIND_ENDPOINTS] = {"Endpoints", "v1", KG_CORE},
+    [MESH_KIND_ENDPOINT_SLICE] = {"EndpointSlice", "discovery.k8s.io/v1", KG_DISCOVERY},
+    [MESH_KIND_GATEWAY] = {"Gateway", "networking.istio.io/v1", KG_NETWORKING},
+    [MESH_KIND_VIRTUAL_SERVICE] = {"VirtualService", "networking.istio.io/v1", KG_NETWORKING},
+    [MESH_KIND_DESTINATION_RULE] = {"DestinationRule", "networking.istio.io/v1", KG_NETWORKING},
+    [MESH_KIND_SERVICE_ENTRY] = {"ServiceEntry", "networking.istio.io/v1", KG_NETWORKING},
+    [MESH_KIND_SECRET] = {"Secret", "v1", KG_CORE},
+    [MESH_KIND_PEER_AUTHENTICATION] = {"PeerAuthentication", "security.istio.io/v1", KG_SECURITY},
+    [MESH_KIND_REQUEST_AUTHENTICATION] = {"RequestAuthentication", "security.istio.io/v1",
+                                          KG_SECURITY},
+    [MESH_KIND_AUTHORIZATION_POLICY] = {"AuthorizationPolicy", "security.istio.io/v1", KG_SECURITY},
 };
+
+/* The apiVersions each group is read in (istiod's: every served version, one schema). */
+static bool kind_version_ok(kind_group g, const char *a)
+{
+    static const char *const versions[][4] = {
+        [KG_CORE] = {"v1", NULL},
+        [KG_DISCOVERY] = {"discovery.k8s.io/v1", "discovery.k8s.io/v1beta1", NULL},
+        [KG_NETWORKING] = {"networking.istio.io/v1", "networking.istio.io/v1beta1",
+                           "networking.istio.io/v1alpha3", NULL},
+        [KG_SECURITY] = {"security.istio.io/v1", "security.istio.io/v1beta1", NULL},
+    };
+    for (size_t i = 0; versions[g][i]; i++)
+        if (strcmp(versions[g][i], a) == 0)
+            return true;
+    return false;
+}
 
 const char *mesh_kind_name(mesh_kind k)
 {
@@ -226,21 +248,9 @@ mesh_kind mesh_kind_of(const cJSON *obj)
         return MESH_KIND_UNKNOWN;
     const char *a = av->valuestring, *k = kd->valuestring;
 
-    for (int i = 0; i < MESH_KIND__COUNT; i++) {
-        if (strcmp(kinds[i].kind, k) != 0)
-            continue;
-        if (kinds[i].istio) {
-            if (strcmp(a, "networking.istio.io/v1") == 0 ||
-                strcmp(a, "networking.istio.io/v1beta1") == 0 ||
-                strcmp(a, "networking.istio.io/v1alpha3") == 0)
-                return (mesh_kind)i;
-        } else if (i == MESH_KIND_ENDPOINT_SLICE) {
-            if (strcmp(a, "discovery.k8s.io/v1") == 0 || strcmp(a, "discovery.k8s.io/v1beta1") == 0)
-                return (mesh_kind)i;
-        } else if (strcmp(a, "v1") == 0) {
+    for (int i = 0; i < MESH_KIND__COUNT; i++)
+        if (strcmp(kinds[i].kind, k) == 0 && kind_version_ok(kinds[i].group, a))
             return (mesh_kind)i;
-        }
-    }
     return MESH_KIND_UNKNOWN;
 }
 
@@ -319,6 +329,15 @@ void mp_object_free(mesh_kind k, mesh_meta *m)
         break;
     case MESH_KIND_SECRET:
         mp_free_secret((mesh_secret *)m);
+        break;
+    case MESH_KIND_PEER_AUTHENTICATION:
+        mp_free_peer_authentication((mesh_peer_authentication *)m);
+        break;
+    case MESH_KIND_REQUEST_AUTHENTICATION:
+        mp_free_request_authentication((mesh_request_authentication *)m);
+        break;
+    case MESH_KIND_AUTHORIZATION_POLICY:
+        mp_free_authorization_policy((mesh_authorization_policy *)m);
         break;
     default:
         break;

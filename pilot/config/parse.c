@@ -30,6 +30,12 @@ static size_t kind_size(mesh_kind k)
         return sizeof(mesh_service_entry);
     case MESH_KIND_SECRET:
         return sizeof(mesh_secret);
+    case MESH_KIND_PEER_AUTHENTICATION:
+        return sizeof(mesh_peer_authentication);
+    case MESH_KIND_REQUEST_AUTHENTICATION:
+        return sizeof(mesh_request_authentication);
+    case MESH_KIND_AUTHORIZATION_POLICY:
+        return sizeof(mesh_authorization_policy);
     default:
         return 0;
     }
@@ -112,6 +118,12 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_service_entry(c, obj, (mesh_service_entry *)m);
     case MESH_KIND_SECRET:
         return mp_parse_secret(c, obj, (mesh_secret *)m);
+    case MESH_KIND_PEER_AUTHENTICATION:
+        return mp_parse_peer_authentication(c, obj, (mesh_peer_authentication *)m);
+    case MESH_KIND_REQUEST_AUTHENTICATION:
+        return mp_parse_request_authentication(c, obj, (mesh_request_authentication *)m);
+    case MESH_KIND_AUTHORIZATION_POLICY:
+        return mp_parse_authorization_policy(c, obj, (mesh_authorization_policy *)m);
     default:
         return -1;
     }

@@ -92,6 +92,9 @@ int mp_parse_destination_rule(mp_ctx *c, const cJSON *obj, mesh_destination_rule
 int mp_parse_service_entry(mp_ctx *c, const cJSON *obj, mesh_service_entry *o);
 /* 0, -1 (error in c) or -2: a Secret kind that never holds gateway credentials. */
 int mp_parse_secret(mp_ctx *c, const cJSON *obj, mesh_secret *o);
+int mp_parse_peer_authentication(mp_ctx *c, const cJSON *obj, mesh_peer_authentication *o);
+int mp_parse_request_authentication(mp_ctx *c, const cJSON *obj, mesh_request_authentication *o);
+int mp_parse_authorization_policy(mp_ctx *c, const cJSON *obj, mesh_authorization_policy *o);
 
 /* Per-kind frees of the body (not the meta, not the struct itself). */
 void mp_free_k8s_service(mesh_k8s_service *o);
@@ -102,6 +105,9 @@ void mp_free_virtual_service(mesh_virtual_service *o);
 void mp_free_destination_rule(mesh_destination_rule *o);
 void mp_free_service_entry(mesh_service_entry *o);
 void mp_free_secret(mesh_secret *o); /* wipes the key bytes before freeing */
+void mp_free_peer_authentication(mesh_peer_authentication *o);
+void mp_free_request_authentication(mesh_request_authentication *o);
+void mp_free_authorization_policy(mesh_authorization_policy *o);
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);

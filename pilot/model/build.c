@@ -207,17 +207,23 @@ static void **config_array(const model_build_in *in, mesh_kind k, void **prev_it
 
 static struct mesh_configz *build_configz(const model_build_in *in)
 {
-    static const mesh_kind kinds[] = {MESH_KIND_GATEWAY, MESH_KIND_VIRTUAL_SERVICE,
-                                      MESH_KIND_DESTINATION_RULE, MESH_KIND_SERVICE_ENTRY};
+    static const mesh_kind kinds[] = {MESH_KIND_GATEWAY,
+                                      MESH_KIND_VIRTUAL_SERVICE,
+                                      MESH_KIND_DESTINATION_RULE,
+                                      MESH_KIND_SERVICE_ENTRY,
+                                      MESH_KIND_PEER_AUTHENTICATION,
+                                      MESH_KIND_REQUEST_AUTHENTICATION,
+                                      MESH_KIND_AUTHORIZATION_POLICY};
+    const size_t nkinds = sizeof kinds / sizeof kinds[0];
     uint32_t mask = 0;
-    for (size_t k = 0; k < 4; k++)
+    for (size_t k = 0; k < nkinds; k++)
         mask |= 1u << kinds[k];
     if (in->prev && in->prev->configz && !(in->kinds_changed & mask)) {
         snap_configz_retain(in->prev->configz);
         return in->prev->configz;
     }
     cJSON *arr = cJSON_CreateArray();
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < nkinds; k++) {
         size_t ne;
         store_entry **ents = store_sorted(&in->stores[kinds[k]], &ne);
         for (size_t i = 0; i < ne; i++)
@@ -623,7 +629,13 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->ses = prev->ses, s->nses = prev->nses;
         s->namespaces = prev->namespaces, s->nnamespaces = prev->nnamespaces;
         s->secrets = prev->secrets, s->nsecrets = prev->nsecrets;
+        s->pas = prev->pas, s->npas = prev->npas;
+        s->ras = prev->ras, s->nras = prev->nras;
+        s->aps = prev->aps, s->naps = prev->naps;
         snap_arr_retain(snap_arr_of(s->secrets));
+        snap_arr_retain(snap_arr_of(s->pas));
+        snap_arr_retain(snap_arr_of(s->ras));
+        snap_arr_retain(snap_arr_of(s->aps));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
         snap_dr_index_retain(prev->dr_index);
@@ -659,6 +671,15 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->secrets =
             (mesh_secret **)config_array(in, MESH_KIND_SECRET, prev ? (void **)prev->secrets : NULL,
                                          prev ? prev->nsecrets : 0, &s->nsecrets);
+        s->pas = (mesh_peer_authentication **)config_array(in, MESH_KIND_PEER_AUTHENTICATION,
+                                                           prev ? (void **)prev->pas : NULL,
+                                                           prev ? prev->npas : 0, &s->npas);
+        s->ras = (mesh_request_authentication **)config_array(in, MESH_KIND_REQUEST_AUTHENTICATION,
+                                                              prev ? (void **)prev->ras : NULL,
+                                                              prev ? prev->nras : 0, &s->nras);
+        s->aps = (mesh_authorization_policy **)config_array(in, MESH_KIND_AUTHORIZATION_POLICY,
+                                                            prev ? (void **)prev->aps : NULL,
+                                                            prev ? prev->naps : 0, &s->naps);
         s->configz = build_configz(in);
     }
 

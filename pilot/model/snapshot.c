@@ -250,6 +250,9 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->namespaces);
     release_items(s->shards);
     release_items(s->secrets);
+    release_items(s->pas);
+    release_items(s->ras);
+    release_items(s->aps);
     snap_configz_release(s->configz);
     free(s->domain);
     free(s->root_ns);

@@ -41,6 +41,13 @@ typedef struct mesh_snapshot {
     size_t nses;
     mesh_namespace **namespaces;
     size_t nnamespaces;
+    /* security.istio.io, each sorted by (namespace, name) */
+    mesh_peer_authentication **pas;
+    size_t npas;
+    mesh_request_authentication **ras;
+    size_t nras;
+    mesh_authorization_policy **aps;
+    size_t naps;
 
     /* Endpoints, per service hostname, sorted by hostname. Kept apart so an endpoint-only
      * change builds a new snapshot that shares every config array above. */

@@ -1355,7 +1355,10 @@ static void test_kinds(void **state)
         {"networking.istio.io/v1", "Service", MESH_KIND_UNKNOWN},
         {"apps/v1", "Deployment", MESH_KIND_UNKNOWN},
         {"v1", "ServiceAccount", MESH_KIND_UNKNOWN},
-        {"security.istio.io/v1", "PeerAuthentication", MESH_KIND_UNKNOWN},
+        {"security.istio.io/v1", "PeerAuthentication", MESH_KIND_PEER_AUTHENTICATION},
+        {"security.istio.io/v1beta1", "AuthorizationPolicy", MESH_KIND_AUTHORIZATION_POLICY},
+        {"security.istio.io/v1alpha1", "PeerAuthentication", MESH_KIND_UNKNOWN},
+        {"networking.istio.io/v1", "PeerAuthentication", MESH_KIND_UNKNOWN},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         cJSON *j = cJSON_CreateObject();
