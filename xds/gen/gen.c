@@ -53,6 +53,7 @@
  *     labels:  gateway LDS and RDS always (Gateway selectors, the gateway Service's
  *              selector); LDS and RDS of every flavour when the snapshot has an HTTP,
  *              TCP or TLS match with sourceLabels (which routes apply depends on them);
+ *              LDS when a security policy has a selector (which policies apply);
  *     IPs:     sidecar LDS and CDS (the inbound ports come from endpoints carrying one
  *              of the proxy's IPs).
  *   A generator that read labels or IPs where the class leaves them out would see them
@@ -130,9 +131,9 @@ struct xds_gen {
     size_t nmemo;
     uint64_t memo_seq; /* last set id handed out */
     uint64_t memo_hits, memo_misses;
-    struct { /* does a snapshot use sourceLabels matches */
+    struct { /* what of a snapshot makes LDS/RDS depend on proxy labels (GEN_LABELS_*) */
         uint64_t version;
-        bool uses;
+        unsigned uses;
     } sl[2];
 };
 
@@ -397,32 +398,36 @@ static bool gen_str_eq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-/* Whether any match (HTTP, TCP or TLS) of the snapshot uses sourceLabels (then routes and
- * listeners depend on the proxy's labels). Cached for the two newest versions; g->mu not held. */
-static bool gen_uses_source_labels(xds_gen *g, const mesh_snapshot *s)
+/* What makes a snapshot's listeners and routes depend on the proxy's labels: a match (HTTP,
+ * TCP or TLS) with sourceLabels (LDS and RDS), a security policy with a selector (LDS: the
+ * inbound chains and their filters). Cached for the two newest versions; g->mu not held. */
+enum { GEN_LABELS_SOURCE = 1, GEN_LABELS_SECURITY = 2 };
+static unsigned gen_label_uses(xds_gen *g, const mesh_snapshot *s)
 {
     pthread_mutex_lock(&g->mu);
     for (int i = 0; i < 2; i++) {
         if (g->sl[i].version == s->version && s->version) {
-            bool u = g->sl[i].uses;
+            unsigned u = g->sl[i].uses;
             pthread_mutex_unlock(&g->mu);
             return u;
         }
     }
     pthread_mutex_unlock(&g->mu);
-    bool uses = false;
-    for (size_t v = 0; v < s->nvss && !uses; v++) {
+    bool src = false;
+    for (size_t v = 0; v < s->nvss && !src; v++) {
         const mesh_virtual_service *vs = s->vss[v];
-        for (size_t i = 0; i < vs->nhttp && !uses; i++)
-            for (size_t m = 0; m < vs->http[i].nmatches && !uses; m++)
-                uses = vs->http[i].matches[m].source_labels.n > 0;
-        for (size_t i = 0; i < vs->ntcp && !uses; i++)
-            for (size_t m = 0; m < vs->tcp[i].nmatches && !uses; m++)
-                uses = vs->tcp[i].matches[m].source_labels.n > 0;
-        for (size_t i = 0; i < vs->ntls && !uses; i++)
-            for (size_t m = 0; m < vs->tls[i].nmatches && !uses; m++)
-                uses = vs->tls[i].matches[m].source_labels.n > 0;
+        for (size_t i = 0; i < vs->nhttp && !src; i++)
+            for (size_t m = 0; m < vs->http[i].nmatches && !src; m++)
+                src = vs->http[i].matches[m].source_labels.n > 0;
+        for (size_t i = 0; i < vs->ntcp && !src; i++)
+            for (size_t m = 0; m < vs->tcp[i].nmatches && !src; m++)
+                src = vs->tcp[i].matches[m].source_labels.n > 0;
+        for (size_t i = 0; i < vs->ntls && !src; i++)
+            for (size_t m = 0; m < vs->tls[i].nmatches && !src; m++)
+                src = vs->tls[i].matches[m].source_labels.n > 0;
     }
+    unsigned uses =
+        (src ? GEN_LABELS_SOURCE : 0u) | (gen_security_uses_labels(s) ? GEN_LABELS_SECURITY : 0u);
     pthread_mutex_lock(&g->mu);
     int slot = g->sl[0].version <= g->sl[1].version ? 0 : 1;
     g->sl[slot].version = s->version;
@@ -443,8 +448,9 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
     memset(k, 0, sizeof *k);
     k->ti = ti;
     k->ns = p->ns;
+    unsigned uses = (lds || rds) ? gen_label_uses(g, s) : 0;
     if ((fl == XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds)) ||
-        ((lds || rds) && gen_uses_source_labels(g, s)))
+        ((lds || rds) && (uses & GEN_LABELS_SOURCE)) || (lds && (uses & GEN_LABELS_SECURITY)))
         k->labels = &p->labels;
     if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
         static char *const no_ips[1] = {NULL};
@@ -627,8 +633,10 @@ uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
     bool eds = strcmp(type_url, XDS_TYPE_ENDPOINT) == 0;
     if (cds || eds)
         return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
-    if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints and DR mTLS */
-        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
+    if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints, mTLS, policy */
+        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS |
+               K(MESH_KIND_PEER_AUTHENTICATION) | K(MESH_KIND_AUTHORIZATION_POLICY) |
+               K(MESH_KIND_REQUEST_AUTHENTICATION);
     if (p->flavour == XDS_FLAVOUR_GRPC && rds)
         return GEN_K_SERVICES | K(MESH_KIND_VIRTUAL_SERVICE) | K(MESH_KIND_DESTINATION_RULE);
     return ~0u;

@@ -239,6 +239,37 @@ char *gen_dr_key(gen_ctx *c, const char *hostname);
 const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
                                       const char *subset);
 
+/* ---- workload security: policies that apply to the proxy's own workload ---------------- */
+
+/* Does a security.istio.io policy (selector in namespace pns) apply to this proxy's
+ * workload, as istiod selects: the proxy's namespace or the root namespace (s->root_ns),
+ * an empty selector meaning the whole namespace (the mesh in the root namespace), else
+ * every label of the selector on the proxy. Policies with targetRefs never apply to
+ * sidecars or proxyless gRPC (they name gateways and waypoints). */
+bool gen_policy_applies(gen_ctx *c, const mesh_meta *m, const mesh_labels *selector,
+                        size_t ntarget_refs);
+/* Whether some security policy of s has a selector (then LDS depends on proxy labels). */
+bool gen_security_uses_labels(const mesh_snapshot *s);
+
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter gen_hfilter;
+
+gen_hfilter *gen_http_filter_new(gen_ctx *c, const char *name, const ProtobufCMessage *cfg);
+/* Puts the authentication and authorization filters that apply to the proxy's workload
+ * at the head of an inbound HCM's filters (listener.c). */
+void gen_hcm_security_filters(
+    gen_ctx *c,
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h);
+
+/* authn.c: the jwt_authn filter for the RequestAuthentications that apply to the proxy,
+ * appended to *f (nothing when none apply). */
+void gen_authn_http_filters(gen_ctx *c, gen_hfilter ***f, size_t *n);
+/* authz.c: istiod's HTTP authorization filters for the AuthorizationPolicies that apply to
+ * the proxy (CUSTOM ext_authz, DENY, ALLOW, AUDIT RBAC filters, in istiod's order),
+ * appended to *f (nothing when none apply). c->grpc: what gRFC A41 servers accept. */
+void gen_authz_http_filters(gen_ctx *c, gen_hfilter ***f, size_t *n);
+/* authz.c: the network RBAC filters for a TCP chain (placed before tcp_proxy). */
+void gen_authz_network_filters(gen_ctx *c, Envoy__Config__Listener__V3__Filter ***f, size_t *n);
+
 /* ---- TLS: proxyless gRPC (gRFC A29) and Envoy SDS ------------------------------------------ */
 
 /* CommonTlsContext for gRPC's certificate providers: own certificate from instance

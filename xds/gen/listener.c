@@ -46,7 +46,7 @@ void gen_add_tls_inspector(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l)
     gen_listener_filter_add(c, l, "envoy.filters.listener.tls_inspector", &ti->base);
 }
 
-static void gen_http_filter(gen_ctx *c, HCM *h, const char *name, const ProtobufCMessage *cfg)
+gen_hfilter *gen_http_filter_new(gen_ctx *c, const char *name, const ProtobufCMessage *cfg)
 {
     HttpFilter *f =
         GA_MSG(c->a, HttpFilter,
@@ -55,7 +55,28 @@ static void gen_http_filter(gen_ctx *c, HCM *h, const char *name, const Protobuf
     f->config_type_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
     f->typed_config = gen_any(c, cfg);
-    GA_PUSH(c->a, h->http_filters, h->n_http_filters, f);
+    return f;
+}
+
+static void gen_http_filter(gen_ctx *c, HCM *h, const char *name, const ProtobufCMessage *cfg)
+{
+    GA_PUSH(c->a, h->http_filters, h->n_http_filters, gen_http_filter_new(c, name, cfg));
+}
+
+void gen_hcm_security_filters(gen_ctx *c, HCM *h)
+{
+    gen_hfilter **f = NULL;
+    size_t n = 0;
+    gen_authn_http_filters(c, &f, &n);
+    gen_authz_http_filters(c, &f, &n);
+    if (!n)
+        return;
+    /* istiod's order: authentication, then authorization, ahead of every other filter */
+    gen_hfilter **all = ga_alloc(c->a, (n + h->n_http_filters) * sizeof *all);
+    memcpy(all, f, n * sizeof *all);
+    memcpy(all + n, h->http_filters, h->n_http_filters * sizeof *all);
+    h->http_filters = all;
+    h->n_http_filters += n;
 }
 
 HCM *gen_hcm(gen_ctx *c, const char *stat_prefix, const char *route_name)
