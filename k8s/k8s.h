@@ -42,8 +42,9 @@ typedef struct k8s_config {
     int backoff_max_ms;      /* 30000 */
     int page_limit;          /* 500 */
     int rediscover_ms;       /* 30000 (env PILOT_K8S_REDISCOVERY_INTERVAL): how often API
-                              * discovery is repeated while networking.istio.io is not
-                              * served, so CRDs installed later are picked up */
+                              * discovery is repeated while an Istio group (networking or
+                              * security.istio.io) is not served, so CRDs installed later are
+                              * picked up */
     /* Also reflect the ConfigMaps named istio-ca-root-cert (every namespace) into the sink,
      * for the CA's root distribution (certs/ca_kube.h consumes them before the model). */
     bool ca_root_configmaps;

@@ -3,9 +3,10 @@
  *
  * Thread "k8s" (started by k8s_source_start) does API discovery, then loops: start the
  * reflectors whose wait is over, let curl move bytes, hand finished transfers back to
- * their reflector, poll until the next deadline. While networking.istio.io is not served
- * (CRDs installed after istiod), discovery is repeated every rediscover_ms and the Istio
- * reflectors start when the group appears. It calls the sink from this thread. The
+ * their reflector, poll until the next deadline. While an Istio group (networking.istio.io,
+ * security.istio.io) is not served (CRDs installed after istiod), discovery is repeated
+ * every rediscover_ms and the group's reflectors start when it appears. It calls the sink
+ * from this thread. The
  * only lock is s->mu, a leaf lock for the stats read by /debug/k8sz; it is never held
  * while calling the sink or curl.
  */
@@ -35,8 +36,8 @@ struct k8s_source {
     size_t nrefl;
     size_t nsynced;
     bool discovered;
-    bool sync_reported; /* sink.synced was called (once per source, ever) */
-    bool istio_missing; /* networking.istio.io not served at the last discovery */
+    bool sync_reported;     /* sink.synced was called (once per source, ever) */
+    uint32_t istio_missing; /* bit i: istio_groups[i] not served at the last discovery */
     int64_t rediscover_at_ns;
     uint64_t rng;
 };
@@ -72,12 +73,39 @@ static const k8s_resdef res_secrets = {"",
                                        false,
                                        "fieldSelector=type%21%3Dhelm.sh%2Frelease.v1%2C"
                                        "type%21%3Dkubernetes.io%2Fservice-account-token"};
-static const k8s_resdef res_istio[] = {
+static const k8s_resdef res_networking[] = {
     {"networking.istio.io", "Gateway", "gateways", "Gateway", true},
     {"networking.istio.io", "VirtualService", "virtualservices", "VirtualService", true},
     {"networking.istio.io", "DestinationRule", "destinationrules", "DestinationRule", true},
     {"networking.istio.io", "ServiceEntry", "serviceentries", "ServiceEntry", true},
 };
+static const k8s_resdef res_security[] = {
+    {"security.istio.io", "PeerAuthentication", "peerauthentications", "PeerAuthentication", true},
+    {"security.istio.io", "RequestAuthentication", "requestauthentications",
+     "RequestAuthentication", true},
+    {"security.istio.io", "AuthorizationPolicy", "authorizationpolicies", "AuthorizationPolicy",
+     true},
+};
+
+/* The Istio groups, each read in the newest version served (the CRDs serve every version
+ * with one schema, like Istio's) and each waited for on its own: a cluster may have
+ * networking.istio.io's CRDs before security.istio.io's. */
+typedef struct istio_group {
+    const char *name;
+    const char *versions[4]; /* newest first, NULL-terminated */
+    const k8s_resdef *res;
+    size_t nres;
+} istio_group;
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+static const istio_group istio_groups[] = {
+    {"networking.istio.io",
+     {"v1", "v1beta1", "v1alpha3", NULL},
+     res_networking,
+     NELEM(res_networking)},
+    {"security.istio.io", {"v1", "v1beta1", NULL}, res_security, NELEM(res_security)},
+};
+_Static_assert(NELEM(istio_groups) <= 32, "k8s_source.istio_missing is a 32-bit mask");
 
 /* ---- internals for reflector.c ---------------------------------------------------------- */
 
@@ -227,22 +255,21 @@ out:
     return doc;
 }
 
-/* Adds the Istio reflectors when networking.istio.io is served (newest version first).
- * Returns false when the group is not served. */
-static bool add_istio(k8s_source *s, const cJSON *groups)
+/* Adds the reflectors of Istio group g when it is served (newest version first). Returns
+ * false when the group is not served. */
+static bool add_istio(k8s_source *s, const istio_group *g, const cJSON *groups)
 {
-    static const char *istio_versions[] = {"v1", "v1beta1", "v1alpha3"};
     const char *ver = NULL;
 
-    for (size_t i = 0; i < 3 && ver == NULL; i++)
-        if (group_has(groups, "networking.istio.io", istio_versions[i]))
-            ver = istio_versions[i];
+    for (size_t i = 0; g->versions[i] != NULL && ver == NULL; i++)
+        if (group_has(groups, g->name, g->versions[i]))
+            ver = g->versions[i];
     if (ver == NULL)
         return false;
-    if (strcmp(ver, "v1") != 0)
-        LOG_INFO("k8s", "networking.istio.io/v1 is not served: using %s", ver);
-    for (size_t i = 0; i < sizeof(res_istio) / sizeof(res_istio[0]); i++)
-        add_refl(s, &res_istio[i], ver);
+    if (ver != g->versions[0])
+        LOG_INFO("k8s", "%s/%s is not served: using %s", g->name, g->versions[0], ver);
+    for (size_t i = 0; i < g->nres; i++)
+        add_refl(s, &g->res[i], ver);
     return true;
 }
 
@@ -278,14 +305,17 @@ static bool discover(k8s_source *s)
         LOG_WARN("k8s", "discovery.k8s.io/v1 is not served: reading core v1 Endpoints");
         add_refl(s, &res_endpoints, "v1");
     }
-    if (!add_istio(s, groups)) {
+    for (size_t i = 0; i < NELEM(istio_groups); i++) {
+        if (add_istio(s, &istio_groups[i], groups))
+            continue;
         LOG_WARN("k8s",
-                 "networking.istio.io is not served (CRDs not installed?): no Istio "
-                 "config yet; checking again every %d ms",
-                 s->cfg.rediscover_ms);
-        s->istio_missing = true;
-        s->rediscover_at_ns = util_now_ns() + (int64_t)s->cfg.rediscover_ms * 1000000LL;
+                 "%s is not served (CRDs not installed?): none of its config yet; "
+                 "checking again every %d ms",
+                 istio_groups[i].name, s->cfg.rediscover_ms);
+        s->istio_missing |= 1u << i;
     }
+    if (s->istio_missing != 0)
+        s->rediscover_at_ns = util_now_ns() + (int64_t)s->cfg.rediscover_ms * 1000000LL;
     pthread_mutex_lock(&s->mu);
     s->discovered = true;
     pthread_mutex_unlock(&s->mu);
@@ -309,9 +339,12 @@ static void rediscover(k8s_source *s)
         LOG_DEBUG("k8s", "API re-discovery: %s", err);
         return;
     }
-    if (add_istio(s, cJSON_GetObjectItemCaseSensitive(doc, "groups"))) {
-        LOG_INFO("k8s", "networking.istio.io is now served: reading Istio config");
-        s->istio_missing = false;
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(doc, "groups");
+    for (size_t i = 0; i < NELEM(istio_groups); i++) {
+        if (!(s->istio_missing & (1u << i)) || !add_istio(s, &istio_groups[i], groups))
+            continue;
+        LOG_INFO("k8s", "%s is now served: reading its config", istio_groups[i].name);
+        s->istio_missing &= ~(1u << i);
     }
     cJSON_Delete(doc);
 }
@@ -329,10 +362,10 @@ static void *run(void *arg)
         int running = 0, left = 0;
         CURLMsg *msg;
 
-        if (s->istio_missing) {
+        if (s->istio_missing != 0) {
             if (s->rediscover_at_ns <= now)
                 rediscover(s);
-            if (s->istio_missing && s->rediscover_at_ns < next)
+            if (s->istio_missing != 0 && s->rediscover_at_ns < next)
                 next = s->rediscover_at_ns;
         }
 

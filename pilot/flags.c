@@ -202,6 +202,13 @@ static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
             free(f->root_namespace);
             f->root_namespace = xstrdup(rn);
         }
+        const cJSON *am = cJSON_GetObjectItemCaseSensitive(docs[0], "enableAutoMtls");
+        if (am && !cJSON_IsBool(am)) {
+            snprintf(err, errlen, "--meshConfig: %s: enableAutoMtls: want true or false",
+                     f->mesh_config);
+            goto out;
+        }
+        f->auto_mtls_off = cJSON_IsFalse(am);
         /* The injector's PROXY_CONFIG: mesh-wide proxy defaults (pilot/webhook). */
         const cJSON *dc = cJSON_GetObjectItemCaseSensitive(docs[0], "defaultConfig");
         if (cJSON_IsObject(dc)) {

@@ -10,6 +10,7 @@
 #define PILOT_FLAGS_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum {
@@ -47,6 +48,7 @@ typedef struct pilot_flags {
     /* From --meshConfig when present. */
     char *trust_domain;   /* "cluster.local" */
     char *root_namespace; /* "istio-system" */
+    bool auto_mtls_off;   /* enableAutoMtls: false */
     char *default_config; /* defaultConfig (ProxyConfig) as compact JSON, NULL when absent */
 } pilot_flags;
 

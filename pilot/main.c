@@ -17,6 +17,7 @@
 #include "pilot/ca_setup.h" /* ca: the built-in CA */
 #include "pilot/cfgdir/cfgdir.h"
 #include "pilot/flags.h"
+#include "pilot/jwks/jwks.h"
 #include "pilot/model/debug_model.h"
 #include "pilot/model/model.h"
 #include "pilot/obs/debug.h"
@@ -67,6 +68,7 @@ static int run_discovery(const pilot_flags *f)
     k8s_source *ks = NULL;
     wh_server *wh = NULL;
     wh_cabundle *cab = NULL;
+    jwks_fetcher *jf = NULL;
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -94,6 +96,7 @@ static int run_discovery(const pilot_flags *f)
         .debounce_max_ns = f->debounce_max_ns,
         .nsources = (f->config_dir ? 1 : 0) + (use_k8s ? 1 : 0),
         .root_namespace = f->root_namespace,
+        .auto_mtls_off = f->auto_mtls_off,
     };
     m = model_new(&mo);
     if (!m) {
@@ -160,6 +163,10 @@ static int run_discovery(const pilot_flags *f)
             cab = wh_cabundle_start(pilot_ca_kube_client(pca), "", wo.cfg.inject.istio_namespace,
                                     pilot_ca_root_pem, pca);
     }
+    /* istiod's JWKS resolver: jwksUris learnt from each publish, fetched off the model
+     * thread, the keys handed back for the next snapshot. */
+    if (!(jf = jwks_fetcher_new(m, NULL)) || jwks_fetcher_start(jf) != 0)
+        goto out;
     if (model_start(m) != 0)
         goto out;
     if (xds_server_start(xds) != 0)
@@ -201,6 +208,7 @@ out:
     /* The model thread may still be debouncing a push: stop it before the server its
      * push callback calls into goes away. */
     model_stop(m);
+    jwks_fetcher_free(jf); /* after model_stop (its push callback), before model_free */
     if (xds)
         xds_server_free(xds);
     pilot_ca_free(pca); /* after the server whose handlers use it */

@@ -198,6 +198,69 @@ static const char *const se_paths[] = {
     NULL,
 };
 
+static const char *const ra_paths[] = {
+    "spec.selector.matchLabels.*",
+    "spec.targetRef.group",
+    "spec.targetRef.kind",
+    "spec.targetRef.name",
+    "spec.targetRef.namespace",
+    "spec.targetRefs[].group",
+    "spec.targetRefs[].kind",
+    "spec.targetRefs[].name",
+    "spec.targetRefs[].namespace",
+    "spec.jwtRules[].issuer",
+    "spec.jwtRules[].audiences[]",
+    "spec.jwtRules[].jwksUri",
+    "spec.jwtRules[].jwks",
+    "spec.jwtRules[].fromHeaders[].name",
+    "spec.jwtRules[].fromHeaders[].prefix",
+    "spec.jwtRules[].fromParams[]",
+    "spec.jwtRules[].fromCookies[]",
+    "spec.jwtRules[].outputPayloadToHeader",
+    "spec.jwtRules[].forwardOriginalToken",
+    "spec.jwtRules[].outputClaimToHeaders[].header",
+    "spec.jwtRules[].outputClaimToHeaders[].claim",
+    "spec.jwtRules[].timeout",
+    NULL,
+};
+
+/* AuthorizationPolicy (parse_authorizationpolicy.c). */
+static const char *const ap_paths[] = {
+    "spec.selector.matchLabels.*",
+    "spec.targetRef.group",
+    "spec.targetRef.kind",
+    "spec.targetRef.name",
+    "spec.targetRef.namespace",
+    "spec.targetRefs[].group",
+    "spec.targetRefs[].kind",
+    "spec.targetRefs[].name",
+    "spec.targetRefs[].namespace",
+    "spec.action",
+    "spec.provider.name",
+    "spec.rules[].from[].source.principals[]",
+    "spec.rules[].from[].source.notPrincipals[]",
+    "spec.rules[].from[].source.requestPrincipals[]",
+    "spec.rules[].from[].source.notRequestPrincipals[]",
+    "spec.rules[].from[].source.namespaces[]",
+    "spec.rules[].from[].source.notNamespaces[]",
+    "spec.rules[].from[].source.ipBlocks[]",
+    "spec.rules[].from[].source.notIpBlocks[]",
+    "spec.rules[].from[].source.remoteIpBlocks[]",
+    "spec.rules[].from[].source.notRemoteIpBlocks[]",
+    "spec.rules[].to[].operation.hosts[]",
+    "spec.rules[].to[].operation.notHosts[]",
+    "spec.rules[].to[].operation.ports[]",
+    "spec.rules[].to[].operation.notPorts[]",
+    "spec.rules[].to[].operation.methods[]",
+    "spec.rules[].to[].operation.notMethods[]",
+    "spec.rules[].to[].operation.paths[]",
+    "spec.rules[].to[].operation.notPaths[]",
+    "spec.rules[].when[].key",
+    "spec.rules[].when[].values[]",
+    "spec.rules[].when[].notValues[]",
+    NULL,
+};
+
 typedef struct walk {
     const char *const *table;
     bool tp; /* also the traffic policy tables (DestinationRule) */
@@ -293,6 +356,12 @@ void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths)
         break;
     case MESH_KIND_SERVICE_ENTRY:
         w.table = se_paths;
+        break;
+    case MESH_KIND_AUTHORIZATION_POLICY:
+        w.table = ap_paths;
+        break;
+    case MESH_KIND_REQUEST_AUTHENTICATION:
+        w.table = ra_paths;
         break;
     default:
         /* Kubernetes kinds: the API server owns their schema; we read a few fields and

@@ -612,6 +612,10 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
 {
     const mesh_snapshot *prev = in->prev;
     mesh_snapshot *s = snap_new();
+    /* The JWKS table is the fetcher's, not the store's: whatever the model holds now, the
+     * very table of the previous snapshot unless the fetcher handed a new one. */
+    mesh_jwks_table_retain(in->jwks);
+    s->jwks = in->jwks;
     uint32_t svc_kinds = (1u << MESH_KIND_SERVICE) | (1u << MESH_KIND_SERVICE_ENTRY);
 
     if (prev && (!in->full || !(in->kinds_changed & svc_kinds))) {

@@ -51,6 +51,7 @@ typedef struct strset {
 struct model {
     char *domain;
     char *root_ns;
+    bool auto_mtls_off;
     int64_t debounce_after_ns;
     int64_t debounce_max_ns;
     int nsources;
@@ -96,6 +97,14 @@ struct model {
     pthread_mutex_t snap_mu;
     mesh_snapshot *published;
     atomic_bool ready;
+
+    /* JWKS from the fetcher (model_set_jwks): jwks_next is guarded by `mu` until the model
+     * thread takes it; jwks (what the next snapshot carries) and jwks_changed are the
+     * model thread's. */
+    mesh_jwks_table *jwks_next;
+    bool jwks_next_set;
+    mesh_jwks_table *jwks;
+    bool jwks_changed;
 };
 
 static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
@@ -533,6 +542,7 @@ static void reset_pending(model *m)
 {
     m->dirty = false;
     m->force_full = false;
+    m->jwks_changed = false;
     m->kinds_changed = 0;
     m->first_ev_ns = m->last_ev_ns = 0;
     m->nevents = 0;
@@ -573,7 +583,7 @@ static void build_and_publish(model *m)
 {
     int64_t now = util_now_ns();
     bool first = m->current == NULL;
-    bool full = first || m->force_full || (m->kinds_changed & ~EDS_KINDS) != 0;
+    bool full = first || m->force_full || m->jwks_changed || (m->kinds_changed & ~EDS_KINDS) != 0;
     if (!m->dirty && !first)
         return;
 
@@ -592,6 +602,7 @@ static void build_and_publish(model *m)
         .dirty_ips = m->dirty_ips.v,
         .ndirty_ips = m->dirty_ips.n,
         .shard_seq = &m->shard_seq,
+        .jwks = m->jwks,
     };
     mesh_snapshot *snap = model_build(&in, &changed, &nchanged);
     int64_t built_ns = util_now_ns();
@@ -603,7 +614,10 @@ static void build_and_publish(model *m)
         .nendpoint_hosts = nchanged,
         /* the first snapshot and a resync replace everything: every kind "changed" (the
          * xDS server skips types by these bits) */
-        .kinds_changed = first || m->force_full ? ~0u : m->kinds_changed,
+        .kinds_changed = first || m->force_full ? ~0u
+                         : m->jwks_changed
+                             ? m->kinds_changed | 1u << MESH_KIND_REQUEST_AUTHENTICATION
+                             : m->kinds_changed,
         .start_ns = m->first_ev_ns ? m->first_ev_ns : now,
     };
     for (size_t i = 0; !full && i < nchanged; i++) {
@@ -633,6 +647,7 @@ static void build_and_publish(model *m)
              (unsigned long long)snap->version);
     snap->domain = xstrdup(m->domain);
     snap->root_ns = xstrdup(m->root_ns);
+    snap->auto_mtls = !m->auto_mtls_off;
 
     pthread_mutex_lock(&m->snap_mu);
     mesh_snapshot *old = m->published;
@@ -683,6 +698,47 @@ static mbox_item *mbox_take(model *m)
     return list;
 }
 
+/* A table the fetcher handed (m->mu not held): the next snapshot carries it, as a config
+ * change (debounced like one, pushed in full: the jwt_authn filters inline the keys). */
+static void apply_jwks(model *m, mesh_jwks_table *t)
+{
+    mesh_jwks_table_release(m->jwks);
+    m->jwks = t;
+    m->jwks_changed = true;
+    int64_t now = util_now_ns();
+    if (!m->dirty)
+        m->first_ev_ns = now;
+    m->dirty = true;
+    m->last_ev_ns = now;
+    m->nevents++;
+}
+
+/* Takes the table the fetcher handed, if any (m->mu held). */
+static bool take_jwks(model *m, mesh_jwks_table **t)
+{
+    if (!m->jwks_next_set)
+        return false;
+    *t = m->jwks_next;
+    m->jwks_next = NULL;
+    m->jwks_next_set = false;
+    return true;
+}
+
+void model_set_jwks(model *m, mesh_jwks_table *t)
+{
+    if (!m) {
+        mesh_jwks_table_release(t);
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    mesh_jwks_table *old = m->jwks_next;
+    m->jwks_next = t;
+    m->jwks_next_set = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    mesh_jwks_table_release(old);
+}
+
 static void drain_and_apply(model *m, mbox_item *list)
 {
     while (list) {
@@ -704,6 +760,13 @@ static void *model_thread(void *arg)
             mbox_item *list = mbox_take(m);
             pthread_mutex_unlock(&m->mu);
             drain_and_apply(m, list);
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
+        mesh_jwks_table *jt;
+        if (take_jwks(m, &jt)) {
+            pthread_mutex_unlock(&m->mu);
+            apply_jwks(m, jt);
             pthread_mutex_lock(&m->mu);
             continue;
         }
@@ -842,6 +905,7 @@ model *model_new(const model_opts *opts)
     m->domain = xstrdup(opts->domain);
     m->root_ns = xstrdup(opts->root_namespace && *opts->root_namespace ? opts->root_namespace
                                                                        : "istio-system");
+    m->auto_mtls_off = opts->auto_mtls_off;
     m->debounce_after_ns = opts->debounce_after_ns;
     m->debounce_max_ns = opts->debounce_max_ns;
     m->nsources = opts->nsources;
@@ -898,8 +962,12 @@ void model_flush(model *m)
         /* No thread: the caller plays the model thread. */
         pthread_mutex_lock(&m->mu);
         mbox_item *list = mbox_take(m);
+        mesh_jwks_table *jt = NULL;
+        bool have_jwks = take_jwks(m, &jt);
         pthread_mutex_unlock(&m->mu);
         drain_and_apply(m, list);
+        if (have_jwks)
+            apply_jwks(m, jt);
         build_and_publish(m);
         return;
     }
@@ -956,6 +1024,8 @@ void model_free(model *m)
         store_free(&m->stores[k]);
     reset_pending(m);
     mesh_snapshot_release(m->published);
+    mesh_jwks_table_release(m->jwks_next);
+    mesh_jwks_table_release(m->jwks);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->snap_mu);
     pthread_mutex_destroy(&m->unsup_mu);

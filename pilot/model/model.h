@@ -28,6 +28,7 @@ typedef struct model_opts {
     int64_t debounce_max_ns;    /* PILOT_DEBOUNCE_MAX, default 10s */
     int nsources;               /* sources that must report synced before ready */
     const char *root_namespace; /* mesh config rootNamespace; NULL: "istio-system" */
+    bool auto_mtls_off;         /* mesh config enableAutoMtls: false */
 } model_opts;
 
 /* Called on the model thread after each publish. snap is borrowed: retain to keep it. */
@@ -46,6 +47,12 @@ int model_start(model *m);
 void model_stop(model *m);
 /* Stops the thread (model_stop), releases everything. */
 void model_free(model *m);
+
+/* Hands the model the JWKS fetcher's latest table (any thread; never blocks beyond the
+ * mailbox lock). Takes the caller's reference (t may be NULL: no table). The next snapshot
+ * carries it and is pushed in full, debounced like a config change; a table handed
+ * before the model took the previous one replaces it. */
+void model_set_jwks(model *m, mesh_jwks_table *t);
 
 /* The current snapshot with one reference for the caller, or NULL before the first build. */
 mesh_snapshot *model_snapshot(model *m);

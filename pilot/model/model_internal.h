@@ -110,7 +110,8 @@ typedef struct model_build_in {
     size_t ndirty_pods;
     char **dirty_ips; /* their old and new IPs */
     size_t ndirty_ips;
-    uint64_t *shard_seq; /* model-wide shard version counter */
+    uint64_t *shard_seq;   /* model-wide shard version counter */
+    mesh_jwks_table *jwks; /* the fetcher's latest table (the snapshot takes a reference) */
 } model_build_in;
 
 /* Builds the next snapshot beside in->prev (version fields left for the caller). On return

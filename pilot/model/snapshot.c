@@ -254,9 +254,66 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->ras);
     release_items(s->aps);
     snap_configz_release(s->configz);
+    mesh_jwks_table_release(s->jwks);
     free(s->domain);
     free(s->root_ns);
     free(s);
+}
+
+/* ---- JWKS table ------------------------------------------------------------------------ */
+
+mesh_jwks_table *mesh_jwks_table_new(size_t n)
+{
+    mesh_jwks_table *t = xcalloc(1, sizeof(*t));
+    atomic_init(&t->refs, 1);
+    t->n = n;
+    t->v = n ? xcalloc(n, sizeof(*t->v)) : NULL;
+    return t;
+}
+
+static int cmp_jwks_entry(const void *a, const void *b)
+{
+    return strcmp(((const mesh_jwks_entry *)a)->uri, ((const mesh_jwks_entry *)b)->uri);
+}
+
+void mesh_jwks_table_sort(mesh_jwks_table *t)
+{
+    if (t && t->n > 1)
+        qsort(t->v, t->n, sizeof(*t->v), cmp_jwks_entry);
+}
+
+void mesh_jwks_table_retain(mesh_jwks_table *t)
+{
+    if (t)
+        atomic_fetch_add(&t->refs, 1);
+}
+
+void mesh_jwks_table_release(mesh_jwks_table *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].uri);
+        free(t->v[i].jwks);
+    }
+    free(t->v);
+    free(t);
+}
+
+const mesh_jwks_entry *mesh_jwks_table_find(const mesh_jwks_table *t, const char *uri)
+{
+    size_t lo = 0, hi = t && uri ? t->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->v[mid].uri, uri);
+        if (c == 0)
+            return &t->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 const mesh_service *mesh_snapshot_service(const mesh_snapshot *s, const char *hostname)

@@ -13,6 +13,34 @@
 
 #include "pilot/config/mesh.h"
 
+/* ---- JWKS fetched by the control plane ------------------------------------------------ */
+
+/* One jwksUri of an accepted RequestAuthentication and the key set last fetched from it
+ * (pilot/jwks). The fetcher lists only URIs it holds keys for; an absent URI (or a NULL
+ * jwks) means no fetch has succeeded: generators then inline istiod's public-only JWKS,
+ * so tokens fail to verify while requests without a token pass. */
+typedef struct mesh_jwks_entry {
+    char *uri;
+    char *jwks;
+} mesh_jwks_entry;
+
+/* Immutable once handed to the model; refcounted so consecutive snapshots share it.
+ * Entries sorted by uri (strcmp), unique. */
+typedef struct mesh_jwks_table {
+    atomic_int refs;
+    size_t n;
+    mesh_jwks_entry *v;
+} mesh_jwks_table;
+
+/* A table of n zeroed entries with one reference; the caller fills and sorts it
+ * (mesh_jwks_table_sort) before sharing it. */
+mesh_jwks_table *mesh_jwks_table_new(size_t n);
+void mesh_jwks_table_sort(mesh_jwks_table *t);
+void mesh_jwks_table_retain(mesh_jwks_table *t);
+void mesh_jwks_table_release(mesh_jwks_table *t);
+/* The entry for uri, or NULL (bisection). */
+const mesh_jwks_entry *mesh_jwks_table_find(const mesh_jwks_table *t, const char *uri);
+
 /* ---- the snapshot ---------------------------------------------------------------------- */
 
 /* Everything the xDS generators and debug endpoints read. Arrays are sorted by
@@ -24,7 +52,8 @@ typedef struct mesh_snapshot {
     char version_str[48]; /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
     int64_t created_wall_ns;
     char *domain;
-    char *root_ns; /* mesh config rootNamespace: rules there apply mesh-wide */
+    char *root_ns;  /* mesh config rootNamespace: rules there apply mesh-wide */
+    bool auto_mtls; /* mesh config enableAutoMtls (default true) */
 
     mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */
     size_t nservices;
@@ -62,6 +91,11 @@ typedef struct mesh_snapshot {
      * them. Never part of configz. */
     mesh_secret **secrets;
     size_t nsecrets;
+
+    /* jwksUri -> JWKS JSON as the JWKS fetcher last handed it to the model (NULL until
+     * then), sorted by uri. Not built from the store: carried over unchanged between
+     * snapshots until the fetcher hands a new table, which makes a full push. */
+    mesh_jwks_table *jwks;
 } mesh_snapshot;
 
 void mesh_snapshot_retain(mesh_snapshot *s);

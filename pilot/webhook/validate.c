@@ -4,10 +4,12 @@
  * message. Like istiod: only CREATE and UPDATE are checked (DELETE and CONNECT are
  * allowed), top-level fields other than apiVersion, kind, metadata, spec and status are
  * refused, and the answer to an invalid object is "configuration is invalid: <reason>".
- * Unlike istiod, an Istio kind we do not model (Sidecar, AuthorizationPolicy...) is
- * allowed rather than refused as unrecognized: we cannot judge it, and refusing would
- * block config istiod accepts. Kubernetes kinds (which the API server validates) are
- * allowed as well. */
+ * The kinds judged are mesh_kind_of's: networking.istio.io's Gateway, VirtualService,
+ * DestinationRule, ServiceEntry and security.istio.io's PeerAuthentication,
+ * RequestAuthentication, AuthorizationPolicy, in every version ingestion reads. Unlike
+ * istiod, an Istio kind we do not model (Sidecar, Telemetry...) is allowed rather than
+ * refused as unrecognized: we cannot judge it, and refusing would block config istiod
+ * accepts. Kubernetes kinds (which the API server validates) are allowed as well. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

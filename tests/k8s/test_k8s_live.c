@@ -349,7 +349,7 @@ static void test_list_then_watch(void **state)
     fn(ud, NULL, &resp);
     cJSON *k8sz = cJSON_Parse(resp.body.data);
     assert_non_null(k8sz);
-    assert_int_equal(cJSON_GetArraySize(k8sz), 9);
+    assert_int_equal(cJSON_GetArraySize(k8sz), 12); /* + the 3 security.istio.io kinds */
     cJSON *first = cJSON_GetArrayItem(k8sz, 0);
     assert_string_equal(cJSON_GetObjectItem(first, "resource")->valuestring, "namespaces");
     assert_true(strlen(cJSON_GetObjectItem(first, "lastEventTime")->valuestring) > 10);

@@ -145,7 +145,7 @@ import json, sys
 rules = json.load(open(sys.argv[1]))["rules"]
 got = {(g, r): sorted(x["verbs"]) for x in rules for g in x["apiGroups"] for r in x["resources"]}
 for key in [("", "services"), ("", "pods"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
-            ("networking.istio.io", "virtualservices")]:
+            ("networking.istio.io", "virtualservices"), ("security.istio.io", "peerauthentications")]:
     assert got[key] == ["list", "watch"], (key, got.get(key))
 assert got[("", "configmaps")] == ["create", "delete", "get", "list", "update", "watch"], got
 # Secrets cluster-wide: read only (gateway credentials); writes only in the Role below.
@@ -157,7 +157,9 @@ assert set(got) == {("", r) for r in ("namespaces", "services", "pods", "endpoin
                                       "secrets")} | {("discovery.k8s.io", "endpointslices"),
                     ("authentication.k8s.io", "tokenreviews")} | {
     ("networking.istio.io", r) for r in ("gateways", "virtualservices", "destinationrules",
-                                         "serviceentries")}, sorted(got)
+                                         "serviceentries")} | {
+    ("security.istio.io", r) for r in ("peerauthentications", "requestauthentications",
+                                       "authorizationpolicies")}, sorted(got)
 ' || fail "ClusterRole istiod is not least-privilege"
 k get role istiod -n istio-system -o json >"$dir/out.json"
 pyq '
@@ -181,7 +183,9 @@ can() {  # want verb resource [namespace]
 }
 for r in namespaces services pods endpoints endpointslices.discovery.k8s.io secrets \
          configmaps gateways.networking.istio.io virtualservices.networking.istio.io \
-         destinationrules.networking.istio.io serviceentries.networking.istio.io; do
+         destinationrules.networking.istio.io serviceentries.networking.istio.io \
+         peerauthentications.security.istio.io requestauthentications.security.istio.io \
+         authorizationpolicies.security.istio.io; do
     can yes list "$r"
     can yes watch "$r"
 done

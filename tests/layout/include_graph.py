@@ -22,7 +22,7 @@ RANK = {
     "pilot/base": 0,
     "pilot/obs": 1, "pilot/config": 1,
     "pilot/model": 2, "pilot/cfgdir": 2, "k8s": 2,
-    "certs": 3, "xds/gen": 3, "pilot/webhook": 3,
+    "certs": 3, "xds/gen": 3, "pilot/webhook": 3, "pilot/jwks": 3,
     "xds/ads": 4,
     "pilot": 5,
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
 #include "pilot/base/util.h"
 #include "xds/gen/gen_internal.h"
 
@@ -150,6 +151,54 @@ Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v)
         GA_MSG(c->a, Google__Protobuf__BoolValue, google__protobuf__bool_value__init);
     w->value = v;
     return w;
+}
+
+Google__Protobuf__Struct *gen_struct_str(gen_ctx *c, const char *key, const char *val)
+{
+    Google__Protobuf__Struct *st =
+        GA_MSG(c->a, Google__Protobuf__Struct, google__protobuf__struct__init);
+    if (key)
+        gen_struct_set_str(c, st, key, val);
+    return st;
+}
+
+void gen_struct_set_str(gen_ctx *c, Google__Protobuf__Struct *st, const char *key, const char *val)
+{
+    Google__Protobuf__Struct__FieldsEntry *e = GA_MSG(c->a, Google__Protobuf__Struct__FieldsEntry,
+                                                      google__protobuf__struct__fields_entry__init);
+    e->key = ga_strdup(c->a, key);
+    e->value = GA_MSG(c->a, Google__Protobuf__Value, google__protobuf__value__init);
+    e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    e->value->string_value = ga_strdup(c->a, val);
+    GA_PUSH(c->a, st->fields, st->n_fields, e);
+}
+
+Envoy__Config__Core__V3__Metadata *gen_filter_metadata(gen_ctx *c, const char *filter,
+                                                       Google__Protobuf__Struct *st)
+{
+    Envoy__Config__Core__V3__Metadata *md =
+        GA_MSG(c->a, Envoy__Config__Core__V3__Metadata, envoy__config__core__v3__metadata__init);
+    Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *e =
+        GA_MSG(c->a, Envoy__Config__Core__V3__Metadata__FilterMetadataEntry,
+               envoy__config__core__v3__metadata__filter_metadata_entry__init);
+    e->key = ga_strdup(c->a, filter);
+    e->value = st;
+    GA_PUSH(c->a, md->filter_metadata, md->n_filter_metadata, e);
+    return md;
+}
+
+Envoy__Config__Core__V3__TransportSocket *gen_raw_buffer_socket(gen_ctx *c)
+{
+    Envoy__Extensions__TransportSockets__RawBuffer__V3__RawBuffer *rb =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__RawBuffer__V3__RawBuffer,
+               envoy__extensions__transport_sockets__raw_buffer__v3__raw_buffer__init);
+    Envoy__Config__Core__V3__TransportSocket *ts =
+        GA_MSG(c->a, Envoy__Config__Core__V3__TransportSocket,
+               envoy__config__core__v3__transport_socket__init);
+    ts->name = ga_strdup(c->a, "envoy.transport_sockets.raw_buffer");
+    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+    ts->typed_config = gen_any(c, &rb->base);
+    return ts;
 }
 
 Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c)

@@ -142,6 +142,18 @@ void gen_sds_validation(gen_ctx *c,
         gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s-cacert", cred) : "ROOTCA");
 }
 
+void gen_istio_mtls_context(gen_ctx *c,
+                            Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                            char *const *sans, size_t nsans)
+{
+    gen_sds_certificate(c, ct, NULL);
+    CombinedValidation *cv = gen_san_validation(c, sans, nsans);
+    cv->validation_context_sds_secret_config = gen_sds_secret(c, "ROOTCA");
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+    ct->combined_validation_context = cv;
+}
+
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx)
 {
@@ -187,13 +199,10 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
         u->common_tls_context = ct;
         u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
         bool istio = tp->tls.mode == MESH_TLS_ISTIO_MUTUAL;
-        /* ISTIO_MUTUAL presents the workload's own certificate, not a Secret */
-        const char *cred = istio ? NULL : tp->tls.credential_name;
-        if (istio || tp->tls.mode == MESH_TLS_MUTUAL)
-            gen_sds_certificate(c, ct, cred);
         if (istio) {
-            /* as istiod: the peer must hold one of the service's identities (the rule's
-             * subjectAltNames when given), checked against the mesh root from the agent */
+            /* as istiod: the workload's own certificate; the peer must hold one of the
+             * service's identities (the rule's subjectAltNames when given), checked
+             * against the mesh root from the agent */
             char **sans = NULL;
             size_t nsans = 0;
             if (tp->tls.nsubject_alt_names) {
@@ -202,21 +211,84 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
             } else {
                 gen_service_sans(c, svc, port, &sans, &nsans);
             }
-            CombinedValidation *cv = gen_san_validation(c, sans, nsans);
-            cv->validation_context_sds_secret_config = gen_sds_secret(c, "ROOTCA");
-            ct->validation_context_type_case =
-                ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
-            ct->combined_validation_context = cv;
-        } else {
-            gen_sds_validation(c, ct, cred);
-        }
-        if (istio) {
+            gen_istio_mtls_context(c, ct, sans, nsans);
+            /* istiod's in-mesh ALPN (with metadata exchange), h2 added for HTTP/2 ports */
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols,
                     ga_strdup(c->a, "istio-peer-exchange"));
             GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "istio"));
+            const mesh_port *mp = gen_service_port(svc, port);
+            if (mp && (mp->protocol == MESH_PROTO_HTTP2 || mp->protocol == MESH_PROTO_GRPC ||
+                       mp->protocol == MESH_PROTO_GRPC_WEB))
+                GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
+        } else {
+            if (tp->tls.mode == MESH_TLS_MUTUAL)
+                gen_sds_certificate(c, ct, tp->tls.credential_name);
+            gen_sds_validation(c, ct, tp->tls.credential_name);
         }
     }
     return gen_tls_transport_socket(c, &u->base);
+}
+
+/* Auto mTLS (mesh config enableAutoMtls), as istiod's cluster builder: a cluster whose
+ * DestinationRule says nothing about TLS, of an in-mesh service whose namespace (or the
+ * mesh) does not DISABLE mTLS, gets Istio mTLS for the endpoints EDS marks
+ * tlsMode=istio (their pods carry security.istio.io/tlsMode: istio, i.e. a sidecar) and
+ * plaintext for the rest. Envoy picks per endpoint through transport_socket_matches.
+ * Proxyless gRPC has no per-endpoint choice: mTLS when every endpoint of the port says
+ * istio (istiod leaves gRPC clients plaintext without a rule; we differ, so two proxyless
+ * workloads are encrypted by default as sidecars are). */
+static bool gen_ep_istio_mtls(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
+                              const mesh_endpoint *ep)
+{
+    const char *tm = mesh_labels_get(&ep->labels, "security.istio.io/tlsMode");
+    return tm && strcmp(tm, "istio") == 0 &&
+           gen_peer_mtls(s, sh->ns, &ep->labels, ep->port) != MESH_MTLS_DISABLE;
+}
+
+static void gen_auto_mtls(gen_ctx *c, Cluster *cl, const mesh_service *svc, uint32_t port,
+                          const char *sni)
+{
+    if (!c->s->auto_mtls || svc->mesh_external || cl->transport_socket ||
+        cl->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST)
+        return;
+    static const mesh_labels no_labels;
+    if (gen_peer_mtls(c->s, svc->meta.ns, &no_labels, 0) == MESH_MTLS_DISABLE)
+        return;
+    mesh_traffic_policy istio = {.has_tls = true, .tls = {.mode = MESH_TLS_ISTIO_MUTUAL}};
+    if (c->grpc) {
+        const mesh_endpoint_shard *sh = mesh_snapshot_shard(c->s, svc->hostname);
+        size_t n = 0;
+        for (size_t i = 0; sh && i < sh->neps; i++) {
+            if (sh->eps[i].service_port != port)
+                continue;
+            if (!gen_ep_istio_mtls(c->s, sh, &sh->eps[i]))
+                return;
+            n++;
+        }
+        if (n)
+            cl->transport_socket = gen_upstream_tls(c, &istio, svc, port, sni);
+        return;
+    }
+    Envoy__Config__Cluster__V3__Cluster__TransportSocketMatch *m =
+        GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster__TransportSocketMatch,
+               envoy__config__cluster__v3__cluster__transport_socket_match__init);
+    m->name = ga_strdup(c->a, "tlsMode-istio");
+    m->match = gen_struct_str(c, "tlsMode", "istio");
+    m->transport_socket = gen_upstream_tls(c, &istio, svc, port, sni);
+    Envoy__Config__Cluster__V3__Cluster__TransportSocketMatch *d =
+        GA_MSG(c->a, Envoy__Config__Cluster__V3__Cluster__TransportSocketMatch,
+               envoy__config__cluster__v3__cluster__transport_socket_match__init);
+    d->name = ga_strdup(c->a, "tlsMode-disabled");
+    d->match = gen_struct_str(c, NULL, NULL);
+    d->transport_socket = gen_raw_buffer_socket(c);
+    GA_PUSH(c->a, cl->transport_socket_matches, cl->n_transport_socket_matches, m);
+    GA_PUSH(c->a, cl->transport_socket_matches, cl->n_transport_socket_matches, d);
+}
+
+bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
+                            const mesh_endpoint *ep)
+{
+    return gen_ep_istio_mtls(s, sh, ep);
 }
 
 static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy *tp,
@@ -391,7 +463,11 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
     const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
     char *sni =
         ga_printf(c->a, "outbound_.%u_.%s_.%s", port->port, subset ? subset : "", svc->hostname);
-    gen_apply_policy(c, cl, gen_policy(dr, port->port, subset), svc, port->port, sni);
+    const mesh_traffic_policy *tp = gen_policy(dr, port->port, subset);
+    gen_apply_policy(c, cl, tp, svc, port->port, sni);
+    /* any tls block in the rule is the user's choice (an absent mode is DISABLE) */
+    if (!tp || !tp->has_tls)
+        gen_auto_mtls(c, cl, svc, port->port, sni);
     return cl;
 }
 

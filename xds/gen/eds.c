@@ -64,7 +64,8 @@ static void gen_eds_list(gen_ctx *c, const char *const *names, size_t nnames, ge
                 continue;
             h = util_hash64(ep->address ? ep->address : "", strlen(ep->address ? ep->address : ""),
                             h);
-            uint32_t nums[4] = {ep->port, ep->weight, ep->ready, (uint32_t)e};
+            uint32_t mtls = !c->grpc && gen_endpoint_tls_istio(c->s, sh, ep);
+            uint32_t nums[5] = {ep->port, ep->weight, ep->ready, (uint32_t)e, mtls};
             h = util_hash64(nums, sizeof nums, h);
             h = util_hash64(ep->locality ? ep->locality : "",
                             strlen(ep->locality ? ep->locality : ""), h);
@@ -155,6 +156,10 @@ static ProtobufCMessage *gen_eds_build(gen_ctx *c, const gen_item *it)
                                           : ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY;
             uint32_t w = ep->weight ? ep->weight : 1;
             lb->load_balancing_weight = gen_u32(c, w);
+            /* auto mTLS: the cluster's transport_socket_matches pick Istio mTLS for these */
+            if (!c->grpc && gen_endpoint_tls_istio(c->s, sh, ep))
+                lb->metadata = gen_filter_metadata(c, "envoy.transport_socket_match",
+                                                   gen_struct_str(c, "tlsMode", "istio"));
             total += w;
             GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, lb);
         }

@@ -631,8 +631,9 @@ uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
     bool rds = strcmp(type_url, XDS_TYPE_ROUTE) == 0;
     bool cds = strcmp(type_url, XDS_TYPE_CLUSTER) == 0;
     bool eds = strcmp(type_url, XDS_TYPE_ENDPOINT) == 0;
-    if (cds || eds)
-        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS;
+    if (cds || eds) /* PeerAuthentication: auto mTLS per service and endpoint */
+        return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS |
+               K(MESH_KIND_PEER_AUTHENTICATION);
     if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints, mTLS, policy */
         return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS |
                K(MESH_KIND_PEER_AUTHENTICATION) | K(MESH_KIND_AUTHORIZATION_POLICY) |

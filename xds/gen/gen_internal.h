@@ -133,6 +133,14 @@ Google__Protobuf__Duration *gen_duration(gen_ctx *c, int64_t ns);
 Google__Protobuf__UInt32Value *gen_u32(gen_ctx *c, uint32_t v);
 Google__Protobuf__UInt64Value *gen_u64(gen_ctx *c, uint64_t v);
 Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v);
+/* A Struct with one string field (key NULL: empty), and adding one to it. */
+Google__Protobuf__Struct *gen_struct_str(gen_ctx *c, const char *key, const char *val);
+void gen_struct_set_str(gen_ctx *c, Google__Protobuf__Struct *st, const char *key, const char *val);
+/* Metadata with one filter_metadata entry. */
+Envoy__Config__Core__V3__Metadata *gen_filter_metadata(gen_ctx *c, const char *filter,
+                                                       Google__Protobuf__Struct *st);
+/* TransportSocket "envoy.transport_sockets.raw_buffer" (plaintext). */
+Envoy__Config__Core__V3__TransportSocket *gen_raw_buffer_socket(gen_ctx *c);
 Envoy__Config__Core__V3__ConfigSource *gen_ads_source(gen_ctx *c);
 /* The workload certificate and root ("default", "ROOTCA") come from the Istio agent's
  * local SDS server, which the agent's bootstrap names GEN_AGENT_SDS_CLUSTER; istiod never
@@ -234,6 +242,10 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
                                 gen_items *out);
 /* DR identity the proxy sees for a host ("ns/name" or "-"), for cache keys. */
 char *gen_dr_key(gen_ctx *c, const char *hostname);
+/* Whether EDS marks this endpoint tlsMode=istio for auto mTLS: its pod says
+ * security.istio.io/tlsMode: istio and its PeerAuthentication does not DISABLE the port. */
+bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
+                            const mesh_endpoint *ep);
 /* The traffic policy of svc:port[/subset] under dr: the subset's, else the port's, else the
  * rule's; NULL when none. */
 const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
@@ -250,6 +262,18 @@ bool gen_policy_applies(gen_ctx *c, const mesh_meta *m, const mesh_labels *selec
                         size_t ntarget_refs);
 /* Whether some security policy of s has a selector (then LDS depends on proxy labels). */
 bool gen_security_uses_labels(const mesh_snapshot *s);
+/* The PeerAuthentication mode for a workload (namespace, labels) on one of its ports, as
+ * istiod composes mesh, namespace and workload policies; never UNSET (PERMISSIVE). */
+mesh_mtls_mode gen_peer_mtls(const mesh_snapshot *s, const char *ns, const mesh_labels *labels,
+                             uint32_t port);
+/* The policies that apply to the proxy's workload ("pa:ns/name,ra:...,ap:..."), for cache
+ * keys of what they shape. Arena-owned. */
+char *gen_workload_security_key(gen_ctx *c);
+/* Istio mTLS in ct, through the agent's SDS: the workload certificate ("default"), peers
+ * checked against the mesh root ("ROOTCA") and, when nsans > 0, one of the exact SANs. */
+void gen_istio_mtls_context(gen_ctx *c,
+                            Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                            char *const *sans, size_t nsans);
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter gen_hfilter;
 

@@ -54,15 +54,16 @@ static bool grpc_split(gen_ctx *c, const char *name, char **host, uint32_t *port
 /* ---- LDS ------------------------------------------------------------------------------------ *
  *
  * Server listeners ("xds.istio.io/grpc/lds/inbound/<ip>:<port>", asked for by gRPC servers
- * created with xds=True) and mTLS. We have no PeerAuthentication, so the rule is:
- * the listener requires mTLS (DownstreamTlsContext, client certificate required, both from
- * the bootstrap's certificate-provider instance "default") when <ip>:<port> is an endpoint
- * (address and target port) of a service whose DestinationRule, as the server's namespace
- * sees it, sets tls mode ISTIO_MUTUAL for that service port (port-level policy, else the
- * rule's). That is exactly when this control plane tells gRPC clients of the service's
- * default cluster to use mTLS, so clients and server agree. Otherwise (no such endpoint,
- * no rule, DISABLE, SIMPLE, MUTUAL) the listener is plaintext, as before. gRPC 1.51 has no
- * usable PERMISSIVE (its filter-chain match cannot tell TLS from plaintext), as istiod.
+ * created with xds=True), mTLS and policy. gRPC has no usable PERMISSIVE (its filter-chain
+ * match cannot tell TLS from plaintext), so, as istiod's grpcgen: the PeerAuthentication
+ * mode of the workload's port (the workload found as the endpoint at <ip>:<port>, its pod
+ * labels selecting policies) decides; STRICT requires mTLS (DownstreamTlsContext, client
+ * certificate required, both from the bootstrap's certificate-provider instance
+ * "default"), DISABLE is plaintext, and PERMISSIVE becomes mTLS when clients will use it:
+ * the pod says security.istio.io/tlsMode: istio (auto mTLS, istiod's rule), or the
+ * DestinationRule the server's namespace sees sets ISTIO_MUTUAL for the service port;
+ * plaintext otherwise. The HCM carries the workload's AuthorizationPolicies as gRPC RBAC
+ * filters (gRFC A41).
  */
 
 /* marks an inbound item that requires mTLS (gen_item.ref) */
@@ -89,6 +90,12 @@ static bool grpc_inbound_mtls(gen_ctx *c, const char *ip, uint32_t port)
             const mesh_endpoint *ep = &sh->eps[e];
             if (ep->port != port || !ep->address || strcmp(ep->address, ip) != 0)
                 continue;
+            mesh_mtls_mode m = gen_peer_mtls(c->s, sh->ns, &ep->labels, port);
+            if (m != MESH_MTLS_PERMISSIVE)
+                return m == MESH_MTLS_STRICT;
+            const char *tm = mesh_labels_get(&ep->labels, "security.istio.io/tlsMode");
+            if (tm && strcmp(tm, "istio") == 0)
+                return true;
             const mesh_destination_rule *dr =
                 mesh_snapshot_destination_rule(c->s, sh->hostname, c->p->ns);
             const mesh_traffic_policy *tp = gen_policy(dr, ep->service_port, NULL);
@@ -96,7 +103,8 @@ static bool grpc_inbound_mtls(gen_ctx *c, const char *ip, uint32_t port)
                 return true;
         }
     }
-    return false;
+    /* not an endpoint we know: the namespace's (or mesh's) own mode */
+    return gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port) == MESH_MTLS_STRICT;
 }
 
 static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
@@ -115,7 +123,8 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
              * name alone does not show */
             bool mtls = grpc_inbound_mtls(c, grpc_bare_ip(c, host), port);
             gen_item it = {.name = ga_strdup(c->a, n),
-                           .extra = ga_printf(c->a, "%s|%s", hp, mtls ? "mtls" : "plaintext"),
+                           .extra = ga_printf(c->a, "%s|%s|%s", hp, mtls ? "mtls" : "plaintext",
+                                              gen_workload_security_key(c)),
                            .port = port,
                            .ref = mtls ? GRPC_MTLS : NULL};
             gen_items_add(c, out, &it);
@@ -155,6 +164,7 @@ static ProtobufCMessage *grpc_inbound_listener(gen_ctx *c, const gen_item *it)
         gen_hcm(c, "inbound", "unused");
     h->http_filters[0] = h->http_filters[h->n_http_filters - 1]; /* the router only */
     h->n_http_filters = 1;
+    gen_hcm_security_filters(c, h); /* RBAC ahead of the router */
     Envoy__Config__Route__V3__RouteConfiguration *rc =
         GA_MSG(c->a, Envoy__Config__Route__V3__RouteConfiguration,
                envoy__config__route__v3__route_configuration__init);

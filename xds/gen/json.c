@@ -13,7 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "envoy/extensions/filters/http/jwt_authn/v3/config.pb-c.h"
+#include "envoy/extensions/filters/http/rbac/v3/rbac.pb-c.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
+#include "envoy/extensions/filters/network/rbac/v3/rbac.pb-c.h"
+#include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -42,6 +46,10 @@ static const ProtobufCMessageDescriptor *const json_registry[] = {
     &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor,
     &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor,
     &envoy__extensions__transport_sockets__tls__v3__secret__descriptor,
+    &envoy__extensions__transport_sockets__raw_buffer__v3__raw_buffer__descriptor,
+    &envoy__extensions__filters__http__rbac__v3__rbac__descriptor,
+    &envoy__extensions__filters__network__rbac__v3__rbac__descriptor,
+    &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor,
 };
 
 static const ProtobufCMessageDescriptor *json_lookup(const char *type_url)

@@ -6,9 +6,14 @@
  * SNI filter chains on TLS/HTTPS ports); unmatched traffic goes to PassthroughCluster.
  * Services and VirtualServices not exported to the proxy's namespace (exportTo) are left
  * out; DestinationRule exportTo is applied by mesh_snapshot_destination_rule.
- * Inbound: virtualInbound (15006) has a filter chain per port of the proxy's own workload
+ * Inbound: virtualInbound (15006) has filter chains per port of the proxy's own workload
  * (found by matching the proxy's IPs among endpoints) to "inbound|<port>||" clusters, else
- * InboundPassthroughCluster. Runs on the caller's thread; no locks.
+ * InboundPassthroughCluster. The chains of a port follow its PeerAuthentication mode as
+ * istiod lays them out (filterchain_options.go): STRICT one TLS chain requiring a client
+ * certificate from our root, PERMISSIVE an Istio-ALPN TLS chain beside the plaintext one,
+ * DISABLE plaintext only; HTTP chains carry the workload's authentication and
+ * authorization filters, TCP chains its network RBAC. Ports of unknown protocol are served
+ * as TCP (istiod sniffs them). Runs on the caller's thread; no locks.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +100,7 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                    .extra = ga_strdup(c->a, ""),
                    .ref = (void *)(uintptr_t)SC_L_VOUT};
     gen_item vi = {.name = ga_strdup(c->a, "virtualInbound"),
-                   .extra = x->in_key,
+                   .extra = ga_printf(c->a, "%s|%s", x->in_key, gen_workload_security_key(c)),
                    .ref = (void *)(uintptr_t)SC_L_VIN};
     gen_items_add(c, &all, &vo);
     gen_items_add(c, &all, &vi);
@@ -173,6 +178,17 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, ga_printf(c->a, "inbound_0.0.0.0_%u", port), "");
+    gen_hcm_security_filters(c, h);
+    /* as istiod on every inbound HCM: the caller's identity reaches the app in XFCC */
+    h->forward_client_cert_details =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__APPEND_FORWARD;
+    h->set_current_client_cert_details = GA_MSG(
+        c->a,
+        Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__SetCurrentClientCertDetails,
+        envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__set_current_client_cert_details__init);
+    h->set_current_client_cert_details->subject = gen_bool(c, true);
+    h->set_current_client_cert_details->dns = true;
+    h->set_current_client_cert_details->uri = true;
     Envoy__Config__Route__V3__RouteConfiguration *rc =
         GA_MSG(c->a, Envoy__Config__Route__V3__RouteConfiguration,
                envoy__config__route__v3__route_configuration__init);
@@ -243,6 +259,155 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
     return l;
 }
 
+/* ---- inbound mTLS ------------------------------------------------------------------------- */
+
+/* istiod's ALPN sets (pilot/pkg/networking/core/listener.go, networking/util). */
+static const char *const sc_alpn_all_istio[] = {"istio", "istio-peer-exchange", "istio-http/1.0",
+                                                "istio-http/1.1", "istio-h2"};
+static const char *const sc_ciphers[] = {
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",   "AES256-GCM-SHA384",           "AES128-GCM-SHA256"};
+#define SC_N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* One filter chain layout of a port (istiod's FilterChainMatchOptions). */
+typedef struct sc_fc_opt {
+    const char *transport; /* "tls" or "raw_buffer" */
+    bool istio_alpn;       /* match the Istio mTLS ALPNs */
+    bool terminate;        /* DownstreamTlsContext with client certificates */
+} sc_fc_opt;
+
+static size_t sc_fc_opts(mesh_mtls_mode mode, bool http, sc_fc_opt out[3])
+{
+    switch (mode) {
+    case MESH_MTLS_STRICT:
+        out[0] = (sc_fc_opt){"tls", false, true};
+        return 1;
+    case MESH_MTLS_PERMISSIVE:
+        out[0] = (sc_fc_opt){"tls", true, true};
+        if (http) {
+            out[1] = (sc_fc_opt){"raw_buffer", false, false};
+            return 2;
+        }
+        out[1] = (sc_fc_opt){"tls", false, false}; /* the app's own TLS, passed through */
+        out[2] = (sc_fc_opt){"raw_buffer", false, false};
+        return 3;
+    default:
+        out[0] = (sc_fc_opt){"raw_buffer", false, false};
+        return 1;
+    }
+}
+
+/* istiod's BuildInboundTLS: the workload certificate, client certificates required and
+ * checked against the mesh root; ALPN h2/http1.1 (TCP adds istio-peer-exchange). */
+static Envoy__Config__Core__V3__TransportSocket *sc_downstream_tls(gen_ctx *c, bool http)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    d->common_tls_context = ct;
+    d->require_client_certificate = gen_bool(c, true);
+    if (!http)
+        GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols,
+                ga_strdup(c->a, "istio-peer-exchange"));
+    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
+    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
+    Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters,
+               envoy__extensions__transport_sockets__tls__v3__tls_parameters__init);
+    tp->tls_minimum_protocol_version =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__TLS_PARAMETERS__TLS_PROTOCOL__TLSv1_2;
+    tp->tls_maximum_protocol_version =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__TLS_PARAMETERS__TLS_PROTOCOL__TLSv1_3;
+    for (size_t i = 0; i < SC_N(sc_ciphers); i++)
+        GA_PUSH(c->a, tp->cipher_suites, tp->n_cipher_suites, ga_strdup(c->a, sc_ciphers[i]));
+    ct->tls_params = tp;
+    gen_istio_mtls_context(c, ct, NULL, 0);
+    return gen_tls_transport_socket(c, &d->base);
+}
+
+static Envoy__Config__Listener__V3__FilterChainMatch *sc_fcm(gen_ctx *c, uint32_t port,
+                                                             const sc_fc_opt *o)
+{
+    Envoy__Config__Listener__V3__FilterChainMatch *m =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+               envoy__config__listener__v3__filter_chain_match__init);
+    if (port)
+        m->destination_port = gen_u32(c, port);
+    m->transport_protocol = ga_strdup(c->a, o->transport);
+    for (size_t i = 0; o->istio_alpn && i < SC_N(sc_alpn_all_istio); i++)
+        GA_PUSH(c->a, m->application_protocols, m->n_application_protocols,
+                ga_strdup(c->a, sc_alpn_all_istio[i]));
+    return m;
+}
+
+/* A TCP chain's filters: the workload's network RBAC, then tcp_proxy to cluster. */
+static Envoy__Config__Listener__V3__FilterChain *sc_tcp_chain(gen_ctx *c, const char *name,
+                                                              const char *cluster)
+{
+    Envoy__Config__Listener__V3__FilterChain *fc =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
+    fc->name = ga_strdup(c->a, name);
+    gen_authz_network_filters(c, &fc->filters, &fc->n_filters);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, gen_tcp_proxy_filter(c, cluster, cluster));
+    return fc;
+}
+
+static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, const char *name)
+{
+    sc_ctx *x = sc_get(c);
+    Envoy__Config__Listener__V3__Listener *l = sc_listener(c, name, "0.0.0.0", 15006);
+    l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
+    Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst *od =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst,
+               envoy__extensions__filters__listener__original_dst__v3__original_dst__init);
+    gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
+    bool need_tls = false;
+    sc_fc_opt opts[3];
+    for (size_t k = 0; k < x->nin; k++) {
+        uint32_t port = x->in[k].port;
+        bool http = mesh_protocol_is_http(x->in[k].protocol);
+        char *cl = ga_printf(c->a, "inbound|%u||", port);
+        char *chain = ga_printf(c->a, "0.0.0.0_%u", port);
+        size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, opts);
+        for (size_t o = 0; o < n; o++) {
+            Envoy__Config__Listener__V3__FilterChain *fc =
+                http ? sc_chain(c, chain, sc_inbound_http(c, port, cl))
+                     : sc_tcp_chain(c, chain, cl);
+            fc->filter_chain_match = sc_fcm(c, port, &opts[o]);
+            if (opts[o].terminate)
+                fc->transport_socket = sc_downstream_tls(c, http);
+            need_tls |= strcmp(opts[o].transport, "tls") == 0;
+            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+        }
+    }
+    /* traffic addressed to 15006 itself would loop */
+    Envoy__Config__Listener__V3__FilterChain *bh =
+        sc_chain(c, "virtualInbound-blackhole",
+                 gen_tcp_proxy_filter(c, "BlackHoleCluster", "BlackHoleCluster"));
+    bh->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                                    envoy__config__listener__v3__filter_chain_match__init);
+    bh->filter_chain_match->destination_port = gen_u32(c, 15006);
+    GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, bh);
+    /* ports the workload does not declare: passed through, under the workload's mode */
+    size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, 0), false, opts);
+    for (size_t o = 0; o < n; o++) {
+        Envoy__Config__Listener__V3__FilterChain *fc =
+            sc_tcp_chain(c, "virtualInbound", "InboundPassthroughCluster");
+        fc->filter_chain_match = sc_fcm(c, 0, &opts[o]);
+        if (opts[o].terminate)
+            fc->transport_socket = sc_downstream_tls(c, false);
+        need_tls |= strcmp(opts[o].transport, "tls") == 0;
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+    }
+    if (need_tls)
+        gen_add_tls_inspector(c, l);
+    return l;
+}
+
 static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
 {
     Envoy__Config__Listener__V3__Listener *l = NULL;
@@ -258,31 +423,9 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
                 sc_chain(c, "virtualOutbound-catchall-tcp",
                          gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster")));
         break;
-    case SC_L_VIN: {
-        sc_ctx *x = sc_get(c);
-        l = sc_listener(c, it->name, "0.0.0.0", 15006);
-        l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
-        Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst *od =
-            GA_MSG(c->a, Envoy__Extensions__Filters__Listener__OriginalDst__V3__OriginalDst,
-                   envoy__extensions__filters__listener__original_dst__v3__original_dst__init);
-        gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
-        for (size_t k = 0; k < x->nin; k++) {
-            char *cl = ga_printf(c->a, "inbound|%u||", x->in[k].port);
-            Envoy__Config__Listener__V3__Filter *f = mesh_protocol_is_http(x->in[k].protocol)
-                                                         ? sc_inbound_http(c, x->in[k].port, cl)
-                                                         : gen_tcp_proxy_filter(c, cl, cl);
-            Envoy__Config__Listener__V3__FilterChain *fc = sc_chain(c, cl, f);
-            fc->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
-                                            envoy__config__listener__v3__filter_chain_match__init);
-            fc->filter_chain_match->destination_port = gen_u32(c, x->in[k].port);
-            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
-        }
-        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
-                sc_chain(c, "virtualInbound-catchall",
-                         gen_tcp_proxy_filter(c, "InboundPassthroughCluster",
-                                              "InboundPassthroughCluster")));
+    case SC_L_VIN:
+        l = sc_inbound_listener(c, it->name);
         break;
-    }
     case SC_L_HTTP:
         l = sc_listener(c, it->name, "0.0.0.0", it->port);
         l->bind_to_port = gen_bool(c, false);

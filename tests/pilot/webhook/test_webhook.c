@@ -38,6 +38,14 @@ static char *dq(const char *sq)
     "{'apiVersion':'networking.istio.io/v1beta1','kind':'VirtualService','metadata':{'name':'r'}," \
     "'spec':{'hosts':['reviews'],'http':[{'route':[{'destination':{'host':'a'},'weight':30},{"     \
     "'destination':{'host':'b'},'weight':30}]}]}}"
+/* istiod refuses port-level mTLS without a workload selector (ValidatePeerAuthentication). */
+#define PA_BAD                                                                                     \
+    "{'apiVersion':'security.istio.io/v1','kind':'PeerAuthentication','metadata':{'name':'pa-bad'" \
+    "},'spec':{'mtls':{'mode':'STRICT'},'portLevelMtls':{'8080':{'mode':'DISABLE'}}}}"
+#define PA_OK                                                                                      \
+    "{'apiVersion':'security.istio.io/v1beta1','kind':'PeerAuthentication','metadata':{'name':'"   \
+    "pa'},'spec':{'selector':{'matchLabels':{'app':'r'}},'mtls':{'mode':'STRICT'},"                \
+    "'portLevelMtls':{'8080':{'mode':'DISABLE'}}}}"
 #define POD(extra_md, extra_spec)                                                                  \
     "{'apiVersion':'v1','kind':'Pod','metadata':{'name':'p','namespace':'default'" extra_md "},"   \
     "'spec':{'containers':[{'name':'app','image':'x','ports':[{'containerPort':80}]}]" extra_spec  \
@@ -71,6 +79,13 @@ static const hcase hcases[] = {
      "default/reviews: spec.http[0].route[1].weight: weight -5 < 0'}"},
     {"valid vs allowed (weights need not sum to 100)", "/validate/", "application/json",
      REVIEW("UPDATE", VS_OK), 200, "'uid':'u-1','allowed':true}"},
+    {"invalid peer authentication denied with istiod's reason", "/validate", "application/json",
+     REVIEW("CREATE", PA_BAD), 200,
+     "'allowed':false,'status':{'message':'configuration is invalid: PeerAuthentication "
+     "default/pa-bad: spec.portLevelMtls: mesh/namespace peer authentication cannot have port "
+     "level mTLS'}"},
+    {"valid peer authentication (v1beta1) allowed", "/validate", "application/json",
+     REVIEW("CREATE", PA_OK), 200, "'uid':'u-1','allowed':true}"},
     {"delete allowed", "/validate", "application/json", REVIEW("DELETE", VS_BAD), 200,
      "'allowed':true"},
     {"unknown istio kind allowed", "/validate", "application/json",

@@ -48,7 +48,7 @@ expect() { # flavour type-suffix name pattern...
   done
 }
 expect sidecar Listener virtualOutbound 'port_value: 15001' 'use_original_dst \{' 'value: true'
-expect sidecar Listener virtualInbound 'port_value: 15006' 'name: "envoy.filters.listener.original_dst"' 'name: "inbound\|9080\|\|"'
+expect sidecar Listener virtualInbound 'port_value: 15006' 'name: "envoy.filters.listener.original_dst"' 'transport_protocol: "tls"' 'application_protocols: "istio-peer-exchange"' 'name: "envoy.transport_sockets.tls"' 'name: "envoy.filters.listener.tls_inspector"'
 expect sidecar Listener 0.0.0.0_9080 'port_value: 9080' 'bind_to_port \{' 'name: "envoy.filters.network.http_connection_manager"'
 expect sidecar RouteConfiguration 9080 'name: "reviews.default.svc.cluster.local:9080"' 'domains: "reviews"' 'name: "outbound\|9080\|v1\|reviews.default.svc.cluster.local"' 'name: "allow_any"' 'num_retries \{'
 expect sidecar Cluster 'outbound|9080||reviews.default.svc.cluster.local' 'type: EDS' 'lb_policy: RANDOM' 'service_name: "outbound\|9080\|\|reviews.default.svc.cluster.local"' 'ads \{'

@@ -123,19 +123,40 @@ static void test_sidecar_lds(void **state)
 
     Listener *vi = get_listener(&set, "virtualInbound");
     assert_int_equal(vi->address->socket_address->port_value, 15006);
-    assert_int_equal(vi->n_listener_filters, 1);
+    /* no PeerAuthentication: PERMISSIVE, as istiod: per port an Istio-ALPN mTLS chain and
+     * a plaintext chain, the 15006 blackhole, and the passthrough in three (mTLS, the
+     * app's own TLS, plaintext); the TLS inspector tells them apart */
+    assert_int_equal(vi->n_listener_filters, 2);
     assert_string_equal(vi->listener_filters[0]->name, "envoy.filters.listener.original_dst");
-    assert_int_equal(vi->n_filter_chains, 2); /* 9080 + catch-all */
-    assert_int_equal(vi->filter_chains[0]->filter_chain_match->destination_port->value, 9080);
-    HCM *ih = chain_hcm(vi->filter_chains[0]);
-    assert_int_equal(
-        ih->route_specifier_case,
-        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
-    assert_string_equal(ih->route_config->virtual_hosts[0]->routes[0]->route->cluster,
-                        "inbound|9080||");
-    protobuf_c_message_free_unpacked(&ih->base, NULL);
-    assert_string_equal(chain_tcp_cluster(vi->filter_chains[1], buf, sizeof buf),
-                        "InboundPassthroughCluster");
+    assert_string_equal(vi->listener_filters[1]->name, "envoy.filters.listener.tls_inspector");
+    assert_int_equal(vi->n_filter_chains, 6);
+    for (size_t i = 0; i < 2; i++) {
+        const Envoy__Config__Listener__V3__FilterChain *fc = vi->filter_chains[i];
+        assert_string_equal(fc->name, "0.0.0.0_9080");
+        assert_int_equal(fc->filter_chain_match->destination_port->value, 9080);
+        HCM *ih = chain_hcm(fc);
+        assert_int_equal(
+            ih->route_specifier_case,
+            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG);
+        assert_string_equal(ih->route_config->virtual_hosts[0]->routes[0]->route->cluster,
+                            "inbound|9080||");
+        protobuf_c_message_free_unpacked(&ih->base, NULL);
+    }
+    assert_string_equal(vi->filter_chains[0]->filter_chain_match->transport_protocol, "tls");
+    assert_int_equal(vi->filter_chains[0]->filter_chain_match->n_application_protocols, 5);
+    assert_non_null(vi->filter_chains[0]->transport_socket);
+    assert_string_equal(vi->filter_chains[1]->filter_chain_match->transport_protocol, "raw_buffer");
+    assert_null(vi->filter_chains[1]->transport_socket);
+    assert_string_equal(vi->filter_chains[2]->name, "virtualInbound-blackhole");
+    assert_int_equal(vi->filter_chains[2]->filter_chain_match->destination_port->value, 15006);
+    for (size_t i = 3; i < 6; i++) {
+        assert_string_equal(vi->filter_chains[i]->name, "virtualInbound");
+        assert_string_equal(chain_tcp_cluster(vi->filter_chains[i], buf, sizeof buf),
+                            "InboundPassthroughCluster");
+    }
+    assert_non_null(vi->filter_chains[3]->transport_socket);
+    assert_null(vi->filter_chains[4]->transport_socket);
+    assert_string_equal(vi->filter_chains[5]->filter_chain_match->transport_protocol, "raw_buffer");
     protobuf_c_message_free_unpacked(&vi->base, NULL);
 
     Listener *h = get_listener(&set, "0.0.0.0_9080");

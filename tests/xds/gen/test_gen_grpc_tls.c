@@ -256,8 +256,11 @@ static void test_cds_istio_mutual_envoy_sds(void **state)
     assert_string_equal(dv->match_subject_alt_names[0]->exact, SA("cluster.local", "greeter"));
     assert_string_equal(dv->match_subject_alt_names[1]->exact,
                         SA("cluster.local", "greeter-canary"));
-    assert_int_equal(ct->n_alpn_protocols, 2);
+    /* istiod's in-mesh ALPN for an HTTP/2 (gRPC) port: h2 after Istio's two */
+    assert_int_equal(ct->n_alpn_protocols, 3);
     assert_string_equal(ct->alpn_protocols[0], "istio-peer-exchange");
+    assert_string_equal(ct->alpn_protocols[1], "istio");
+    assert_string_equal(ct->alpn_protocols[2], "h2");
     protobuf_c_message_free_unpacked(&u->base, NULL);
 }
 
