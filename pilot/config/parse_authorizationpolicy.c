@@ -277,67 +277,6 @@ static int get_strv(mp_ctx *c, const cJSON *obj, const char *key, const char *pa
     return mp_get_strv(c, obj, key, path, &out->v, &out->n);
 }
 
-static int parse_target_ref(mp_ctx *c, const cJSON *it, const char *path, mesh_target_ref *r)
-{
-    static const struct {
-        const char *group, *kind;
-    } allowed[] = {
-        {"core", "Service"},
-        {"networking.istio.io", "ServiceEntry"},
-        {"gateway.networking.k8s.io", "Gateway"},
-        {"gateway.networking.k8s.io", "GatewayClass"},
-    };
-    if (mp_require_obj(c, it, path) != 0 || mp_get_str(c, it, "group", path, &r->group) != 0 ||
-        mp_get_str(c, it, "kind", path, &r->kind) != 0 ||
-        mp_get_str(c, it, "name", path, &r->name) != 0 ||
-        mp_get_str(c, it, "namespace", path, &r->ns) != 0)
-        return -1;
-    if (!r->name || !*r->name)
-        return mp_fail(c, path, "targetRef name must be set");
-    if (r->ns && *r->ns)
-        return mp_fail(c, path,
-                       "targetRef namespace must not be set; cross namespace referencing is not "
-                       "supported");
-    const char *g = r->group && *r->group ? r->group : "core";
-    for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++)
-        if (r->kind && !strcmp(allowed[k].kind, r->kind) && !strcmp(allowed[k].group, g))
-            return 0;
-    return mp_fail(
-        c, path,
-        "targetRef must be to one of [core/v1/Service networking.istio.io/v1/ServiceEntry "
-        "gateway.networking.k8s.io/v1/Gateway gateway.networking.k8s.io/v1/GatewayClass] "
-        "but was %.64s/%.64s",
-        r->group ? r->group : "", r->kind ? r->kind : "");
-}
-
-static int parse_targets(mp_ctx *c, const cJSON *spec, mesh_authorization_policy *o, bool *set)
-{
-    const cJSON *one, *many, *it;
-    char p[MP_PATH_MAX];
-    size_t i;
-
-    if (mp_get_obj(c, spec, "targetRef", "spec", &one) != 0 ||
-        mp_get_arr(c, spec, "targetRefs", "spec", &many) != 0)
-        return -1;
-    size_t n = (one ? 1 : 0) + (many ? (size_t)cJSON_GetArraySize(many) : 0);
-    *set = n > 0;
-    if (!n)
-        return 0;
-    o->target_refs = xcalloc(n, sizeof *o->target_refs);
-    if (one) {
-        o->ntarget_refs++;
-        if (parse_target_ref(c, one, "spec.targetRef", &o->target_refs[0]) != 0)
-            return -1;
-    }
-    FOR_EACH_OBJ(c, many, "spec", "targetRefs", i, it)
-    {
-        mesh_target_ref *r = &o->target_refs[o->ntarget_refs++];
-        if (parse_target_ref(c, it, mp_pathi(p, "spec", "targetRefs", i), r) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static int parse_source(mp_ctx *c, const cJSON *src, const char *path, size_t ri, mesh_az_source *s,
                         bool *tcp)
 {
@@ -568,13 +507,13 @@ int mp_parse_authorization_policy(mp_ctx *c, const cJSON *obj, mesh_authorizatio
     };
     const cJSON *spec, *sel = NULL, *prov = NULL, *rules = NULL, *it, *meta, *ann;
     char p[MP_PATH_MAX], *action = NULL;
-    bool targets = false;
     size_t i;
     int rc = -1;
 
     if (mp_get_spec(c, obj, &spec) != 0 || mp_get_obj(c, spec, "selector", "spec", &sel) != 0 ||
-        parse_targets(c, spec, o, &targets) != 0)
+        mp_parse_target_refs(c, spec, &o->target_refs, &o->ntarget_refs) != 0)
         goto out;
+    bool targets = o->ntarget_refs > 0;
     if (sel && targets) {
         mp_fail(c, "spec", "only one of targetRefs or workloadSelector can be set");
         goto out;
@@ -666,13 +605,7 @@ static void strv_free(mesh_strv *v)
 void mp_free_authorization_policy(mesh_authorization_policy *o)
 {
     mesh_labels_free(&o->selector);
-    for (size_t i = 0; i < o->ntarget_refs; i++) {
-        free(o->target_refs[i].group);
-        free(o->target_refs[i].kind);
-        free(o->target_refs[i].name);
-        free(o->target_refs[i].ns);
-    }
-    free(o->target_refs);
+    mp_free_target_refs(o->target_refs, o->ntarget_refs);
     free(o->provider);
     for (size_t i = 0; i < o->nrules; i++) {
         mesh_az_rule *r = &o->rules[i];

@@ -143,6 +143,11 @@ int mp_parse_headers(mp_ctx *c, const cJSON *obj, const char *path, mesh_headers
 /* route: [{destination, weight, headers}]. Weights >= 0 (int32), any total but 0 across
  * several destinations (istiod's rule); a single destination always takes all traffic
  * (weight 100). */
+/* spec.targetRef and spec.targetRefs together (istiod's policy target rules: a name, no
+ * namespace, a Service, ServiceEntry, Gateway or GatewayClass); out and n hold what was parsed so
+ * far on error (free with mp_free_target_refs). */
+int mp_parse_target_refs(mp_ctx *c, const cJSON *spec, mesh_target_ref **out, size_t *n);
+void mp_free_target_refs(mesh_target_ref *v, size_t n);
 int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, bool need_one,
                                 mesh_route_destination **out, size_t *n);
 

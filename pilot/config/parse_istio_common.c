@@ -558,3 +558,76 @@ int mp_parse_route_destinations(mp_ctx *c, const cJSON *obj, const char *path, b
         return mp_fail(c, mp_path(p, path, "route"), "total destination weight = 0");
     return 0;
 }
+
+/* ---- targetRef / targetRefs (security policies) ------------------------------------ */
+
+static int mp_target_ref(mp_ctx *c, const cJSON *it, const char *path, mesh_target_ref *r)
+{
+    static const struct {
+        const char *group, *kind;
+    } allowed[] = {
+        {"core", "Service"},
+        {"networking.istio.io", "ServiceEntry"},
+        {"gateway.networking.k8s.io", "Gateway"},
+        {"gateway.networking.k8s.io", "GatewayClass"},
+    };
+    if (mp_require_obj(c, it, path) != 0 || mp_get_str(c, it, "group", path, &r->group) != 0 ||
+        mp_get_str(c, it, "kind", path, &r->kind) != 0 ||
+        mp_get_str(c, it, "name", path, &r->name) != 0 ||
+        mp_get_str(c, it, "namespace", path, &r->ns) != 0)
+        return -1;
+    if (!r->name || !*r->name)
+        return mp_fail(c, path, "targetRef name must be set");
+    if (r->ns && *r->ns)
+        return mp_fail(c, path,
+                       "targetRef namespace must not be set; cross namespace referencing is not "
+                       "supported");
+    const char *g = r->group && *r->group ? r->group : "core";
+    for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++)
+        if (r->kind && !strcmp(allowed[k].kind, r->kind) && !strcmp(allowed[k].group, g))
+            return 0;
+    return mp_fail(
+        c, path,
+        "targetRef must be to one of [core/v1/Service networking.istio.io/v1/ServiceEntry "
+        "gateway.networking.k8s.io/v1/Gateway gateway.networking.k8s.io/v1/GatewayClass] "
+        "but was %.64s/%.64s",
+        r->group ? r->group : "", r->kind ? r->kind : "");
+}
+
+int mp_parse_target_refs(mp_ctx *c, const cJSON *spec, mesh_target_ref **out, size_t *n)
+{
+    const cJSON *one = NULL, *many = NULL, *it;
+    char p[MP_PATH_MAX];
+    size_t i;
+
+    if (mp_get_obj(c, spec, "targetRef", "spec", &one) != 0 ||
+        mp_get_arr(c, spec, "targetRefs", "spec", &many) != 0)
+        return -1;
+    size_t total = (one ? 1 : 0) + (many ? (size_t)cJSON_GetArraySize(many) : 0);
+    if (!total)
+        return 0;
+    *out = xcalloc(total, sizeof **out);
+    if (one) {
+        (*n)++;
+        if (mp_target_ref(c, one, "spec.targetRef", &(*out)[0]) != 0)
+            return -1;
+    }
+    FOR_EACH_OBJ(c, many, "spec", "targetRefs", i, it)
+    {
+        mesh_target_ref *r = &(*out)[(*n)++];
+        if (mp_target_ref(c, it, mp_pathi(p, "spec", "targetRefs", i), r) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void mp_free_target_refs(mesh_target_ref *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].group);
+        free(v[i].kind);
+        free(v[i].name);
+        free(v[i].ns);
+    }
+    free(v);
+}

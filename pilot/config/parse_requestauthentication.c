@@ -10,82 +10,6 @@
 #include "pilot/base/util.h"
 #include "pilot/config/parse_internal.h"
 
-/* ---- targetRef / targetRefs (validatePolicyTargetReference) ---------------------------- */
-
-static void ra_free_target_ref(mesh_target_ref *r)
-{
-    free(r->group);
-    free(r->kind);
-    free(r->name);
-    free(r->ns);
-}
-
-static bool ra_target_kind_allowed(const char *group, const char *kind)
-{
-    /* istiod's allowedTargetRefs, by canonical group ("" is "core") and kind */
-    static const char *const allowed[][2] = {
-        {"core", "Service"},
-        {"networking.istio.io", "ServiceEntry"},
-        {"gateway.networking.k8s.io", "Gateway"},
-        {"gateway.networking.k8s.io", "GatewayClass"},
-    };
-    const char *g = group && *group ? group : "core";
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (strcmp(allowed[i][0], g) == 0 && kind && strcmp(allowed[i][1], kind) == 0)
-            return true;
-    return false;
-}
-
-static int ra_target_ref(mp_ctx *c, const cJSON *it, const char *path, mesh_target_ref *r)
-{
-    if (mp_require_obj(c, it, path) != 0 || mp_get_str(c, it, "group", path, &r->group) != 0 ||
-        mp_get_str(c, it, "kind", path, &r->kind) != 0 ||
-        mp_get_str(c, it, "name", path, &r->name) != 0 ||
-        mp_get_str(c, it, "namespace", path, &r->ns) != 0)
-        return -1;
-    if (!r->name || !*r->name)
-        return mp_fail(c, path, "targetRef name must be set");
-    if (r->ns && *r->ns)
-        return mp_fail(c, path,
-                       "targetRef namespace must not be set; cross namespace referencing is not "
-                       "supported");
-    if (!ra_target_kind_allowed(r->group, r->kind))
-        return mp_fail(c, path,
-                       "targetRef must be to one of [core/v1/Service "
-                       "networking.istio.io/v1/ServiceEntry gateway.networking.k8s.io/v1/Gateway "
-                       "gateway.networking.k8s.io/v1/GatewayClass] but was %.64s/%.64s",
-                       r->group ? r->group : "", r->kind ? r->kind : "");
-    return 0;
-}
-
-static int ra_target_refs(mp_ctx *c, const cJSON *spec, mesh_request_authentication *o)
-{
-    const cJSON *one = NULL, *many = NULL, *it;
-    char p[MP_PATH_MAX];
-    size_t i;
-
-    if (mp_get_obj(c, spec, "targetRef", "spec", &one) != 0 ||
-        mp_get_arr(c, spec, "targetRefs", "spec", &many) != 0)
-        return -1;
-    size_t n = (one ? 1 : 0) + (many ? (size_t)cJSON_GetArraySize(many) : 0);
-    if (!n)
-        return 0;
-    o->target_refs = xcalloc(n, sizeof *o->target_refs);
-    if (one) {
-        o->ntarget_refs++;
-        if (ra_target_ref(c, one, "spec.targetRef", &o->target_refs[0]) != 0)
-            return -1;
-    }
-    FOR_EACH_OBJ(c, many, "spec", "targetRefs", i, it)
-    {
-        o->ntarget_refs++;
-        if (ra_target_ref(c, it, mp_pathi(p, "spec", "targetRefs", i),
-                          &o->target_refs[o->ntarget_refs - 1]) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* ---- jwtRules (validateJwtRule) ----------------------------------------------------------- */
 
 /* security.ParseJwksURI: Go's url.Parse, then an http or https scheme; a port, when
@@ -353,7 +277,7 @@ int mp_parse_request_authentication(mp_ctx *c, const cJSON *obj, mesh_request_au
         if (o->selector.n == 0)
             mp_warn(c, "spec.selector", "workload selector specified without labels");
     }
-    if (ra_target_refs(c, spec, o) != 0)
+    if (mp_parse_target_refs(c, spec, &o->target_refs, &o->ntarget_refs) != 0)
         return -1;
     if (!rules || !cJSON_GetArraySize(rules))
         return 0;
@@ -391,9 +315,7 @@ static void ra_free_rule(mesh_jwt_rule *r)
 void mp_free_request_authentication(mesh_request_authentication *o)
 {
     mesh_labels_free(&o->selector);
-    for (size_t i = 0; i < o->ntarget_refs; i++)
-        ra_free_target_ref(&o->target_refs[i]);
-    free(o->target_refs);
+    mp_free_target_refs(o->target_refs, o->ntarget_refs);
     for (size_t i = 0; i < o->njwt_rules; i++)
         ra_free_rule(&o->jwt_rules[i]);
     free(o->jwt_rules);
