@@ -237,8 +237,8 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
  * Proxyless gRPC has no per-endpoint choice: mTLS when every endpoint of the port says
  * istio (istiod leaves gRPC clients plaintext without a rule; we differ, so two proxyless
  * workloads are encrypted by default as sidecars are). */
-static bool gen_ep_istio_mtls(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
-                              const mesh_endpoint *ep)
+bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
+                            const mesh_endpoint *ep)
 {
     const char *tm = mesh_labels_get(&ep->labels, "security.istio.io/tlsMode");
     return tm && strcmp(tm, "istio") == 0 &&
@@ -261,7 +261,7 @@ static void gen_auto_mtls(gen_ctx *c, Cluster *cl, const mesh_service *svc, uint
         for (size_t i = 0; sh && i < sh->neps; i++) {
             if (sh->eps[i].service_port != port)
                 continue;
-            if (!gen_ep_istio_mtls(c->s, sh, &sh->eps[i]))
+            if (!gen_endpoint_tls_istio(c->s, sh, &sh->eps[i]))
                 return;
             n++;
         }
@@ -283,12 +283,6 @@ static void gen_auto_mtls(gen_ctx *c, Cluster *cl, const mesh_service *svc, uint
     d->transport_socket = gen_raw_buffer_socket(c);
     GA_PUSH(c->a, cl->transport_socket_matches, cl->n_transport_socket_matches, m);
     GA_PUSH(c->a, cl->transport_socket_matches, cl->n_transport_socket_matches, d);
-}
-
-bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *sh,
-                            const mesh_endpoint *ep)
-{
-    return gen_ep_istio_mtls(s, sh, ep);
 }
 
 static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy *tp,
