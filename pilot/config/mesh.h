@@ -357,6 +357,10 @@ typedef struct mesh_traffic_policy {
         char *credential_name;
         char **subject_alt_names;
         size_t nsubject_alt_names;
+        char *ca_certificates;    /* a file in the proxy (SIMPLE/MUTUAL), may be NULL */
+        char *client_certificate; /* a file in the proxy (MUTUAL), may be NULL */
+        char *private_key;        /* a file in the proxy (MUTUAL), may be NULL */
+        bool insecure_skip_verify;
     } tls;
 } mesh_traffic_policy;
 

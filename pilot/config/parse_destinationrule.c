@@ -129,7 +129,7 @@ static int get_i32(mp_ctx *c, const cJSON *o, const char *key, const char *path,
 static int parse_tls_client(mp_ctx *c, const cJSON *t, const char *path, mesh_traffic_policy *tp)
 {
     static const char *const modes[] = {"", "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"};
-    char *mode = NULL, *cert = NULL, *key = NULL, *ca = NULL;
+    char *mode = NULL;
     int rc = -1;
 
     tp->has_tls = true;
@@ -138,10 +138,13 @@ static int parse_tls_client(mp_ctx *c, const cJSON *t, const char *path, mesh_tr
         mp_get_str(c, t, "credentialName", path, &tp->tls.credential_name) != 0 ||
         mp_get_strv(c, t, "subjectAltNames", path, &tp->tls.subject_alt_names,
                     &tp->tls.nsubject_alt_names) != 0 ||
-        mp_get_str(c, t, "clientCertificate", path, &cert) != 0 ||
-        mp_get_str(c, t, "privateKey", path, &key) != 0 ||
-        mp_get_str(c, t, "caCertificates", path, &ca) != 0)
+        mp_get_str(c, t, "clientCertificate", path, &tp->tls.client_certificate) != 0 ||
+        mp_get_str(c, t, "privateKey", path, &tp->tls.private_key) != 0 ||
+        mp_get_str(c, t, "caCertificates", path, &tp->tls.ca_certificates) != 0 ||
+        mp_get_bool(c, t, "insecureSkipVerify", path, &tp->tls.insecure_skip_verify, NULL) != 0)
         goto out;
+    const char *cert = tp->tls.client_certificate, *key = tp->tls.private_key,
+               *ca = tp->tls.ca_certificates;
     tp->tls.mode = MESH_TLS_DISABLE; /* the enum's zero value */
     if (mode) {
         int k;
@@ -169,9 +172,6 @@ static int parse_tls_client(mp_ctx *c, const cJSON *t, const char *path, mesh_tr
     rc = 0;
 out:
     free(mode);
-    free(cert);
-    free(key);
-    free(ca);
     return rc;
 }
 

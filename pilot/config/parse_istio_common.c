@@ -144,6 +144,9 @@ static void free_traffic_policy(mesh_traffic_policy *tp)
     free(tp->hash.http_cookie_name);
     free(tp->tls.sni);
     free(tp->tls.credential_name);
+    free(tp->tls.ca_certificates);
+    free(tp->tls.client_certificate);
+    free(tp->tls.private_key);
     util_strv_free(tp->tls.subject_alt_names, tp->tls.nsubject_alt_names);
 }
 

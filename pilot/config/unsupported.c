@@ -143,6 +143,10 @@ static const char *const tp_suffixes[] = {
     "tls.sni",
     "tls.credentialName",
     "tls.subjectAltNames[]",
+    "tls.caCertificates",
+    "tls.clientCertificate",
+    "tls.privateKey",
+    "tls.insecureSkipVerify",
     NULL,
 };
 

@@ -167,6 +167,51 @@ Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
     return ts;
 }
 
+/* DestinationRule SIMPLE / MUTUAL (TLS origination), as istiod's constructUpstreamTLS:
+ * - credentialName: the Secret over ADS SDS ("kubernetes://<cred>" for MUTUAL's client
+ *   certificate, "kubernetes://<cred>-cacert" to validate the server);
+ * - else files in the proxy, served by the agent's SDS: MUTUAL's client certificate as
+ *   "file-cert:<cert>~<key>", the server validated against "file-root:<caCertificates>",
+ *   or the proxy's system roots ("file-root:system", istiod's VERIFY_CERTIFICATE_AT_CLIENT
+ *   default; never our mesh root);
+ * - insecureSkipVerify: no validation at all; subjectAltNames as exact SAN matches. */
+static void gen_origination_tls(gen_ctx *c,
+                                Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                                const mesh_traffic_policy *tp)
+{
+    const char *cred =
+        tp->tls.credential_name && tp->tls.credential_name[0] ? tp->tls.credential_name : NULL;
+    if (tp->tls.mode == MESH_TLS_MUTUAL) {
+        if (cred)
+            gen_sds_certificate(c, ct, cred);
+        else
+            GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs,
+                    ct->n_tls_certificate_sds_secret_configs,
+                    gen_sds_secret(
+                        c, ga_printf(c->a, "file-cert:%s~%s",
+                                     tp->tls.client_certificate ? tp->tls.client_certificate : "",
+                                     tp->tls.private_key ? tp->tls.private_key : "")));
+    }
+    if (tp->tls.insecure_skip_verify) {
+        ct->validation_context_type_case =
+            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
+        ct->validation_context = GA_MSG(
+            c->a, Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext,
+            envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init);
+        return;
+    }
+    CombinedValidation *cv =
+        gen_san_validation(c, tp->tls.subject_alt_names, tp->tls.nsubject_alt_names);
+    const char *ca =
+        tp->tls.ca_certificates && tp->tls.ca_certificates[0] ? tp->tls.ca_certificates : "system";
+    cv->validation_context_sds_secret_config =
+        gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s-cacert", cred)
+                               : ga_printf(c->a, "file-root:%s", ca));
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+    ct->combined_validation_context = cv;
+}
+
 static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
                                                                   const mesh_traffic_policy *tp,
                                                                   const mesh_service *svc,
@@ -197,8 +242,13 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
         ct = GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
                     envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
         u->common_tls_context = ct;
-        u->sni = ga_strdup(c->a, tp->tls.sni && tp->tls.sni[0] ? tp->tls.sni : sni);
         bool istio = tp->tls.mode == MESH_TLS_ISTIO_MUTUAL;
+        /* Istio mTLS names the cluster (outbound_...) unless the rule names an SNI; TLS
+         * origination sends only the rule's (the server is outside the mesh) */
+        if (tp->tls.sni && tp->tls.sni[0])
+            u->sni = ga_strdup(c->a, tp->tls.sni);
+        else if (istio)
+            u->sni = ga_strdup(c->a, sni);
         if (istio) {
             /* as istiod: the workload's own certificate; the peer must hold one of the
              * service's identities (the rule's subjectAltNames when given), checked
@@ -221,9 +271,11 @@ static Envoy__Config__Core__V3__TransportSocket *gen_upstream_tls(gen_ctx *c,
                        mp->protocol == MESH_PROTO_GRPC_WEB))
                 GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
         } else {
-            if (tp->tls.mode == MESH_TLS_MUTUAL)
-                gen_sds_certificate(c, ct, tp->tls.credential_name);
-            gen_sds_validation(c, ct, tp->tls.credential_name);
+            gen_origination_tls(c, ct, tp);
+            const mesh_port *mp = gen_service_port(svc, port);
+            if (mp && (mp->protocol == MESH_PROTO_HTTP2 || mp->protocol == MESH_PROTO_GRPC ||
+                       mp->protocol == MESH_PROTO_GRPC_WEB))
+                GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
         }
     }
     return gen_tls_transport_socket(c, &u->base);

@@ -143,7 +143,10 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         char *name = ga_printf(c->a, "0.0.0.0_%u", s->bind);
         if (names && !gen_names_has(names, nnames, name))
             continue;
-        gen_item it = {.name = name, .extra = g->key, .port = s->bind};
+        /* the policies that select the gateway shape its listeners' filters */
+        gen_item it = {.name = name,
+                       .extra = ga_printf(c->a, "%s|%s", g->key, gen_workload_security_key(c)),
+                       .port = s->bind};
         gen_items_add(c, out, &it);
     }
 }
@@ -243,6 +246,14 @@ static Envoy__Config__Listener__V3__Filter *gw_tcp_filter(gen_ctx *c, const gw_s
     return NULL;
 }
 
+/* A TCP chain's filters: the gateway's network RBAC, then f. */
+static void gw_tcp_filters(gen_ctx *c, Envoy__Config__Listener__V3__FilterChain *fc,
+                           Envoy__Config__Listener__V3__Filter *f)
+{
+    gen_authz_network_filters(c, &fc->filters, &fc->n_filters);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+}
+
 typedef struct gw_sni_set {
     const char **v;
     size_t n;
@@ -289,14 +300,24 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *
                     GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                            envoy__config__listener__v3__filter_chain__init);
                 fc->filter_chain_match = fcm;
-                Envoy__Config__Listener__V3__Filter *f = gen_tcp_route_filter(c, tr, s->srv->port);
-                GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+                gw_tcp_filters(c, fc, gen_tcp_route_filter(c, tr, s->srv->port));
                 GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
                 added++;
             }
         }
     }
     return added;
+}
+
+/* The gateway's HCM with the authentication and authorization filters of the policies
+ * that select the gateway workload (istiod applies them to gateways as to sidecars). */
+static Envoy__Config__Listener__V3__Filter *gw_hcm_filter(gen_ctx *c, uint32_t bind,
+                                                          const char *route)
+{
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
+        gen_hcm(c, ga_printf(c->a, "outbound_0.0.0.0_%u", bind), route);
+    gen_hcm_security_filters(c, h);
+    return gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base);
 }
 
 static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
@@ -320,16 +341,13 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             plain_done = true;
             fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                         envoy__config__listener__v3__filter_chain__init);
-            char *rn = ga_printf(c->a, "http.%u", s->bind);
-            Envoy__Config__Listener__V3__Filter *f =
-                gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), rn);
-            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+            GA_PUSH(c->a, fc->filters, fc->n_filters,
+                    gw_hcm_filter(c, s->bind, ga_printf(c->a, "http.%u", s->bind)));
         } else if (gw_is_https_term(s->srv)) {
             any_tls = true;
             fc = gw_tls_chain(c, s, true);
-            Envoy__Config__Listener__V3__Filter *f = gen_hcm_filter(
-                c, ga_printf(c->a, "outbound_0.0.0.0_%u", s->bind), gw_https_route_name(c, s));
-            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+            GA_PUSH(c->a, fc->filters, fc->n_filters,
+                    gw_hcm_filter(c, s->bind, gw_https_route_name(c, s)));
         } else if (gw_is_passthrough(s->srv)) {
             if (gw_passthrough_chains(c, s, &used, l))
                 any_tls = true;
@@ -339,7 +357,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
                 continue; /* no tcp route for this server */
             any_tls = true;
             fc = gw_tls_chain(c, s, false);
-            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+            gw_tcp_filters(c, fc, f);
         } else if (gw_is_tcp(s->srv)) {
             if (plain_done)
                 continue;
@@ -349,7 +367,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             plain_done = true;
             fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                         envoy__config__listener__v3__filter_chain__init);
-            GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+            gw_tcp_filters(c, fc, f);
         }
         if (fc)
             GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);

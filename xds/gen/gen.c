@@ -156,6 +156,8 @@ static const struct {
     {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ROUTE, &gen_sc_rds, "sidecar"},
     {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_CLUSTER, &gen_sc_cds, "envoy"},
     {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_ENDPOINT, &gen_eds, "shared"},
+    /* credentialName of a DestinationRule: CA bundles of the sidecar's own namespace */
+    {XDS_FLAVOUR_ENVOY_SIDECAR, XDS_TYPE_SECRET, &gen_sc_sds, "sidecar"},
 };
 
 xds_gen *xds_gen_new(void)

@@ -122,6 +122,7 @@ typedef struct gen_type_ops {
 extern const gen_type_ops gen_grpc_lds, gen_grpc_rds;
 extern const gen_type_ops gen_gw_lds, gen_gw_rds;
 extern const gen_type_ops gen_gw_sds; /* gateway credentials (gen_sds.c) */
+extern const gen_type_ops gen_sc_sds; /* sidecars: CA bundles only (gen_sds.c) */
 extern const gen_type_ops gen_sc_lds, gen_sc_rds, gen_sc_cds;
 extern const gen_type_ops gen_envoy_cds_outbound; /* outbound clusters: gRPC and gateway CDS */
 extern const gen_type_ops gen_eds;                /* every flavour */

@@ -1,4 +1,5 @@
-/* gen_sds: gateway credentials over SDS, as istiod serves them to router proxies.
+/* gen_sds: gateway credentials over SDS, as istiod serves them to router proxies, and the
+ * CA bundles of a DestinationRule's credentialName to sidecars.
  *
  * A Gateway server with tls.credentialName "foo" makes the gateway ask for
  * "kubernetes://foo" (certificate chain + private key) and, for MUTUAL, for
@@ -148,3 +149,18 @@ static ProtobufCMessage *sds_build(gen_ctx *c, const gen_item *it)
 }
 
 const gen_type_ops gen_gw_sds = {sds_list, sds_build};
+
+/* Sidecars (DestinationRule credentialName): istiod serves a sidecar its own namespace's
+ * CA bundles ("-cacert", public) freely and key material only when a SubjectAccessReview
+ * says the proxy's service account may read Secrets there. We do not run that review, so
+ * a sidecar gets CA bundles only: a MUTUAL rule's client key stays with gateways. */
+static void sc_sds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    gen_items all = {0};
+    sds_list(c, names, nnames, &all);
+    for (size_t i = 0; i < all.n; i++)
+        if (((const sds_ref *)all.v[i].ref)->what == SDS_CA)
+            gen_items_add(c, out, &all.v[i]);
+}
+
+const gen_type_ops gen_sc_sds = {sc_sds_list, sds_build};

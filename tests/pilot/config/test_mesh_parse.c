@@ -1413,11 +1413,11 @@ static void test_unsupported(void **state)
         {DR("{'host':'r','trafficPolicy':{'tunnel':{'protocol':'CONNECT'},'loadBalancer':{'simple':"
             "'RANDOM',"
             "'localityLbSetting':{'enabled':true}},'portLevelSettings':[{'port':{'number':1},'tls':"
-            "{'mode':'SIMPLE','caCertificates':'/x'}}]},"
+            "{'mode':'SIMPLE','caCrl':'/x'}}]},"
             "'subsets':[{'name':'v1','labels':{'a':'b'},'trafficPolicy':{'outlierDetection':{'"
             "minHealthPercent':5}}}]}"),
          {"spec.trafficPolicy.tunnel", "spec.trafficPolicy.loadBalancer.localityLbSetting",
-          "spec.trafficPolicy.portLevelSettings[].tls.caCertificates",
+          "spec.trafficPolicy.portLevelSettings[].tls.caCrl",
           "spec.subsets[].trafficPolicy.outlierDetection.minHealthPercent"}},
         {GW("{'selector':{'istio':'x'},'servers':[{'port':{'number':80,'protocol':'HTTP','"
             "targetPort':8080},"

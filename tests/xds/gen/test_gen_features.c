@@ -225,9 +225,14 @@ static void test_sds_gateway(void **state)
     assert_null(fx_find(&set, "kubernetes://ingress-cert"));
     xds_resource_set_free(&set);
 
-    /* sidecars get no gateway credentials */
+    /* sidecars (a DestinationRule's credentialName) get their namespace's CA bundles only:
+     * no key material without the SubjectAccessReview istiod runs */
     fx_gen(gen, sc_default, snap, XDS_TYPE_SECRET, dn, 3, &set);
-    assert_int_equal(set.n, 0);
+    assert_int_equal(set.n, 1);
+    s = secret(&set, "kubernetes://other-cert-cacert");
+    assert_inline(s->validation_context->trusted_ca, "CA-PEM");
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    assert_null(fx_find(&set, "kubernetes://other-cert"));
     xds_resource_set_free(&set);
 }
 

@@ -451,6 +451,143 @@ static void test_grpc_server_and_client(void **state)
     mesh_snapshot_release(s);
 }
 
+/* The TLS origination context of cluster name under a DR trafficPolicy tls block. */
+static Upstream *origination(const char *tls, const char *name)
+{
+    char dr[512];
+    snprintf(dr, sizeof dr,
+             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: o, "
+             "namespace: default}\nspec: {host: reviews, trafficPolicy: {tls: %s}}\n",
+             tls);
+    mesh_snapshot *s = fx_snapshot(base_yaml, dr, NULL);
+    Cluster *c = cluster(s, XDS_FLAVOUR_ENVOY_SIDECAR, "default", name);
+    assert_int_equal(c->n_transport_socket_matches, 0); /* the rule's choice, no auto mTLS */
+    assert_non_null(c->transport_socket);
+    Upstream *u = fx_unpack_any(
+        c->transport_socket->typed_config,
+        &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
+    assert_non_null(u);
+    protobuf_c_message_free_unpacked(&c->base, NULL);
+    mesh_snapshot_release(s);
+    return u;
+}
+
+static const Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
+root_of(const Upstream *u)
+{
+    const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        u->common_tls_context;
+    assert_int_equal(
+        ct->validation_context_type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT);
+    return ct->combined_validation_context->validation_context_sds_secret_config;
+}
+
+static void test_tls_origination(void **state)
+{
+    (void)state;
+    /* SIMPLE without a CA: the proxy's system roots through the agent, never our mesh
+     * root; no SNI unless the rule names one (the server is outside the mesh) */
+    Upstream *u = origination("{mode: SIMPLE}", "outbound|9080||" REVIEWS);
+    assert_true(u->sni == NULL || u->sni[0] == '\0');
+    assert_string_equal(root_of(u)->name, "file-root:system");
+    assert_string_equal(
+        root_of(u)->sds_config->api_config_source->grpc_services[0]->envoy_grpc->cluster_name,
+        GEN_AGENT_SDS_CLUSTER);
+    assert_int_equal(u->common_tls_context->n_tls_certificate_sds_secret_configs, 0);
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+
+    u = origination("{mode: SIMPLE, sni: api.example.com, caCertificates: /etc/ca.pem, "
+                    "subjectAltNames: [api.example.com]}",
+                    "outbound|9080||" REVIEWS);
+    assert_string_equal(u->sni, "api.example.com");
+    assert_string_equal(root_of(u)->name, "file-root:/etc/ca.pem");
+    assert_int_equal(u->common_tls_context->combined_validation_context->default_validation_context
+                         ->n_match_subject_alt_names,
+                     1);
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+
+    u = origination("{mode: SIMPLE, insecureSkipVerify: true}", "outbound|9080||" REVIEWS);
+    assert_int_equal(
+        u->common_tls_context->validation_context_type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT);
+    assert_null(u->common_tls_context->validation_context->trusted_ca);
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+
+    /* MUTUAL with files: the agent serves them */
+    u = origination("{mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}",
+                    "outbound|9080||" REVIEWS);
+    assert_int_equal(u->common_tls_context->n_tls_certificate_sds_secret_configs, 1);
+    assert_string_equal(u->common_tls_context->tls_certificate_sds_secret_configs[0]->name,
+                        "file-cert:/c.pem~/k.pem");
+    assert_string_equal(root_of(u)->name, "file-root:system");
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+
+    /* MUTUAL with a credential: the Secret over ADS, CA from <cred>-cacert */
+    u = origination("{mode: MUTUAL, credentialName: client-cred}", "outbound|9080||" REVIEWS);
+    assert_string_equal(u->common_tls_context->tls_certificate_sds_secret_configs[0]->name,
+                        "kubernetes://client-cred");
+    assert_true(u->common_tls_context->tls_certificate_sds_secret_configs[0]->sds_config->ads !=
+                NULL);
+    assert_string_equal(root_of(u)->name, "kubernetes://client-cred-cacert");
+    protobuf_c_message_free_unpacked(&u->base, NULL);
+}
+
+/* A policy selecting the ingress gateway reaches its HTTP and TCP chains. */
+static void test_gateway_policies(void **state)
+{
+    (void)state;
+    mesh_snapshot *s = fx_snapshot(
+        base_yaml,
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: "
+        "istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - {port: "
+        "{number: 80, name: http, protocol: HTTP}, hosts: ['*']}\n  - {port: {number: 31400, "
+        "name: tcp, protocol: TCP}, hosts: ['*']}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: t, "
+        "namespace: istio-system}\nspec:\n  hosts: ['*']\n  gateways: [gw]\n  tcp:\n  - "
+        "route: [{destination: {host: db.legacy.svc.cluster.local, port: {number: 5432}}}]\n"
+        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: "
+        "ingress, namespace: istio-system}\nspec:\n  selector: {matchLabels: {istio: "
+        "ingressgateway}}\n  action: DENY\n  rules:\n  - from:\n    - source: {ipBlocks: "
+        "[10.9.9.0/24]}\n",
+        NULL);
+    gen_begin();
+    xds_proxy *p = fx_proxy(XDS_FLAVOUR_ENVOY_GATEWAY, "istio-system", "10.0.0.1",
+                            "app=istio-ingressgateway,istio=ingressgateway");
+    xds_resource_set set;
+    fx_gen(gen, p, s, XDS_TYPE_LISTENER, NULL, 0, &set);
+    size_t seen_http = 0, seen_tcp = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        Listener *l = envoy__config__listener__v3__listener__unpack(NULL, set.items[i]->len,
+                                                                    set.items[i]->bytes);
+        assert_non_null(l);
+        for (size_t k = 0; k < l->n_filter_chains; k++) {
+            const Chain *fc = l->filter_chains[k];
+            const char *first = fc->filters[0]->name;
+            if (strcmp(first, "envoy.filters.network.rbac") == 0) {
+                seen_tcp++;
+                continue;
+            }
+            assert_string_equal(first, "envoy.filters.network.http_connection_manager");
+            Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
+                *h = fx_unpack_any(
+                    fc->filters[0]->typed_config,
+                    &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
+            assert_non_null(h);
+            assert_string_equal(h->http_filters[0]->name, "envoy.filters.http.rbac");
+            seen_http++;
+            protobuf_c_message_free_unpacked(&h->base, NULL);
+        }
+        protobuf_c_message_free_unpacked(&l->base, NULL);
+    }
+    assert_int_equal(seen_http, 1);
+    assert_int_equal(seen_tcp, 1);
+    xds_resource_set_free(&set);
+    xds_proxy_free(p);
+    gen_end();
+    mesh_snapshot_release(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +599,8 @@ int main(void)
         cmocka_unit_test(test_destination_rule_wins),
         cmocka_unit_test(test_eds_tls_mode),
         cmocka_unit_test(test_grpc_server_and_client),
+        cmocka_unit_test(test_tls_origination),
+        cmocka_unit_test(test_gateway_policies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
