@@ -262,8 +262,9 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
 /* ---- inbound mTLS ------------------------------------------------------------------------- */
 
 /* istiod's ALPN sets (pilot/pkg/networking/core/listener.go, networking/util). */
-static const char *const sc_alpn_all_istio[] = {"istio", "istio-peer-exchange", "istio-http/1.0",
-                                                "istio-http/1.1", "istio-h2"};
+static const char *const sc_alpn_all_istio[] = {
+    "istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2", NULL};
+static const char *const sc_alpn_tcp_mxc[] = {"istio-peer-exchange", "istio", NULL};
 static const char *const sc_ciphers[] = {
     "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256",
     "ECDHE-RSA-AES128-GCM-SHA256",   "AES256-GCM-SHA384",           "AES128-GCM-SHA256"};
@@ -271,28 +272,36 @@ static const char *const sc_ciphers[] = {
 
 /* One filter chain layout of a port (istiod's FilterChainMatchOptions). */
 typedef struct sc_fc_opt {
-    const char *transport; /* "tls" or "raw_buffer" */
-    bool istio_alpn;       /* match the Istio mTLS ALPNs */
-    bool terminate;        /* DownstreamTlsContext with client certificates */
+    const char *transport;   /* "tls" or "raw_buffer" */
+    const char *const *alpn; /* the ALPNs matched (NULL-terminated), or NULL */
+    bool terminate;          /* DownstreamTlsContext with client certificates */
 } sc_fc_opt;
 
-static size_t sc_fc_opts(mesh_mtls_mode mode, bool http, sc_fc_opt out[3])
+/* A declared port's chains (TCP or HTTP), or the passthrough's: istiod's "auto" options,
+ * of which we keep the TCP ones (mTLS with Istio's TCP ALPNs, plaintext, the app's TLS). */
+static size_t sc_fc_opts(mesh_mtls_mode mode, bool http, bool passthrough, sc_fc_opt out[3])
 {
     switch (mode) {
     case MESH_MTLS_STRICT:
-        out[0] = (sc_fc_opt){"tls", false, true};
+        out[0] = (sc_fc_opt){"tls", NULL, true};
         return 1;
     case MESH_MTLS_PERMISSIVE:
-        out[0] = (sc_fc_opt){"tls", true, true};
+        if (passthrough) {
+            out[0] = (sc_fc_opt){"tls", sc_alpn_tcp_mxc, true};
+            out[1] = (sc_fc_opt){"raw_buffer", NULL, false};
+            out[2] = (sc_fc_opt){"tls", NULL, false};
+            return 3;
+        }
+        out[0] = (sc_fc_opt){"tls", sc_alpn_all_istio, true};
         if (http) {
-            out[1] = (sc_fc_opt){"raw_buffer", false, false};
+            out[1] = (sc_fc_opt){"raw_buffer", NULL, false};
             return 2;
         }
-        out[1] = (sc_fc_opt){"tls", false, false}; /* the app's own TLS, passed through */
-        out[2] = (sc_fc_opt){"raw_buffer", false, false};
+        out[1] = (sc_fc_opt){"tls", NULL, false}; /* the app's own TLS, passed through */
+        out[2] = (sc_fc_opt){"raw_buffer", NULL, false};
         return 3;
     default:
-        out[0] = (sc_fc_opt){"raw_buffer", false, false};
+        out[0] = (sc_fc_opt){"raw_buffer", NULL, false};
         return 1;
     }
 }
@@ -337,9 +346,9 @@ static Envoy__Config__Listener__V3__FilterChainMatch *sc_fcm(gen_ctx *c, uint32_
     if (port)
         m->destination_port = gen_u32(c, port);
     m->transport_protocol = ga_strdup(c->a, o->transport);
-    for (size_t i = 0; o->istio_alpn && i < SC_N(sc_alpn_all_istio); i++)
+    for (size_t i = 0; o->alpn && o->alpn[i]; i++)
         GA_PUSH(c->a, m->application_protocols, m->n_application_protocols,
-                ga_strdup(c->a, sc_alpn_all_istio[i]));
+                ga_strdup(c->a, o->alpn[i]));
     return m;
 }
 
@@ -372,7 +381,8 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
         bool http = mesh_protocol_is_http(x->in[k].protocol);
         char *cl = ga_printf(c->a, "inbound|%u||", port);
         char *chain = ga_printf(c->a, "0.0.0.0_%u", port);
-        size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, opts);
+        size_t n =
+            sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, false, opts);
         for (size_t o = 0; o < n; o++) {
             Envoy__Config__Listener__V3__FilterChain *fc =
                 http ? sc_chain(c, chain, sc_inbound_http(c, port, cl))
@@ -393,7 +403,7 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
     bh->filter_chain_match->destination_port = gen_u32(c, 15006);
     GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, bh);
     /* ports the workload does not declare: passed through, under the workload's mode */
-    size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, 0), false, opts);
+    size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, 0), false, true, opts);
     for (size_t o = 0; o < n; o++) {
         Envoy__Config__Listener__V3__FilterChain *fc =
             sc_tcp_chain(c, "virtualInbound", "InboundPassthroughCluster");

@@ -154,9 +154,13 @@ static void test_sidecar_lds(void **state)
         assert_string_equal(chain_tcp_cluster(vi->filter_chains[i], buf, sizeof buf),
                             "InboundPassthroughCluster");
     }
+    /* istiod's passthrough order and ALPNs: mTLS (istio-peer-exchange, istio), plaintext,
+     * the app's own TLS */
     assert_non_null(vi->filter_chains[3]->transport_socket);
-    assert_null(vi->filter_chains[4]->transport_socket);
-    assert_string_equal(vi->filter_chains[5]->filter_chain_match->transport_protocol, "raw_buffer");
+    assert_int_equal(vi->filter_chains[3]->filter_chain_match->n_application_protocols, 2);
+    assert_string_equal(vi->filter_chains[4]->filter_chain_match->transport_protocol, "raw_buffer");
+    assert_null(vi->filter_chains[5]->transport_socket);
+    assert_string_equal(vi->filter_chains[5]->filter_chain_match->transport_protocol, "tls");
     protobuf_c_message_free_unpacked(&vi->base, NULL);
 
     Listener *h = get_listener(&set, "0.0.0.0_9080");
