@@ -171,7 +171,217 @@ out:
     return buf;
 }
 
-/* Reads the mesh config YAML: keeps trustDomain and rootNamespace. */
+/* ---- mesh config: trustDomainAliases, extensionProviders ------------------------------ */
+
+/* A list of strings at obj[key] (absent: empty). -1 with err naming where. */
+static int mc_strlist(const cJSON *obj, const char *key, const char *where, xds_strlist *out,
+                      char *err, size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key), *it;
+    if (!a || cJSON_IsNull(a))
+        return 0;
+    if (!cJSON_IsArray(a))
+        goto bad;
+    cJSON_ArrayForEach(it, a) if (!cJSON_IsString(it)) goto bad;
+    out->n = (size_t)cJSON_GetArraySize(a);
+    out->v = xcalloc(out->n ? out->n : 1, sizeof *out->v);
+    size_t i = 0;
+    cJSON_ArrayForEach(it, a) out->v[i++] = xstrdup(it->valuestring);
+    return 0;
+bad:
+    snprintf(err, errlen, "%s.%s: want a list of strings", where, key);
+    return -1;
+}
+
+static int mc_str(const cJSON *obj, const char *key, const char *where, char **out, char *err,
+                  size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v)) {
+        snprintf(err, errlen, "%s.%s: want a string", where, key);
+        return -1;
+    }
+    free(*out);
+    *out = xstrdup(v->valuestring);
+    return 0;
+}
+
+static int mc_bool(const cJSON *obj, const char *key, const char *where, bool *out, char *err,
+                   size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsBool(v)) {
+        snprintf(err, errlen, "%s.%s: want true or false", where, key);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* A uint32 as proto3 JSON writes one: a number or a decimal string. */
+static int mc_u32(const cJSON *obj, const char *key, const char *where, int64_t *out, char *err,
+                  size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    double d;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsNumber(v)) {
+        d = v->valuedouble;
+    } else if (cJSON_IsString(v) && v->valuestring[0]) {
+        char *end;
+        d = strtod(v->valuestring, &end);
+        if (*end)
+            goto bad;
+    } else {
+        goto bad;
+    }
+    if (d < 0 || d > 4294967295.0 || d != (double)(int64_t)d)
+        goto bad;
+    *out = (int64_t)d;
+    return 0;
+bad:
+    snprintf(err, errlen, "%s.%s: want an unsigned 32-bit integer", where, key);
+    return -1;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* envoyExtAuthzHttp / envoyExtAuthzGrpc into p (kind already set). */
+static int mc_ext_authz(const cJSON *o, const char *where, xds_ext_authz_provider *p, char *err,
+                        size_t errlen)
+{
+    char *timeout = NULL;
+    int rc = -1;
+    if (!cJSON_IsObject(o)) {
+        snprintf(err, errlen, "%s: want a mapping", where);
+        return -1;
+    }
+    if (mc_str(o, "service", where, &p->service, err, errlen) != 0 ||
+        mc_u32(o, "port", where, &p->port, err, errlen) != 0 ||
+        mc_str(o, "timeout", where, &timeout, err, errlen) != 0 ||
+        mc_bool(o, "failOpen", where, &p->fail_open, err, errlen) != 0 ||
+        mc_str(o, "statusOnError", where, &p->status_on_error, err, errlen) != 0)
+        goto out;
+    p->timeout_ns = -1;
+    if (timeout) {
+        /* proto3 JSON writes a Duration as "<seconds>s" ("0.002s"), a Go duration too */
+        if (util_parse_duration(timeout, &p->timeout_ns) != 0) {
+            snprintf(err, errlen, "%s.timeout: bad duration \"%s\"", where, timeout);
+            goto out;
+        }
+    }
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "includeRequestBodyInCheck");
+    if (body && !cJSON_IsNull(body)) {
+        int64_t max = 0;
+        if (!cJSON_IsObject(body)) {
+            snprintf(err, errlen, "%s.includeRequestBodyInCheck: want a mapping", where);
+            goto out;
+        }
+        if (mc_u32(body, "maxRequestBytes", where, &max, err, errlen) != 0 ||
+            mc_bool(body, "allowPartialMessage", where, &p->allow_partial_message, err, errlen) !=
+                0 ||
+            mc_bool(body, "packAsBytes", where, &p->pack_as_bytes, err, errlen) != 0)
+            goto out;
+        p->with_body = true;
+        p->max_request_bytes = (uint32_t)max;
+    }
+    if (p->kind == XDS_EXT_AUTHZ_HTTP) {
+        if (mc_str(o, "pathPrefix", where, &p->path_prefix, err, errlen) != 0 ||
+            mc_strlist(o, "includeRequestHeadersInCheck", where,
+                       &p->include_request_headers_in_check, err, errlen) != 0 ||
+            mc_strlist(o, "includeHeadersInCheck", where, &p->include_headers_in_check, err,
+                       errlen) != 0 ||
+            mc_strlist(o, "headersToUpstreamOnAllow", where, &p->headers_to_upstream_on_allow, err,
+                       errlen) != 0 ||
+            mc_strlist(o, "headersToDownstreamOnDeny", where, &p->headers_to_downstream_on_deny,
+                       err, errlen) != 0 ||
+            mc_strlist(o, "headersToDownstreamOnAllow", where, &p->headers_to_downstream_on_allow,
+                       err, errlen) != 0)
+            goto out;
+        const cJSON *add = cJSON_GetObjectItemCaseSensitive(o, "includeAdditionalHeadersInCheck");
+        if (add && !cJSON_IsNull(add)) {
+            const cJSON *it;
+            if (!cJSON_IsObject(add))
+                goto bad_add;
+            cJSON_ArrayForEach(it, add) if (!cJSON_IsString(it)) goto bad_add;
+            size_t n = (size_t)cJSON_GetArraySize(add), i = 0;
+            char **keys = xcalloc(n ? n : 1, sizeof *keys);
+            cJSON_ArrayForEach(it, add) keys[i++] = it->string;
+            qsort(keys, n, sizeof *keys, key_cmp); /* istiod sorts the keys */
+            p->additional_header_keys.v = xcalloc(n ? n : 1, sizeof(char *));
+            p->additional_header_values.v = xcalloc(n ? n : 1, sizeof(char *));
+            for (i = 0; i < n; i++) {
+                p->additional_header_keys.v[i] = xstrdup(keys[i]);
+                p->additional_header_values.v[i] =
+                    xstrdup(cJSON_GetObjectItemCaseSensitive(add, keys[i])->valuestring);
+            }
+            p->additional_header_keys.n = p->additional_header_values.n = n;
+            free(keys);
+        }
+    }
+    rc = 0;
+    goto out;
+bad_add:
+    snprintf(err, errlen, "%s.includeAdditionalHeadersInCheck: want a mapping of strings", where);
+out:
+    free(timeout);
+    return rc;
+}
+
+/* trustDomainAliases and extensionProviders of the mesh config (doc) into m. */
+static int mc_authz(const cJSON *doc, const char *file, xds_mesh_authz *m, char *err, size_t errlen)
+{
+    char where[160];
+    snprintf(where, sizeof where, "--meshConfig: %.100s", file);
+    if (mc_strlist(doc, "trustDomainAliases", where, &m->trust_domain_aliases, err, errlen) != 0)
+        return -1;
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(doc, "extensionProviders"), *it;
+    if (!ps || cJSON_IsNull(ps))
+        return 0;
+    if (!cJSON_IsArray(ps)) {
+        snprintf(err, errlen, "%s: extensionProviders: want a list", where);
+        return -1;
+    }
+    m->providers = xcalloc((size_t)cJSON_GetArraySize(ps) + 1, sizeof *m->providers);
+    size_t i = 0;
+    cJSON_ArrayForEach(it, ps)
+    {
+        char pw[224];
+        snprintf(pw, sizeof pw, "%s: extensionProviders[%zu]", where, i++);
+        if (!cJSON_IsObject(it)) {
+            snprintf(err, errlen, "%s: want a mapping", pw);
+            return -1;
+        }
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "envoyExtAuthzHttp");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(it, "envoyExtAuthzGrpc");
+        if (!h && !g)
+            continue; /* tracing, access logs, metrics: not ours to build */
+        xds_ext_authz_provider *p = &m->providers[m->nproviders++];
+        p->kind = h ? XDS_EXT_AUTHZ_HTTP : XDS_EXT_AUTHZ_GRPC;
+        p->timeout_ns = -1;
+        if (h && g) {
+            snprintf(err, errlen, "%s: envoyExtAuthzHttp and envoyExtAuthzGrpc are exclusive", pw);
+            return -1;
+        }
+        if (mc_str(it, "name", pw, &p->name, err, errlen) != 0)
+            return -1;
+        strncat(pw, h ? ".envoyExtAuthzHttp" : ".envoyExtAuthzGrpc", sizeof pw - strlen(pw) - 1);
+        if (mc_ext_authz(h ? h : g, pw, p, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads the mesh config YAML: keeps trustDomain, rootNamespace, enableAutoMtls,
+ * defaultConfig, trustDomainAliases and the ext_authz extensionProviders. */
 static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
 {
     int rc = -1;
@@ -215,6 +425,8 @@ static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
             free(f->default_config);
             f->default_config = cJSON_PrintUnformatted(dc);
         }
+        if (mc_authz(docs[0], f->mesh_config, &f->mesh_authz, err, errlen) != 0)
+            goto out;
     }
     rc = 0;
 out:
@@ -340,5 +552,6 @@ void flags_free(pilot_flags *f)
     free(f->trust_domain);
     free(f->root_namespace);
     free(f->default_config);
+    xds_mesh_authz_clear(&f->mesh_authz);
     memset(f, 0, sizeof(*f));
 }

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "xds/gen/gen.h"
+
 typedef enum {
     FLAGS_CMD_DISCOVERY = 0,
     FLAGS_CMD_VERSION,
@@ -50,6 +52,11 @@ typedef struct pilot_flags {
     char *root_namespace; /* "istio-system" */
     bool auto_mtls_off;   /* enableAutoMtls: false */
     char *default_config; /* defaultConfig (ProxyConfig) as compact JSON, NULL when absent */
+    /* trustDomainAliases and the ext_authz extensionProviders (envoyExtAuthzHttp,
+     * envoyExtAuthzGrpc; other provider kinds are skipped). Checked for shape here; what
+     * istiod checks when it builds (port range, statusOnError, the service) is checked by
+     * the generators, where a bad provider makes its CUSTOM policies deny. */
+    xds_mesh_authz mesh_authz;
 } pilot_flags;
 
 /* Fills *f from argv and the environment (getenv). Returns 0 on success (f->cmd says what

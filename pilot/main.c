@@ -25,6 +25,7 @@
 #include "pilot/webhook/cabundle.h"
 #include "pilot/webhook/webhook.h"
 #include "xds/ads/server.h"
+#include "xds/gen/gen.h" /* mesh config the generators read */
 
 /* xds_snapshot_fn over the model (model_snapshot takes a typed model *). */
 static mesh_snapshot *model_snapshot_fn(void *ud)
@@ -132,6 +133,7 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     pilot_ca_xds_opts(pca, &xo);
+    xo.mesh_authz = &f->mesh_authz; /* trustDomainAliases, extensionProviders */
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");

@@ -532,6 +532,8 @@ typedef enum {
     MESH_AZ_NAMESPACES,
     MESH_AZ_IP_BLOCKS,
     MESH_AZ_REMOTE_IP_BLOCKS,
+    MESH_AZ_SERVICE_ACCOUNTS, /* "sa" (the policy's namespace) or "ns/sa" */
+    MESH_AZ_TRUST_DOMAINS,    /* exact, "*", "x*" or "*x" */
     MESH_AZ_SOURCE__COUNT,
 } mesh_az_source_field;
 

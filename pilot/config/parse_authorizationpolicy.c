@@ -4,10 +4,9 @@
  * (pkg/config/validation/validation.go) and its helpers in pkg/config/security do, with the
  * reasons worded like Istio's. The first error wins (istiod joins them all).
  *
- * Not modelled: source.serviceAccounts / notServiceAccounts / trustDomains /
- * notTrustDomains (newer Istio). They are refused, not ignored: dropping a condition from
- * an ALLOW rule would widen what it allows. Their `when` forms (source.serviceAccount,
- * source.trustDomain) are kept: a condition is only a key and values. */
+ * source.serviceAccounts / trustDomains (and their not- forms) are the newer Istio fields:
+ * "sa" or "ns/sa" (at most 16, no wildcard, not with principals or namespaces), and trust
+ * domains with at most one wildcard at either end and no '/'. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,8 @@ static const char *const src_names[MESH_AZ_SOURCE__COUNT][2] = {
     [MESH_AZ_NAMESPACES] = {"namespaces", "notNamespaces"},
     [MESH_AZ_IP_BLOCKS] = {"ipBlocks", "notIpBlocks"},
     [MESH_AZ_REMOTE_IP_BLOCKS] = {"remoteIpBlocks", "notRemoteIpBlocks"},
+    [MESH_AZ_SERVICE_ACCOUNTS] = {"serviceAccounts", "notServiceAccounts"},
+    [MESH_AZ_TRUST_DOMAINS] = {"trustDomains", "notTrustDomains"},
 };
 /* istiod's names in CheckEmptyValues messages. */
 static const char *const src_go[MESH_AZ_SOURCE__COUNT][2] = {
@@ -31,6 +32,8 @@ static const char *const src_go[MESH_AZ_SOURCE__COUNT][2] = {
     [MESH_AZ_NAMESPACES] = {"Namespaces", "NotNamespaces"},
     [MESH_AZ_IP_BLOCKS] = {"IpBlocks", "NotIpBlocks"},
     [MESH_AZ_REMOTE_IP_BLOCKS] = {"RemoteIpBlocks", "NotRemoteIpBlocks"},
+    [MESH_AZ_SERVICE_ACCOUNTS] = {"ServiceAccounts", "NotServiceAccounts"},
+    [MESH_AZ_TRUST_DOMAINS] = {"TrustDomains", "NotTrustDomains"},
 };
 static const char *const op_names[MESH_AZ_OPERATION__COUNT][2] = {
     [MESH_AZ_HOSTS] = {"hosts", "notHosts"},
@@ -178,6 +181,8 @@ static bool valid_map_key(const char *key)
 
 static bool check_wildcards(const char *key, const mesh_strv *v, char *why, size_t n)
 {
+    if (!check_empty(key, v, why, n))
+        return false;
     for (size_t i = 0; i < v->n; i++) {
         const char *s = v->v[i];
         size_t stars = 0, len = strlen(s);
@@ -196,6 +201,20 @@ static bool check_wildcards(const char *key, const mesh_strv *v, char *why, size
     return true;
 }
 
+/* CheckTrustDomainValues: the wildcard rules, and no '/'. */
+static bool check_trust_domains(const char *key, const mesh_strv *v, char *why, size_t n)
+{
+    if (!check_wildcards(key, v, why, n))
+        return false;
+    for (size_t i = 0; i < v->n; i++)
+        if (strchr(v->v[i], '/')) {
+            snprintf(why, n, "trust domain must not contain '/', found in %s: \"%.64s\"", key,
+                     v->v[i]);
+            return false;
+        }
+    return true;
+}
+
 static bool check_service_accounts(const char *key, const mesh_strv *v, char *why, size_t n)
 {
     if (v->n > 16) {
@@ -204,6 +223,10 @@ static bool check_service_accounts(const char *key, const mesh_strv *v, char *wh
     }
     for (size_t i = 0; i < v->n; i++) {
         const char *s = v->v[i], *slash = strchr(s, '/');
+        if (!*s) {
+            snprintf(why, n, "empty value not allowed, found in %s", key);
+            return false;
+        }
         if (strchr(s, '*')) {
             snprintf(why, n, "wildcard not allowed, found in %s", key);
             return false;
@@ -280,15 +303,9 @@ static int get_strv(mp_ctx *c, const cJSON *obj, const char *key, const char *pa
 static int parse_source(mp_ctx *c, const cJSON *src, const char *path, size_t ri, mesh_az_source *s,
                         bool *tcp)
 {
-    static const char *const refused[] = {"serviceAccounts", "notServiceAccounts", "trustDomains",
-                                          "notTrustDomains"};
     char p[MP_PATH_MAX], why[256];
     size_t total = 0;
 
-    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
-        if (cJSON_GetObjectItemCaseSensitive(src, refused[k]))
-            return mp_fail(c, mp_path(p, path, refused[k]),
-                           "%s is not supported by this control plane yet", refused[k]);
     for (int f = 0; f < MESH_AZ_SOURCE__COUNT; f++)
         for (int neg = 0; neg < 2; neg++) {
             mesh_strv *v = neg ? &s->not_values[f] : &s->values[f];
@@ -296,21 +313,35 @@ static int parse_source(mp_ctx *c, const cJSON *src, const char *path, size_t ri
             if (get_strv(c, src, src_names[f][neg], path, v, &present) != 0)
                 return -1;
             total += v->n;
-            /* every source field but requestPrincipals also applies to TCP */
-            if (present && f != MESH_AZ_REQUEST_PRINCIPALS)
+            /* every source field but requestPrincipals and trustDomains also applies to
+             * TCP, as istiod counts them for its DENY warning */
+            if (present && f != MESH_AZ_REQUEST_PRINCIPALS && f != MESH_AZ_TRUST_DOMAINS)
                 *tcp = true;
         }
+    size_t ids = 0;
+    for (int neg = 0; neg < 2; neg++) {
+        const mesh_strv *v = neg ? s->not_values : s->values;
+        ids += v[MESH_AZ_PRINCIPALS].n + v[MESH_AZ_NAMESPACES].n;
+    }
+    if (ids && (s->values[MESH_AZ_SERVICE_ACCOUNTS].n || s->not_values[MESH_AZ_SERVICE_ACCOUNTS].n))
+        return mp_fail(
+            c, path, "cannot set serviceAccounts with namespaces or principals, found at rule %zu",
+            ri);
     if (!total)
         return mp_fail(c, path, "`from.source` must not be empty, found at rule %zu", ri);
     for (int f = 0; f < MESH_AZ_SOURCE__COUNT; f++)
         for (int neg = 0; neg < 2; neg++) {
             const mesh_strv *v = neg ? &s->not_values[f] : &s->values[f];
+            const char *go = src_go[f][neg];
             bool ok = true;
             if (f == MESH_AZ_IP_BLOCKS || f == MESH_AZ_REMOTE_IP_BLOCKS)
-                ok = check_empty(src_go[f][neg], v, why, sizeof why) &&
-                     check_ips(v, why, sizeof why);
+                ok = check_empty(go, v, why, sizeof why) && check_ips(v, why, sizeof why);
+            else if (f == MESH_AZ_SERVICE_ACCOUNTS)
+                ok = check_service_accounts(go, v, why, sizeof why);
+            else if (f == MESH_AZ_TRUST_DOMAINS)
+                ok = check_trust_domains(go, v, why, sizeof why);
             else
-                ok = check_empty(src_go[f][neg], v, why, sizeof why);
+                ok = check_empty(go, v, why, sizeof why);
             if (!ok)
                 return mp_fail(c, mp_path(p, path, src_names[f][neg]), "%s", why);
         }
@@ -380,6 +411,8 @@ static int check_custom_rule(mp_ctx *c, const mesh_az_rule *r, const char *rp)
         const char *go[2];
     } refused[] = {
         {MESH_AZ_NAMESPACES, {"From.Namespaces", "From.NotNamespaces"}},
+        {MESH_AZ_SERVICE_ACCOUNTS, {"From.ServiceAccounts", "From.NotServiceAccounts"}},
+        {MESH_AZ_TRUST_DOMAINS, {"From.TrustDomains", "From.NotTrustDomains"}},
         {MESH_AZ_PRINCIPALS, {"From.Principals", "From.NotPrincipals"}},
         {MESH_AZ_REQUEST_PRINCIPALS, {"From.RequestPrincipals", "From.NotRequestPrincipals"}},
     };

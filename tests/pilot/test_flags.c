@@ -238,6 +238,128 @@ static void test_mesh_config(void **state)
     unlink(path);
 }
 
+static void write_mesh(const char *path, const char *yaml)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(yaml, fp);
+    fclose(fp);
+}
+
+/* trustDomainAliases and the ext_authz extensionProviders: the fields istiod's builder
+ * reads; other provider kinds skipped; wrong shapes refused naming the field. */
+static void test_mesh_config_authz(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_flags_meshXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_mesh(path,
+               "trustDomain: new.td\n"
+               "trustDomainAliases: [old.td, cluster.local]\n"
+               "extensionProviders:\n"
+               "- name: zipkin\n  zipkin: {service: zipkin.istio-system.svc.cluster.local, "
+               "port: 9411}\n"
+               "- name: http-authz\n"
+               "  envoyExtAuthzHttp:\n"
+               "    service: foo/authz.foo.svc.cluster.local\n"
+               "    port: 8000\n"
+               "    timeout: 10s\n"
+               "    failOpen: true\n"
+               "    statusOnError: \"403\"\n"
+               "    pathPrefix: /check\n"
+               "    includeRequestHeadersInCheck: [x-id, x-pre-*]\n"
+               "    includeHeadersInCheck: [old]\n"
+               "    headersToUpstreamOnAllow: [authorization]\n"
+               "    headersToDownstreamOnDeny: [set-cookie]\n"
+               "    headersToDownstreamOnAllow: [x-ok]\n"
+               "    includeAdditionalHeadersInCheck: {x-z: last, x-a: first}\n"
+               "    includeRequestBodyInCheck: {maxRequestBytes: 2048, allowPartialMessage: true,"
+               " packAsBytes: true}\n"
+               "- name: grpc-authz\n"
+               "  envoyExtAuthzGrpc:\n"
+               "    service: authz.foo.svc.cluster.local\n"
+               "    port: \"9000\"\n"
+               "    timeout: 0.002s\n");
+    char *argv[] = {"pilot-discovery", "discovery", "--meshConfig", path};
+    pilot_flags f;
+    char err[256];
+    if (flags_parse(4, argv, &f, err, sizeof(err)) != 0)
+        fail_msg("refused: %s", err);
+    const xds_mesh_authz *m = &f.mesh_authz;
+    assert_int_equal(m->trust_domain_aliases.n, 2);
+    assert_string_equal(m->trust_domain_aliases.v[1], "cluster.local");
+    assert_int_equal(m->nproviders, 2); /* zipkin skipped */
+    const xds_ext_authz_provider *h = &m->providers[0], *g = &m->providers[1];
+    assert_string_equal(h->name, "http-authz");
+    assert_int_equal(h->kind, XDS_EXT_AUTHZ_HTTP);
+    assert_string_equal(h->service, "foo/authz.foo.svc.cluster.local");
+    assert_int_equal(h->port, 8000);
+    assert_int_equal(h->timeout_ns, 10 * 1000 * MS);
+    assert_true(h->fail_open);
+    assert_string_equal(h->status_on_error, "403");
+    assert_string_equal(h->path_prefix, "/check");
+    assert_int_equal(h->include_request_headers_in_check.n, 2);
+    assert_string_equal(h->include_request_headers_in_check.v[1], "x-pre-*");
+    assert_string_equal(h->include_headers_in_check.v[0], "old");
+    assert_string_equal(h->headers_to_upstream_on_allow.v[0], "authorization");
+    assert_string_equal(h->headers_to_downstream_on_deny.v[0], "set-cookie");
+    assert_string_equal(h->headers_to_downstream_on_allow.v[0], "x-ok");
+    assert_int_equal(h->additional_header_keys.n, 2); /* sorted by key */
+    assert_string_equal(h->additional_header_keys.v[0], "x-a");
+    assert_string_equal(h->additional_header_values.v[0], "first");
+    assert_string_equal(h->additional_header_values.v[1], "last");
+    assert_true(h->with_body);
+    assert_int_equal(h->max_request_bytes, 2048);
+    assert_true(h->allow_partial_message && h->pack_as_bytes);
+    assert_string_equal(g->name, "grpc-authz");
+    assert_int_equal(g->kind, XDS_EXT_AUTHZ_GRPC);
+    assert_int_equal(g->port, 9000);
+    assert_int_equal(g->timeout_ns, 2 * MS);
+    assert_false(g->fail_open);
+    assert_null(g->status_on_error);
+    assert_false(g->with_body);
+    flags_free(&f);
+
+    /* what is checked when the filters are built (istiod's builder) is not refused here */
+    write_mesh(path, "extensionProviders:\n- name: bad\n  envoyExtAuthzHttp: {service: x, "
+                     "port: 999999, statusOnError: \"999\", pathPrefix: check}\n");
+    assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
+    assert_int_equal(f.mesh_authz.providers[0].port, 999999);
+    flags_free(&f);
+
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"trustDomainAliases: a\n", "trustDomainAliases: want a list of strings"},
+        {"trustDomainAliases: [1]\n", "trustDomainAliases: want a list of strings"},
+        {"extensionProviders: {}\n", "extensionProviders: want a list"},
+        {"extensionProviders:\n- name: a\n  envoyExtAuthzGrpc: {port: -1}\n",
+         "extensionProviders[0].envoyExtAuthzGrpc.port: want an unsigned 32-bit integer"},
+        {"extensionProviders:\n- name: a\n  envoyExtAuthzGrpc: {port: 1, timeout: soon}\n",
+         "extensionProviders[0].envoyExtAuthzGrpc.timeout: bad duration"},
+        {"extensionProviders:\n- name: a\n  envoyExtAuthzHttp: {failOpen: yes please}\n",
+         "envoyExtAuthzHttp.failOpen: want true or false"},
+        {"extensionProviders:\n- name: a\n  envoyExtAuthzHttp: {includeAdditionalHeadersInCheck: "
+         "[a]}\n",
+         "includeAdditionalHeadersInCheck: want a mapping of strings"},
+        {"extensionProviders:\n- {name: a, envoyExtAuthzHttp: {}, envoyExtAuthzGrpc: {}}\n",
+         "envoyExtAuthzHttp and envoyExtAuthzGrpc are exclusive"},
+        {"extensionProviders:\n- name: 7\n  envoyExtAuthzGrpc: {}\n",
+         "extensionProviders[0].name: want a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_mesh(path, bad[i].yaml);
+        if (flags_parse(4, argv, &f, err, sizeof(err)) != -1)
+            fail_msg("%s: accepted", bad[i].yaml);
+        if (!strstr(err, bad[i].want) || !strstr(err, "--meshConfig"))
+            fail_msg("%s:\n  got  %s\n  want %s", bad[i].yaml, err, bad[i].want);
+        flags_free(&f);
+    }
+    unlink(path);
+}
+
 /* istiod's keepalive flags: defaults 30s / 10s, durations parsed, a bad one refused by name
  * (their effect on connections: tests/e2e/conn_age.py). */
 static void test_keepalive(void **state)
@@ -265,9 +387,8 @@ static void test_keepalive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_https_addr),
-        cmocka_unit_test(test_mesh_config),
+        cmocka_unit_test(test_table),       cmocka_unit_test(test_https_addr),
+        cmocka_unit_test(test_mesh_config), cmocka_unit_test(test_mesh_config_authz),
         cmocka_unit_test(test_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

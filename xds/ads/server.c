@@ -752,6 +752,7 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     xds_metrics_init();
     s->gen = xds_gen_new();
     xds_gen_set_trust_domain(s->gen, s->trust_domain);
+    xds_gen_set_mesh_authz(s->gen, opts->mesh_authz);
     s->env.gen = s->gen;
     s->env.domain = s->domain;
     for (int i = 0; i < XDS_SHARDS; i++) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "pilot/model/snapshot.h"
+#include "xds/gen/gen.h"
 
 typedef struct xds_server xds_server;
 
@@ -48,7 +49,10 @@ typedef struct xds_server_opts {
      * The plaintext port stays unauthenticated, like istiod's 15010. */
     const char *secure_addr;
     struct grpc_server_credentials *secure_creds;
-    const char *trust_domain;   /* NULL: "cluster.local" */
+    const char *trust_domain; /* NULL: "cluster.local" */
+    /* mesh config trustDomainAliases and extensionProviders (borrowed; copied into the
+     * generator), NULL: none */
+    const xds_mesh_authz *mesh_authz;
     xds_token_review_fn review; /* NULL: client certificates only */
     void *review_ud;
 } xds_server_opts;

@@ -1,4 +1,4 @@
-/* gen_authz: AuthorizationPolicy -> Envoy RBAC filters, as istiod's
+/* gen_authz: AuthorizationPolicy -> Envoy RBAC and ext_authz filters, as istiod's
  * pilot/pkg/security/authz/builder and its model/ generators build them for sidecars, and
  * as pilot/pkg/networking/grpcgen builds them for proxyless gRPC servers (gRFC A41), with
  * the fixes listed at gen_authz_http_filters.
@@ -6,15 +6,21 @@
  * A rule becomes one RBAC policy "ns[<ns>]-policy[<name>]-rule[<i>]": an OR of
  * permissions (one per `to`, else one from the `when` keys alone) and an OR of principals
  * (one per `from`), each an AND of the fields set, in istiod's order (principals,
- * requestPrincipals, namespaces, remoteIpBlocks, ipBlocks, then the principal-side `when`
- * keys; hosts, methods, paths, ports, then the permission-side `when` keys). A field that
+ * requestPrincipals, serviceAccounts, trustDomains, namespaces, remoteIpBlocks, ipBlocks,
+ * then the principal-side `when` keys; hosts, methods, paths, ports, then the
+ * permission-side `when` keys). Principals and trust domains then go through istiod's
+ * trust domain bundle (our trust domain and mesh config trustDomainAliases). A field that
  * cannot be expressed on the chain being built (HTTP-only fields on TCP; for gRPC, Envoy
  * dynamic metadata, URI templates and headers A41 refuses) follows istiod's rule: an ALLOW
  * rule is dropped whole (allows less), a DENY, AUDIT or CUSTOM rule loses the condition
  * (denies more).
  *
- * Runs on the calling xDS shard thread; reads only the pinned snapshot; every message
- * lives in c->a. */
+ * CUSTOM policies become, per provider, an RBAC filter that marks what they match and the
+ * ext_authz filter of the mesh config provider that the mark enables; without a working
+ * provider, an RBAC filter that denies it (see custom_filters).
+ *
+ * Runs on the calling xDS shard thread; reads only the pinned snapshot and the mesh
+ * config settings (c->mesh_authz, fixed for the process); every message lives in c->a. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,12 @@
 #include "envoy/config/rbac/v3/rbac.pb-c.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb-c.h"
 #include "envoy/extensions/filters/network/rbac/v3/rbac.pb-c.h"
+#include "envoy/config/core/v3/grpc_service.pb-c.h"
+#include "envoy/config/core/v3/http_uri.pb-c.h"
+#include "envoy/extensions/filters/http/ext_authz/v3/ext_authz.pb-c.h"
+#include "envoy/extensions/filters/network/ext_authz/v3/ext_authz.pb-c.h"
+#include "envoy/type/v3/http_status.pb-c.h"
+#include "pilot/base/util.h"
 #include "xds/gen/gen_internal.h"
 
 typedef Envoy__Config__Rbac__V3__RBAC Rbac;
@@ -36,6 +48,8 @@ typedef Envoy__Config__Core__V3__CidrRange Cidr;
 
 #define RBAC_HTTP "envoy.filters.http.rbac"
 #define RBAC_TCP "envoy.filters.network.rbac"
+#define EXT_AUTHZ_HTTP "envoy.filters.http.ext_authz"
+#define EXT_AUTHZ_TCP "envoy.filters.network.ext_authz"
 #define JWT_FILTER "envoy.filters.http.jwt_authn"
 #define EXT_AUTHZ_PREFIX "istio-ext-authz"
 #define BAD_CUSTOM_SUFFIX "-deny-due-to-bad-CUSTOM-action"
@@ -480,9 +494,19 @@ static Prin *prin_metadata(gen_ctx *c, MetaM *m)
     return p;
 }
 
-/* istiod's trust domain handling with one trust domain and no aliases: a principal
- * "<td>/ns/<ns>/sa/<sa>" naming cluster.local (or a pattern matching ours) is rewritten to
- * our trust domain (trustdomain.Bundle.ReplaceTrustDomainAliases). */
+/* istiod's trustdomain.Bundle: our trust domain, then mesh config trustDomainAliases. */
+static size_t td_bundle(gen_ctx *c, const char ***out)
+{
+    const xds_strlist *al = c->mesh_authz ? &c->mesh_authz->trust_domain_aliases : NULL;
+    size_t n = 1 + (al ? al->n : 0);
+    const char **v = ga_alloc(c->a, n * sizeof *v);
+    v[0] = c->trust_domain ? c->trust_domain : "cluster.local";
+    for (size_t i = 1; i < n; i++)
+        v[i] = al->v[i - 1];
+    *out = v;
+    return n;
+}
+
 static bool td_prefix_match(const char *a, const char *pattern)
 {
     size_t pl = strlen(pattern);
@@ -495,25 +519,99 @@ static bool td_suffix_match(const char *a, const char *pattern)
     return pl && pattern[0] == '*' && al >= pl - 1 && !strcmp(a + al - (pl - 1), pattern + 1);
 }
 
-static const char *migrate_principal(az_gen *g, const char *principal)
+/* trustdomain's stringMatch: the pattern may be on either side. */
+static bool td_string_match(const char *a, const char *const *list, size_t n)
 {
-    const char *td = g->c->trust_domain ? g->c->trust_domain : "cluster.local";
-    const char *slash = strchr(principal, '/');
-    size_t parts = 1;
-    for (const char *q = principal; *q; q++)
-        parts += *q == '/';
-    if (parts != 5 || !slash)
-        return principal;
-    char *ptd = ga_printf(g->c->a, "%.*s", (int)(slash - principal), principal);
-    if (!strcmp(ptd, "*"))
-        return principal;
-    bool match = !strcmp(ptd, td) || !strcmp(td, "*") || td_prefix_match(ptd, td) ||
-                 td_prefix_match(td, ptd) || td_suffix_match(ptd, td) || td_suffix_match(td, ptd);
-    if (!match && strcmp(ptd, "cluster.local") != 0)
-        return principal;
-    if (td_suffix_match(td, ptd))
-        return principal;
-    return ga_printf(g->c->a, "%s%s", td, slash);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = list[i];
+        if (!strcmp(a, s) || !strcmp(s, "*") || td_prefix_match(a, s) || td_prefix_match(s, a) ||
+            td_suffix_match(a, s) || td_suffix_match(s, a))
+            return true;
+    }
+    return false;
+}
+
+static bool strs_has(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i], s))
+            return true;
+    return false;
+}
+
+/* Bundle.ReplaceTrustDomainAliases: a principal "<td>/ns/<ns>/sa/<sa>" whose trust domain
+ * is one of the bundle's (or cluster.local, which stands for ours) becomes one principal
+ * per trust domain of the bundle; others are kept as written. */
+static void replace_td_aliases(gen_ctx *c, char *const *in, size_t nin, char ***out, size_t *nout)
+{
+    const char **tds;
+    size_t ntds = td_bundle(c, &tds);
+    *out = NULL;
+    *nout = 0;
+    for (size_t i = 0; i < nin; i++) {
+        const char *pr = in[i], *slash = strchr(pr, '/');
+        size_t parts = 1;
+        for (const char *q = pr; *q; q++)
+            parts += *q == '/';
+        char *ptd = slash ? ga_printf(c->a, "%.*s", (int)(slash - pr), pr) : NULL;
+        if (parts != 5 || !strcmp(ptd, "*") ||
+            (!td_string_match(ptd, tds, ntds) && strcmp(ptd, "cluster.local") != 0)) {
+            GA_PUSH(c->a, *out, *nout, (char *)pr);
+            continue;
+        }
+        size_t first = *nout;
+        for (size_t k = 0; k < ntds; k++) {
+            /* a principal trust domain "*x" that matches this one stays as written */
+            char *np =
+                td_suffix_match(tds[k], ptd) ? (char *)pr : ga_printf(c->a, "%s%s", tds[k], slash);
+            if (!strs_has(*out + first, *nout - first, np))
+                GA_PUSH(c->a, *out, *nout, np);
+        }
+    }
+}
+
+/* Bundle.ExpandTrustDomainAliases: a trust domain of the bundle stands for all of them;
+ * duplicates dropped, first kept. */
+static void expand_td_aliases(gen_ctx *c, char *const *in, size_t nin, char ***out, size_t *nout)
+{
+    const char **tds;
+    size_t ntds = td_bundle(c, &tds);
+    *out = NULL;
+    *nout = 0;
+    for (size_t i = 0; i < nin; i++) {
+        bool known = strs_has((char *const *)tds, ntds, in[i]);
+        for (size_t k = 0; k < (known ? ntds : 1); k++) {
+            char *v = known ? (char *)tds[k] : in[i];
+            if (!strs_has(*out, *nout, v))
+                GA_PUSH(c->a, *out, *nout, v);
+        }
+    }
+}
+
+/* istiod's Model.MigrateTrustDomain, on the items of one principal list. */
+static void migrate_trust_domain(gen_ctx *c, az_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        az_item *it = &l->it[i];
+        void (*fn)(gen_ctx *, char *const *, size_t, char ***, size_t *) =
+            it->k == K_PRINCIPAL      ? replace_td_aliases
+            : it->k == K_TRUST_DOMAIN ? expand_td_aliases
+                                      : NULL;
+        if (!fn)
+            continue;
+        char **v;
+        size_t n;
+        if (it->nv) {
+            fn(c, it->v, it->nv, &v, &n);
+            it->v = v;
+            it->nv = n;
+        }
+        if (it->nnots) {
+            fn(c, it->nots, it->nnots, &v, &n);
+            it->nots = v;
+            it->nnots = n;
+        }
+    }
 }
 
 /* One value of a non-extended item as a permission: 0, or -1 when it cannot be expressed
@@ -711,7 +809,7 @@ static Prin *prin_value(az_gen *g, const az_item *it, const char *v)
                       false));
     }
     case K_PRINCIPAL:
-        return prin_authenticated(c, sm_with_prefix(c, migrate_principal(g, v), "spiffe://"));
+        return prin_authenticated(c, sm_with_prefix(c, v, "spiffe://"));
     case K_REQ_HEADER: {
         if (g->tcp)
             return NULL;
@@ -931,6 +1029,8 @@ static Policy *rule_policy(az_gen *g, const mesh_az_rule *r)
                 az_kind k;
             } order[] = {{MESH_AZ_PRINCIPALS, K_PRINCIPAL},
                          {MESH_AZ_REQUEST_PRINCIPALS, K_REQ_PRINCIPAL},
+                         {MESH_AZ_SERVICE_ACCOUNTS, K_SERVICE_ACCOUNT},
+                         {MESH_AZ_TRUST_DOMAINS, K_TRUST_DOMAIN},
                          {MESH_AZ_NAMESPACES, K_NAMESPACE},
                          {MESH_AZ_REMOTE_IP_BLOCKS, K_REMOTE_IP},
                          {MESH_AZ_IP_BLOCKS, K_SRC_IP}};
@@ -939,6 +1039,7 @@ static Policy *rule_policy(az_gen *g, const mesh_az_rule *r)
                           &s->not_values[order[k].f]);
         }
         append_list(c, &l, &bprin);
+        migrate_trust_domain(c, &l);
         Prin **and = NULL;
         size_t nand = 0;
         for (size_t i = 0; i < l.n; i++)
@@ -1049,50 +1150,339 @@ static char *shadow_prefix(const Rbac *shadow)
     return "";
 }
 
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+/* ---- CUSTOM: ext_authz ------------------------------------------------------------------ */
 
-/* CUSTOM: ext_authz providers come from mesh config extensionProviders, which is not
- * modelled yet, so every provider is "not found" and istiod's answer to that applies:
- * per provider (sorted), an RBAC filter that DENIES what the enforced (not dry-run) CUSTOM
- * rules match, named "istio-ext-authz-<provider>-ns[..]-policy[..]-rule[i]-deny-due-to-bad-
- * CUSTOM-action". Built once per chain kind; appends one Rbac per provider to *out. */
-static void build_custom(gen_ctx *c, bool tcp, Rbac ***out, size_t *nout)
+/* The rules of one provider's CUSTOM policies, named
+ * "istio-ext-authz-<provider>-ns[..]-policy[..]-rule[i]": enforced ones in rules, dry-run
+ * ones in dry (istiod keeps both, empty, once the provider is seen). */
+typedef struct custom_set {
+    const char *provider;
+    Rbac *rules, *dry;
+} custom_set;
+
+/* istiod's Builder.build with IsCustomBuilder: one set per provider named by a CUSTOM
+ * policy that applies, sorted by provider. */
+static size_t custom_sets(gen_ctx *c, bool tcp, custom_set **out)
 {
-    char **providers = NULL;
-    size_t np = 0;
+    custom_set *v = NULL;
+    size_t n = 0;
     for (size_t i = 0; i < c->s->naps; i++) {
         const mesh_authorization_policy *ap = c->s->aps[i];
-        if (!ap_wanted(c, ap, MESH_AZ_CUSTOM) || !ap->provider ||
-            gen_names_has((const char *const *)providers, np, ap->provider))
+        if (!ap_wanted(c, ap, MESH_AZ_CUSTOM) || !ap->provider)
             continue;
-        GA_PUSH(c->a, providers, np, ga_strdup(c->a, ap->provider));
-    }
-    if (np > 1)
-        qsort(providers, np, sizeof *providers, str_cmp);
-    for (size_t k = 0; k < np; k++) {
-        Rbac *r = rbac_new(c, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY);
-        for (size_t i = 0; i < c->s->naps; i++) {
-            const mesh_authorization_policy *ap = c->s->aps[i];
-            if (!ap_wanted(c, ap, MESH_AZ_CUSTOM) || !ap->provider ||
-                strcmp(ap->provider, providers[k]) != 0 || ap->dry_run)
-                continue;
-            az_gen g = {c, ap, tcp, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY};
-            for (size_t n = 0; n < ap->nrules; n++) {
-                Policy *p = rule_policy(&g, &ap->rules[n]);
-                if (p)
-                    rbac_add(c, r,
-                             ga_printf(c->a, EXT_AUTHZ_PREFIX "-%s-ns[%s]-policy[%s]-rule[%zu]%s",
-                                       ap->provider, ap->meta.ns, ap->meta.name, n,
-                                       BAD_CUSTOM_SUFFIX),
-                             p);
-            }
+        size_t k;
+        for (k = 0; k < n && strcmp(v[k].provider, ap->provider) != 0; k++)
+            ;
+        if (k == n) {
+            custom_set cs = {ap->provider, rbac_new(c, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY),
+                             rbac_new(c, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY)};
+            GA_PUSH(c->a, v, n, cs);
         }
-        rbac_sort(r);
-        GA_PUSH(c->a, *out, *nout, r);
+        Rbac *dst = ap->dry_run ? v[k].dry : v[k].rules;
+        az_gen g = {c, ap, tcp, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY};
+        for (size_t r = 0; r < ap->nrules; r++) {
+            Policy *p = rule_policy(&g, &ap->rules[r]);
+            if (p)
+                rbac_add(c, dst,
+                         ga_printf(c->a, EXT_AUTHZ_PREFIX "-%s-ns[%s]-policy[%s]-rule[%zu]",
+                                   ap->provider, ap->meta.ns, ap->meta.name, r),
+                         p);
+        }
     }
+    for (size_t i = 1; i < n; i++) /* insertion sort by provider: a handful at most */
+        for (size_t j = i; j > 0 && strcmp(v[j - 1].provider, v[j].provider) > 0; j--) {
+            custom_set t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        rbac_sort(v[i].rules);
+        rbac_sort(v[i].dry);
+    }
+    *out = v;
+    return n;
+}
+
+/* istiod's getBadCustomDenyRules: what the enforced rules match is denied. */
+static Rbac *bad_custom_rules(gen_ctx *c, const Rbac *rules)
+{
+    Rbac *r = rbac_new(c, ENVOY__CONFIG__RBAC__V3__RBAC__ACTION__DENY);
+    for (size_t i = 0; i < rules->n_policies; i++)
+        rbac_add(c, r, ga_printf(c->a, "%s" BAD_CUSTOM_SUFFIX, rules->policies[i]->key),
+                 rules->policies[i]->value);
+    return r;
+}
+
+/* validateProviderName: a DNS-1123 label. */
+static bool provider_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* istiod's parseStatusOnError: "" none (*code -1), else a code of envoy.type.v3.StatusCode
+ * (0, "Empty", included). */
+static bool status_on_error(const char *s, int *code)
+{
+    char *end;
+    *code = -1;
+    if (!s || !*s)
+        return true;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 999)
+        return false;
+    *code = (int)v;
+    return protobuf_c_enum_descriptor_get_value(&envoy__type__v3__status_code__descriptor,
+                                                (int)v) != NULL;
+}
+
+static bool has_single_wildcard(const xds_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], "*"))
+            return true;
+    return false;
+}
+
+/* model.LookupCluster: "<ns>/<host>" must name a service of that namespace, "<host>" any.
+ * The snapshot keeps one service per hostname (the first by Kubernetes, then ServiceEntry
+ * ns/name), so istiod's "found in multiple namespaces" cannot arise here. NULL when none. */
+static const mesh_service *lookup_service(gen_ctx *c, const char *service)
+{
+    const char *slash = strchr(service, '/');
+    const char *host = slash ? slash + 1 : service;
+    if (!*host || strchr(host, '/'))
+        return NULL;
+    const mesh_service *svc = mesh_snapshot_service(c->s, host);
+    if (svc && slash &&
+        (strlen(svc->meta.ns) != (size_t)(slash - service) ||
+         strncmp(svc->meta.ns, service, (size_t)(slash - service)) != 0))
+        return NULL;
+    return svc;
+}
+
+/* The provider the mesh config names so, or NULL; with *ok false when istiod would report
+ * it broken (processExtensionProvider: name, duplicates, validation, LookupCluster). */
+static const xds_ext_authz_provider *find_provider(gen_ctx *c, const char *name,
+                                                   const mesh_service **svc, int *status, bool *ok)
+{
+    const xds_mesh_authz *m = c->mesh_authz;
+    const xds_ext_authz_provider *p = NULL;
+    size_t seen = 0;
+    *ok = false;
+    for (size_t i = 0; m && i < m->nproviders; i++)
+        if (m->providers[i].name && !strcmp(m->providers[i].name, name)) {
+            p = &m->providers[i]; /* the last one wins, as istiod's map */
+            seen++;
+        }
+    if (!p)
+        return NULL;
+    *svc = NULL;
+    if (seen > 1 || !provider_name_ok(p->name) || p->port < 1 || p->port > 65535 ||
+        !status_on_error(p->status_on_error, status))
+        return p;
+    if (p->kind == XDS_EXT_AUTHZ_HTTP &&
+        ((p->path_prefix && *p->path_prefix && p->path_prefix[0] != '/') ||
+         has_single_wildcard(&p->include_request_headers_in_check) ||
+         has_single_wildcard(&p->include_headers_in_check) ||
+         has_single_wildcard(&p->headers_to_downstream_on_deny) ||
+         has_single_wildcard(&p->headers_to_downstream_on_allow) ||
+         has_single_wildcard(&p->headers_to_upstream_on_allow)))
+        return p;
+    if (!p->service || !(*svc = lookup_service(c, p->service)))
+        return p;
+    *ok = true;
+    return p;
+}
+
+/* istiod's generateHeaders: "*x" suffix, "x*" prefix, else exact, all ignoring case. */
+static Envoy__Type__Matcher__V3__ListStringMatcher *header_list(gen_ctx *c, const xds_strlist *l)
+{
+    if (!l->n)
+        return NULL;
+    Envoy__Type__Matcher__V3__ListStringMatcher *m =
+        GA_MSG(c->a, Envoy__Type__Matcher__V3__ListStringMatcher,
+               envoy__type__matcher__v3__list_string_matcher__init);
+    m->patterns = ga_alloc(c->a, l->n * sizeof *m->patterns);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *h = l->v[i];
+        size_t n = strlen(h);
+        if (h[0] == '*')
+            m->patterns[i] = sm_new(c, SM_SUFFIX, h + 1, true);
+        else if (n && h[n - 1] == '*')
+            m->patterns[i] = sm_new(c, SM_PREFIX, ga_printf(c->a, "%.*s", (int)(n - 1), h), true);
+        else
+            m->patterns[i] = sm_new(c, SM_EXACT, h, true);
+    }
+    m->n_patterns = l->n;
+    return m;
+}
+
+/* generateFilterMatcherForProvider: run ext_authz when the shadow RBAC's effective policy
+ * is one of this provider's ("istio-ext-authz-<provider>..."). */
+static MetaM *filter_enabled(gen_ctx *c, const char *rbac_filter, const char *provider)
+{
+    const char *key = "istio_ext_authz_shadow_effective_policy_id";
+    return meta_matcher(
+        c, rbac_filter, &key, 1,
+        vm_string(c,
+                  sm_new(c, SM_PREFIX, ga_printf(c->a, EXT_AUTHZ_PREFIX "-%s", provider), false)));
+}
+
+static Google__Protobuf__Duration *provider_timeout(gen_ctx *c, const xds_ext_authz_provider *p)
+{
+    return gen_duration(c, p->timeout_ns >= 0 ? p->timeout_ns : 600 * 1000000000LL);
+}
+
+static Envoy__Config__Core__V3__GrpcService *
+provider_grpc(gen_ctx *c, const xds_ext_authz_provider *p, const mesh_service *svc)
+{
+    Envoy__Config__Core__V3__GrpcService *g = GA_MSG(c->a, Envoy__Config__Core__V3__GrpcService,
+                                                     envoy__config__core__v3__grpc_service__init);
+    g->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC;
+    g->envoy_grpc = GA_MSG(c->a, Envoy__Config__Core__V3__GrpcService__EnvoyGrpc,
+                           envoy__config__core__v3__grpc_service__envoy_grpc__init);
+    g->envoy_grpc->cluster_name = gen_cluster_name(c, (uint32_t)p->port, "", svc->hostname);
+    g->envoy_grpc->authority = ga_strdup(c->a, svc->hostname);
+    g->timeout = provider_timeout(c, p);
+    return g;
+}
+
+/* istiod's generateHTTPConfig / generateGRPCConfig, HTTP filter side. */
+static Envoy__Extensions__Filters__Http__ExtAuthz__V3__ExtAuthz *
+ext_authz_http(gen_ctx *c, const xds_ext_authz_provider *p, const mesh_service *svc, int status)
+{
+    Envoy__Extensions__Filters__Http__ExtAuthz__V3__ExtAuthz *x =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Http__ExtAuthz__V3__ExtAuthz,
+               envoy__extensions__filters__http__ext_authz__v3__ext_authz__init);
+    if (status >= 0) {
+        x->status_on_error =
+            GA_MSG(c->a, Envoy__Type__V3__HttpStatus, envoy__type__v3__http_status__init);
+        x->status_on_error->code = (Envoy__Type__V3__StatusCode)status;
+    }
+    x->failure_mode_allow = p->fail_open;
+    x->transport_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    x->filter_enabled_metadata = filter_enabled(c, RBAC_HTTP, p->name);
+    if (p->with_body) {
+        x->with_request_body =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Http__ExtAuthz__V3__BufferSettings,
+                   envoy__extensions__filters__http__ext_authz__v3__buffer_settings__init);
+        x->with_request_body->max_request_bytes = p->max_request_bytes;
+        x->with_request_body->allow_partial_message = p->allow_partial_message;
+        x->with_request_body->pack_as_bytes = p->pack_as_bytes;
+    }
+    if (p->kind == XDS_EXT_AUTHZ_GRPC) {
+        x->services_case =
+            ENVOY__EXTENSIONS__FILTERS__HTTP__EXT_AUTHZ__V3__EXT_AUTHZ__SERVICES_GRPC_SERVICE;
+        x->grpc_service = provider_grpc(c, p, svc);
+        return x;
+    }
+    Envoy__Extensions__Filters__Http__ExtAuthz__V3__HttpService *h =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Http__ExtAuthz__V3__HttpService,
+               envoy__extensions__filters__http__ext_authz__v3__http_service__init);
+    h->path_prefix = ga_strdup(c->a, p->path_prefix);
+    h->server_uri =
+        GA_MSG(c->a, Envoy__Config__Core__V3__HttpUri, envoy__config__core__v3__http_uri__init);
+    h->server_uri->timeout = provider_timeout(c, p);                  /* required */
+    h->server_uri->uri = ga_printf(c->a, "http://%s", svc->hostname); /* required, unused */
+    h->server_uri->http_upstream_type_case =
+        ENVOY__CONFIG__CORE__V3__HTTP_URI__HTTP_UPSTREAM_TYPE_CLUSTER;
+    h->server_uri->cluster = gen_cluster_name(c, (uint32_t)p->port, "", svc->hostname);
+    if (p->additional_header_keys.n) {
+        h->authorization_request =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Http__ExtAuthz__V3__AuthorizationRequest,
+                   envoy__extensions__filters__http__ext_authz__v3__authorization_request__init);
+        for (size_t i = 0; i < p->additional_header_keys.n; i++) {
+            Envoy__Config__Core__V3__HeaderValue *hv =
+                GA_MSG(c->a, Envoy__Config__Core__V3__HeaderValue,
+                       envoy__config__core__v3__header_value__init);
+            hv->key = ga_strdup(c->a, p->additional_header_keys.v[i]);
+            hv->value = ga_strdup(c->a, p->additional_header_values.v[i]);
+            GA_PUSH(c->a, h->authorization_request->headers_to_add,
+                    h->authorization_request->n_headers_to_add, hv);
+        }
+    }
+    if (p->headers_to_upstream_on_allow.n || p->headers_to_downstream_on_deny.n ||
+        p->headers_to_downstream_on_allow.n) {
+        h->authorization_response =
+            GA_MSG(c->a, Envoy__Extensions__Filters__Http__ExtAuthz__V3__AuthorizationResponse,
+                   envoy__extensions__filters__http__ext_authz__v3__authorization_response__init);
+        h->authorization_response->allowed_upstream_headers =
+            header_list(c, &p->headers_to_upstream_on_allow);
+        h->authorization_response->allowed_client_headers =
+            header_list(c, &p->headers_to_downstream_on_deny);
+        h->authorization_response->allowed_client_headers_on_success =
+            header_list(c, &p->headers_to_downstream_on_allow);
+    }
+    x->services_case =
+        ENVOY__EXTENSIONS__FILTERS__HTTP__EXT_AUTHZ__V3__EXT_AUTHZ__SERVICES_HTTP_SERVICE;
+    x->http_service = h;
+    x->allowed_headers =
+        header_list(c, p->include_request_headers_in_check.n ? &p->include_request_headers_in_check
+                                                             : &p->include_headers_in_check);
+    return x;
+}
+
+/* The network filter of a gRPC provider (HTTP providers have none). */
+static Envoy__Extensions__Filters__Network__ExtAuthz__V3__ExtAuthz *
+ext_authz_tcp(gen_ctx *c, const xds_ext_authz_provider *p, const mesh_service *svc)
+{
+    Envoy__Extensions__Filters__Network__ExtAuthz__V3__ExtAuthz *x =
+        GA_MSG(c->a, Envoy__Extensions__Filters__Network__ExtAuthz__V3__ExtAuthz,
+               envoy__extensions__filters__network__ext_authz__v3__ext_authz__init);
+    x->stat_prefix = "tcp.";
+    x->failure_mode_allow = p->fail_open;
+    x->transport_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    x->grpc_service = provider_grpc(c, p, svc);
+    x->filter_enabled_metadata = filter_enabled(c, RBAC_TCP, p->name);
+    return x;
+}
+
+/* One step of the CUSTOM filters for a chain: the RBAC config to put (bad: deny) and,
+ * for a working provider, its ext_authz config after it. */
+typedef struct custom_filter {
+    Rbac *rules, *shadow; /* shadow != NULL: the marking RBAC of a working provider */
+    const xds_ext_authz_provider *p;
+    const mesh_service *svc;
+    int status;
+} custom_filter;
+
+/* istiod's buildHTTP/buildTCP with IsCustomBuilder. A provider the mesh config does not
+ * define, or defines badly, denies what its enforced rules match (the RBAC filter named
+ * "...-deny-due-to-bad-CUSTOM-action"), and so do all of them when several providers
+ * apply to one workload (istiod's PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS, off by
+ * default). A working provider gets an RBAC filter that only marks the request (its rules
+ * as shadow rules, stat prefix istio_ext_authz_; dry-run rules as rules, which istiod
+ * also does) and an ext_authz filter enabled by that mark. On TCP, HTTP providers are
+ * left out. */
+static size_t custom_filters(gen_ctx *c, bool tcp, custom_filter **out)
+{
+    custom_set *sets;
+    size_t n = custom_sets(c, tcp, &sets), nf = 0;
+    custom_filter *f = NULL;
+    for (size_t i = 0; i < n; i++) {
+        custom_filter cf = {0};
+        bool ok = false;
+        if (n == 1)
+            cf.p = find_provider(c, sets[i].provider, &cf.svc, &cf.status, &ok);
+        if (!ok) {
+            cf.rules = bad_custom_rules(c, sets[i].rules);
+            cf.p = NULL;
+        } else if (tcp && cf.p->kind == XDS_EXT_AUTHZ_HTTP) {
+            continue;
+        } else {
+            cf.shadow = sets[i].rules;
+            cf.rules = sets[i].dry->n_policies ? sets[i].dry : NULL;
+        }
+        GA_PUSH(c->a, f, nf, cf);
+    }
+    *out = f;
+    return nf;
 }
 
 /* ---- proxyless gRPC (gRFC A41) ------------------------------------------------------------ */
@@ -1166,15 +1556,23 @@ void gen_authz_http_filters(gen_ctx *c, gen_hfilter ***f, size_t *n)
         grpc_filters(c, f, n);
         return;
     }
-    Rbac **custom = NULL;
-    size_t ncustom = 0;
-    build_custom(c, false, &custom, &ncustom);
-    for (size_t i = 0; i < ncustom; i++) {
+    custom_filter *cf;
+    size_t ncf = custom_filters(c, false, &cf);
+    for (size_t i = 0; i < ncf; i++) {
         Envoy__Extensions__Filters__Http__Rbac__V3__RBAC *h =
             GA_MSG(c->a, Envoy__Extensions__Filters__Http__Rbac__V3__RBAC,
                    envoy__extensions__filters__http__rbac__v3__rbac__init);
-        h->rules = custom[i];
+        h->rules = cf[i].rules;
+        if (cf[i].shadow) {
+            h->shadow_rules = cf[i].shadow;
+            h->shadow_rules_stat_prefix = "istio_ext_authz_";
+        }
         GA_PUSH(c->a, *f, *n, gen_http_filter_new(c, RBAC_HTTP, &h->base));
+        if (cf[i].p)
+            GA_PUSH(
+                c->a, *f, *n,
+                gen_http_filter_new(c, EXT_AUTHZ_HTTP,
+                                    &ext_authz_http(c, cf[i].p, cf[i].svc, cf[i].status)->base));
     }
     for (size_t k = 0; k < sizeof local_order / sizeof local_order[0]; k++) {
         Rbac *rules, *shadow;
@@ -1194,16 +1592,22 @@ void gen_authz_network_filters(gen_ctx *c, Envoy__Config__Listener__V3__Filter *
 {
     if (!c->s->naps || c->grpc) /* A41: no network RBAC on gRPC servers */
         return;
-    Rbac **custom = NULL;
-    size_t ncustom = 0;
-    build_custom(c, true, &custom, &ncustom);
-    for (size_t i = 0; i < ncustom; i++) {
+    custom_filter *cf;
+    size_t ncf = custom_filters(c, true, &cf);
+    for (size_t i = 0; i < ncf; i++) {
         Envoy__Extensions__Filters__Network__Rbac__V3__RBAC *t =
             GA_MSG(c->a, Envoy__Extensions__Filters__Network__Rbac__V3__RBAC,
                    envoy__extensions__filters__network__rbac__v3__rbac__init);
-        t->rules = custom[i];
+        t->rules = cf[i].rules;
         t->stat_prefix = "tcp.";
+        if (cf[i].shadow) {
+            t->shadow_rules = cf[i].shadow;
+            t->shadow_rules_stat_prefix = "istio_ext_authz_";
+        }
         GA_PUSH(c->a, *f, *n, gen_filter(c, RBAC_TCP, &t->base));
+        if (cf[i].p)
+            GA_PUSH(c->a, *f, *n,
+                    gen_filter(c, EXT_AUTHZ_TCP, &ext_authz_tcp(c, cf[i].p, cf[i].svc)->base));
     }
     for (size_t k = 0; k < sizeof local_order / sizeof local_order[0]; k++) {
         Rbac *rules, *shadow;
@@ -1217,5 +1621,72 @@ void gen_authz_network_filters(gen_ctx *c, Envoy__Config__Listener__V3__Filter *
         t->stat_prefix = "tcp.";
         t->shadow_rules_stat_prefix = shadow_prefix(shadow);
         GA_PUSH(c->a, *f, *n, gen_filter(c, RBAC_TCP, &t->base));
+    }
+}
+
+/* ---- mesh config storage ------------------------------------------------------------------ */
+
+static void strlist_clear(xds_strlist *l)
+{
+    util_strv_free(l->v, l->n);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void strlist_copy(xds_strlist *d, const xds_strlist *s)
+{
+    d->v = xcalloc(s->n ? s->n : 1, sizeof *d->v);
+    for (size_t i = 0; i < s->n; i++)
+        d->v[i] = xstrdup(s->v[i]);
+    d->n = s->n;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+void xds_mesh_authz_clear(xds_mesh_authz *m)
+{
+    strlist_clear(&m->trust_domain_aliases);
+    for (size_t i = 0; i < m->nproviders; i++) {
+        xds_ext_authz_provider *p = &m->providers[i];
+        free(p->name);
+        free(p->service);
+        free(p->status_on_error);
+        free(p->path_prefix);
+        strlist_clear(&p->include_request_headers_in_check);
+        strlist_clear(&p->include_headers_in_check);
+        strlist_clear(&p->headers_to_upstream_on_allow);
+        strlist_clear(&p->headers_to_downstream_on_deny);
+        strlist_clear(&p->headers_to_downstream_on_allow);
+        strlist_clear(&p->additional_header_keys);
+        strlist_clear(&p->additional_header_values);
+    }
+    free(m->providers);
+    memset(m, 0, sizeof *m);
+}
+
+void xds_mesh_authz_copy(xds_mesh_authz *d, const xds_mesh_authz *s)
+{
+    memset(d, 0, sizeof *d);
+    strlist_copy(&d->trust_domain_aliases, &s->trust_domain_aliases);
+    d->providers = xcalloc(s->nproviders ? s->nproviders : 1, sizeof *d->providers);
+    d->nproviders = s->nproviders;
+    for (size_t i = 0; i < s->nproviders; i++) {
+        const xds_ext_authz_provider *p = &s->providers[i];
+        xds_ext_authz_provider *q = &d->providers[i];
+        *q = *p;
+        q->name = dup_or_null(p->name);
+        q->service = dup_or_null(p->service);
+        q->status_on_error = dup_or_null(p->status_on_error);
+        q->path_prefix = dup_or_null(p->path_prefix);
+        strlist_copy(&q->include_request_headers_in_check, &p->include_request_headers_in_check);
+        strlist_copy(&q->include_headers_in_check, &p->include_headers_in_check);
+        strlist_copy(&q->headers_to_upstream_on_allow, &p->headers_to_upstream_on_allow);
+        strlist_copy(&q->headers_to_downstream_on_deny, &p->headers_to_downstream_on_deny);
+        strlist_copy(&q->headers_to_downstream_on_allow, &p->headers_to_downstream_on_allow);
+        strlist_copy(&q->additional_header_keys, &p->additional_header_keys);
+        strlist_copy(&q->additional_header_values, &p->additional_header_values);
     }
 }

@@ -120,7 +120,8 @@ typedef struct gen_entry {
 
 struct xds_gen {
     pthread_mutex_t mu;
-    char *trust_domain; /* fixed before the first call; NULL = default */
+    char *trust_domain;         /* fixed before the first call; NULL = default */
+    xds_mesh_authz *mesh_authz; /* likewise; NULL = none */
     gen_entry *buckets[GEN_CACHE_BUCKETS];
     gen_entry *head, *tail;
     size_t n;
@@ -212,6 +213,9 @@ void xds_gen_free(xds_gen *g)
     }
     pthread_mutex_destroy(&g->mu);
     free(g->trust_domain);
+    if (g->mesh_authz)
+        xds_mesh_authz_clear(g->mesh_authz);
+    free(g->mesh_authz);
     free(g);
 }
 
@@ -219,6 +223,18 @@ void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
 {
     free(g->trust_domain);
     g->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
+}
+
+/* For a generator without settings: no providers, no aliases. */
+static const xds_mesh_authz gen_no_mesh_authz;
+
+void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m)
+{
+    if (!g->mesh_authz)
+        g->mesh_authz = xcalloc(1, sizeof *g->mesh_authz);
+    xds_mesh_authz_clear(g->mesh_authz);
+    if (m)
+        xds_mesh_authz_copy(g->mesh_authz, m);
 }
 
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
@@ -695,7 +711,8 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .p = &view,
                  .s = s,
                  .grpc = p->flavour == XDS_FLAVOUR_GRPC,
-                 .trust_domain = g->trust_domain};
+                 .trust_domain = g->trust_domain,
+                 .mesh_authz = g->mesh_authz ? g->mesh_authz : &gen_no_mesh_authz};
     gen_items items = {0};
     ops->list(&c, names, nnames, &items);
 

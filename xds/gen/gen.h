@@ -100,6 +100,62 @@ void xds_gen_free(xds_gen *g);
  * once, before the first xds_gen_generate. NULL or "" = "cluster.local" (the default). */
 void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain);
 
+/* ---- mesh config that shapes authorization ------------------------------------------- */
+
+/* An ext_authz provider of mesh config extensionProviders (envoyExtAuthzHttp or
+ * envoyExtAuthzGrpc), as written: istiod checks it (and resolves its service in the
+ * registry) when it builds the filters, so a bad one only makes the CUSTOM policies that
+ * name it deny; so does xds/gen/authz.c. */
+typedef enum {
+    XDS_EXT_AUTHZ_HTTP = 0,
+    XDS_EXT_AUTHZ_GRPC,
+} xds_ext_authz_kind;
+
+typedef struct xds_strlist {
+    char **v;
+    size_t n;
+} xds_strlist;
+
+typedef struct xds_ext_authz_provider {
+    char *name;
+    xds_ext_authz_kind kind;
+    char *service;         /* "<fqdn>" or "<namespace>/<fqdn>" */
+    int64_t port;          /* as written; valid is [1, 65535] */
+    int64_t timeout_ns;    /* -1: unset (istiod's 600s) */
+    bool fail_open;        /* failOpen */
+    char *status_on_error; /* as written, NULL when unset */
+    /* includeRequestBodyInCheck, when with_body */
+    bool with_body;
+    uint32_t max_request_bytes;
+    bool allow_partial_message;
+    bool pack_as_bytes;
+    /* envoyExtAuthzHttp only */
+    char *path_prefix;                            /* NULL when unset */
+    xds_strlist include_request_headers_in_check; /* includeRequestHeadersInCheck */
+    xds_strlist include_headers_in_check;         /* deprecated: used when the one above is empty */
+    xds_strlist headers_to_upstream_on_allow;
+    xds_strlist headers_to_downstream_on_deny;
+    xds_strlist headers_to_downstream_on_allow;
+    xds_strlist additional_header_keys;   /* includeAdditionalHeadersInCheck, sorted by key */
+    xds_strlist additional_header_values; /* the value of each key, same order */
+} xds_ext_authz_provider;
+
+typedef struct xds_mesh_authz {
+    xds_strlist trust_domain_aliases;  /* trustDomainAliases */
+    xds_ext_authz_provider *providers; /* the ext_authz extensionProviders, in file order */
+    size_t nproviders;
+} xds_mesh_authz;
+
+/* Frees what m holds (not m) and zeroes it. */
+void xds_mesh_authz_clear(xds_mesh_authz *m);
+/* A deep copy of src into *dst (which it overwrites). */
+void xds_mesh_authz_copy(xds_mesh_authz *dst, const xds_mesh_authz *src);
+/* The mesh config authorization settings this generator uses (copied; NULL = none). Mesh
+ * config is static for now: set it once, before the first xds_gen_generate. It is not part
+ * of any cache key, which is only right while it cannot change under a running generator
+ * (the Sidecar/mesh-config issue makes mesh config live; then it must join the keys). */
+void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m);
+
 /* True when an empty subscription to type_url means "everything" for this proxy:
  * LDS and CDS for Envoy proxies; never for gRPC (it names what it wants). */
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url);

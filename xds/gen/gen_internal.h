@@ -89,7 +89,8 @@ typedef struct gen_ctx {
     const mesh_snapshot *s;
     bool grpc;                /* gRPC flavour: only what C core 1.51 accepts */
     const char *trust_domain; /* SPIFFE trust domain of peer identities; NULL = cluster.local */
-    void *fctx;               /* flavour-specific per-call data, built lazily (arena) */
+    const xds_mesh_authz *mesh_authz; /* trust domain aliases, ext_authz providers; may be NULL */
+    void *fctx;                       /* flavour-specific per-call data, built lazily (arena) */
 } gen_ctx;
 
 /* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
@@ -292,7 +293,8 @@ void gen_authn_http_filters(gen_ctx *c, gen_hfilter ***f, size_t *n);
  * the proxy (CUSTOM ext_authz, DENY, ALLOW, AUDIT RBAC filters, in istiod's order),
  * appended to *f (nothing when none apply). c->grpc: what gRFC A41 servers accept. */
 void gen_authz_http_filters(gen_ctx *c, gen_hfilter ***f, size_t *n);
-/* authz.c: the network RBAC filters for a TCP chain (placed before tcp_proxy). */
+/* authz.c: the network RBAC (and CUSTOM ext_authz) filters for a TCP chain (placed before
+ * tcp_proxy). */
 void gen_authz_network_filters(gen_ctx *c, Envoy__Config__Listener__V3__Filter ***f, size_t *n);
 
 /* ---- TLS: proxyless gRPC (gRFC A29) and Envoy SDS ------------------------------------------ */

@@ -17,6 +17,8 @@
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb-c.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
 #include "envoy/extensions/filters/network/rbac/v3/rbac.pb-c.h"
+#include "envoy/extensions/filters/http/ext_authz/v3/ext_authz.pb-c.h"
+#include "envoy/extensions/filters/network/ext_authz/v3/ext_authz.pb-c.h"
 #include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
@@ -49,6 +51,8 @@ static const ProtobufCMessageDescriptor *const json_registry[] = {
     &envoy__extensions__transport_sockets__raw_buffer__v3__raw_buffer__descriptor,
     &envoy__extensions__filters__http__rbac__v3__rbac__descriptor,
     &envoy__extensions__filters__network__rbac__v3__rbac__descriptor,
+    &envoy__extensions__filters__http__ext_authz__v3__ext_authz__descriptor,
+    &envoy__extensions__filters__network__ext_authz__v3__ext_authz__descriptor,
     &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor,
 };
 

@@ -65,6 +65,21 @@ static void chk_full(const mesh_object *o)
     assert_false(p->dry_run);
 }
 
+static void chk_service_accounts(const mesh_object *o)
+{
+    const mesh_az_source *src = &ap_of(o)->rules[0].from[0];
+    assert_int_equal(src->values[MESH_AZ_SERVICE_ACCOUNTS].n, 2);
+    assert_string_equal(src->values[MESH_AZ_SERVICE_ACCOUNTS].v[1], "ns/b");
+    assert_int_equal(src->not_values[MESH_AZ_SERVICE_ACCOUNTS].n, 0);
+}
+
+static void chk_trust_domains(const mesh_object *o)
+{
+    const mesh_az_source *src = &ap_of(o)->rules[0].from[0];
+    assert_string_equal(src->values[MESH_AZ_TRUST_DOMAINS].v[1], "*.td");
+    assert_string_equal(src->not_values[MESH_AZ_TRUST_DOMAINS].v[0], "bad*");
+}
+
 static void chk_custom(const mesh_object *o)
 {
     assert_int_equal(ap_of(o)->action, MESH_AZ_CUSTOM);
@@ -270,10 +285,71 @@ static const pcase cases[] = {
      "empty value not allowed, found in RemoteIpBlocks", NULL},
     {"non-string principal", RULE("{'from':[{'source':{'principals':[1]}}]}"), -1,
      "spec.rules[0].from[0].source.principals[0]: must be a string", NULL},
-    {"service accounts refused", RULE("{'from':[{'source':{'serviceAccounts':['a']}}]}"), -1,
-     "source.serviceAccounts: serviceAccounts is not supported", NULL},
-    {"trust domains refused", RULE("{'from':[{'source':{'notTrustDomains':['a']}}]}"), -1,
-     "source.notTrustDomains: notTrustDomains is not supported", NULL},
+    /* serviceAccounts, trustDomains (newer Istio) */
+    {"service accounts", RULE("{'from':[{'source':{'serviceAccounts':['a','ns/b']}}]}"), 0, NULL,
+     chk_service_accounts},
+    {"trust domains",
+     RULE("{'from':[{'source':{'trustDomains':['td','*.td'],'notTrustDomains':["
+          "'bad*']}}]}"),
+     0, NULL, chk_trust_domains},
+    {"service accounts with principals",
+     RULE("{'from':[{'source':{'principals':['a'],'notServiceAccounts':['b']}}]}"), -1,
+     "=" PFX "spec.rules[0].from[0].source: cannot set serviceAccounts with namespaces or "
+     "principals, found at rule 0",
+     NULL},
+    {"service accounts with namespaces",
+     RULE("{},{'from':[{'source':{'notNamespaces':['a'],'serviceAccounts':['b']}}]}"), -1,
+     "cannot set serviceAccounts with namespaces or principals, found at rule 1", NULL},
+    {"service accounts with trust domains",
+     RULE("{'from':[{'source':{'serviceAccounts':['a'],'trustDomains':['td']}}]}"), 0, NULL, NULL},
+    {"service account empty", RULE("{'from':[{'source':{'serviceAccounts':['']}}]}"), -1,
+     "=" PFX "spec.rules[0].from[0].source.serviceAccounts: empty value not allowed, found in "
+     "ServiceAccounts",
+     NULL},
+    {"service account wildcard", RULE("{'from':[{'source':{'notServiceAccounts':['a*']}}]}"), -1,
+     "=" PFX "spec.rules[0].from[0].source.notServiceAccounts: wildcard not allowed, found in "
+     "NotServiceAccounts",
+     NULL},
+    {"service account two slashes", RULE("{'from':[{'source':{'serviceAccounts':['a/b/c']}}]}"), -1,
+     "expected format 'serviceAccount' or 'namespace/serviceAccount', found \"a/b/c\" in "
+     "ServiceAccounts",
+     NULL},
+    {"service account empty namespace", RULE("{'from':[{'source':{'serviceAccounts':['/b']}}]}"),
+     -1,
+     "expected format 'serviceAccount' or 'namespace/serviceAccount', found empty namespace "
+     "\"/b\" in ServiceAccounts",
+     NULL},
+    {"service account empty name", RULE("{'from':[{'source':{'serviceAccounts':['a/']}}]}"), -1,
+     "found empty serviceAccount \"a/\" in ServiceAccounts", NULL},
+    {"service accounts too many",
+     RULE("{'from':[{'source':{'serviceAccounts':['1','2','3','4','5','6','7','8','9','10','11',"
+          "'12','13','14','15','16','17']}}]}"),
+     -1, "source.serviceAccounts: may not have more than 16 values", NULL},
+    {"trust domain empty", RULE("{'from':[{'source':{'trustDomains':['']}}]}"), -1,
+     "=" PFX "spec.rules[0].from[0].source.trustDomains: empty value not allowed, found in "
+     "TrustDomains",
+     NULL},
+    {"trust domain two wildcards", RULE("{'from':[{'source':{'notTrustDomains':['*a*']}}]}"), -1,
+     "at most one wildcard is allowed, found in NotTrustDomains: \"*a*\"", NULL},
+    {"trust domain inner wildcard", RULE("{'from':[{'source':{'trustDomains':['a*b']}}]}"), -1,
+     "wildcard is only allowed at the start or end, found in TrustDomains: \"a*b\"", NULL},
+    {"trust domain slash", RULE("{'from':[{'source':{'trustDomains':['a/b']}}]}"), -1,
+     "=" PFX "spec.rules[0].from[0].source.trustDomains: trust domain must not contain '/', "
+     "found in TrustDomains: \"a/b\"",
+     NULL},
+    {"when trust domain slash ok", RULE("{'when':[{'key':'source.trustDomain','values':['a/b']}]}"),
+     0, NULL, NULL},
+    {"custom service accounts",
+     AP("{'action':'CUSTOM','provider':{'name':'x'},'rules':[{'from':[{'source':{"
+        "'serviceAccounts':['a']}}]}]}"),
+     -1,
+     "=" PFX "spec.rules[0].from[0].source.serviceAccounts: From.ServiceAccounts is currently "
+     "not supported with CUSTOM action",
+     NULL},
+    {"custom not trust domains",
+     AP("{'action':'CUSTOM','provider':{'name':'x'},'rules':[{'from':[{'source':{"
+        "'notTrustDomains':['a']}}]}]}"),
+     -1, "From.NotTrustDomains is currently not supported with CUSTOM action", NULL},
 
     /* operation values */
     {"bad port", RULE("{'to':[{'operation':{'ports':['http']}}]}"), -1,
@@ -399,6 +475,11 @@ static void test_warnings(void **state)
          AP("{'action':'DENY','rules':[{'to':[{'operation':{'methods':['GET'],'ports':['80']}}]}]"
             "}"),
          NULL},
+        {"deny trust domains only",
+         AP("{'action':'DENY','rules':[{'from':[{'source':{'trustDomains':['td']}}]}]}"),
+         "will deny all traffic to TCP ports"},
+        {"deny service accounts",
+         AP("{'action':'DENY','rules':[{'from':[{'source':{'serviceAccounts':['a']}}]}]}"), NULL},
         {"deny with namespaces",
          AP("{'action':'DENY','rules':[{'from':[{'source':{'namespaces':['a']}}]}]}"), NULL},
         {"allow http only", AP("{'rules':[{'to':[{'operation':{'methods':['GET']}}]}]}"), NULL},
@@ -453,7 +534,9 @@ static void test_unsupported(void **state)
     (void)state;
     cJSON *j = parse_json(
         AP("{'selector':{'matchLabels':{'a':'b'}},'action':'ALLOW','rules':[{'from':[{'source':{"
-           "'principals':['a'],'notIpBlocks':['1.1.1.1']}}],'to':[{'operation':{'paths':['/']}}],"
+           "'principals':['a'],'notIpBlocks':['1.1.1.1']}},{'source':{'serviceAccounts':['a'],"
+           "'notServiceAccounts':['b'],'trustDomains':['t'],'notTrustDomains':['u']}}],'to':[{'"
+           "operation':{'paths':['/']}}],"
            "'when':[{'key':'source.ip','values':['1.1.1.1']}]}],'futureField':1}"));
     char **paths = NULL;
     size_t n = 0;

@@ -7,9 +7,11 @@ of Istio's pilot/pkg/security/authz/builder tests (TestGenerator_GenerateHTTP/TC
 -in.yaml policies go through authz_dump (xds/gen/authz.c for Istio's test node: namespace
 foo, app=httpbin,version=v1); each filter we write is decoded with the real Envoy protos
 (protoc descriptor set + python protobuf) into proto3 JSON and compared with the -out.yaml
-files as data. Cases that need what we do not model (mesh config ext_authz providers,
-trust domain aliases) are reported apart. Prints one line per case and "N/M match"; exits
-1 when a modelled case differs.
+files as data. The mesh config and trust domain bundle of each case (builder_test.go's
+meshConfig* values and tdBundle) are written out below as the YAML a --meshConfig file
+holds, with the registry's one Service (my-custom-ext-authz.foo) added to the input.
+Cases that need what we do not model are reported apart (none today). Prints one line per
+case and "N/M match"; exits 1 when a modelled case differs.
 Usage: authz_golden.py AUTHZ_DUMP
 """
 import os
@@ -22,9 +24,82 @@ import yaml
 REV = os.environ.get("ISTIO_REV", "HEAD")
 BASE = "pilot/pkg/security/authz/builder/testdata/"
 # (name, dir, input, wants, why not modelled or None)
-PROVIDERS = "mesh config extensionProviders (ext_authz) not modelled"
-ALIASES = "trust domain aliases not modelled"
-SOURCE_FIELDS = "source.serviceAccounts / trustDomains (newer Istio) not modelled: refused"
+PROVIDERS = ALIASES = SOURCE_FIELDS = None  # all modelled now
+
+# builder_test.go's mesh configs, as --meshConfig YAML.
+MC_GRPC_NO_NS = """
+extensionProviders:
+- name: default
+  envoyExtAuthzGrpc:
+    service: my-custom-ext-authz.foo.svc.cluster.local
+    port: 9000
+    failOpen: true
+    statusOnError: "403"
+"""
+MC_GRPC = """
+extensionProviders:
+- name: default
+  envoyExtAuthzGrpc:
+    service: foo/my-custom-ext-authz.foo.svc.cluster.local
+    port: 9000
+    timeout: 0.002s
+    failOpen: true
+    statusOnError: "403"
+    includeRequestBodyInCheck: {maxRequestBytes: 4096, allowPartialMessage: true}
+"""
+MC_HTTP = """
+extensionProviders:
+- name: default
+  envoyExtAuthzHttp:
+    service: foo/my-custom-ext-authz.foo.svc.cluster.local
+    port: 9000
+    timeout: 10s
+    failOpen: true
+    statusOnError: "403"
+    pathPrefix: /check
+    includeRequestHeadersInCheck: [x-custom-id, x-prefix-*, "*-suffix"]
+    includeHeadersInCheck: [should-not-include-when-IncludeRequestHeadersInCheck-is-set]
+    includeAdditionalHeadersInCheck: {x-header-1: value-1, x-header-2: value-2}
+    includeRequestBodyInCheck: {maxRequestBytes: 2048, allowPartialMessage: true,
+                                packAsBytes: true}
+    headersToUpstreamOnAllow: [Authorization, x-prefix-*, "*-suffix"]
+    headersToDownstreamOnDeny: [Set-cookie, x-prefix-*, "*-suffix"]
+    headersToDownstreamOnAllow: [Set-cookie, x-prefix-*, "*-suffix"]
+"""
+MC_INVALID = """
+extensionProviders:
+- name: default
+  envoyExtAuthzHttp:
+    service: foo/my-custom-ext-authz
+    port: 999999
+    pathPrefix: check
+    statusOnError: "999"
+"""
+# name -> (trust domain, mesh config YAML): tdBundle NewBundle(td, aliases) and meshConfig.
+CONFIG = {
+    "custom-grpc-provider-no-namespace": ("", MC_GRPC_NO_NS),
+    "custom-grpc-provider": ("", MC_GRPC),
+    "custom-http-provider": ("", MC_HTTP),
+    "custom-bad-multiple-providers": ("", MC_HTTP),
+    "custom-bad-invalid-config": ("", MC_INVALID),
+    "trust-domain-one-alias": ("td1", "trustDomainAliases: [cluster.local]\n"),
+    "trust-domain-multiple-aliases": ("td1", "trustDomainAliases: [cluster.local, some-td]\n"),
+    "trust-domain-wildcard-in-principal": ("td1", "trustDomainAliases: [foobar]\n"),
+    "trust-domain-aliases-in-source-principal": (
+        "new-td", "trustDomainAliases: [old-td, some-trustdomain]\n"),
+    "tcp/custom-both-http-tcp": ("", MC_GRPC),
+    "tcp/custom-only-http": ("", MC_HTTP),
+}
+# the registry of builder_test.go's push(): the ext_authz service
+EXT_AUTHZ_SERVICE = """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-custom-ext-authz, namespace: foo}
+spec:
+  clusterIP: 10.96.0.90
+  ports: [{name: grpc, port: 9000}]
+"""
 CASES = [
     ("allow-empty-rule", "http", "allow-empty-rule-in.yaml", ["allow-empty-rule-out.yaml"], None),
     ("allow-full-rule", "http", "allow-full-rule-in.yaml", ["allow-full-rule-out.yaml"],
@@ -82,6 +157,8 @@ PROTOS = [
     "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
     "envoy/config/listener/v3/listener.proto",
     "envoy/extensions/path/match/uri_template/v3/uri_template_match.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto",
 ]
 
 
@@ -171,9 +248,14 @@ def main():
                 del doc["spec"]["rules"][0]
                 text = yaml.safe_dump(doc)
             with open(src, "w") as f:
-                f.write(text)
+                f.write(text + EXT_AUTHZ_SERVICE)
+            td, mc = CONFIG.get(name, ("", ""))
+            mcfile = os.path.join(tmp, "mesh.yaml")
+            with open(mcfile, "w") as f:
+                f.write(mc)
             outdir = tempfile.mkdtemp(dir=tmp)
-            r = subprocess.run([tool, kind, src, outdir], capture_output=True, text=True)
+            r = subprocess.run([tool, kind, src, outdir, td, mcfile], capture_output=True,
+                               text=True)
             problems = []
             if r.returncode != 0:
                 problems = ["authz_dump: " + r.stderr[-500:]]
