@@ -114,8 +114,8 @@ static JwtProvider *provider(gen_ctx *c, const mesh_jwt_rule *r)
         GA_PUSH(a, p->from_params, p->n_from_params, ga_strdup(a, r->from_params.v[i]));
     for (size_t i = 0; i < r->from_cookies.n; i++)
         GA_PUSH(a, p->from_cookies, p->n_from_cookies, ga_strdup(a, r->from_cookies.v[i]));
-    /* clear_route_cache: istiod sets it for gateways only; this builder serves sidecar
-     * inbound HCMs, so it stays false. */
+    /* as istiod: a gateway picks its route after authentication (claims may steer it) */
+    p->clear_route_cache = c->gateway;
     Envoy__Config__Core__V3__DataSource *ds =
         GA_MSG(a, Envoy__Config__Core__V3__DataSource, envoy__config__core__v3__data_source__init);
     ds->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;

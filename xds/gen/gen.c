@@ -711,6 +711,7 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .p = &view,
                  .s = s,
                  .grpc = p->flavour == XDS_FLAVOUR_GRPC,
+                 .gateway = p->flavour == XDS_FLAVOUR_ENVOY_GATEWAY,
                  .trust_domain = g->trust_domain,
                  .mesh_authz = g->mesh_authz ? g->mesh_authz : &gen_no_mesh_authz};
     gen_items items = {0};

@@ -88,6 +88,7 @@ typedef struct gen_ctx {
     const gen_view *p; /* the proxy as its class sees it */
     const mesh_snapshot *s;
     bool grpc;                /* gRPC flavour: only what C core 1.51 accepts */
+    bool gateway;             /* Envoy gateway flavour (part of the class, like grpc) */
     const char *trust_domain; /* SPIFFE trust domain of peer identities; NULL = cluster.local */
     const xds_mesh_authz *mesh_authz; /* trust domain aliases, ext_authz providers; may be NULL */
     void *fctx;                       /* flavour-specific per-call data, built lazily (arena) */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/extensions/filters/http/jwt_authn/v3/config.pb-c.h"
 #include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
 #include "gen_fixture.h"
 #include "xds/gen/gen_internal.h"
@@ -549,7 +550,10 @@ static void test_gateway_policies(void **state)
         "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: "
         "ingress, namespace: istio-system}\nspec:\n  selector: {matchLabels: {istio: "
         "ingressgateway}}\n  action: DENY\n  rules:\n  - from:\n    - source: {ipBlocks: "
-        "[10.9.9.0/24]}\n",
+        "[10.9.9.0/24]}\n---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\n"
+        "metadata: {name: jwt, namespace: istio-system}\nspec:\n  selector: {matchLabels: "
+        "{istio: ingressgateway}}\n  jwtRules:\n  - {issuer: https://issuer.example.com, jwks: "
+        "'{\"keys\": []}'}\n",
         NULL);
     gen_begin();
     xds_proxy *p = fx_proxy(XDS_FLAVOUR_ENVOY_GATEWAY, "istio-system", "10.0.0.1",
@@ -574,7 +578,16 @@ static void test_gateway_policies(void **state)
                     fc->filters[0]->typed_config,
                     &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
             assert_non_null(h);
-            assert_string_equal(h->http_filters[0]->name, "envoy.filters.http.rbac");
+            /* authentication first (a gateway re-picks its route after it), then RBAC */
+            assert_string_equal(h->http_filters[0]->name, "envoy.filters.http.jwt_authn");
+            Envoy__Extensions__Filters__Http__JwtAuthn__V3__JwtAuthentication *ja = fx_unpack_any(
+                h->http_filters[0]->typed_config,
+                &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor);
+            assert_non_null(ja);
+            assert_int_equal(ja->n_providers, 1);
+            assert_true(ja->providers[0]->value->clear_route_cache);
+            protobuf_c_message_free_unpacked(&ja->base, NULL);
+            assert_string_equal(h->http_filters[1]->name, "envoy.filters.http.rbac");
             seen_http++;
             protobuf_c_message_free_unpacked(&h->base, NULL);
         }
