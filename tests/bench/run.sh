@@ -6,6 +6,7 @@
 #   2. the Kubernetes reflector: tests/k8s/bench_k8s against the Python stand-in API server
 #   3. the CA: tests/certs/ca_bench
 #   4. the xDS server: tests/load/run_load.py (xds_load clients) at a small size
+#   5. gateway scale: tests/bench/gateways.py (N Gateways and VirtualServices, one router)
 # Usage: tests/bench/run.sh BUILD_DIR [--quick]
 #   --quick: small sizes everywhere (a minute or two), for checking that they all still run.
 # Meant for a release or debugoptimized build: sanitizer builds are several times slower
@@ -22,8 +23,10 @@ py=/usr/bin/python3
 
 if [ $quick = 1 ]; then
     model_args=(2000 10000) k8s_args=(1000 5000) ca_args=(-n 500) load_args=(--clients 20 --services 50)
+    gw_args=(500 1000)
 else
     model_args=(10000 50000) k8s_args=(10000 50000) ca_args=(-n 3000) load_args=(--clients 100 --services 200)
+    gw_args=(1000 2000 4000 10000)
 fi
 
 machine() {
@@ -32,7 +35,7 @@ machine() {
 }
 
 targets=(tests/bench/bench_model tests/k8s/bench_k8s tests/certs/ca_bench
-         pilot/pilot-discovery tests/load/xds_load)
+         pilot/pilot-discovery tests/load/xds_load tests/xds/gen/gen_dump)
 echo "== building ${targets[*]} in $build"
 ninja -C "$build" -j2 "${targets[@]}" >/dev/null || { echo "build failed"; exit 1; }
 echo "== buildtype: $(meson introspect --buildoptions "$build" 2>/dev/null |
@@ -119,8 +122,19 @@ fi
 machine
 
 echo
+echo "== gateway scale: gateways.py ${gw_args[*]}"
+if $py "$top/tests/bench/gateways.py" "$build/tests/xds/gen/gen_dump" "${gw_args[@]}" \
+        >"$scratch/gw.txt" 2>&1; then
+    status[gw]=ok
+else
+    status[gw]=FAILED
+fi
+sed 's/^/  /' "$scratch/gw.txt"
+machine
+
+echo
 rc=0
-for k in model k8s ca xds; do
+for k in model k8s ca xds gw; do
     echo "$k: ${status[$k]}"
     [ "${status[$k]}" = FAILED ] && rc=1
 done

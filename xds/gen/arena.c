@@ -106,6 +106,80 @@ bool gen_names_has(const char *const *names, size_t nnames, const char *name)
     return false;
 }
 
+/* ---- growing strings and string maps ------------------------------------------------------ */
+
+void ga_cat(gen_arena *a, gen_sbuf *b, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        /* doubling keeps a key of k parts O(k) to build (the dropped copies stay in the
+         * arena, at most as much again) */
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *ns = ga_alloc(a, cap);
+        if (b->len)
+            memcpy(ns, b->s, b->len);
+        b->s = ns;
+        b->cap = cap;
+    }
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+const char *ga_sbuf_str(gen_arena *a, gen_sbuf *b)
+{
+    return b->s ? b->s : ga_strdup(a, "");
+}
+
+void **gen_strmap_slot(gen_arena *a, gen_strmap *m, const char *key, bool create)
+{
+    if (!m->cap && !create)
+        return NULL;
+    if (create && (m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 64;
+        const char **nk = ga_alloc(a, ncap * sizeof *nk);
+        void **nv = ga_alloc(a, ncap * sizeof *nv);
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->keys[i])
+                continue;
+            size_t h = util_hash64(m->keys[i], strlen(m->keys[i]), 0) & (ncap - 1);
+            while (nk[h])
+                h = (h + 1) & (ncap - 1);
+            nk[h] = m->keys[i];
+            nv[h] = m->vals[i];
+        }
+        m->keys = nk;
+        m->vals = nv;
+        m->cap = ncap;
+    }
+    size_t h = util_hash64(key, strlen(key), 0) & (m->cap - 1);
+    while (m->keys[h]) {
+        if (strcmp(m->keys[h], key) == 0)
+            return &m->vals[h];
+        h = (h + 1) & (m->cap - 1);
+    }
+    if (!create)
+        return NULL;
+    m->keys[h] = key;
+    m->n++;
+    return &m->vals[h];
+}
+
+bool gen_strset_add(gen_arena *a, gen_strmap *m, const char *key)
+{
+    size_t n = m->n;
+    gen_strmap_slot(a, m, key, true);
+    return m->n > n;
+}
+
 /* ---- small builders ---------------------------------------------------------------------- */
 
 Google__Protobuf__Any *gen_any(gen_ctx *c, const ProtobufCMessage *m)

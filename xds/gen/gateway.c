@@ -17,18 +17,34 @@
 #include "pilot/base/util.h"
 #include "xds/gen/gen_internal.h"
 
+/* The VirtualServices bound to one selected Gateway, in snapshot order. */
+typedef struct gw_vs_list {
+    const mesh_virtual_service **v;
+    size_t n;
+} gw_vs_list;
+
 typedef struct gw_server {
     const mesh_gateway *gw;
     const mesh_gateway_server *srv;
     uint32_t bind; /* listener port */
     char *gw_key;  /* "ns/name" */
+    const gw_vs_list *vss;
+    char *route; /* its RDS name ("http.<bind>", "https.<port>.<name>.<gw>.<ns>"), or NULL */
 } gw_server;
 
 typedef struct gw_ctx {
     gw_server *servers;
     size_t nservers;
-    char *key; /* selected gateways + gateway service: the cache input */
+    const char *key;     /* selected gateways + gateway service: the cache input */
+    const char *lds_key; /* key + the policies selecting the gateway (lazily) */
+    gen_strmap routes;   /* route name -> gw_route_servers (lazily, for RDS) */
 } gw_ctx;
+
+/* The servers (indexes into gw_ctx.servers) that share one route name. */
+typedef struct gw_route_servers {
+    size_t *v;
+    size_t n;
+} gw_route_servers;
 
 static bool gw_is_http(const mesh_gateway_server *srv)
 {
@@ -101,21 +117,46 @@ static gw_ctx *gw_get(gen_ctx *c)
     gw_ctx *g = ga_alloc(c->a, sizeof *g);
     const mesh_service *svc = gw_service(c);
     /* the namespace picks the DestinationRules routes see (consistent-hash policies) */
-    g->key =
-        ga_printf(c->a, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "", svc ? svc->hostname : "-");
+    gen_sbuf key = {0};
+    ga_cat(c->a, &key, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "", svc ? svc->hostname : "-");
+    /* selected Gateways by "ns/name", each with the VirtualServices bound to it: a server
+     * then visits only its own, so the cost is linear in Gateways plus bindings (scanning
+     * every VirtualService per server was quadratic) */
+    gen_strmap bound = {0};
     for (size_t i = 0; i < c->s->ngws; i++) {
         const mesh_gateway *gw = c->s->gws[i];
         if (!mesh_labels_subset(&gw->selector, &c->p->labels))
             continue;
         char *gk = ga_printf(c->a, "%s/%s", gw->meta.ns, gw->meta.name);
-        g->key = ga_printf(c->a, "%s%s,", g->key, gk);
+        ga_cat(c->a, &key, "%s,", gk);
+        void **slot = gen_strmap_slot(c->a, &bound, gk, true);
+        if (!*slot)
+            *slot = ga_alloc(c->a, sizeof(gw_vs_list));
         for (size_t k = 0; k < gw->nservers; k++) {
-            gw_server s = {.gw = gw, .srv = &gw->servers[k], .gw_key = gk};
+            gw_server s = {.gw = gw, .srv = &gw->servers[k], .gw_key = gk, .vss = *slot};
             s.bind = gw->servers[k].port;
             const mesh_port *sp = svc ? gen_service_port(svc, s.bind) : NULL;
             if (sp && sp->target_port)
                 s.bind = sp->target_port;
             GA_PUSH(c->a, g->servers, g->nservers, s);
+        }
+    }
+    g->key = ga_sbuf_str(c->a, &key);
+    for (size_t i = 0; i < g->nservers; i++) {
+        gw_server *sv = &g->servers[i];
+        if (gw_is_http(sv->srv))
+            sv->route = ga_printf(c->a, "http.%u", sv->bind);
+        else if (gw_is_https_term(sv->srv))
+            sv->route = gw_https_route_name(c, sv);
+    }
+    for (size_t v = 0; bound.n && v < c->s->nvss; v++) {
+        const mesh_virtual_service *vs = c->s->vss[v];
+        for (size_t k = 0; k < vs->ngateways; k++) {
+            void **slot =
+                vs->gateways[k] ? gen_strmap_slot(c->a, &bound, vs->gateways[k], false) : NULL;
+            gw_vs_list *l = slot ? *slot : NULL;
+            if (l && !(l->n && l->v[l->n - 1] == vs)) /* a gateway listed twice: once */
+                GA_PUSH(c->a, l->v, l->n, vs);
         }
     }
     c->fctx = g;
@@ -144,9 +185,9 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         if (names && !gen_names_has(names, nnames, name))
             continue;
         /* the policies that select the gateway shape its listeners' filters */
-        gen_item it = {.name = name,
-                       .extra = ga_printf(c->a, "%s|%s", g->key, gen_workload_security_key(c)),
-                       .port = s->bind};
+        if (!g->lds_key)
+            g->lds_key = ga_printf(c->a, "%s|%s", g->key, gen_workload_security_key(c));
+        gen_item it = {.name = name, .extra = (char *)g->lds_key, .port = s->bind};
         gen_items_add(c, out, &it);
     }
 }
@@ -235,8 +276,8 @@ static bool gw_vs_applies(gen_ctx *c, const gw_server *s, const mesh_virtual_ser
 /* TCP server: the first applicable tcp route of the first VirtualService that has one. */
 static Envoy__Config__Listener__V3__Filter *gw_tcp_filter(gen_ctx *c, const gw_server *s)
 {
-    for (size_t v = 0; v < c->s->nvss; v++) {
-        const mesh_virtual_service *vs = c->s->vss[v];
+    for (size_t v = 0; v < s->vss->n; v++) {
+        const mesh_virtual_service *vs = s->vss->v[v];
         if (!vs->ntcp || !gw_vs_applies(c, s, vs))
             continue;
         const mesh_l4_route *r = gen_vs_tcp_route(c, vs, s->gw_key, s->srv->port);
@@ -254,28 +295,15 @@ static void gw_tcp_filters(gen_ctx *c, Envoy__Config__Listener__V3__FilterChain 
     GA_PUSH(c->a, fc->filters, fc->n_filters, f);
 }
 
-typedef struct gw_sni_set {
-    const char **v;
-    size_t n;
-} gw_sni_set;
-
-static bool gw_sni_claimed(const gw_sni_set *u, const char *sni)
-{
-    for (size_t i = 0; i < u->n; i++)
-        if (strcmp(u->v[i], sni) == 0)
-            return true;
-    return false;
-}
-
 /* PASSTHROUGH server: one filter chain per applicable tls route match, on the match's SNI
  * names the server admits; a name already claimed by an earlier chain stays with it
  * (Envoy refuses two chains with the same match). */
-static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *used,
+static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gen_strmap *used,
                                     Envoy__Config__Listener__V3__Listener *l)
 {
     size_t added = 0;
-    for (size_t v = 0; v < c->s->nvss; v++) {
-        const mesh_virtual_service *vs = c->s->vss[v];
+    for (size_t v = 0; v < s->vss->n; v++) {
+        const mesh_virtual_service *vs = s->vss->v[v];
         if (!vs->ntls || !gw_vs_applies(c, s, vs))
             continue;
         for (size_t r = 0; r < vs->ntls; r++) {
@@ -289,9 +317,10 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gw_sni_set *
                            envoy__config__listener__v3__filter_chain_match__init);
                 for (size_t h = 0; h < mm->nsni_hosts; h++) {
                     const char *sni = mm->sni_hosts[h];
-                    if (!sni || gw_sni_claimed(used, sni) || !gw_server_admits(s, sni, vs->meta.ns))
+                    if (!sni || gen_strmap_slot(c->a, used, sni, false) ||
+                        !gw_server_admits(s, sni, vs->meta.ns))
                         continue;
-                    GA_PUSH(c->a, used->v, used->n, sni);
+                    gen_strset_add(c->a, used, sni);
                     GA_PUSH(c->a, fcm->server_names, fcm->n_server_names, ga_strdup(c->a, sni));
                 }
                 if (fcm->n_server_names == 0)
@@ -329,7 +358,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
     l->address = gen_address(c, "0.0.0.0", it->port);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
     bool plain_done = false, any_tls = false; /* one chain without a match per listener */
-    gw_sni_set used = {0};
+    gen_strmap used = {0};                    /* SNI names claimed by a chain */
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
         if (s->bind != it->port)
@@ -384,26 +413,37 @@ const gen_type_ops gen_gw_lds = {gw_lds_list, gw_lds_build};
 
 /* ---- RDS ------------------------------------------------------------------------------------ */
 
+/* Route name -> the servers that share it, built once per call. */
+static const gw_route_servers *gw_route_index(gen_ctx *c, gw_ctx *g, const char *route)
+{
+    if (!g->routes.n) {
+        for (size_t i = 0; i < g->nservers; i++) {
+            if (!g->servers[i].route)
+                continue;
+            void **slot = gen_strmap_slot(c->a, &g->routes, g->servers[i].route, true);
+            if (!*slot)
+                *slot = ga_alloc(c->a, sizeof(gw_route_servers));
+            gw_route_servers *rs = *slot;
+            GA_PUSH(c->a, rs->v, rs->n, i);
+        }
+    }
+    void **slot = gen_strmap_slot(c->a, &g->routes, route, false);
+    return slot ? *slot : NULL;
+}
+
 static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
     gw_ctx *g = gw_get(c);
-    gen_items seen = {0};
+    gen_strmap wanted = {0}, seen = {0};
+    for (size_t i = 0; names && i < nnames; i++)
+        if (names[i])
+            gen_strset_add(c->a, &wanted, names[i]);
     for (size_t i = 0; i < g->nservers; i++) {
         const gw_server *s = &g->servers[i];
-        char *rn;
-        if (gw_is_http(s->srv))
-            rn = ga_printf(c->a, "http.%u", s->bind);
-        else if (gw_is_https_term(s->srv))
-            rn = gw_https_route_name(c, s);
-        else
+        if (!s->route || (names && !gen_strmap_slot(c->a, &wanted, s->route, false)) ||
+            !gen_strset_add(c->a, &seen, s->route))
             continue;
-        bool dup = false;
-        for (size_t k = 0; k < seen.n && !dup; k++)
-            dup = strcmp(seen.v[k].name, rn) == 0;
-        if (dup || (names && !gen_names_has(names, nnames, rn)))
-            continue;
-        gen_item it = {.name = rn, .extra = g->key, .port = s->bind};
-        gen_items_add(c, &seen, &it);
+        gen_item it = {.name = s->route, .extra = (char *)g->key, .port = s->bind};
         gen_items_add(c, out, &it);
     }
 }
@@ -423,10 +463,10 @@ static void gw_domains(gen_ctx *c, Envoy__Config__Route__V3__VirtualHost *vh, co
 }
 
 static void gw_server_vhosts(gen_ctx *c, const gw_server *s, uint32_t port,
-                             Envoy__Config__Route__V3__RouteConfiguration *rc)
+                             Envoy__Config__Route__V3__RouteConfiguration *rc, gen_strmap *names)
 {
-    for (size_t v = 0; v < c->s->nvss; v++) {
-        const mesh_virtual_service *vs = c->s->vss[v];
+    for (size_t v = 0; v < s->vss->n; v++) {
+        const mesh_virtual_service *vs = s->vss->v[v];
         if (!gen_vs_bound_to(vs, s->gw_key) || !gen_vs_visible(c, vs))
             continue;
         for (size_t vh_i = 0; vh_i < vs->nhosts; vh_i++) {
@@ -444,10 +484,7 @@ static void gw_server_vhosts(gen_ctx *c, const gw_server *s, uint32_t port,
             if (!host)
                 continue;
             char *vname = ga_printf(c->a, "%s:%u", host, port);
-            bool dup = false;
-            for (size_t k = 0; k < rc->n_virtual_hosts && !dup; k++)
-                dup = strcmp(rc->virtual_hosts[k]->name, vname) == 0;
-            if (dup)
+            if (gen_strmap_slot(c->a, names, vname, false))
                 continue; /* Istio: first VirtualService wins a duplicate domain */
             Envoy__Config__Route__V3__VirtualHost *vh = gen_vhost(c, vname);
             gw_domains(c, vh, host, port);
@@ -456,6 +493,7 @@ static void gw_server_vhosts(gen_ctx *c, const gw_server *s, uint32_t port,
             gen_vs_routes(c, vs, &o, &vh->routes, &vh->n_routes);
             if (vh->n_routes == 0)
                 continue;
+            gen_strset_add(c->a, names, vname);
             if (s->srv->has_tls && s->srv->tls.https_redirect)
                 vh->require_tls = ENVOY__CONFIG__ROUTE__V3__VIRTUAL_HOST__TLS_REQUIREMENT_TYPE__ALL;
             GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, vh);
@@ -471,13 +509,11 @@ static ProtobufCMessage *gw_rds_build(gen_ctx *c, const gen_item *it)
                envoy__config__route__v3__route_configuration__init);
     rc->name = ga_strdup(c->a, it->name);
     rc->validate_clusters = gen_bool(c, false);
-    bool http = util_has_prefix(it->name, "http.");
-    for (size_t i = 0; i < g->nservers; i++) {
-        const gw_server *s = &g->servers[i];
-        if (http ? !(gw_is_http(s->srv) && s->bind == it->port)
-                 : !(gw_is_https_term(s->srv) && strcmp(gw_https_route_name(c, s), it->name) == 0))
-            continue;
-        gw_server_vhosts(c, s, s->bind, rc);
+    gen_strmap names = {0}; /* virtual host names so far */
+    const gw_route_servers *rs = gw_route_index(c, g, it->name);
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        const gw_server *s = &g->servers[rs->v[i]];
+        gw_server_vhosts(c, s, s->bind, rc, &names);
     }
     if (rc->n_virtual_hosts == 0) {
         /* nothing bound: answer 404 rather than leave Envoy without a route */

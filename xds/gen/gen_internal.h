@@ -62,6 +62,26 @@ void ga_push_raw(gen_arena *a, void **arr, size_t *n, const void *item, size_t s
         __typeof__(*(arr)) ga_tmp_ = (item);                                                       \
         ga_push_raw((a), (void **)&(arr), &(n), &ga_tmp_, sizeof ga_tmp_);                         \
     } while (0)
+/* A string grown by appending (capacity doubles, in the arena): building a key of k parts
+ * costs O(k), where re-printing the whole string for each part costs O(k^2). */
+typedef struct gen_sbuf {
+    char *s;
+    size_t len, cap;
+} gen_sbuf;
+void ga_cat(gen_arena *a, gen_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *ga_sbuf_str(gen_arena *a, gen_sbuf *b); /* "" when nothing was appended */
+
+/* An open-addressing map from strings (borrowed, must outlive the map) to pointers, in the
+ * arena: the slot of key (created when create, else NULL when absent). As a set,
+ * gen_strset_add says whether the key was new. */
+typedef struct gen_strmap {
+    const char **keys;
+    void **vals;
+    size_t cap, n;
+} gen_strmap;
+void **gen_strmap_slot(gen_arena *a, gen_strmap *m, const char *key, bool create);
+bool gen_strset_add(gen_arena *a, gen_strmap *m, const char *key);
+
 /* Allocates and initialises a protobuf-c message: GA_MSG(a, envoy__config__core__v3__address). */
 #define GA_MSG(a, T, init)                                                                         \
     ({                                                                                             \

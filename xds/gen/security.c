@@ -82,19 +82,20 @@ mesh_mtls_mode gen_peer_mtls(const mesh_snapshot *s, const char *ns, const mesh_
 
 char *gen_workload_security_key(gen_ctx *c)
 {
-    char *k = ga_strdup(c->a, "sec=");
+    gen_sbuf k = {0};
+    ga_cat(c->a, &k, "sec=");
     for (size_t i = 0; i < c->s->npas; i++)
         if (gen_policy_applies(c, &c->s->pas[i]->meta, &c->s->pas[i]->selector, 0))
-            k = ga_printf(c->a, "%spa:%s/%s,", k, c->s->pas[i]->meta.ns, c->s->pas[i]->meta.name);
+            ga_cat(c->a, &k, "pa:%s/%s,", c->s->pas[i]->meta.ns, c->s->pas[i]->meta.name);
     for (size_t i = 0; i < c->s->nras; i++) {
         const mesh_request_authentication *r = c->s->ras[i];
         if (gen_policy_applies(c, &r->meta, &r->selector, r->ntarget_refs))
-            k = ga_printf(c->a, "%sra:%s/%s,", k, r->meta.ns, r->meta.name);
+            ga_cat(c->a, &k, "ra:%s/%s,", r->meta.ns, r->meta.name);
     }
     for (size_t i = 0; i < c->s->naps; i++) {
         const mesh_authorization_policy *ap = c->s->aps[i];
         if (gen_policy_applies(c, &ap->meta, &ap->selector, ap->ntarget_refs))
-            k = ga_printf(c->a, "%sap:%s/%s,", k, ap->meta.ns, ap->meta.name);
+            ga_cat(c->a, &k, "ap:%s/%s,", ap->meta.ns, ap->meta.name);
     }
-    return k;
+    return k.s;
 }

@@ -493,42 +493,11 @@ static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
     }
 }
 
-/* A string set in the arena: Envoy rejects a domain repeated across virtual hosts. */
-typedef struct sc_set {
-    const char **slot;
-    size_t cap, n;
-} sc_set;
-
-static bool sc_set_add(gen_ctx *c, sc_set *s, const char *v)
+/* Envoy rejects a domain repeated across virtual hosts: the route's domains so far. */
+static void sc_domain(gen_ctx *c, gen_strmap *used, Envoy__Config__Route__V3__VirtualHost *vh,
+                      char *d)
 {
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        const char **ns = ga_alloc(c->a, ncap * sizeof *ns);
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slot[i])
-                continue;
-            size_t h = util_hash64(s->slot[i], strlen(s->slot[i]), 0) & (ncap - 1);
-            while (ns[h])
-                h = (h + 1) & (ncap - 1);
-            ns[h] = s->slot[i];
-        }
-        s->slot = ns;
-        s->cap = ncap;
-    }
-    size_t h = util_hash64(v, strlen(v), 0) & (s->cap - 1);
-    while (s->slot[h]) {
-        if (strcmp(s->slot[h], v) == 0)
-            return false;
-        h = (h + 1) & (s->cap - 1);
-    }
-    s->slot[h] = v;
-    s->n++;
-    return true;
-}
-
-static void sc_domain(gen_ctx *c, sc_set *used, Envoy__Config__Route__V3__VirtualHost *vh, char *d)
-{
-    if (sc_set_add(c, used, d))
+    if (gen_strset_add(c->a, used, d))
         gen_vhost_domain(c, vh, d);
 }
 
@@ -539,7 +508,7 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
                envoy__config__route__v3__route_configuration__init);
     rc->name = ga_strdup(c->a, it->name);
     rc->validate_clusters = gen_bool(c, false);
-    sc_set used = {0};
+    gen_strmap used = {0};
     uint32_t port = it->port;
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
