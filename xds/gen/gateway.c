@@ -35,7 +35,8 @@ typedef struct gw_server {
 typedef struct gw_ctx {
     gw_server *servers;
     size_t nservers;
-    const char *key;     /* selected gateways + gateway service: the cache input */
+    const char *prefix;  /* proxy namespace + gateway service */
+    const char *key;     /* prefix + selected gateways: the cache input of listeners */
     const char *lds_key; /* key + the policies selecting the gateway (lazily) */
     gen_strmap routes;   /* route name -> gw_route_servers (lazily, for RDS) */
 } gw_ctx;
@@ -118,7 +119,9 @@ static gw_ctx *gw_get(gen_ctx *c)
     const mesh_service *svc = gw_service(c);
     /* the namespace picks the DestinationRules routes see (consistent-hash policies) */
     gen_sbuf key = {0};
-    ga_cat(c->a, &key, "ns=%s;svc=%s;gws=", c->p->ns ? c->p->ns : "", svc ? svc->hostname : "-");
+    ga_cat(c->a, &key, "ns=%s;svc=%s;", c->p->ns ? c->p->ns : "", svc ? svc->hostname : "-");
+    g->prefix = ga_strdup(c->a, key.s);
+    ga_cat(c->a, &key, "gws=");
     /* selected Gateways by "ns/name", each with the VirtualServices bound to it: a server
      * then visits only its own, so the cost is linear in Gateways plus bindings (scanning
      * every VirtualService per server was quadratic) */
@@ -443,7 +446,15 @@ static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         if (!s->route || (names && !gen_strmap_slot(c->a, &wanted, s->route, false)) ||
             !gen_strset_add(c->a, &seen, s->route))
             continue;
-        gen_item it = {.name = s->route, .extra = (char *)g->key, .port = s->bind};
+        /* a route depends on the Gateways of the servers that share it, not on every
+         * selected Gateway: with one route per HTTPS server, a key naming them all made
+         * the keys (and the cache) grow as N^2 */
+        const gw_route_servers *rs = gw_route_index(c, g, s->route);
+        gen_sbuf k = {0};
+        ga_cat(c->a, &k, "%sgws=", g->prefix);
+        for (size_t j = 0; rs && j < rs->n; j++)
+            ga_cat(c->a, &k, "%s,", g->servers[rs->v[j]].gw_key);
+        gen_item it = {.name = s->route, .extra = k.s, .port = s->bind};
         gen_items_add(c, out, &it);
     }
 }
