@@ -97,6 +97,7 @@ static int run_discovery(const pilot_flags *f)
         .debounce_max_ns = f->debounce_max_ns,
         .nsources = (f->config_dir ? 1 : 0) + (use_k8s ? 1 : 0),
         .root_namespace = f->root_namespace,
+        .cluster_id = f->cluster_id,
         .auto_mtls_off = f->auto_mtls_off,
     };
     m = model_new(&mo);

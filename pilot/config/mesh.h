@@ -36,6 +36,8 @@ const char *mesh_labels_get(const mesh_labels *l, const char *key);
 /* From a JSON object of string values; non-string values are an error (-1). */
 int mesh_labels_from_json(const cJSON *obj, mesh_labels *out);
 void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst);
+/* Sets key to val (copied), replacing a value already there; keeps the keys sorted. */
+void mesh_labels_set(mesh_labels *l, const char *key, const char *val);
 void mesh_labels_free(mesh_labels *l);
 
 typedef enum {

@@ -107,6 +107,31 @@ void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst)
     }
 }
 
+void mesh_labels_set(mesh_labels *l, const char *key, const char *val)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(l->keys[mid], key);
+        if (c == 0) {
+            free(l->vals[mid]);
+            l->vals[mid] = xstrdup(val);
+            return;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(char *));
+    l->vals = xrealloc(l->vals, (l->n + 1) * sizeof(char *));
+    memmove(l->keys + lo + 1, l->keys + lo, (l->n - lo) * sizeof(char *));
+    memmove(l->vals + lo + 1, l->vals + lo, (l->n - lo) * sizeof(char *));
+    l->keys[lo] = xstrdup(key);
+    l->vals[lo] = xstrdup(val);
+    l->n++;
+}
+
 void mesh_labels_free(mesh_labels *l)
 {
     if (!l)

@@ -488,6 +488,31 @@ static void add_se_endpoints(build_ctx *c, const mesh_service *svc, ep_vec *ev)
     }
 }
 
+/* istiod's AugmentLabels: every workload instance also carries its cluster, locality and
+ * node as labels, so DestinationRule subsets and selectors can name them. */
+static void augment_labels(const build_ctx *c, mesh_endpoint *ep)
+{
+    if (c->in->cluster_id && *c->in->cluster_id)
+        mesh_labels_set(&ep->labels, "topology.istio.io/cluster", c->in->cluster_id);
+    if (ep->node_name && *ep->node_name)
+        mesh_labels_set(&ep->labels, "kubernetes.io/hostname", ep->node_name);
+    const char *loc = ep->locality ? ep->locality : "";
+    static const char *const keys[] = {"topology.kubernetes.io/region",
+                                       "topology.kubernetes.io/zone", "topology.istio.io/subzone"};
+    for (size_t i = 0; i < 3 && *loc; i++) {
+        const char *slash = strchr(loc, '/');
+        size_t len = slash ? (size_t)(slash - loc) : strlen(loc);
+        if (len) {
+            char *v = xstrndup(loc, len);
+            mesh_labels_set(&ep->labels, keys[i], v);
+            free(v);
+        }
+        loc += len + (slash ? 1 : 0);
+        if (!slash)
+            break;
+    }
+}
+
 static int cmp_ep(const void *a, const void *b)
 {
     const mesh_endpoint *x = a, *y = b;
@@ -519,6 +544,8 @@ static mesh_endpoint_shard *compute_shard(build_ctx *c, const mesh_service *svc)
         for (size_t i = lo; i < hi; i++)
             add_slice_endpoints(c, svc, v[i], &ev);
     }
+    for (size_t i = 0; i < ev.n; i++)
+        augment_labels(c, &ev.v[i]);
     if (ev.n > 1) {
         qsort(ev.v, ev.n, sizeof(mesh_endpoint), cmp_ep);
         /* The same address and port listed twice (two slices during a migration):

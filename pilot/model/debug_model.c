@@ -3,6 +3,7 @@
  */
 #include "pilot/model/debug_model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,12 @@
 /* Istio's model.HealthStatus values. */
 #define DBG_HEALTHY 1
 #define DBG_UNHEALTHY 2
-#define DBG_CLUSTER_ID "Kubernetes"
+
+/* --clusterID names the registry's shards and addresses, as istiod's cluster ID does. */
+static const char *dbg_cluster(const mesh_snapshot *s)
+{
+    return s->cluster_id ? s->cluster_id : "Kubernetes";
+}
 
 static cJSON *labels_json(const mesh_labels *l)
 {
@@ -131,7 +137,7 @@ static cJSON *service_json(const mesh_snapshot *s, const mesh_service *svc)
     cJSON *vips = cJSON_AddObjectToObject(o, "clusterVIPs");
     cJSON *addrs = cJSON_AddObjectToObject(vips, "Addresses");
     if (svc->nvips) {
-        cJSON *list = cJSON_AddArrayToObject(addrs, DBG_CLUSTER_ID);
+        cJSON *list = cJSON_AddArrayToObject(addrs, dbg_cluster(s));
         for (size_t i = 0; i < svc->nvips; i++)
             cJSON_AddItemToArray(list, cJSON_CreateString(svc->vips[i]));
     }
@@ -175,7 +181,7 @@ static cJSON *endpoint_json(const mesh_snapshot *s, const mesh_endpoint_shard *s
     cJSON_AddStringToObject(o, "Network", "");
     cJSON *loc = cJSON_AddObjectToObject(o, "Locality");
     cJSON_AddStringToObject(loc, "Label", ep->locality ? ep->locality : "");
-    cJSON_AddStringToObject(loc, "ClusterID", DBG_CLUSTER_ID);
+    cJSON_AddStringToObject(loc, "ClusterID", dbg_cluster(s));
     cJSON_AddNumberToObject(o, "EndpointPort", ep->port);
     cJSON_AddNumberToObject(o, "LbWeight", ep->weight);
     const char *tls = mesh_labels_get(&ep->labels, "security.istio.io/tlsMode");
@@ -205,8 +211,9 @@ static void h_endpoint_shardz(void *ud, const dbg_request *req, dbg_response *re
             byns = cJSON_AddObjectToObject(root, sh->hostname);
         cJSON *entry = cJSON_AddObjectToObject(byns, sh->ns ? sh->ns : "");
         cJSON *shards = cJSON_AddObjectToObject(entry, "Shards");
-        const char *key = svc && svc->from_service_entry ? "External/" DBG_CLUSTER_ID
-                                                         : "Kubernetes/" DBG_CLUSTER_ID;
+        char key[256];
+        snprintf(key, sizeof(key), "%s/%s",
+                 svc && svc->from_service_entry ? "External" : "Kubernetes", dbg_cluster(s));
         cJSON *list = cJSON_AddArrayToObject(shards, key);
         for (size_t j = 0; j < sh->neps; j++)
             cJSON_AddItemToArray(list, endpoint_json(s, sh, &sh->eps[j]));

@@ -51,6 +51,7 @@ typedef struct strset {
 struct model {
     char *domain;
     char *root_ns;
+    char *cluster_id;
     bool auto_mtls_off;
     int64_t debounce_after_ns;
     int64_t debounce_max_ns;
@@ -591,6 +592,7 @@ static void build_and_publish(model *m)
     size_t nchanged = 0;
     model_build_in in = {
         .domain = m->domain,
+        .cluster_id = m->cluster_id,
         .stores = m->stores,
         .prev = m->current,
         .full = full,
@@ -647,6 +649,7 @@ static void build_and_publish(model *m)
              (unsigned long long)snap->version);
     snap->domain = xstrdup(m->domain);
     snap->root_ns = xstrdup(m->root_ns);
+    snap->cluster_id = xstrdup(m->cluster_id);
     snap->auto_mtls = !m->auto_mtls_off;
 
     pthread_mutex_lock(&m->snap_mu);
@@ -905,6 +908,8 @@ model *model_new(const model_opts *opts)
     m->domain = xstrdup(opts->domain);
     m->root_ns = xstrdup(opts->root_namespace && *opts->root_namespace ? opts->root_namespace
                                                                        : "istio-system");
+    m->cluster_id =
+        xstrdup(opts->cluster_id && *opts->cluster_id ? opts->cluster_id : "Kubernetes");
     m->auto_mtls_off = opts->auto_mtls_off;
     m->debounce_after_ns = opts->debounce_after_ns;
     m->debounce_max_ns = opts->debounce_max_ns;
@@ -1036,5 +1041,6 @@ void model_free(model *m)
     free(m->index);
     free(m->domain);
     free(m->root_ns);
+    free(m->cluster_id);
     free(m);
 }

@@ -28,6 +28,7 @@ typedef struct model_opts {
     int64_t debounce_max_ns;    /* PILOT_DEBOUNCE_MAX, default 10s */
     int nsources;               /* sources that must report synced before ready */
     const char *root_namespace; /* mesh config rootNamespace; NULL: "istio-system" */
+    const char *cluster_id;     /* --clusterID; NULL: "Kubernetes" */
     bool auto_mtls_off;         /* mesh config enableAutoMtls: false */
 } model_opts;
 

@@ -100,6 +100,7 @@ void snap_dr_index_release(struct mesh_dr_index *x);
 
 typedef struct model_build_in {
     const char *domain;
+    const char *cluster_id;    /* --clusterID: the registry's cluster, a label on endpoints */
     store *stores;             /* MESH_KIND__COUNT of them */
     const mesh_snapshot *prev; /* NULL for the first build */
     bool full;

@@ -257,6 +257,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     mesh_jwks_table_release(s->jwks);
     free(s->domain);
     free(s->root_ns);
+    free(s->cluster_id);
     free(s);
 }
 

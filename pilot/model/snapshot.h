@@ -53,6 +53,7 @@ typedef struct mesh_snapshot {
     int64_t created_wall_ns;
     char *domain;
     char *root_ns;  /* mesh config rootNamespace: rules there apply mesh-wide */
+    char *cluster_id; /* --clusterID: the cluster this registry describes */
     bool auto_mtls; /* mesh config enableAutoMtls (default true) */
 
     mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */

@@ -129,7 +129,7 @@ static void format_shard(const mesh_endpoint_shard *sh, char *out, size_t len)
     out[0] = '\0';
     for (size_t i = 0; sh && i < sh->neps; i++) {
         const mesh_endpoint *e = &sh->eps[i];
-        char labels[128] = "";
+        char labels[512] = "";
         for (size_t j = 0; j < e->labels.n; j++)
             snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "%s%s=%s",
                      j ? "," : "", e->labels.keys[j], e->labels.vals[j]);
@@ -162,7 +162,9 @@ static const xlate_case xlate_cases[] = {
      "10.96.0.10",
      0,
      false,
-     "10.1.0.5:9080>9080 http sa=bookinfo-reviews {app=reviews,version=v1} loc=/zone-a ready w1"},
+     "10.1.0.5:9080>9080 http sa=bookinfo-reviews {app=reviews,kubernetes.io/hostname=node1,"
+     "topology.istio.io/cluster=Kubernetes,topology.kubernetes.io/zone=zone-a,version=v1} "
+     "loc=/zone-a ready w1"},
     {"slice without pod: no labels",
      {SVC_REVIEWS, SLICE_REVIEWS("10.1.0.7")},
      "reviews.default.svc.cluster.local",
@@ -170,7 +172,8 @@ static const xlate_case xlate_cases[] = {
      "10.96.0.10",
      0,
      false,
-     "10.1.0.7:9080>9080 http sa=- {} loc=/zone-a ready w1"},
+     "10.1.0.7:9080>9080 http sa=- {topology.istio.io/cluster=Kubernetes,"
+     "topology.kubernetes.io/zone=zone-a} loc=/zone-a ready w1"},
     {"core Endpoints, pod matched by IP, appProtocol",
      {SVC_RATINGS, ENDPOINTS_RATINGS, POD_RATINGS_BY_IP},
      "ratings.default.svc.cluster.local",
@@ -178,7 +181,8 @@ static const xlate_case xlate_cases[] = {
      "10.96.0.11",
      0,
      false,
-     "10.1.0.9:9080>9080 http sa=ratings-sa {app=ratings} loc= ready w1"},
+     "10.1.0.9:9080>9080 http sa=ratings-sa {app=ratings,topology.istio.io/cluster=Kubernetes} "
+     "loc= ready w1"},
     {"ServiceEntry DNS without endpoints: the host itself",
      {SE_WIKI},
      "de.wikipedia.org",
@@ -186,7 +190,7 @@ static const xlate_case xlate_cases[] = {
      "",
      1,
      true,
-     "de.wikipedia.org:443>443 https sa=- {} loc= ready w1"},
+     "de.wikipedia.org:443>443 https sa=- {topology.istio.io/cluster=Kubernetes} loc= ready w1"},
     {"ServiceEntry static endpoints with port map and weight",
      {SE_STATIC},
      "db.internal",
@@ -194,8 +198,9 @@ static const xlate_case xlate_cases[] = {
      "",
      0,
      false,
-     "10.2.0.1:6432>5432 tcp-pg sa=- {role=primary} loc= ready w1; "
-     "10.2.0.2:5432>5432 tcp-pg sa=- {} loc= ready w3"},
+     "10.2.0.1:6432>5432 tcp-pg sa=- {role=primary,topology.istio.io/cluster=Kubernetes} loc= "
+     "ready w1; 10.2.0.2:5432>5432 tcp-pg sa=- {topology.istio.io/cluster=Kubernetes} loc= "
+     "ready w3"},
 };
 
 static void test_translation(void **state)
@@ -234,6 +239,38 @@ static void test_translation(void **state)
         mesh_snapshot_release(s);
         model_free(m);
     }
+}
+
+/* --clusterID labels every workload instance (istiod's AugmentLabels) and names the
+ * registry in the snapshot; a locality becomes region/zone/subzone labels. */
+static void test_cluster_id_labels(void **state)
+{
+    (void)state;
+    model_opts o = {.domain = "cluster.local",
+                    .debounce_after_ns = 100000000,
+                    .debounce_max_ns = 1000000000,
+                    .cluster_id = "east-1"};
+    model *m = model_new(&o);
+    assert_non_null(m);
+    send_obj(m, SOURCE_EV_UPSERT,
+             "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"ServiceEntry\","
+             "\"metadata\":{\"name\":\"db\",\"namespace\":\"prod\"},\"spec\":{\"hosts\":"
+             "[\"db.internal\"],\"resolution\":\"STATIC\",\"ports\":[{\"number\":5432,"
+             "\"name\":\"tcp-pg\",\"protocol\":\"TCP\"}],\"endpoints\":[{\"address\":"
+             "\"10.2.0.1\",\"locality\":\"us-east1/us-east1-b/rack7\",\"labels\":{"
+             "\"topology.istio.io/cluster\":\"spoofed\"}}]}}");
+    model_flush(m);
+    mesh_snapshot *s = model_snapshot(m);
+    assert_non_null(s);
+    assert_string_equal(s->cluster_id, "east-1");
+    char buf[1024];
+    format_shard(mesh_snapshot_shard(s, "db.internal"), buf, sizeof(buf));
+    assert_string_equal(buf, "10.2.0.1:5432>5432 tcp-pg sa=- {topology.istio.io/cluster=east-1,"
+                             "topology.istio.io/subzone=rack7,topology.kubernetes.io/region=us-east1,"
+                             "topology.kubernetes.io/zone=us-east1-b} "
+                             "loc=us-east1/us-east1-b/rack7 ready w1");
+    mesh_snapshot_release(s);
+    model_free(m);
 }
 
 static void test_services_sorted_and_se_hosts(void **state)
@@ -635,6 +672,7 @@ int main(void)
     log_configure("default:error,config:warn", err, sizeof(err));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_translation),
+        cmocka_unit_test(test_cluster_id_labels),
         cmocka_unit_test(test_services_sorted_and_se_hosts),
         cmocka_unit_test(test_endpoint_only_change_shares_config),
         cmocka_unit_test(test_invalid_keeps_last_valid),
