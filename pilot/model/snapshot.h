@@ -52,9 +52,9 @@ typedef struct mesh_snapshot {
     char version_str[48]; /* "2026-11-26T15:00:00Z/7", Istio's push version shape */
     int64_t created_wall_ns;
     char *domain;
-    char *root_ns;  /* mesh config rootNamespace: rules there apply mesh-wide */
+    char *root_ns;    /* mesh config rootNamespace: rules there apply mesh-wide */
     char *cluster_id; /* --clusterID: the cluster this registry describes */
-    bool auto_mtls; /* mesh config enableAutoMtls (default true) */
+    bool auto_mtls;   /* mesh config enableAutoMtls (default true) */
 
     mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */
     size_t nservices;

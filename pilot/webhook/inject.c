@@ -1594,11 +1594,13 @@ void wh_inject(const wh_config *cfg, const wh_inject_params *pp, const wh_review
     pod = wh_inject_pod(cfg, pp, orig, rv->ns, &why, err, sizeof err);
     if (!pod && err[0]) {
         LOG_INFO(WH_LOG, "injection of %s/%s failed: %s", rv->ns, rv->name, err);
+        out->failed = true;
         wh_deny(out, "failed to run injection template: %s", err);
         goto out;
     }
     if (!pod) {
         LOG_DEBUG(WH_LOG, "not injecting %s/%s: %s", rv->ns, rv->name, why ? why : "");
+        out->skipped = true;
         goto out;
     }
     out->patch = wh_json_patch(orig, pod);

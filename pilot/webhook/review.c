@@ -3,6 +3,7 @@
  * reply. Like istiod's serve(): an empty body is 400, a Content-Type other than
  * application/json 415, a body that is not an AdmissionReview 400 with the reason; a
  * decodable review always gets a review back, allowed or denied. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 
 #include "pilot/base/log.h"
+#include "pilot/obs/metrics.h"
 #include "pilot/webhook/webhook_internal.h"
 
 void wh_reply_init(wh_reply *r)
@@ -162,6 +164,38 @@ static void encode_review(const wh_review *rv, const wh_verdict *v, wh_reply *r)
     free(text);
 }
 
+/* istiod's injection metrics (pkg/kube/inject/monitoring.go), counted as istiod counts
+ * them: every /inject request; a failure for each request refused before a review could be
+ * answered and for a template that could not run; a skip for a pod left alone; a success for
+ * every review answered (a skip or a template failure is answered too). */
+static struct {
+    metric *requests, *success, *failure, *skip, *time;
+} inj_metrics;
+static pthread_once_t inj_metrics_once = PTHREAD_ONCE_INIT;
+
+static void inj_metrics_init(void)
+{
+    static const double buckets[] = {.1, 1, 3, 5, 10, 20, 30, 60};
+    inj_metrics.requests = metric_counter("sidecar_injection_requests_total",
+                                          "Total number of sidecar injection requests.", NULL);
+    inj_metrics.success =
+        metric_counter("sidecar_injection_success_total",
+                       "Total number of successful sidecar injection requests.", NULL);
+    inj_metrics.failure =
+        metric_counter("sidecar_injection_failure_total",
+                       "Total number of failed sidecar injection requests.", NULL);
+    inj_metrics.skip = metric_counter("sidecar_injection_skip_total",
+                                      "Total number of skipped sidecar injection requests.", NULL);
+    inj_metrics.time = metric_histogram("sidecar_injection_time_seconds",
+                                        "Total time taken for injection in seconds.", NULL, buckets,
+                                        sizeof(buckets) / sizeof(buckets[0]));
+}
+
+void wh_metrics_init(void)
+{
+    pthread_once(&inj_metrics_once, inj_metrics_init);
+}
+
 /* "/inject/cluster/c1/net/n1": istiod's key/value path parameters; unknown keys are
  * ignored, a dangling key is an error. */
 static int parse_inject_path(const char *path, wh_inject_params *pp)
@@ -203,6 +237,7 @@ void wh_handle(const wh_config *cfg, const char *method, const char *path, const
     wh_verdict v = {0};
     wh_inject_params pp;
     bool inject = false;
+    int64_t t0 = util_now_ns();
 
     if (strcmp(path, "/ready") == 0) {
         out->content_type = "text/plain; charset=utf-8";
@@ -211,6 +246,8 @@ void wh_handle(const wh_config *cfg, const char *method, const char *path, const
     }
     if (strcmp(path, "/inject") == 0 || strncmp(path, "/inject/", 8) == 0) {
         inject = true;
+        wh_metrics_init();
+        metric_add(inj_metrics.requests, NULL, 1);
         if (parse_inject_path(path, &pp) != 0) {
             reply_text(out, 400, "bad path parameters in %.200s", path);
             goto out;
@@ -253,7 +290,20 @@ void wh_handle(const wh_config *cfg, const char *method, const char *path, const
     else
         wh_validate(cfg, &rv, &v);
     encode_review(&rv, &v, out);
+    if (inject) {
+        if (v.skipped)
+            metric_add(inj_metrics.skip, NULL, 1);
+        if (v.failed)
+            metric_add(inj_metrics.failure, NULL, 1);
+        if (out->status == 200)
+            metric_add(inj_metrics.success, NULL, 1);
+    }
 out:
+    if (inject) {
+        if (out->status != 200)
+            metric_add(inj_metrics.failure, NULL, 1);
+        metric_observe(inj_metrics.time, NULL, (double)(util_now_ns() - t0) / 1e9);
+    }
     wh_verdict_free(&v);
     cJSON_Delete(doc);
 }

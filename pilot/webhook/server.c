@@ -225,6 +225,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 wh_server *wh_server_start(const wh_server_opts *o)
 {
+    wh_metrics_init();
     wh_server *s = xcalloc(1, sizeof(*s));
     int fd = -1;
     bool owner = false;

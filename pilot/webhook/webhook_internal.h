@@ -29,10 +29,15 @@ typedef struct wh_verdict {
     char *message; /* denied: the reason (response.status.message) */
     char *warnings[8];
     size_t nwarnings;
-    char *patch; /* allowed with a JSONPatch (text, not yet base64) */
+    char *patch;  /* allowed with a JSONPatch (text, not yet base64) */
+    bool skipped; /* /inject: the pod needs no sidecar (sidecar_injection_skip_total) */
+    bool failed;  /* /inject: the template could not be run (sidecar_injection_failure_total) */
 } wh_verdict;
 
 void wh_verdict_free(wh_verdict *v);
+/* Registers istiod's sidecar_injection_* metrics (idempotent; the server calls it at start so
+ * they read 0 before the first request). */
+void wh_metrics_init(void);
 /* Sets allowed=false with a printf message (the first one wins). */
 void wh_deny(wh_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

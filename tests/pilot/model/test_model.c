@@ -265,10 +265,11 @@ static void test_cluster_id_labels(void **state)
     assert_string_equal(s->cluster_id, "east-1");
     char buf[1024];
     format_shard(mesh_snapshot_shard(s, "db.internal"), buf, sizeof(buf));
-    assert_string_equal(buf, "10.2.0.1:5432>5432 tcp-pg sa=- {topology.istio.io/cluster=east-1,"
-                             "topology.istio.io/subzone=rack7,topology.kubernetes.io/region=us-east1,"
-                             "topology.kubernetes.io/zone=us-east1-b} "
-                             "loc=us-east1/us-east1-b/rack7 ready w1");
+    assert_string_equal(buf,
+                        "10.2.0.1:5432>5432 tcp-pg sa=- {topology.istio.io/cluster=east-1,"
+                        "topology.istio.io/subzone=rack7,topology.kubernetes.io/region=us-east1,"
+                        "topology.kubernetes.io/zone=us-east1-b} "
+                        "loc=us-east1/us-east1-b/rack7 ready w1");
     mesh_snapshot_release(s);
     model_free(m);
 }

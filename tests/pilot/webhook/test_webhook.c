@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "pilot/obs/metrics.h"
 #include "pilot/webhook/webhook_internal.h"
 
 static const wh_config cfg = {.domain = "cluster.local"};
@@ -292,6 +293,63 @@ static void test_path_params(void **state)
     free(pod_text);
 }
 
+/* istiod's sidecar_injection_* counters move as istiod moves them. */
+static double inj_count(const char *name)
+{
+    strbuf out;
+    strbuf_init(&out, 0);
+    metrics_render(&out);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = out.data ? strstr(out.data, key) : NULL;
+    double v = p ? strtod(p + strlen(key), NULL) : -1;
+    strbuf_free(&out);
+    return v;
+}
+
+static void inj_post(const char *path, const char *ctype, const char *sq_body)
+{
+    char *body = dq(sq_body);
+    wh_reply r;
+    wh_reply_init(&r);
+    wh_handle(&cfg, "POST", path, ctype, body, strlen(body), &r);
+    wh_reply_free(&r);
+    free(body);
+}
+
+static void test_injection_metrics(void **state)
+{
+    (void)state;
+    wh_metrics_init();
+    static const char *const names[] = {
+        "sidecar_injection_requests_total", "sidecar_injection_success_total",
+        "sidecar_injection_skip_total", "sidecar_injection_failure_total"};
+    double before[4];
+    for (int i = 0; i < 4; i++) {
+        before[i] = inj_count(names[i]);
+        assert_true(before[i] >= 0); /* registered before the first request */
+    }
+    inj_post("/inject", "application/json", REVIEW("CREATE", POD("", "")));
+    inj_post("/inject", "application/json",
+             REVIEW("CREATE", POD(",'annotations':{'sidecar.istio.io/inject':'false'}", "")));
+    inj_post("/inject", "text/plain", "{}");
+    inj_post(
+        "/inject", "application/json",
+        REVIEW("CREATE",
+               POD(",'annotations':{'traffic.sidecar.istio.io/includeInboundPorts':'x'}", "")));
+    inj_post("/validate", "application/json", REVIEW("CREATE", VS_OK)); /* not an injection */
+    /* 4 requests; answered: patch, skip, template failure; failed: content type, template */
+    static const double want[] = {4, 3, 1, 2};
+    for (int i = 0; i < 4; i++)
+        if (inj_count(names[i]) - before[i] != want[i])
+            fail_msg("%s moved by %g, want %g", names[i], inj_count(names[i]) - before[i], want[i]);
+    strbuf out;
+    strbuf_init(&out, 0);
+    metrics_render(&out);
+    assert_non_null(strstr(out.data, "sidecar_injection_time_seconds_count "));
+    strbuf_free(&out);
+}
+
 static void test_base64(void **state)
 {
     (void)state;
@@ -310,7 +368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handle_table),  cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_patch_applies), cmocka_unit_test(test_path_params),
-        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_base64),        cmocka_unit_test(test_injection_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
