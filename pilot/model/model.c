@@ -48,6 +48,16 @@ typedef struct strset {
     size_t n, cap;
 } strset;
 
+typedef enum model_trigger {
+    TRIGGER_ENDPOINT,
+    TRIGGER_SERVICE,
+    TRIGGER_CONFIG,
+    TRIGGER_NAMESPACE,
+    TRIGGER_SECRET,
+    TRIGGER_UNKNOWN, /* a JWKS refresh, as istiod's JWT resolver reports it */
+    TRIGGER__COUNT
+} model_trigger;
+
 struct model {
     char *domain;
     char *root_ns;
@@ -85,6 +95,7 @@ struct model {
     uint32_t kinds_changed;
     int64_t first_ev_ns, last_ev_ns;
     int nevents;
+    uint32_t triggers[TRIGGER__COUNT]; /* changes merged into the pending push, by reason */
     strset dirty_hosts, dirty_pods, dirty_ips;
     uint64_t version_seq, shard_seq;
     int64_t last_push_ns;
@@ -109,7 +120,7 @@ struct model {
 };
 
 static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
-    *m_coalesced, *m_waits;
+    *m_coalesced, *m_waits, *m_triggers;
 
 static void model_metrics_init(void)
 {
@@ -135,6 +146,10 @@ static void model_metrics_init(void)
                                  "Config events merged into a queued event for the same object "
                                  "(latest state kept).",
                                  NULL);
+    m_triggers = metric_counter("pilot_push_triggers",
+                                "Total number of times a push was triggered, labeled by reason "
+                                "for the push.",
+                                "type");
     m_waits = metric_counter("pilot_model_source_waits",
                              "Times a config source waited because the model mailbox held its "
                              "maximum of distinct objects.",
@@ -306,6 +321,25 @@ static const char *update_type(mesh_kind k)
     return "config";
 }
 
+/* istiod's push TriggerReason for a change of kind k (the "type" of pilot_push_triggers). */
+static model_trigger trigger_of(mesh_kind k)
+{
+    switch (k) {
+    case MESH_KIND_SERVICE:
+    case MESH_KIND_SERVICE_ENTRY:
+        return TRIGGER_SERVICE;
+    case MESH_KIND_NAMESPACE:
+        return TRIGGER_NAMESPACE;
+    case MESH_KIND_SECRET:
+        return TRIGGER_SECRET;
+    default:
+        return kind_is_eds(k) ? TRIGGER_ENDPOINT : TRIGGER_CONFIG;
+    }
+}
+
+static const char *const trigger_names[TRIGGER__COUNT] = {"endpoint",  "service", "config",
+                                                          "namespace", "secret",  "unknown"};
+
 static char *make_key(mesh_kind k, const char *ns, const char *name)
 {
     if (k == MESH_KIND_NAMESPACE)
@@ -375,6 +409,7 @@ static void note_change(model *m, mesh_kind k)
     m->last_ev_ns = now;
     m->kinds_changed |= 1u << k;
     m->nevents++;
+    m->triggers[trigger_of(k)]++;
     metric_add(m_inbound, update_type(k), 1);
 }
 
@@ -547,6 +582,7 @@ static void reset_pending(model *m)
     m->kinds_changed = 0;
     m->first_ev_ns = m->last_ev_ns = 0;
     m->nevents = 0;
+    memset(m->triggers, 0, sizeof(m->triggers));
     strset_clear(&m->dirty_hosts);
     strset_clear(&m->dirty_pods);
     strset_clear(&m->dirty_ips);
@@ -630,6 +666,9 @@ static void build_and_publish(model *m)
         }
     }
     int nevents = m->nevents;
+    for (int i = 0; i < TRIGGER__COUNT; i++)
+        if (m->triggers[i])
+            metric_add(m_triggers, trigger_names[i], m->triggers[i]);
     int64_t since_change = m->last_ev_ns ? now - m->last_ev_ns : 0;
     int64_t debounce = m->first_ev_ns ? now - m->first_ev_ns : 0;
     reset_pending(m);
@@ -714,6 +753,7 @@ static void apply_jwks(model *m, mesh_jwks_table *t)
     m->dirty = true;
     m->last_ev_ns = now;
     m->nevents++;
+    m->triggers[TRIGGER_UNKNOWN]++;
 }
 
 /* Takes the table the fetcher handed, if any (m->mu held). */

@@ -274,6 +274,40 @@ static void test_cluster_id_labels(void **state)
     model_free(m);
 }
 
+static double trigger_count(const char *type)
+{
+    strbuf out;
+    strbuf_init(&out, 0);
+    metrics_render(&out);
+    char key[128];
+    snprintf(key, sizeof key, "\npilot_push_triggers{type=\"%s\"} ", type);
+    const char *p = out.data ? strstr(out.data, key) : NULL;
+    double v = p ? strtod(p + strlen(key), NULL) : 0;
+    strbuf_free(&out);
+    return v;
+}
+
+/* pilot_push_triggers counts the changes merged into each push by istiod's reason. */
+static void test_push_triggers(void **state)
+{
+    (void)state;
+    model *m = new_model(0, 100, 1000);
+    model_flush(m); /* the initial snapshot is no trigger */
+    double svc = trigger_count("service"), ep = trigger_count("endpoint"),
+           cfg = trigger_count("config");
+    send_obj(m, SOURCE_EV_UPSERT, SVC_REVIEWS);
+    send_obj(m, SOURCE_EV_UPSERT, SLICE_REVIEWS("10.1.0.5"));
+    send_obj(m, SOURCE_EV_UPSERT, POD_REVIEWS("v1"));
+    send_obj(m, SOURCE_EV_UPSERT, VS_REVIEWS("reviews"));
+    model_flush(m);
+    assert_true(trigger_count("service") - svc == 1);
+    assert_true(trigger_count("endpoint") - ep == 2);
+    assert_true(trigger_count("config") - cfg == 1);
+    model_flush(m); /* nothing pending: nothing counted twice */
+    assert_true(trigger_count("config") - cfg == 1);
+    model_free(m);
+}
+
 static void test_services_sorted_and_se_hosts(void **state)
 {
     (void)state;
@@ -674,6 +708,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_translation),
         cmocka_unit_test(test_cluster_id_labels),
+        cmocka_unit_test(test_push_triggers),
         cmocka_unit_test(test_services_sorted_and_se_hosts),
         cmocka_unit_test(test_endpoint_only_change_shares_config),
         cmocka_unit_test(test_invalid_keeps_last_valid),
