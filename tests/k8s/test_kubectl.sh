@@ -127,6 +127,12 @@ ports = {p["port"]: p.get("targetPort", p["port"]) for p in svc["spec"]["ports"]
 assert ports == {15010: 15010, 15012: 15012, 15014: 15014, 443: 15017}, ports
 print("manifests applied:", len(items), "objects in istio-system")
 ' || fail "manifests read-back"
+# Kiali finds the control plane by these labels (app=istiod, its revision from istio.io/rev)
+# and the mesh config in ConfigMap istio of the same revision.
+k get deploy,svc,cm -n istio-system -l app=istiod,istio.io/rev=default -o name |
+    sort >"$dir/kiali.txt"
+printf '%s\n' configmap/istio deployment.apps/istiod service/istiod | cmp -s - "$dir/kiali.txt" ||
+    { cat "$dir/kiali.txt"; fail "istiod's labels (app=istiod, istio.io/rev=default)"; }
 k get crd -o json >"$dir/out.json"
 pyq '
 import json, sys
