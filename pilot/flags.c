@@ -70,6 +70,9 @@ static const char usage_text[] =
     "Usage:\n"
     "  pilot-discovery discovery [flags]   Start Istio proxy discovery service\n"
     "  pilot-discovery version             Prints out build version information\n"
+    "  pilot-discovery request <method> <path> [<body>]\n"
+    "                                      Makes an HTTP request to Pilot metrics/debug endpoint\n"
+    "                                      (127.0.0.1:15014)\n"
     "\n"
     "Flags (\"--flag value\" or \"--flag=value\"):\n"
     "      --configDir string                          directory of YAML config files to watch\n"
@@ -464,6 +467,18 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         f->cmd = FLAGS_CMD_DISCOVERY;
     } else if (strcmp(argv[1], "version") == 0) {
         f->cmd = FLAGS_CMD_VERSION;
+    } else if (strcmp(argv[1], "request") == 0) {
+        /* istiod's `request <method> <path> [<body>]`: no flags of its own */
+        if (argc < 4 || argc > 5) {
+            snprintf(err, errlen, "request: want <method> <path> [<body>], got %d argument(s)",
+                     argc - 2);
+            return -1;
+        }
+        f->cmd = FLAGS_CMD_REQUEST;
+        f->req_method = argv[2];
+        f->req_path = argv[3];
+        f->req_body = argc == 5 ? argv[4] : NULL;
+        return 0;
     } else if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
                strcmp(argv[1], "-h") == 0) {
         f->cmd = FLAGS_CMD_HELP;

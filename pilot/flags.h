@@ -2,6 +2,7 @@
  *
  *   pilot-discovery discovery [--flag value | --flag=value]...
  *   pilot-discovery version
+ *   pilot-discovery request METHOD PATH [BODY]   (istiod's: an HTTP request to 127.0.0.1:15014)
  *   pilot-discovery --help | help | discovery --help
  *
  * Pure parsing (plus reading --meshConfig): no thread, no global state.
@@ -19,10 +20,13 @@ typedef enum {
     FLAGS_CMD_DISCOVERY = 0,
     FLAGS_CMD_VERSION,
     FLAGS_CMD_HELP,
+    FLAGS_CMD_REQUEST,
 } flags_cmd;
 
 typedef struct pilot_flags {
     flags_cmd cmd;
+    /* `request METHOD PATH [BODY]`: borrowed from argv */
+    const char *req_method, *req_path, *req_body;
     char *config_dir;       /* NULL: none */
     char *http_addr;        /* ":8080" */
     char *grpc_addr;        /* ":15010" */

@@ -1,6 +1,7 @@
 /* main: `pilot-discovery discovery`. Wires the sources, the model, the xDS server and the
- * HTTP servers, then waits for SIGINT/SIGTERM on the main thread and shuts down in
- * reverse order (sources first, so nothing feeds a model that is going away).
+ * HTTP servers, then waits for SIGINT/SIGTERM on the main thread and shuts down: the
+ * HTTP servers first (their handlers read everything else), then the sources, so nothing
+ * feeds a model that is going away, then the rest in reverse order.
  *
  * Signals are blocked before any thread starts so that only sigwait() here sees them.
  */
@@ -22,6 +23,7 @@
 #include "pilot/model/model.h"
 #include "pilot/obs/debug.h"
 #include "pilot/obs/metrics.h"
+#include "pilot/request.h"
 #include "pilot/webhook/cabundle.h"
 #include "pilot/webhook/webhook.h"
 #include "xds/ads/server.h"
@@ -201,13 +203,15 @@ static int run_discovery(const pilot_flags *f)
     LOG_INFO("default", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 out:
+    /* The HTTP servers first: stopping one waits for its connection threads, so no debug
+     * handler still runs on a source, the model or the xDS server freed below. */
+    dbg_server_stop(http);
+    dbg_server_stop(mon);
     k8s_source_free(ks);
     if (cd)
         cfgdir_free(cd);
     wh_cabundle_stop(cab);
     wh_server_stop(wh);
-    dbg_server_stop(http);
-    dbg_server_stop(mon);
     /* The model thread may still be debouncing a push: stop it before the server its
      * push callback calls into goes away. */
     model_stop(m);
@@ -238,6 +242,9 @@ int main(int argc, char **argv)
         printf("version.BuildInfo{Version:\"%s\", GitRevision:\"%s\", Status:\"Clean\"}\n",
                PILOT_VERSION, PILOT_GIT_REVISION);
         rc = 0;
+        break;
+    case FLAGS_CMD_REQUEST:
+        rc = pilot_request(f.req_method, f.req_path, f.req_body);
         break;
     default:
         rc = run_discovery(&f);
