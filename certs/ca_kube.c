@@ -271,6 +271,11 @@ struct ca_kube_dist {
     char *root_pem;
     int64_t retry_at_ns; /* after a failed write: wait until then */
     int64_t backoff_ms;
+    /* Leader election (ca_kube_dist_guard): with a guard, only the leader writes, and only
+     * after the guard's fence said yes; a follower keeps the namespace set and nothing else. */
+    bool (*guard)(void *ud);
+    void *guard_ud;
+    bool leading;
 };
 
 /* Linear sets: a cluster has tens to a few thousand namespaces and events are rare. */
@@ -297,6 +302,14 @@ static void set_del(char **v, size_t *n, const char *s)
         return;
     free(v[i]);
     v[i] = v[--*n];
+}
+
+/* Empties the set, keeping its array; returns the new count (0). */
+static size_t set_clear(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    return 0;
 }
 
 static void set_free(char **v, size_t n)
@@ -404,6 +417,8 @@ static void *dist_main(void *arg)
             for (size_t i = 0; i < d->nns; i++)
                 set_add(&d->dirty, &d->ndirty, d->nss[i]);
         }
+        if (d->guard && !d->leading)
+            d->ndirty = set_clear(d->dirty, d->ndirty); /* the leader does it; all when we lead */
         int64_t now = util_now_ns();
         if (d->ndirty == 0 || now < d->retry_at_ns) {
             /* Nothing to do (or backing off): sleep until told, or until the retry. */
@@ -423,8 +438,10 @@ static void *dist_main(void *arg)
         char *ns = d->dirty[0];
         d->dirty[0] = d->dirty[--d->ndirty];
         char *root = xstrdup(d->root_pem);
+        bool (*guard)(void *) = d->guard;
+        void *gud = d->guard_ud;
         pthread_mutex_unlock(&d->mu);
-        int krc = dist_ensure(d, ns, root);
+        int krc = guard && !guard(gud) ? -1 : dist_ensure(d, ns, root);
         pthread_mutex_lock(&d->mu);
         if (krc != 0 && set_find(d->nss, d->nns, ns) >= 0) {
             set_add(&d->dirty, &d->ndirty, ns);
@@ -463,23 +480,50 @@ int ca_kube_dist_start(ca_kube_dist *d)
     return 0;
 }
 
+void ca_kube_dist_stop(ca_kube_dist *d)
+{
+    if (d == NULL || !d->started)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->thread, NULL);
+    d->started = false;
+}
+
 void ca_kube_dist_free(ca_kube_dist *d)
 {
     if (d == NULL)
         return;
-    if (d->started) {
-        pthread_mutex_lock(&d->mu);
-        d->stop = true;
-        pthread_cond_signal(&d->cv);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->thread, NULL);
-    }
+    ca_kube_dist_stop(d);
     set_free(d->nss, d->nns);
     set_free(d->dirty, d->ndirty);
     free(d->root_pem);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
+}
+
+void ca_kube_dist_guard(ca_kube_dist *d, bool (*guard)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&d->mu);
+    d->guard = guard;
+    d->guard_ud = ud;
+    pthread_mutex_unlock(&d->mu);
+}
+
+void ca_kube_dist_leading(ca_kube_dist *d, bool leading)
+{
+    pthread_mutex_lock(&d->mu);
+    d->leading = leading;
+    if (leading) {
+        /* a new leader checks every namespace: the last one may have died mid-way */
+        d->all_dirty = true;
+        d->retry_at_ns = 0;
+    }
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
 }
 
 void ca_kube_dist_root_changed(ca_kube_dist *d)

@@ -47,6 +47,9 @@ typedef struct ca_kube_dist ca_kube_dist;
 ca_kube_dist *ca_kube_dist_new(k8s_client *kc, ca *c);
 /* Starts the writer thread. 0 or -1. */
 int ca_kube_dist_start(ca_kube_dist *d);
+/* Stops the writer thread only (no write after it returns; the sink and the setters stay
+ * usable). NULL is fine. */
+void ca_kube_dist_stop(ca_kube_dist *d);
 /* Stops the thread and frees. NULL is fine. Stop the k8s source (which calls the sink)
  * first. */
 void ca_kube_dist_free(ca_kube_dist *d);
@@ -54,6 +57,12 @@ void ca_kube_dist_free(ca_kube_dist *d);
  * other event (and Namespaces) to inner, and drops the ConfigMaps (the model has no use
  * for them). The returned sink refers to d. */
 source_sink ca_kube_dist_sink(ca_kube_dist *d, source_sink inner);
+/* Leader election: with a guard set (before start), the distributor writes only while told
+ * it leads (ca_kube_dist_leading) and only after guard(ud) said yes just before each write
+ * (k8s_lease_fence); becoming leader checks every namespace. Without a guard every replica
+ * writes (the single-replica behaviour). */
+void ca_kube_dist_guard(ca_kube_dist *d, bool (*guard)(void *ud), void *ud);
+void ca_kube_dist_leading(ca_kube_dist *d, bool leading);
 /* The root changed (rotation): rewrite every namespace's ConfigMap. */
 void ca_kube_dist_root_changed(ca_kube_dist *d);
 

@@ -25,10 +25,15 @@ struct k8s_client {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+/* "pilot-discovery/k8s (<pod>)": the API server's audit log then tells replicas apart. */
+static char user_agent[160] = "pilot-discovery/k8s";
 
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *pod = getenv("POD_NAME");
+    if (pod && *pod)
+        snprintf(user_agent, sizeof(user_agent), "pilot-discovery/k8s (%.100s)", pod);
 }
 
 k8s_client *k8s_client_new(const k8s_config *cfg, char *err, size_t errlen)
@@ -150,7 +155,7 @@ CURL *k8s_client_easy(k8s_client *c, const char *path, struct curl_slist **hdrs,
     curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "pilot-discovery/k8s");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     if (c->conn.ca_pem != NULL) {
         struct curl_blob b = {c->conn.ca_pem, c->conn.ca_len, CURL_BLOB_COPY};

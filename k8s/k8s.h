@@ -92,6 +92,33 @@ int k8s_update(k8s_client *c, k8s_kind kind, const char *ns, const cJSON *obj, c
 int k8s_delete(k8s_client *c, k8s_kind kind, const char *ns, const char *name, char *err,
                size_t errlen); /* K8S_ENOTFOUND */
 
+/* ---- leader election (lease.c) ------------------------------------------------------- */
+
+typedef struct k8s_lease k8s_lease;
+/* Called on the election thread when we start (true) or stop (false) leading. */
+typedef void (*k8s_lease_fn)(void *ud, bool leading);
+
+typedef struct k8s_lease_opts {
+    const char *ns, *name; /* the Lease: istiod's namespace, the election's name */
+    const char *identity;  /* holderIdentity: the pod name */
+    int64_t duration_ns;   /* 0: 30 s (istiod); renew deadline 1/2 of it, retry 1/4 */
+    k8s_lease_fn on_change;
+    void *ud;
+} k8s_lease_opts;
+
+/* Starts campaigning on its own thread (kc borrowed, must outlive it). NULL on bad opts. */
+k8s_lease *k8s_lease_start(k8s_client *kc, const k8s_lease_opts *o);
+/* True while we hold the Lease and the renew deadline has not passed since the last
+ * renewal. */
+bool k8s_lease_leading(k8s_lease *l);
+/* Call before every write the election guards: true only while leading and the Lease was
+ * confirmed (an update with our last resourceVersion) within the last second, so a leader
+ * that was paused past its lease never writes. May block for one API request. */
+bool k8s_lease_fence(k8s_lease *l);
+/* Stops campaigning, releases the Lease when held (holder "", as client-go's
+ * ReleaseOnCancel), frees. on_change is not called. NULL is fine. */
+void k8s_lease_stop(k8s_lease *l);
+
 /* ---- TokenReview ---------------------------------------------------------------------- */
 
 typedef struct k8s_token_status {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/grpc_security.h>
 
@@ -31,6 +32,9 @@ struct pilot_ca {
     ca_tls *tls;
     grpc_server_credentials *creds;
     ca_kube_dist *dist;
+    /* istio-namespace-controller-election: only its leader writes the root ConfigMaps */
+    k8s_lease *lease;
+    int64_t lease_ns; /* PILOT_LEADER_LEASE_DURATION */
 
     pthread_t timer;
     bool timer_started;
@@ -111,6 +115,7 @@ pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wa
     const char *pod_ns = getenv("POD_NAMESPACE");
     p->ns = xstrdup(pod_ns && *pod_ns ? pod_ns : f->root_namespace);
     p->interval_ns = f->ca_check_interval_ns;
+    p->lease_ns = f->leader_lease_duration_ns;
 
     ca_opts o = {
         .trust_domain = f->trust_domain,
@@ -282,8 +287,46 @@ static void *ca_timer_main(void *arg)
     return NULL;
 }
 
+static bool lease_fence(void *ud)
+{
+    return k8s_lease_fence(ud);
+}
+
+static void lease_changed(void *ud, bool leading)
+{
+    ca_kube_dist_leading(ud, leading);
+}
+
+/* istiod's identity: the pod's name, else "unknown-<hostname>". */
+static char *lease_identity(void)
+{
+    const char *pod = getenv("POD_NAME");
+    if (pod && *pod)
+        return xstrdup(pod);
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    return xasprintf("unknown-%s", host);
+}
+
 int pilot_ca_start(pilot_ca *p)
 {
+    if (p->dist) {
+        /* Several replicas: the root ConfigMaps are the namespace controller's, which
+         * istiod runs under this election. The guard is set before the thread starts. */
+        char *id = lease_identity();
+        k8s_lease_opts lo = {.ns = p->ns,
+                             .name = "istio-namespace-controller-election",
+                             .identity = id,
+                             .duration_ns = p->lease_ns,
+                             .on_change = lease_changed,
+                             .ud = p->dist};
+        ca_kube_dist_guard(p->dist, lease_fence, NULL);
+        p->lease = k8s_lease_start(p->kc, &lo);
+        free(id);
+        if (!p->lease)
+            return -1;
+        ca_kube_dist_guard(p->dist, lease_fence, p->lease);
+    }
     if (p->dist && ca_kube_dist_start(p->dist) != 0)
         return -1;
     if (pthread_create(&p->timer, NULL, ca_timer_main, p) != 0) {
@@ -305,6 +348,10 @@ void pilot_ca_free(pilot_ca *p)
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->timer, NULL);
     }
+    /* The writer calls the lease's fence and the lease's thread calls the writer's setter:
+     * stop the writer, then the lease (which may release it), then free the writer. */
+    ca_kube_dist_stop(p->dist);
+    k8s_lease_stop(p->lease);
     ca_kube_dist_free(p->dist);
     if (p->creds)
         grpc_server_credentials_release(p->creds);

@@ -106,6 +106,7 @@ static const char usage_text[] =
     "  -h, --help                                      help for pilot-discovery\n"
     "\n"
     "Environment: PILOT_DEBOUNCE_AFTER (default 100ms), PILOT_DEBOUNCE_MAX (default 10s),\n"
+    "  PILOT_LEADER_LEASE_DURATION (30s; renew deadline 1/2, retry 1/4 of it),\n"
     "  DEFAULT_WORKLOAD_CERT_TTL (24h), MAX_WORKLOAD_CERT_TTL (2160h),\n"
     "  CITADEL_SELF_SIGNED_CA_CERT_TTL (87600h), CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL "
     "(1h).\n";
@@ -531,7 +532,9 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         return -1;
     }
     if (env_duration("PILOT_DEBOUNCE_AFTER", "100ms", &f->debounce_after_ns, err, errlen) != 0 ||
-        env_duration("PILOT_DEBOUNCE_MAX", "10s", &f->debounce_max_ns, err, errlen) != 0)
+        env_duration("PILOT_DEBOUNCE_MAX", "10s", &f->debounce_max_ns, err, errlen) != 0 ||
+        env_duration("PILOT_LEADER_LEASE_DURATION", "30s", &f->leader_lease_duration_ns, err,
+                     errlen) != 0)
         return -1;
     if (env_duration("DEFAULT_WORKLOAD_CERT_TTL", "24h", &f->ca_default_ttl_ns, err, errlen) != 0 ||
         env_duration("MAX_WORKLOAD_CERT_TTL", "2160h", &f->ca_max_ttl_ns, err, errlen) != 0 ||

@@ -43,6 +43,7 @@ typedef struct pilot_flags {
     int64_t keepalive_timeout_ns;                   /* 10s */
     int64_t debounce_after_ns;                      /* PILOT_DEBOUNCE_AFTER, 100ms */
     int64_t debounce_max_ns;                        /* PILOT_DEBOUNCE_MAX, 10s */
+    int64_t leader_lease_duration_ns; /* PILOT_LEADER_LEASE_DURATION, 30s (istiod's) */
     /* The built-in CA (certs/). */
     char *ca_certs_dir;           /* --caCertsDir, "/etc/cacerts": plug-in CA, wins when present */
     char *ca_state_dir;           /* --caStateDir, "./var/run/pilot-ca" (config-directory mode) */
