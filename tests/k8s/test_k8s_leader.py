@@ -15,7 +15,11 @@ test minutes long); renew deadline 2 s, retry 1 s, as client-go derives them her
 4. That leader SIGSTOPped for 3x the lease: the third takes over and writes a namespace
    created meanwhile; the old leader SIGCONTed writes nothing afterwards (fence: its clock
    says its deadline passed, its stale resourceVersion gets 409) and logs the loss.
-5. Every namespace's ConfigMap was created exactly once; the survivors exit 0 on SIGTERM and
+5. Proxies connected to different replicas get byte-identical resources: for each node
+   kind of k8s_same_xds.py (sidecars, router, proxyless gRPC client and server) every LDS,
+   RDS, CDS and EDS resource fetched over raw ADS from two replicas is the same bytes, on
+   manifests/samples applied to the server.
+6. Every namespace's ConfigMap was created exactly once; the survivors exit 0 on SIGTERM and
    the leader releases the Lease (holderIdentity "").
 
 Skips (77) without the binary, openssl or $PILOT_PEERS_BIN's binaries.
@@ -134,6 +138,50 @@ def new_namespace(k8s, ns):
     return poll(lambda: has_root_cm(k8s, ns), 15)
 
 
+def same_xds(work, k8s, a, b):
+    if not shutil.which("protoc"):
+        check(False, "protoc is installed (needed to decode xDS)")
+        return
+    import k8s_same_xds as ksx  # grpcio + protobuf; skips (77) without them
+    src = ec.env_path("PILOT_SRC")
+    os.makedirs(os.path.join(work, "objs"), exist_ok=True)
+    names = sorted(f for f in os.listdir(os.path.join(src, "manifests", "samples"))
+                   if f.endswith(".yaml"))
+    names.sort(key=lambda f: f != "namespaces.yaml")  # namespaces first
+    for f in names:
+        dst = os.path.join(work, "objs", f)
+        with open(os.path.join(src, "manifests", "samples", f)) as x, open(dst, "w") as y:
+            y.write(ksx.off_loopback(x.read()))  # a real server refuses loopback endpoints
+        k8s.apply_objects(dst)
+    protos = ec.Protos(work)
+    Node = protos.cls("envoy.config.core.v3.Node")
+    for label, node_id, md, labels, listeners in ksx.NODES:
+        node_id = ksx.off_loopback(node_id)
+        listeners = [ksx.off_loopback(x) for x in listeners] if listeners else listeners
+
+        def node():
+            n = Node(id=node_id, cluster="e2e")
+            for k, v in md.items():
+                n.metadata.fields[k].string_value = v
+            for k, v in labels.items():
+                n.metadata.fields["LABELS"].struct_value.fields[k].string_value = v
+            return n
+        last = [None]
+
+        def same():
+            x = ksx.fetch("127.0.0.1:%d" % a.grpc_port, protos, node(), listeners)
+            y = ksx.fetch("127.0.0.1:%d" % b.grpc_port, protos, node(), listeners)
+            last[0] = (x, y)
+            return x == y and len(x) > 0
+        ok = poll(same, 20, 0.5)
+        x, y = last[0]
+        types = sorted({ksx.TYPE_SHORT[t] for t, _ in x})
+        check(ok and types == ["CDS", "EDS", "LDS", "RDS"],
+              "%s: %d resources (%s) byte-identical from %s and %s" %
+              (label, len(x), ",".join(types), a.name, b.name) +
+              ("" if ok else ":\n" + ksx.describe(protos, x, y)))
+
+
 def run(work, k8s):
     k8s.install_istio()
     kc = k8s.istiod_kubeconfig()
@@ -201,7 +249,10 @@ def run(work, k8s):
               "after the resume only the current leader wrote: %s" % w)
         check(holder(k8s) == third, "the Lease stays with %s" % third)
 
-        # ---- 5. once per namespace; clean exit releases ----
+        # ---- 5. the same bytes from two replicas ----
+        same_xds(work, k8s, reps[lead2], reps[third])
+
+        # ---- 6. once per namespace; clean exit releases ----
         creates = {}
         for who, verb, ns in cm_writes(k8s):
             if verb == "create":
