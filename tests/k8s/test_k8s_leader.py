@@ -6,7 +6,8 @@ istio-system/istio-namespace-controller-election only, as istiod's namespace con
 The lease is shortened to 4 s (PILOT_LEADER_LEASE_DURATION; istiod's 30 s would make this
 test minutes long); renew deadline 2 s, retry 1 s, as client-go derives them here.
 
-1. All three ready: the Lease names exactly one of them, and only that one logged
+1. All three ready, one CA root: exactly one created istio-ca-secret, the other two read
+   its root back (found it, or lost the create race with a 409); the Lease names exactly one, and only that one logged
    "leader election lock obtained".
 2. A new namespace gets its ConfigMap, written by the leader alone (the audit log's
    userAgent carries each replica's POD_NAME).
@@ -192,7 +193,18 @@ def run(work, k8s):
             reps[r.name] = r
         check(poll(lambda: all(r.ready() for r in reps.values()), 60) is not None,
               "three replicas ready")
-        # ---- 1. one leader ----
+        # ---- 1. one root, one leader ----
+        # Started together, the three race to create istio-ca-secret: one creates it, the
+        # others get 409 and read its root back.
+        made = [n for n, r in reps.items() if "root from a new self-signed root" in r.read_log()]
+        read = [n for n, r in reps.items() if "root from Secret istio-ca-secret" in r.read_log()]
+        creates = [e for e in k8s.audit("system:serviceaccount:istio-system:istiod")
+                   if e.get("verb") == "create" and e.get("stage") == "ResponseComplete" and
+                   e.get("objectRef", {}).get("resource") == "secrets" and
+                   e.get("responseStatus", {}).get("code") == 201]
+        check(len(made) == 1 and len(read) == 2 and len(creates) == 1,
+              "one replica created the CA root (%s), the others read it from istio-ca-secret "
+              "(%s); Secret creates that succeeded: %d" % (made, read, len(creates)))
         lead = poll(lambda: holder(k8s) in reps and holder(k8s), 3 * LEASE_S)
         check(lead is not None, "the Lease names a replica: %s" % lead)
         time.sleep(LEASE_S)  # a second leader, if any, would show by now
