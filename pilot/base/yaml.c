@@ -736,7 +736,10 @@ static char *quote_flow_colons(const char *b, size_t len, size_t *outlen)
             depth--;
         if (depth && tok_start && !strchr(" \t\r\n,[]{}#&*!|>%@`", ch)) {
             size_t j = i, colon = 0;
-            while (j < len && !strchr(",[]{}\n", b[j]) && !(b[j] == ':' && yq_blank(b[j + 1])) &&
+            /* the input is not NUL-terminated: a colon at its very end is followed by "end",
+             * which counts as blank (found by fuzz_yaml) */
+            while (j < len && !strchr(",[]{}\n", b[j]) &&
+                   !(b[j] == ':' && (j + 1 >= len || yq_blank(b[j + 1]))) &&
                    !(b[j] == '#' && yq_blank(b[j - 1]))) {
                 if (b[j] == ':' && j > i)
                     colon++;
