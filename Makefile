@@ -6,15 +6,18 @@
 #               whole suite under ASan+UBSan (build-san/) and the threaded unit tests under
 #               TSan (build-tsan/), ending with one line "N passed, N failed, N skipped"
 #   make peers  only the test peers
+#   make fuzz   every libFuzzer target (clang) for 10 million runs or 30 min each
+#               (FUZZ_RUNS, FUZZ_TIME), new-coverage inputs merged into tests/fuzz/corpus
 BUILD ?= build
 SAN_BUILD ?= build-san
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
 DEMO_ARGS ?=
 # The Go module and build caches and the peers' binaries: outside the checkout, so a fresh
 # clone on the same machine (CI) reuses them; a cold build takes several minutes.
 PEERS_CACHE ?= $(HOME)/.cache/pilot-peers
 
-.PHONY: all deps build build-san build-tsan peers demo test bench clean
+.PHONY: all deps build build-san build-tsan peers demo test bench fuzz clean
 
 all: build
 
@@ -32,7 +35,7 @@ build-san: deps
 
 # ThreadSanitizer for our own threaded code (model thread, config-directory watcher, HTTP
 # server, JWKS fetcher). Only those tests are built: gRPC's C core is not TSan-instrumented.
-TSAN_TARGETS = tests/pilot/model/test_model tests/pilot/obs/test_http tests/pilot/obs/test_metrics \
+TSAN_TARGETS = tests/pilot/model/test_model tests/pilot/obs/test_http tests/pilot/obs/test_metrics tests/pilot/obs/test_debug_table \
 	tests/pilot/cfgdir/test_cfgdir tests/pilot/jwks/test_jwks
 build-tsan: deps
 	@[ -f $(TSAN_BUILD)/build.ninja ] || meson setup $(TSAN_BUILD) --buildtype=debug \
@@ -52,5 +55,8 @@ test: build-san build-tsan peers
 bench: build
 	@bash tests/bench/run.sh $(BUILD)
 
+fuzz: deps
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

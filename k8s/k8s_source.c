@@ -78,6 +78,7 @@ static const k8s_resdef res_networking[] = {
     {"networking.istio.io", "VirtualService", "virtualservices", "VirtualService", true},
     {"networking.istio.io", "DestinationRule", "destinationrules", "DestinationRule", true},
     {"networking.istio.io", "ServiceEntry", "serviceentries", "ServiceEntry", true},
+    {"networking.istio.io", "Sidecar", "sidecars", "Sidecar", true},
 };
 static const k8s_resdef res_security[] = {
     {"security.istio.io", "PeerAuthentication", "peerauthentications", "PeerAuthentication", true},
@@ -479,8 +480,9 @@ void k8s_source_free(k8s_source *s)
 {
     if (s == NULL)
         return;
-    /* The handler must not see a freed source: the later registration wins. */
-    dbg_register("/debug/k8sz", "Kubernetes reflectors (stopped)", k8sz, NULL);
+    /* Off the debug table first: dbg_unregister returns once no /debug/k8sz call still
+     * reads s, and none starts afterwards (pilot/obs/debug.h, ownership). */
+    dbg_unregister("/debug/k8sz", s);
     if (s->started) {
         atomic_store(&s->stop, true);
         curl_multi_wakeup(s->multi);

@@ -384,8 +384,70 @@ static int mc_authz(const cJSON *doc, const char *file, xds_mesh_authz *m, char 
     return 0;
 }
 
+/* ---- mesh config: access logs, default metrics provider --------------------------------- */
+
+/* accessLogFile, accessLogEncoding, accessLogFormat, disableEnvoyListenerLog and
+ * defaultProviders.metrics into m. A JSON accessLogFormat that is not a JSON object is
+ * accepted with a warning, as istiod does (its generator then uses the default format). */
+static int mc_telemetry(const cJSON *doc, const char *file, xds_mesh_telemetry *m, char *err,
+                        size_t errlen)
+{
+    char where[160];
+    snprintf(where, sizeof where, "--meshConfig: %.100s", file);
+    if (mc_str(doc, "accessLogFile", where, &m->access_log_file, err, errlen) != 0 ||
+        mc_str(doc, "accessLogFormat", where, &m->access_log_format, err, errlen) != 0 ||
+        mc_bool(doc, "disableEnvoyListenerLog", where, &m->no_listener_access_log, err, errlen) !=
+            0)
+        return -1;
+    if (m->access_log_file && !m->access_log_file[0]) {
+        free(m->access_log_file);
+        m->access_log_file = NULL;
+    }
+    /* proto3 JSON: the enum by name or by number */
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "accessLogEncoding");
+    if (cJSON_IsString(e) && strcmp(e->valuestring, "JSON") == 0)
+        m->access_log_encoding = XDS_ACCESS_LOG_JSON;
+    else if (cJSON_IsNumber(e) && e->valuedouble == 1)
+        m->access_log_encoding = XDS_ACCESS_LOG_JSON;
+    else if (e && !cJSON_IsNull(e) && !(cJSON_IsString(e) && strcmp(e->valuestring, "TEXT") == 0) &&
+             !(cJSON_IsNumber(e) && e->valuedouble == 0)) {
+        snprintf(err, errlen, "%s.accessLogEncoding: want TEXT or JSON", where);
+        return -1;
+    }
+    if (m->access_log_encoding == XDS_ACCESS_LOG_JSON && m->access_log_format &&
+        m->access_log_format[0]) {
+        cJSON *j = cJSON_Parse(m->access_log_format);
+        if (!cJSON_IsObject(j))
+            LOG_WARN("default",
+                     "%s.accessLogFormat: not a JSON object; the default JSON format "
+                     "is used",
+                     where);
+        cJSON_Delete(j);
+    }
+    const cJSON *dp = cJSON_GetObjectItemCaseSensitive(doc, "defaultProviders");
+    if (!dp || cJSON_IsNull(dp))
+        return 0; /* Istio's install default: metrics [prometheus] */
+    if (!cJSON_IsObject(dp)) {
+        snprintf(err, errlen, "%s.defaultProviders: want a mapping", where);
+        return -1;
+    }
+    xds_strlist metrics = {0};
+    if (mc_strlist(dp, "metrics", where, &metrics, err, errlen) != 0)
+        return -1;
+    /* defaultProviders written replaces the install's: stats only if it names prometheus */
+    m->no_metrics = true;
+    for (size_t i = 0; i < metrics.n; i++) {
+        if (strcmp(metrics.v[i], "prometheus") == 0)
+            m->no_metrics = false;
+        free(metrics.v[i]);
+    }
+    free(metrics.v);
+    return 0;
+}
+
 /* Reads the mesh config YAML: keeps trustDomain, rootNamespace, enableAutoMtls,
- * defaultConfig, trustDomainAliases and the ext_authz extensionProviders. */
+ * defaultConfig, trustDomainAliases, the ext_authz extensionProviders and the telemetry
+ * settings (access logs, default metrics provider). */
 static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
 {
     int rc = -1;
@@ -430,6 +492,8 @@ static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
             f->default_config = cJSON_PrintUnformatted(dc);
         }
         if (mc_authz(docs[0], f->mesh_config, &f->mesh_authz, err, errlen) != 0)
+            goto out;
+        if (mc_telemetry(docs[0], f->mesh_config, &f->mesh_telemetry, err, errlen) != 0)
             goto out;
     }
     rc = 0;
@@ -571,5 +635,6 @@ void flags_free(pilot_flags *f)
     free(f->root_namespace);
     free(f->default_config);
     xds_mesh_authz_clear(&f->mesh_authz);
+    xds_mesh_telemetry_clear(&f->mesh_telemetry);
     memset(f, 0, sizeof(*f));
 }

@@ -62,6 +62,9 @@ typedef struct pilot_flags {
      * istiod checks when it builds (port range, statusOnError, the service) is checked by
      * the generators, where a bad provider makes its CUSTOM policies deny. */
     xds_mesh_authz mesh_authz;
+    /* accessLogFile, accessLogEncoding, accessLogFormat, disableEnvoyListenerLog and whether
+     * defaultProviders.metrics keeps prometheus (the xDS generators' telemetry filters). */
+    xds_mesh_telemetry mesh_telemetry;
 } pilot_flags;
 
 /* Fills *f from argv and the environment (getenv). Returns 0 on success (f->cmd says what

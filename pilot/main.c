@@ -136,7 +136,8 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     pilot_ca_xds_opts(pca, &xo);
-    xo.mesh_authz = &f->mesh_authz; /* trustDomainAliases, extensionProviders */
+    xo.mesh_authz = &f->mesh_authz;         /* trustDomainAliases, extensionProviders */
+    xo.mesh_telemetry = &f->mesh_telemetry; /* access logs, default metrics provider */
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");

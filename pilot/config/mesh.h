@@ -386,7 +386,10 @@ typedef struct mesh_destination_rule {
     size_t nport_policies;
     mesh_subset *subsets;
     size_t nsubsets;
-    mesh_labels workload_selector;
+    /* workloadSelector present (even `{}`, which selects every workload): the rule then
+     * applies only to outbound traffic of matching proxies in its own namespace */
+    bool has_workload_selector;
+    mesh_labels workload_selector; /* workloadSelector.matchLabels */
     char **export_to;
     size_t nexport_to;
 } mesh_destination_rule;
@@ -593,6 +596,98 @@ typedef struct mesh_authorization_policy {
     bool dry_run; /* annotation istio.io/dry-run: "true" */
 } mesh_authorization_policy;
 
+/* ---- Sidecar (networking.istio.io v1, v1beta1, v1alpha3) ------------------------------ */
+
+typedef enum {
+    MESH_CAPTURE_DEFAULT = 0,
+    MESH_CAPTURE_IPTABLES,
+    MESH_CAPTURE_NONE,
+} mesh_capture_mode;
+
+typedef struct mesh_sidecar_port {
+    uint32_t number;        /* 0: a Unix domain socket listener (egress, bind unix://) */
+    char *protocol_name;    /* as written; NULL = sniffed */
+    mesh_protocol protocol; /* UNSUPPORTED when unset; istiod's HTTP_PROXY reads as HTTP */
+    char *name;             /* may be NULL */
+} mesh_sidecar_port;
+
+/* ConnectionPoolSettings as a Sidecar carries it (ingress[].connectionPool,
+ * inboundConnectionPool). Integers -1 and durations -1 when unset. */
+typedef struct mesh_conn_pool {
+    bool has_tcp, has_http;
+    int32_t tcp_max_connections;
+    int64_t tcp_connect_timeout_ns;
+    int64_t tcp_max_connection_duration_ns;
+    int64_t tcp_idle_timeout_ns;
+    int64_t tcp_keepalive_time_ns;
+    int64_t tcp_keepalive_interval_ns;
+    int64_t tcp_keepalive_probes;
+    int32_t http1_max_pending_requests;
+    int32_t http2_max_requests;
+    int32_t max_requests_per_connection;
+    int32_t max_retries;
+    int64_t http_idle_timeout_ns;
+    int h2_upgrade_policy; /* 0 DEFAULT, 1 DO_NOT_UPGRADE, 2 UPGRADE */
+    bool use_client_protocol;
+    int32_t max_concurrent_streams;
+} mesh_conn_pool;
+
+typedef struct mesh_sidecar_ingress {
+    mesh_sidecar_port port;
+    char *bind; /* IP, or NULL */
+    mesh_capture_mode capture_mode;
+    char *default_endpoint; /* "127.0.0.1:8080", "[::1]:8080", ":8080", "unix://...", NULL */
+    bool has_tls;
+    struct {
+        mesh_server_tls_mode mode; /* PASSTHROUGH, SIMPLE, MUTUAL or OPTIONAL_MUTUAL */
+        char *server_certificate, *private_key, *ca_certificates, *ca_crl;
+        char **cipher_suites;
+        size_t ncipher_suites;
+        int min_protocol_version; /* 0 TLS_AUTO, 1 TLSV1_0 ... 4 TLSV1_3 */
+        int max_protocol_version;
+    } tls;
+    mesh_conn_pool *connection_pool; /* NULL = the inbound default */
+} mesh_sidecar_ingress;
+
+/* One egress hosts[] entry "ns/dnsName", split. ns is the namespace the entry names,
+ * with "." resolved to the Sidecar's own namespace; "*" means any. exclude: the entry was
+ * "~ns/host" (istiod's exclusion; a bare "~" is any namespace, so "~" with host "*"
+ * imports nothing). */
+typedef struct mesh_sidecar_host {
+    char *ns;
+    char *host; /* "*", "*.example.com", "foo.example.com" */
+    bool exclude;
+} mesh_sidecar_host;
+
+typedef struct mesh_sidecar_egress {
+    bool has_port; /* false: the catch-all listener (last in the list) */
+    mesh_sidecar_port port;
+    char *bind; /* IP, "unix:///path", "unix://@name", or NULL */
+    mesh_capture_mode capture_mode;
+    mesh_sidecar_host *hosts;
+    size_t nhosts;
+} mesh_sidecar_egress;
+
+typedef enum {
+    MESH_OUTBOUND_UNSET = 0, /* the mesh config's */
+    MESH_OUTBOUND_REGISTRY_ONLY,
+    MESH_OUTBOUND_ALLOW_ANY,
+} mesh_outbound_mode;
+
+typedef struct mesh_sidecar {
+    mesh_meta meta;
+    bool has_selector;    /* workloadSelector present (even without labels) */
+    mesh_labels selector; /* workloadSelector.labels */
+    mesh_sidecar_ingress *ingress;
+    size_t ningress;
+    mesh_sidecar_egress *egress;
+    size_t negress;
+    mesh_outbound_mode outbound_mode;
+    bool has_egress_proxy;
+    mesh_destination egress_proxy;           /* host as written, subset, port */
+    mesh_conn_pool *inbound_connection_pool; /* may be NULL */
+} mesh_sidecar;
+
 /* ---- Kubernetes objects the model joins ---------------------------------------------- */
 
 typedef struct mesh_k8s_service_port {
@@ -694,6 +789,7 @@ typedef enum {
     MESH_KIND_PEER_AUTHENTICATION,
     MESH_KIND_REQUEST_AUTHENTICATION,
     MESH_KIND_AUTHORIZATION_POLICY,
+    MESH_KIND_SIDECAR, /* networking.istio.io Sidecar */
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -724,6 +820,7 @@ typedef struct mesh_object {
         mesh_peer_authentication *pa;
         mesh_request_authentication *ra;
         mesh_authorization_policy *ap;
+        mesh_sidecar *sc;
     } u;
 } mesh_object;
 

@@ -233,6 +233,7 @@ static const struct {
     [MESH_KIND_REQUEST_AUTHENTICATION] = {"RequestAuthentication", "security.istio.io/v1",
                                           KG_SECURITY},
     [MESH_KIND_AUTHORIZATION_POLICY] = {"AuthorizationPolicy", "security.istio.io/v1", KG_SECURITY},
+    [MESH_KIND_SIDECAR] = {"Sidecar", "networking.istio.io/v1", KG_NETWORKING},
 };
 
 /* The apiVersions each group is read in (istiod's: every served version, one schema). */
@@ -363,6 +364,9 @@ void mp_object_free(mesh_kind k, mesh_meta *m)
         break;
     case MESH_KIND_AUTHORIZATION_POLICY:
         mp_free_authorization_policy((mesh_authorization_policy *)m);
+        break;
+    case MESH_KIND_SIDECAR:
+        mp_free_sidecar((mesh_sidecar *)m);
         break;
     default:
         break;

@@ -36,6 +36,8 @@ static size_t kind_size(mesh_kind k)
         return sizeof(mesh_request_authentication);
     case MESH_KIND_AUTHORIZATION_POLICY:
         return sizeof(mesh_authorization_policy);
+    case MESH_KIND_SIDECAR:
+        return sizeof(mesh_sidecar);
     default:
         return 0;
     }
@@ -124,6 +126,8 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_request_authentication(c, obj, (mesh_request_authentication *)m);
     case MESH_KIND_AUTHORIZATION_POLICY:
         return mp_parse_authorization_policy(c, obj, (mesh_authorization_policy *)m);
+    case MESH_KIND_SIDECAR:
+        return mp_parse_sidecar(c, obj, (mesh_sidecar *)m);
     default:
         return -1;
     }

@@ -353,6 +353,7 @@ int mp_parse_destination_rule(mp_ctx *c, const cJSON *obj, mesh_destination_rule
     }
     if (mp_get_obj(c, spec, "workloadSelector", "spec", &ws) != 0)
         return -1;
+    o->has_workload_selector = ws != NULL;
     if (ws &&
         mp_get_labels(c, ws, "matchLabels", "spec.workloadSelector", &o->workload_selector) != 0)
         return -1;

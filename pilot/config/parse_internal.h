@@ -95,6 +95,7 @@ int mp_parse_secret(mp_ctx *c, const cJSON *obj, mesh_secret *o);
 int mp_parse_peer_authentication(mp_ctx *c, const cJSON *obj, mesh_peer_authentication *o);
 int mp_parse_request_authentication(mp_ctx *c, const cJSON *obj, mesh_request_authentication *o);
 int mp_parse_authorization_policy(mp_ctx *c, const cJSON *obj, mesh_authorization_policy *o);
+int mp_parse_sidecar(mp_ctx *c, const cJSON *obj, mesh_sidecar *o);
 
 /* Per-kind frees of the body (not the meta, not the struct itself). */
 void mp_free_k8s_service(mesh_k8s_service *o);
@@ -108,6 +109,7 @@ void mp_free_secret(mesh_secret *o); /* wipes the key bytes before freeing */
 void mp_free_peer_authentication(mesh_peer_authentication *o);
 void mp_free_request_authentication(mesh_request_authentication *o);
 void mp_free_authorization_policy(mesh_authorization_policy *o);
+void mp_free_sidecar(mesh_sidecar *o);
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);

@@ -269,9 +269,65 @@ static const char *const ap_paths[] = {
     NULL,
 };
 
+/* Sidecar (parse_sidecar.c). Read and validated but never modelled: a server TLS's
+ * credentialName(s), tlsCertificates and subjectAltNames (istiod refuses them in a
+ * Sidecar, so they are not listed: an object that has them is never accepted). */
+static const char *const sc_paths[] = {
+    "spec.workloadSelector.labels.*",
+    "spec.ingress[].port.number",
+    "spec.ingress[].port.protocol",
+    "spec.ingress[].port.name",
+    "spec.ingress[].port.targetPort",
+    "spec.ingress[].bind",
+    "spec.ingress[].captureMode",
+    "spec.ingress[].defaultEndpoint",
+    "spec.ingress[].tls.mode",
+    "spec.ingress[].tls.httpsRedirect",
+    "spec.ingress[].tls.serverCertificate",
+    "spec.ingress[].tls.privateKey",
+    "spec.ingress[].tls.caCertificates",
+    "spec.ingress[].tls.caCrl",
+    "spec.ingress[].tls.cipherSuites[]",
+    "spec.ingress[].tls.minProtocolVersion",
+    "spec.ingress[].tls.maxProtocolVersion",
+    "spec.egress[].port.number",
+    "spec.egress[].port.protocol",
+    "spec.egress[].port.name",
+    "spec.egress[].port.targetPort",
+    "spec.egress[].bind",
+    "spec.egress[].captureMode",
+    "spec.egress[].hosts[]",
+    "spec.outboundTrafficPolicy.mode",
+    "spec.outboundTrafficPolicy.egressProxy.host",
+    "spec.outboundTrafficPolicy.egressProxy.subset",
+    "spec.outboundTrafficPolicy.egressProxy.port.number",
+    NULL,
+};
+
+/* Connection pool fields, below spec.inboundConnectionPool and spec.ingress[].connectionPool
+ * (the keepalives are validated, http2KeepAlive is not kept). */
+static const char *const sc_pool_suffixes[] = {
+    "tcp.maxConnections",        "tcp.connectTimeout",
+    "tcp.maxConnectionDuration", "tcp.idleTimeout",
+    "tcp.tcpKeepalive.probes",   "tcp.tcpKeepalive.time",
+    "tcp.tcpKeepalive.interval", "http.http1MaxPendingRequests",
+    "http.http2MaxRequests",     "http.maxRequestsPerConnection",
+    "http.maxRetries",           "http.idleTimeout",
+    "http.h2UpgradePolicy",      "http.useClientProtocol",
+    "http.maxConcurrentStreams", NULL,
+};
+
+static const char *const sc_pool_prefixes[] = {
+    "spec.inboundConnectionPool.",
+    "spec.ingress[].connectionPool.",
+    NULL,
+};
+
 typedef struct walk {
     const char *const *table;
-    bool tp; /* also the traffic policy tables (DestinationRule) */
+    /* also: any of suffixes below any of prefixes (DestinationRule traffic policies,
+     * Sidecar connection pools); NULL for none */
+    const char *const *prefixes, *const *suffixes;
     char ***paths;
     size_t *npaths;
 } walk;
@@ -290,17 +346,17 @@ static bool known(const walk *w, const char *p)
     for (size_t i = 0; w->table[i]; i++)
         if (entry_covers(w->table[i], p, pl))
             return true;
-    if (!w->tp)
+    if (!w->prefixes)
         return false;
-    for (size_t k = 0; tp_prefixes[k]; k++) {
-        size_t kl = strlen(tp_prefixes[k]);
+    for (size_t k = 0; w->prefixes[k]; k++) {
+        size_t kl = strlen(w->prefixes[k]);
         /* "spec.trafficPolicy" itself (prefix minus its dot) */
-        if (pl == kl - 1 && strncmp(tp_prefixes[k], p, pl) == 0)
+        if (pl == kl - 1 && strncmp(w->prefixes[k], p, pl) == 0)
             return true;
-        if (pl < kl || strncmp(tp_prefixes[k], p, kl) != 0)
+        if (pl < kl || strncmp(w->prefixes[k], p, kl) != 0)
             continue;
-        for (size_t i = 0; tp_suffixes[i]; i++)
-            if (entry_covers(tp_suffixes[i], p + kl, pl - kl))
+        for (size_t i = 0; w->suffixes[i]; i++)
+            if (entry_covers(w->suffixes[i], p + kl, pl - kl))
                 return true;
     }
     return false;
@@ -357,7 +413,8 @@ void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths)
         break;
     case MESH_KIND_DESTINATION_RULE:
         w.table = dr_paths;
-        w.tp = true;
+        w.prefixes = tp_prefixes;
+        w.suffixes = tp_suffixes;
         break;
     case MESH_KIND_GATEWAY:
         w.table = gw_paths;
@@ -370,6 +427,11 @@ void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths)
         break;
     case MESH_KIND_REQUEST_AUTHENTICATION:
         w.table = ra_paths;
+        break;
+    case MESH_KIND_SIDECAR:
+        w.table = sc_paths;
+        w.prefixes = sc_pool_prefixes;
+        w.suffixes = sc_pool_suffixes;
         break;
     default:
         /* Kubernetes kinds: the API server owns their schema; we read a few fields and

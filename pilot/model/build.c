@@ -213,7 +213,8 @@ static struct mesh_configz *build_configz(const model_build_in *in)
                                       MESH_KIND_SERVICE_ENTRY,
                                       MESH_KIND_PEER_AUTHENTICATION,
                                       MESH_KIND_REQUEST_AUTHENTICATION,
-                                      MESH_KIND_AUTHORIZATION_POLICY};
+                                      MESH_KIND_AUTHORIZATION_POLICY,
+                                      MESH_KIND_SIDECAR};
     const size_t nkinds = sizeof kinds / sizeof kinds[0];
     uint32_t mask = 0;
     for (size_t k = 0; k < nkinds; k++)
@@ -663,10 +664,12 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->pas = prev->pas, s->npas = prev->npas;
         s->ras = prev->ras, s->nras = prev->nras;
         s->aps = prev->aps, s->naps = prev->naps;
+        s->sidecars = prev->sidecars, s->nsidecars = prev->nsidecars;
         snap_arr_retain(snap_arr_of(s->secrets));
         snap_arr_retain(snap_arr_of(s->pas));
         snap_arr_retain(snap_arr_of(s->ras));
         snap_arr_retain(snap_arr_of(s->aps));
+        snap_arr_retain(snap_arr_of(s->sidecars));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
         snap_dr_index_retain(prev->dr_index);
@@ -711,6 +714,9 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->aps = (mesh_authorization_policy **)config_array(in, MESH_KIND_AUTHORIZATION_POLICY,
                                                             prev ? (void **)prev->aps : NULL,
                                                             prev ? prev->naps : 0, &s->naps);
+        s->sidecars = (mesh_sidecar **)config_array(in, MESH_KIND_SIDECAR,
+                                                    prev ? (void **)prev->sidecars : NULL,
+                                                    prev ? prev->nsidecars : 0, &s->nsidecars);
         s->configz = build_configz(in);
     }
 

@@ -62,8 +62,9 @@ typedef struct mesh_snapshot {
     size_t nvss;
     mesh_destination_rule **drs;
     size_t ndrs;
-    /* drs by host (exact hosts sorted by host then namespace; wildcard hosts apart), built
-     * with the array and shared with it, so a lookup costs a bisection, not a scan. */
+    /* drs merged and indexed as istiod's setDestinationRules (per namespace and host, exact
+     * hosts bisected, wildcards apart; see snapshot.c), built with the array and shared
+     * with it, so a lookup costs a bisection, not a scan. */
     struct mesh_dr_index *dr_index;
     mesh_gateway **gws;
     size_t ngws;
@@ -78,6 +79,10 @@ typedef struct mesh_snapshot {
     size_t nras;
     mesh_authorization_policy **aps;
     size_t naps;
+    /* networking.istio.io Sidecars, sorted by (namespace, name): a namespace's are one run,
+     * found by bisection (mesh_snapshot_sidecar_for). */
+    mesh_sidecar **sidecars;
+    size_t nsidecars;
 
     /* Endpoints, per service hostname, sorted by hostname. Kept apart so an endpoint-only
      * change builds a new snapshot that shares every config array above. */
@@ -104,17 +109,34 @@ void mesh_snapshot_release(mesh_snapshot *s);
 
 const mesh_service *mesh_snapshot_service(const mesh_snapshot *s, const char *hostname);
 const mesh_endpoint_shard *mesh_snapshot_shard(const mesh_snapshot *s, const char *hostname);
-/* The DestinationRule a proxy in proxy_ns uses for an FQDN host, as istiod picks it: the
- * proxy's namespace first, then the service's namespace, then the root namespace
- * (s->root_ns), each time the most specific host (exact, then the longest wildcard
- * suffix) among the rules exported to proxy_ns; none beyond those three namespaces.
- * Several rules for one host in one namespace: the first by name (istiod merges them;
- * we do not yet). */
+/* The DestinationRule a proxy in proxy_ns with labels uses for an FQDN host, as istiod
+ * picks it (PushContext.destinationRule, then SidecarScope.DestinationRule): the proxy's
+ * namespace first (for a proxy in the root namespace, its private rules), then what the
+ * service's namespace exports to proxy_ns, then what the root namespace (s->root_ns)
+ * exports; each time the most specific host (exact, then the longest wildcard suffix).
+ * Several rules for one host in one namespace are merged as istiod merges them (the
+ * result is owned by the snapshot and names the first rule in meta). A rule with a
+ * workloadSelector applies only to proxies of its own namespace whose labels match it;
+ * labels NULL (inbound use) means none matches. *key (optional) gets the snapshot-owned
+ * identity of the result for cache keys, "ns/name[,ns/name...]" (every rule merged into
+ * it), NULL when there is none. */
 const mesh_destination_rule *
-mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns);
+mesh_snapshot_destination_rule(const mesh_snapshot *s, const char *hostname, const char *proxy_ns,
+                               const mesh_labels *labels, const char **key);
+/* Whether some DestinationRule of proxy_ns has a workloadSelector: then which rule a proxy
+ * of proxy_ns sees depends on its labels. */
+bool mesh_snapshot_dr_selects(const mesh_snapshot *s, const char *proxy_ns);
 const mesh_gateway *mesh_snapshot_gateway(const mesh_snapshot *s, const char *ns, const char *name);
 /* The Secret ns/name, or NULL. */
 const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns, const char *name);
+/* The Sidecar that scopes a sidecar proxy in proxy_ns with labels proxy_labels, as istiod's
+ * getSidecarScope picks it: among proxy_ns's Sidecars with a workloadSelector (even one
+ * without labels) that matches, the oldest (creationTimestamp, then name); else proxy_ns's
+ * oldest Sidecar without workloadSelector; else that of the root namespace (s->root_ns,
+ * the mesh default); else NULL. Never another namespace's selector. O(log n + the
+ * Sidecars of the two namespaces). Borrowed from s. */
+const mesh_sidecar *mesh_snapshot_sidecar_for(const mesh_snapshot *s, const char *proxy_ns,
+                                              const mesh_labels *proxy_labels);
 
 /* What changed between two snapshots; handed to the push scheduler. */
 typedef struct mesh_push_request {

@@ -1,8 +1,21 @@
 /* debug: the table of HTTP debug endpoints served on --httpAddr and --monitoringAddr.
  *
- * Modules register handlers at start-up (before debug_http_start); each has one help line,
- * shown by /debug and /debug/list. Handlers run on libmicrohttpd's thread and may only
- * read immutable data (a retained snapshot) or take their module's own lock briefly.
+ * Modules register handlers (usually at start-up, but any time is allowed); each has one
+ * help line, shown by /debug and /debug/list. Handlers run on libmicrohttpd's threads and
+ * may only read immutable data (a retained snapshot) or take their module's own lock
+ * briefly.
+ *
+ * Ownership (the rule every registrant follows):
+ * - The table owns its entries. An entry is refcounted and owns copies of its path and
+ *   help text; a handler call in progress and every copy of the table taken to render
+ *   /debug or /debug/list hold a reference, so a string is never freed under a reader.
+ * - The table borrows ud. Whoever registers (fn, ud) must call dbg_unregister(path, ud)
+ *   before ud goes away: it unlists the entry and returns only once no handler call with
+ *   that (path, ud) is running, also a call of an entry a later registration replaced.
+ *   After it returns, fn is never called with ud again.
+ * - dbg_unregister must not be called from inside a handler (it would wait for itself).
+ * - Stopping a server (dbg_server_stop) waits for its connection threads, so after every
+ *   server is stopped no handler runs at all.
  */
 #ifndef PILOT_OBS_DEBUG_H
 #define PILOT_OBS_DEBUG_H
@@ -27,8 +40,14 @@ const char *dbg_path(const dbg_request *r);
 
 typedef void (*dbg_handler_fn)(void *ud, const dbg_request *req, dbg_response *resp);
 
-/* path is exact ("/debug/syncz"); help is one line. Later registration of a path wins. */
+/* path is exact ("/debug/syncz"); help is one line (both copied). A later registration of
+ * a path replaces the earlier one (whose running calls finish normally). Nothing is
+ * registered when path or fn is NULL or the table is full (logged). */
 void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *ud);
+/* Removes path's entry if it was registered with ud, then waits until no call of a handler
+ * registered as (path, ud) is running. Safe when nothing matches (then it only waits). Any
+ * thread but a handler's. */
+void dbg_unregister(const char *path, void *ud);
 
 /* Appends cJSON as JSON text, indented when the request asked for ?pretty. */
 struct cJSON;

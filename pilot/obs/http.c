@@ -1,8 +1,12 @@
 /* http: the debug and monitoring HTTP servers (see debug.h), on libmicrohttpd.
  *
- * Threads: libmicrohttpd's (one polling thread per server, one thread per connection).
- * Locks: `tab_mu` guards the handler table; it is held only to copy one entry out, never
- * while a handler runs. Handlers read immutable snapshots or take their own locks.
+ * Threads: libmicrohttpd's (one polling thread per server, one thread per connection),
+ * plus whichever thread registers or unregisters.
+ * Locks: `tab_mu` guards the handler table (the list, every entry's listed/refs/running);
+ * it is held only to find an entry and take a reference, never while a handler runs, and
+ * it is a leaf lock. Handlers read immutable snapshots or take their own locks.
+ * Ownership is stated at the top of debug.h: entries are refcounted and own their strings,
+ * so what a copy or a running call holds is never freed under it.
  */
 #include "pilot/obs/debug.h"
 
@@ -29,16 +33,26 @@
 #define DBG_MAX_HANDLERS 128
 #define DBG_MAX_CONNECTIONS 64
 
+/* One registration. Unlisted entries stay alive (off the table) while calls or copies
+ * still hold them; the last reference frees the entry and its strings. */
 typedef struct dbg_entry {
+    struct dbg_entry *next; /* every live entry, listed or not, under tab_mu */
     char *path;
     char *help;
     dbg_handler_fn fn;
     void *ud;
+    bool listed;      /* found by lookups; holds one reference */
+    unsigned refs;    /* the table's (while listed) + one per running call or copy */
+    unsigned running; /* handler calls in progress (dbg_unregister waits for 0) */
 } dbg_entry;
 
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
-static dbg_entry table[DBG_MAX_HANDLERS];
-static size_t ntable;
+static pthread_cond_t tab_cv = PTHREAD_COND_INITIALIZER; /* a call ended (running dropped) */
+static dbg_entry *entries;
+static size_t nlisted;
+/* The entry whose handler this thread is running: dbg_unregister from inside a handler
+ * must not wait for itself. */
+static _Thread_local const dbg_entry *tl_current;
 static dbg_ready_fn ready_fn;
 static void *ready_ud;
 
@@ -56,29 +70,93 @@ struct dbg_server {
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
+/* Drops one reference; the last one unlinks and frees. tab_mu held. */
+static void entry_unref_locked(dbg_entry *e)
+{
+    if (--e->refs > 0)
+        return;
+    for (dbg_entry **pp = &entries; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    free(e->path);
+    free(e->help);
+    free(e);
+}
+
+/* Takes e off the table (it lives on while referenced). tab_mu held. */
+static void entry_unlist_locked(dbg_entry *e)
+{
+    if (!e->listed)
+        return;
+    e->listed = false;
+    nlisted--;
+    entry_unref_locked(e);
+}
+
+static dbg_entry *entry_find_locked(const char *path)
+{
+    for (dbg_entry *e = entries; e != NULL; e = e->next)
+        if (e->listed && strcmp(e->path, path) == 0)
+            return e;
+    return NULL;
+}
+
 void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *ud)
 {
     if (!path || !fn)
         return;
+    dbg_entry *e = xcalloc(1, sizeof(*e));
+    e->path = xstrdup(path);
+    e->help = xstrdup(help ? help : "");
+    e->fn = fn;
+    e->ud = ud;
+    e->listed = true;
+    e->refs = 1;
     pthread_mutex_lock(&tab_mu);
-    size_t i;
-    for (i = 0; i < ntable; i++)
-        if (strcmp(table[i].path, path) == 0)
-            break;
-    if (i == ntable) {
-        if (ntable == DBG_MAX_HANDLERS) {
-            pthread_mutex_unlock(&tab_mu);
-            LOG_ERR("http", "debug table full: %s not registered", path);
-            return;
-        }
-        table[i].path = xstrdup(path);
-        ntable++;
-    } else {
-        free(table[i].help);
+    dbg_entry *old = entry_find_locked(path);
+    if (!old && nlisted == DBG_MAX_HANDLERS) {
+        pthread_mutex_unlock(&tab_mu);
+        LOG_ERR("http", "debug table full: %s not registered", path);
+        free(e->path);
+        free(e->help);
+        free(e);
+        return;
     }
-    table[i].help = xstrdup(help ? help : "");
-    table[i].fn = fn;
-    table[i].ud = ud;
+    if (old)
+        entry_unlist_locked(old);
+    e->next = entries;
+    entries = e;
+    nlisted++;
+    pthread_mutex_unlock(&tab_mu);
+}
+
+/* Is a call of a handler registered as (path, ud) running, other than this thread's? */
+static bool calls_running_locked(const char *path, void *ud)
+{
+    for (dbg_entry *e = entries; e != NULL; e = e->next) {
+        if (e->ud != ud || strcmp(e->path, path) != 0)
+            continue;
+        if (e->running > (tl_current == e ? 1u : 0u))
+            return true;
+    }
+    return false;
+}
+
+void dbg_unregister(const char *path, void *ud)
+{
+    if (!path)
+        return;
+    if (tl_current && tl_current->ud == ud && strcmp(tl_current->path, path) == 0)
+        LOG_ERR("http", "%s unregistered from its own handler: not waiting for that call", path);
+    pthread_mutex_lock(&tab_mu);
+    dbg_entry *e = entry_find_locked(path);
+    if (e && e->ud == ud)
+        entry_unlist_locked(e);
+    while (calls_running_locked(path, ud))
+        pthread_cond_wait(&tab_cv, &tab_mu);
     pthread_mutex_unlock(&tab_mu);
 }
 
@@ -92,18 +170,32 @@ void dbg_set_ready(dbg_ready_fn fn, void *ud)
 
 static int cmp_entry_path(const void *a, const void *b)
 {
-    return strcmp(((const dbg_entry *)a)->path, ((const dbg_entry *)b)->path);
+    return strcmp((*(dbg_entry *const *)a)->path, (*(dbg_entry *const *)b)->path);
 }
 
-/* A sorted copy of the table (paths and helps borrowed: entries are never removed). */
-static size_t table_copy(dbg_entry *out)
+/* A sorted copy of the listed entries, each referenced (release with table_release), so
+ * their paths and help texts stay valid while the page is written. */
+static size_t table_copy(dbg_entry **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&tab_mu);
+    for (dbg_entry *e = entries; e != NULL && n < DBG_MAX_HANDLERS; e = e->next) {
+        if (!e->listed)
+            continue;
+        e->refs++;
+        out[n++] = e;
+    }
+    pthread_mutex_unlock(&tab_mu);
+    qsort(out, n, sizeof(*out), cmp_entry_path);
+    return n;
+}
+
+static void table_release(dbg_entry **tab, size_t n)
 {
     pthread_mutex_lock(&tab_mu);
-    size_t n = ntable;
-    memcpy(out, table, n * sizeof(dbg_entry));
+    for (size_t i = 0; i < n; i++)
+        entry_unref_locked(tab[i]);
     pthread_mutex_unlock(&tab_mu);
-    qsort(out, n, sizeof(dbg_entry), cmp_entry_path);
-    return n;
 }
 
 /* ---- request helpers ---------------------------------------------------------------------- */
@@ -189,7 +281,7 @@ static void html_escape(strbuf *b, const char *s)
 
 static void page_index(dbg_response *resp)
 {
-    dbg_entry *tab = xmalloc(DBG_MAX_HANDLERS * sizeof(dbg_entry));
+    dbg_entry **tab = xmalloc(DBG_MAX_HANDLERS * sizeof(*tab));
     size_t n = table_copy(tab);
     resp->content_type = "text/html; charset=utf-8";
     strbuf_appends(&resp->body,
@@ -198,24 +290,26 @@ static void page_index(dbg_response *resp)
                    "<tr><th>Endpoint</th><th>Description</th></tr>\n");
     for (size_t i = 0; i < n; i++) {
         strbuf_appends(&resp->body, "<tr><td><a href=\"");
-        html_escape(&resp->body, tab[i].path);
+        html_escape(&resp->body, tab[i]->path);
         strbuf_appends(&resp->body, "\">");
-        html_escape(&resp->body, tab[i].path);
+        html_escape(&resp->body, tab[i]->path);
         strbuf_appends(&resp->body, "</a></td><td>");
-        html_escape(&resp->body, tab[i].help);
+        html_escape(&resp->body, tab[i]->help);
         strbuf_appends(&resp->body, "</td></tr>\n");
     }
     strbuf_appends(&resp->body, "</table>\n</body></html>\n");
+    table_release(tab, n);
     free(tab);
 }
 
 static void page_list(const dbg_request *r, dbg_response *resp)
 {
-    dbg_entry *tab = xmalloc(DBG_MAX_HANDLERS * sizeof(dbg_entry));
+    dbg_entry **tab = xmalloc(DBG_MAX_HANDLERS * sizeof(*tab));
     size_t n = table_copy(tab);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, cJSON_CreateString(tab[i].path));
+        cJSON_AddItemToArray(arr, cJSON_CreateString(tab[i]->path));
+    table_release(tab, n);
     dbg_send_json(r, resp, arr);
     cJSON_Delete(arr);
     free(tab);
@@ -253,17 +347,25 @@ static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *
         page_list(r, resp);
         return;
     }
-    dbg_entry e = {0};
+    /* The call holds a reference and counts as running, so the entry's strings outlive it
+     * and dbg_unregister of its (path, ud) waits for it. */
     pthread_mutex_lock(&tab_mu);
-    for (size_t i = 0; i < ntable; i++) {
-        if (strcmp(table[i].path, path) == 0) {
-            e = table[i];
-            break;
-        }
+    dbg_entry *e = entry_find_locked(path);
+    if (e) {
+        e->refs++;
+        e->running++;
     }
     pthread_mutex_unlock(&tab_mu);
-    if (e.fn) {
-        e.fn(e.ud, r, resp);
+    if (e) {
+        const dbg_entry *outer = tl_current;
+        tl_current = e;
+        e->fn(e->ud, r, resp);
+        tl_current = outer;
+        pthread_mutex_lock(&tab_mu);
+        e->running--;
+        pthread_cond_broadcast(&tab_cv);
+        entry_unref_locked(e);
+        pthread_mutex_unlock(&tab_mu);
         return;
     }
     resp->status = 404;

@@ -39,6 +39,16 @@ void dbg_register(const char *path, const char *help, dbg_handler_fn fn, void *u
     }
 }
 
+void dbg_unregister(const char *path, void *ud)
+{
+    for (int i = 0; i < nhandlers; i++) {
+        if (strcmp(handlers[i].path, path) == 0 && handlers[i].ud == ud) {
+            handlers[i].fn = NULL;
+            handlers[i].ud = NULL;
+        }
+    }
+}
+
 void dbg_send_json(const dbg_request *r, dbg_response *resp, const struct cJSON *json)
 {
     (void)r;

@@ -37,7 +37,7 @@ static const char *core_paths[] = {"/api/v1/namespaces", "/api/v1/services", "/a
 static const char *secrets_path = "/api/v1/secrets?fieldSelector=type%21%3Dhelm.sh%2F"
                                   "release.v1%2Ctype%21%3Dkubernetes.io%2Fservice-account-token";
 static const char *istio_plurals[] = {"gateways", "virtualservices", "destinationrules",
-                                      "serviceentries"};
+                                      "serviceentries", "sidecars"};
 
 typedef struct live {
     standin srv;
@@ -66,7 +66,7 @@ static cJSON *server_state(live *l)
         paths[n++] = core_paths[i];
     paths[n++] = secrets_path;
     paths[n++] = l->slices ? "/apis/discovery.k8s.io/v1/endpointslices" : "/api/v1/endpoints";
-    for (size_t i = 0; l->istio_ver != NULL && i < 4; i++) {
+    for (size_t i = 0; l->istio_ver != NULL && i < 5; i++) {
         snprintf(bufs[i], sizeof(bufs[i]), "/apis/networking.istio.io/%s/%s", l->istio_ver,
                  istio_plurals[i]);
         paths[n++] = bufs[i];
@@ -349,7 +349,8 @@ static void test_list_then_watch(void **state)
     fn(ud, NULL, &resp);
     cJSON *k8sz = cJSON_Parse(resp.body.data);
     assert_non_null(k8sz);
-    assert_int_equal(cJSON_GetArraySize(k8sz), 12); /* + the 3 security.istio.io kinds */
+    /* + Sidecars and the 3 security.istio.io kinds */
+    assert_int_equal(cJSON_GetArraySize(k8sz), 13);
     cJSON *first = cJSON_GetArrayItem(k8sz, 0);
     assert_string_equal(cJSON_GetObjectItem(first, "resource")->valuestring, "namespaces");
     assert_true(strlen(cJSON_GetObjectItem(first, "lastEventTime")->valuestring) > 10);

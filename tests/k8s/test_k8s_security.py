@@ -18,7 +18,9 @@ judges our ClusterRole for the three kinds:
 4. An update (PeerAuthentication STRICT -> PERMISSIVE) and a deletion (the
    AuthorizationPolicy) are followed; an update that makes a valid object invalid keeps its
    last valid version (logged, configz unchanged).
-5. No request of pilot-discovery's is refused by RBAC; SIGTERM exits 0.
+5. A Sidecar (networking.istio.io, written as v1alpha3) is listed in /debug/configz at v1;
+   an invalid one (a host without its namespace) is rejected with istiod's reason.
+6. No request of pilot-discovery's is refused by RBAC; SIGTERM exits 0.
 
 Skips (77) without the binary, openssl or $PILOT_PEERS_BIN's binaries.
 """
@@ -106,6 +108,24 @@ spec:
   portLevelMtls:
     "8080": {mode: DISABLE}
 """ % {"ns": NS}
+
+SIDECARS = """apiVersion: networking.istio.io/v1alpha3
+kind: Sidecar
+metadata: {name: default, namespace: %(ns)s}
+spec:
+  egress:
+  - hosts: ["./*", "istio-system/*"]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: bad-host, namespace: %(ns)s}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  egress:
+  - hosts: ["reviews.%(ns)s.svc.cluster.local"]
+""" % {"ns": NS}
+SIDECAR_REJECT = ("Sidecar %s/bad-host: spec.egress[0].hosts[0]: host must be of form "
+                  "namespace/dnsName" % NS)
 
 
 class Pilot:
@@ -340,7 +360,32 @@ def run(work, k8s):
         check(now == before, "configz keeps its last valid version (rv %s)" %
               (now[1] if now else None))
 
-        # ---- 5. RBAC, exit ----
+        # ---- 5. Sidecars ----
+        if kubectl_until(k8s, "kubectl apply of a Sidecar (v1alpha3) and an invalid one",
+                         "apply", "-f", "-", inp=SIDECARS):
+            def sidecar():
+                for o in pilot.configz():
+                    md = o.get("metadata", {})
+                    if o.get("kind") == "Sidecar" and md.get("name") == "default":
+                        return o
+                return None
+            sc = poll(sidecar, 15)
+            check(bool(sc) and sc["apiVersion"] == "networking.istio.io/v1" and
+                  sc["metadata"]["namespace"] == NS and
+                  sc["spec"] == {"egress": [{"hosts": ["./*", "istio-system/*"]}]},
+                  "configz lists Sidecar %s/default at networking.istio.io/v1 (%s)" %
+                  (NS, sc and sc["apiVersion"]))
+            seen = poll(lambda: SIDECAR_REJECT in pilot.read_log(), 15)
+            check(bool(seen), "the invalid Sidecar is rejected with istiod's reason")
+            check(not any(o.get("kind") == "Sidecar" and
+                          o.get("metadata", {}).get("name") == "bad-host"
+                          for o in pilot.configz()),
+                  "configz leaves out the invalid Sidecar")
+            st = {e["resource"]: e for e in json.loads(pilot.mon("/debug/k8sz") or "[]")}
+            check("sidecars" in st and st["sidecars"]["synced"],
+                  "/debug/k8sz: the sidecars reflector is synced")
+
+        # ---- 6. RBAC, exit ----
         check(*k8s.rbac_verdict())
         check("403" not in "".join(ln for ln in pilot.read_log().splitlines()
                                    if "security.istio.io" in ln),

@@ -137,9 +137,10 @@ k get crd -o json >"$dir/out.json"
 pyq '
 import json, sys
 crds = {i["metadata"]["name"]: i for i in json.load(open(sys.argv[1]))["items"]}
-for n, short in [("gateways", "gw"), ("virtualservices", "vs"), ("destinationrules", "dr"), ("serviceentries", "se")]:
+for n, short in [("gateways", "gw"), ("virtualservices", "vs"), ("destinationrules", "dr"), ("serviceentries", "se"),
+                 ("sidecars", None)]:
     c = crds[n + ".networking.istio.io"]
-    assert short in c["spec"]["names"]["shortNames"]
+    assert short is None or short in c["spec"]["names"]["shortNames"]
     vs = {v["name"]: (v["served"], v["storage"]) for v in c["spec"]["versions"]}
     assert vs == {"v1": (True, True), "v1beta1": (True, False), "v1alpha3": (True, False)}, vs
     conds = {x["type"]: x["status"] for x in c["status"]["conditions"]}
@@ -163,7 +164,7 @@ assert set(got) == {("", r) for r in ("namespaces", "services", "pods", "endpoin
                                       "secrets")} | {("discovery.k8s.io", "endpointslices"),
                     ("authentication.k8s.io", "tokenreviews")} | {
     ("networking.istio.io", r) for r in ("gateways", "virtualservices", "destinationrules",
-                                         "serviceentries")} | {
+                                         "serviceentries", "sidecars")} | {
     ("security.istio.io", r) for r in ("peerauthentications", "requestauthentications",
                                        "authorizationpolicies")}, sorted(got)
 ' || fail "ClusterRole istiod is not least-privilege"
@@ -190,6 +191,7 @@ can() {  # want verb resource [namespace]
 for r in namespaces services pods endpoints endpointslices.discovery.k8s.io secrets \
          configmaps gateways.networking.istio.io virtualservices.networking.istio.io \
          destinationrules.networking.istio.io serviceentries.networking.istio.io \
+         sidecars.networking.istio.io \
          peerauthentications.security.istio.io requestauthentications.security.istio.io \
          authorizationpolicies.security.istio.io; do
     can yes list "$r"
@@ -209,7 +211,7 @@ can no patch services default
 can no create pods default
 can no delete namespaces
 can no get nodes
-can no list sidecars.networking.istio.io
+can no list workloadentries.networking.istio.io  # a kind we do not read
 can no update virtualservices.networking.istio.io default
 # The webhook configurations' caBundle (ClusterRole istiod-webhooks, when the manifests
 # have it): get/update of our two configurations by name, nothing else.

@@ -360,6 +360,66 @@ static void test_mesh_config_authz(void **state)
     unlink(path);
 }
 
+/* The telemetry fields: access logs, the listener log switch, defaultProviders.metrics
+ * (absent: Istio's install default, prometheus); wrong shapes refused naming the field. */
+static void test_mesh_config_telemetry(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_flags_meshXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {"pilot-discovery", "discovery", "--meshConfig", path};
+    pilot_flags f;
+    char err[256];
+    write_mesh(path, "trustDomain: cluster.local\n");
+    assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
+    assert_null(f.mesh_telemetry.access_log_file);
+    assert_false(f.mesh_telemetry.no_metrics);
+    flags_free(&f);
+
+    write_mesh(path, "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"
+                     "accessLogFormat: '{\"a\": \"%START_TIME%\"}'\n"
+                     "disableEnvoyListenerLog: true\n"
+                     "defaultProviders: {metrics: [stackdriver, prometheus]}\n");
+    if (flags_parse(4, argv, &f, err, sizeof(err)) != 0)
+        fail_msg("refused: %s", err);
+    assert_string_equal(f.mesh_telemetry.access_log_file, "/dev/stdout");
+    assert_int_equal(f.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_JSON);
+    assert_string_equal(f.mesh_telemetry.access_log_format, "{\"a\": \"%START_TIME%\"}");
+    assert_true(f.mesh_telemetry.no_listener_access_log);
+    assert_false(f.mesh_telemetry.no_metrics);
+    flags_free(&f);
+
+    /* "" is no access log; defaultProviders without prometheus turns istio.stats off */
+    write_mesh(path, "accessLogFile: \"\"\naccessLogEncoding: TEXT\n"
+                     "defaultProviders: {accessLogging: [envoy]}\n");
+    assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
+    assert_null(f.mesh_telemetry.access_log_file);
+    assert_int_equal(f.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_TEXT);
+    assert_true(f.mesh_telemetry.no_metrics);
+    flags_free(&f);
+
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"accessLogEncoding: XML\n", "accessLogEncoding: want TEXT or JSON"},
+        {"accessLogFile: [a]\n", "accessLogFile: want a string"},
+        {"disableEnvoyListenerLog: 3\n", "disableEnvoyListenerLog: want true or false"},
+        {"defaultProviders: [prometheus]\n", "defaultProviders: want a mapping"},
+        {"defaultProviders: {metrics: prometheus}\n", "metrics: want a list of strings"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_mesh(path, bad[i].yaml);
+        if (flags_parse(4, argv, &f, err, sizeof(err)) != -1)
+            fail_msg("%s: accepted", bad[i].yaml);
+        if (!strstr(err, bad[i].want) || !strstr(err, "--meshConfig"))
+            fail_msg("%s:\n  got  %s\n  want %s", bad[i].yaml, err, bad[i].want);
+        flags_free(&f);
+    }
+    unlink(path);
+}
+
 /* istiod's keepalive flags: defaults 30s / 10s, durations parsed, a bad one refused by name
  * (their effect on connections: tests/e2e/conn_age.py). */
 static void test_keepalive(void **state)
@@ -387,8 +447,11 @@ static void test_keepalive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),       cmocka_unit_test(test_https_addr),
-        cmocka_unit_test(test_mesh_config), cmocka_unit_test(test_mesh_config_authz),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_https_addr),
+        cmocka_unit_test(test_mesh_config),
+        cmocka_unit_test(test_mesh_config_authz),
+        cmocka_unit_test(test_mesh_config_telemetry),
         cmocka_unit_test(test_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -343,3 +343,11 @@ void xds_debug_register(struct xds_server *s)
                  "ConfigDump in the form of the Envoy admin config dump API for passed in proxyID",
                  dbgx_config_dump, s);
 }
+
+void xds_debug_unregister(struct xds_server *s)
+{
+    static const char *const paths[] = {"/debug/syncz", "/debug/adsz", "/debug/connections",
+                                        "/debug/config_dump"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        dbg_unregister(paths[i], s);
+}

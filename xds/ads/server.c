@@ -22,6 +22,17 @@
  * Per call at most one RECV_MESSAGE and one SEND_MESSAGE are outstanding (gRPC's rule);
  * responses wait in the stream's bounded outbox (stream.h).
  *
+ * Limits: no outside input may hold what other streams need or grow memory without bound.
+ * A client that stops reading leaves its SEND_MESSAGE pending (HTTP/2 flow control). The
+ * shard never waits for it (sends are asynchronous), but a push holds one of the shared
+ * push slots until the stream's outbox drains: a slot held longer than SRV_SLOT_HOLD_NS is
+ * given back (the stream goes on writing without one), so the other streams keep
+ * converging. A send not done after PILOT_XDS_SEND_TIMEOUT (60 s) cancels that stream with
+ * DEADLINE_EXCEEDED; an outbox past its byte cap (PILOT_XDS_OUTBOX_MAX_BYTES, 64 MiB)
+ * cancels it with RESOURCE_EXHAUSTED (stream.h). Each is counted in
+ * pilot_xds_limit_closes{reason}. The endpoint hosts merged into a pending push (the
+ * mailbox's, a connection's) are capped at SRV_MAX_PUSH_HOSTS: past it the push is full.
+ *
  * Shutdown: gRPC aborts the process (assertion in grpc_cq_begin_op) when a batch is started
  * on a completion queue after grpc_completion_queue_shutdown, and a shard keeps handling
  * completions (a failed RECV ends the stream with a status, a push starts a SEND) until its
@@ -71,6 +82,21 @@ static void hosts_union(char ***dst, size_t *ndst, char *const *src, size_t nsrc
         *dst = xrealloc(*dst, (*ndst + 1) * sizeof(char *));
         (*dst)[(*ndst)++] = xstrdup(src[i]);
     }
+}
+
+/* hosts_union, then turn *full on (freeing the set) past SRV_MAX_PUSH_HOSTS: a full push
+ * covers every host, and a client that never drains must not make the set grow. */
+static void hosts_merge_capped(bool *full, char ***dst, size_t *ndst, char *const *src, size_t nsrc)
+{
+    if (*full)
+        return;
+    hosts_union(dst, ndst, src, nsrc > SRV_MAX_PUSH_HOSTS + 1 ? SRV_MAX_PUSH_HOSTS + 1 : nsrc);
+    if (*ndst <= SRV_MAX_PUSH_HOSTS)
+        return;
+    util_strv_free(*dst, *ndst);
+    *dst = NULL;
+    *ndst = 0;
+    *full = true;
 }
 
 static void res_slice_unref(void *p)
@@ -199,6 +225,7 @@ static void conn_send_status(srv_conn *c)
     ops[n].data.send_status_from_server.status_details = &details;
     n++;
     c->status_sent = true;
+    c->send_start_ns = util_now_ns(); /* a status stuck behind flow control times out too */
     srv_conn_start_batch(c, ops, n, &c->t_status);
     grpc_slice_unref(details);
 }
@@ -243,6 +270,39 @@ static void conn_push_done(srv_conn *c)
     atomic_fetch_sub(&c->sh->srv->inflight, 1);
 }
 
+/* A limit ends the stream (see "Limits" above): cancel the call with code and msg at once,
+ * since what is queued would never be read, and give back what it holds. The call's
+ * batches then fail and TAG_CLOSE frees it as usual. */
+static void conn_limit_close(srv_conn *c, grpc_status_code code, const char *reason,
+                             const char *msg)
+{
+    if (c->limit_closed || c->closed)
+        return;
+    c->limit_closed = true;
+    c->finishing = true;
+    c->status_sent = true; /* the cancel carries the status: nothing more is written */
+    c->push_pending = false;
+    pq_remove(c->sh, c);
+    conn_push_done(c);
+    xds_msg *m;
+    while ((m = xds_stream_pop(&c->st)) != NULL)
+        xds_msg_free(m);
+    metric_add(xds_m.limit_closes, reason, 1);
+    LOG_WARN(LOG_SCOPE, "ADS: \"%s\" %s: closing the stream: %s", c->st.peer, c->st.conn_id, msg);
+    grpc_call_cancel_with_status(c->call, code, msg, NULL);
+}
+
+/* The stream state asked for the end (st.close_code): a limit cancels, anything else
+ * (a refused node) is a status after what is queued. */
+static void conn_end_stream(srv_conn *c)
+{
+    if (c->st.close_reason != NULL)
+        conn_limit_close(c, (grpc_status_code)c->st.close_code, c->st.close_reason,
+                         c->st.close_msg);
+    else
+        conn_finish(c, c->st.close_code, c->st.close_msg);
+}
+
 /* Starts the next write, or the status when finishing and the outbox is drained. */
 static void conn_pump(srv_conn *c)
 {
@@ -254,7 +314,7 @@ static void conn_pump(srv_conn *c)
         return;
     }
     if (c->st.close_code != 0) {
-        conn_finish(c, c->st.close_code, c->st.close_msg);
+        conn_end_stream(c);
         return;
     }
     xds_msg *m = xds_stream_pop(&c->st);
@@ -276,7 +336,9 @@ static void conn_pump(srv_conn *c)
     ops[n].data.send_message.send_message = c->send_buf;
     n++;
     c->inflight = m;
+    c->st.inflight_bytes = m->total;
     c->send_active = true;
+    c->send_start_ns = util_now_ns();
     srv_conn_start_batch(c, ops, n, &c->t_send);
 }
 
@@ -286,6 +348,7 @@ static srv_conn *conn_new(srv_shard *sh, grpc_call *call, bool delta, const grpc
     char *peer = grpc_call_get_peer(call);
     xds_stream_init(&c->st, delta, atomic_fetch_add(&sh->srv->conn_seq, 1) + 1, peer);
     gpr_free(peer);
+    c->st.outq_max_bytes = sh->srv->outbox_max_bytes;
     c->sh = sh;
     c->call = call;
     c->t_recv = (srv_tag){TAG_RECV, c};
@@ -417,7 +480,7 @@ static void conn_on_recv(srv_conn *c, bool ok)
     pthread_mutex_unlock(&c->sh->lock);
     protobuf_c_message_free_unpacked(req, NULL);
     if (rc != 0 || c->st.close_code != 0) {
-        conn_finish(c, c->st.close_code, c->st.close_msg);
+        conn_end_stream(c);
         return;
     }
     conn_post_recv(c);
@@ -427,6 +490,7 @@ static void conn_on_recv(srv_conn *c, bool ok)
 static void conn_on_send(srv_conn *c, bool ok)
 {
     c->send_active = false;
+    c->st.inflight_bytes = 0;
     if (c->inflight != NULL) {
         metric_observe(xds_m.send_time, NULL, (double)(util_now_ns() - c->inflight->enq_ns) / 1e9);
         xds_msg_free(c->inflight);
@@ -554,8 +618,7 @@ static void shard_drain_mailbox(srv_shard *sh)
             if (start > 0 && (c->push_start_ns == 0 || start < c->push_start_ns))
                 c->push_start_ns = start;
         }
-        if (!c->push_full)
-            hosts_union(&c->push_hosts, &c->npush_hosts, hosts, nhosts);
+        hosts_merge_capped(&c->push_full, &c->push_hosts, &c->npush_hosts, hosts, nhosts);
         c->push_pending = true;
         pq_add(sh, c);
     }
@@ -591,6 +654,7 @@ static void shard_run_pushes(srv_shard *sh)
         c->push_kinds = 0;
         if (n > 0 && !c->push_inflight) {
             c->push_inflight = true;
+            c->slot_ns = util_now_ns();
             atomic_fetch_add(&srv->inflight, 1);
         }
         conn_pump(c);
@@ -624,6 +688,7 @@ static void shard_handle(srv_shard *sh, grpc_event ev)
         conn_on_send(c, ok);
         break;
     case TAG_STATUS:
+        c->status_done = true;
         break;
     case TAG_CLOSE:
         c->closed = true;
@@ -645,6 +710,38 @@ static void shard_close_cq(srv_shard *sh)
     grpc_completion_queue_shutdown(sh->cq);
 }
 
+/* The shard's watch over writes (see "Limits" above), every SRV_CHECK_NS: a push slot held
+ * past slot_hold_ns is given back, a write pending past send_timeout_ns ends its stream.
+ * Walks the list without the lock: it changes only on this thread. */
+static void shard_check_sends(srv_shard *sh)
+{
+    xds_server *srv = sh->srv;
+    int64_t now = util_now_ns();
+    if (now < sh->next_check_ns)
+        return;
+    sh->next_check_ns = now + SRV_CHECK_NS;
+    for (srv_conn *c = sh->conns; c != NULL; c = c->next) {
+        if (c->closed || c->limit_closed)
+            continue;
+        if (c->push_inflight && now - c->slot_ns > srv->slot_hold_ns) {
+            LOG_DEBUG(LOG_SCOPE,
+                      "ADS: %s: push still writing after %" PRId64 " ms: giving its slot back",
+                      c->st.conn_id, (now - c->slot_ns) / 1000000);
+            conn_push_done(c);
+        }
+        bool writing = c->send_active || (c->status_sent && !c->status_done);
+        if (writing && now - c->send_start_ns > srv->send_timeout_ns) {
+            char msg[400];
+            snprintf(msg, sizeof(msg),
+                     "node %s: a send did not complete within %.3g s "
+                     "(PILOT_XDS_SEND_TIMEOUT): the client is not reading",
+                     c->st.proxy != NULL ? c->st.proxy->id : c->st.peer,
+                     (double)srv->send_timeout_ns / 1e9);
+            conn_limit_close(c, GRPC_STATUS_DEADLINE_EXCEEDED, "send_timeout", msg);
+        }
+    }
+}
+
 static void *shard_main(void *arg)
 {
     srv_shard *sh = arg;
@@ -659,6 +756,7 @@ static void *shard_main(void *arg)
         if (ev.type == GRPC_OP_COMPLETE)
             shard_handle(sh, ev);
         shard_drain_mailbox(sh);
+        shard_check_sends(sh);
         shard_run_pushes(sh);
     }
     return NULL;
@@ -683,9 +781,9 @@ void xds_server_on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *
         /* no request (or a full one naming no kind): assume every kind changed */
         uint32_t kinds = req != NULL ? req->kinds_changed : ~0u;
         sh->mbox_kinds |= full && kinds == 0 ? ~0u : kinds;
-        if (!sh->mbox_full && req != NULL)
-            hosts_union(&sh->mbox_hosts, &sh->mbox_nhosts, req->endpoint_hosts,
-                        req->nendpoint_hosts);
+        if (req != NULL)
+            hosts_merge_capped(&sh->mbox_full, &sh->mbox_hosts, &sh->mbox_nhosts,
+                               req->endpoint_hosts, req->nendpoint_hosts);
         int64_t start = req != NULL ? req->start_ns : 0;
         if (start > 0 && (sh->mbox_start_ns == 0 || start < sh->mbox_start_ns))
             sh->mbox_start_ns = start;
@@ -713,6 +811,43 @@ static void server_int_arg(grpc_arg *args, size_t *n, const char *key, int64_t v
     args[*n].key = (char *)key;
     args[*n].value.integer = v > INT32_MAX ? INT32_MAX : (int)v;
     (*n)++;
+}
+
+/* PILOT_XDS_OUTBOX_MAX_BYTES: a byte count > 0; anything else is the default (logged). */
+static size_t server_env_outbox(void)
+{
+    const char *ev = getenv("PILOT_XDS_OUTBOX_MAX_BYTES");
+    if (ev == NULL || *ev == '\0')
+        return XDS_OUTQ_MAX_BYTES;
+    char *end = NULL;
+    unsigned long long v = strtoull(ev, &end, 10);
+    if (end == ev || *end != '\0' || v == 0 || ev[0] == '-') {
+        LOG_WARN(LOG_SCOPE, "PILOT_XDS_OUTBOX_MAX_BYTES=%.64s is not a byte count: using %zu", ev,
+                 XDS_OUTQ_MAX_BYTES);
+        return XDS_OUTQ_MAX_BYTES;
+    }
+    return (size_t)v;
+}
+
+/* PILOT_XDS_SEND_TIMEOUT: seconds ("3", "0.5") or a Go duration ("3s"), in [1ms, 24h]. */
+static int64_t server_env_send_timeout(void)
+{
+    const char *ev = getenv("PILOT_XDS_SEND_TIMEOUT");
+    if (ev == NULL || *ev == '\0')
+        return SRV_SEND_TIMEOUT_NS;
+    char *end = NULL;
+    double secs = strtod(ev, &end);
+    int64_t ns = 0;
+    if (end != ev && *end == '\0')
+        ns = secs >= 0 && secs <= 86400 ? (int64_t)(secs * 1e9) : 0;
+    else if (util_parse_duration(ev, &ns) != 0)
+        ns = 0;
+    if (ns < 1000000LL || ns > 86400LL * 1000000000LL) {
+        LOG_WARN(LOG_SCOPE, "PILOT_XDS_SEND_TIMEOUT=%.64s is not a time in [1ms, 24h]: using 60s",
+                 ev);
+        return SRV_SEND_TIMEOUT_NS;
+    }
+    return ns;
 }
 
 /* ns -> ms for gRPC's integer arguments: 0 stays 0 (off), anything else at least 1 ms. */
@@ -749,10 +884,14 @@ xds_server *xds_server_new(const xds_server_opts *opts)
         if (s->max_pushes > 100)
             s->max_pushes = 100;
     }
+    s->outbox_max_bytes = server_env_outbox();
+    s->send_timeout_ns = server_env_send_timeout();
+    s->slot_hold_ns = s->send_timeout_ns < SRV_SLOT_HOLD_NS ? s->send_timeout_ns : SRV_SLOT_HOLD_NS;
     xds_metrics_init();
     s->gen = xds_gen_new();
     xds_gen_set_trust_domain(s->gen, s->trust_domain);
     xds_gen_set_mesh_authz(s->gen, opts->mesh_authz);
+    xds_gen_set_mesh_telemetry(s->gen, opts->mesh_telemetry);
     s->env.gen = s->gen;
     s->env.domain = s->domain;
     for (int i = 0; i < XDS_SHARDS; i++) {
@@ -884,6 +1023,8 @@ void xds_server_free(xds_server *s)
 {
     if (s == NULL)
         return;
+    /* No debug handler may read the shards once they start going away. */
+    xds_debug_unregister(s);
     atomic_store(&s->stopping, true);
     if (s->server != NULL) {
         s->shutdown_tag = (srv_tag){TAG_SHUTDOWN, NULL};

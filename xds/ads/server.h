@@ -53,6 +53,9 @@ typedef struct xds_server_opts {
     /* mesh config trustDomainAliases and extensionProviders (borrowed; copied into the
      * generator), NULL: none */
     const xds_mesh_authz *mesh_authz;
+    /* mesh config access logs and default metrics provider (borrowed; copied), NULL: the
+     * defaults (istio.stats on, no access logs) */
+    const xds_mesh_telemetry *mesh_telemetry;
     xds_token_review_fn review; /* NULL: client certificates only */
     void *review_ud;
 } xds_server_opts;

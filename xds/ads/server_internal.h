@@ -23,6 +23,11 @@
 #define SRV_MAX_IDS 4            /* SPIFFE identities kept per secure stream */
 #define SRV_MAX_TOKEN 16384      /* bearer tokens are about a kilobyte */
 #define SRV_TOKEN_AUDIENCE "istio-ca"
+/* Limits on what a client that stops reading can hold (server.c, "Limits"). */
+#define SRV_SEND_TIMEOUT_NS (60LL * 1000000000LL) /* PILOT_XDS_SEND_TIMEOUT overrides */
+#define SRV_SLOT_HOLD_NS (2LL * 1000000000LL)     /* a push slot held longer is given back */
+#define SRV_CHECK_NS (100LL * 1000000LL)          /* how often a shard looks for stuck sends */
+#define SRV_MAX_PUSH_HOSTS 1024 /* endpoint hosts merged into one pending push, then full */
 
 #define METHOD_SOTW                                                                                \
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
@@ -70,7 +75,7 @@ typedef struct srv_conn {
     xds_msg *inflight; /* the message being written */
     int cancelled;
     bool closed; /* RECV_CLOSE_ON_SERVER completed */
-    bool send_active, initial_md_sent, status_sent, finishing;
+    bool send_active, initial_md_sent, status_sent, status_done, finishing;
     int status_code;
     char status_msg[512];
 
@@ -80,6 +85,12 @@ typedef struct srv_conn {
     char **push_hosts;
     size_t npush_hosts;
     int64_t push_start_ns;
+    int64_t slot_ns; /* when push_inflight took its slot */
+
+    /* The write in flight (message or status) started at send_start_ns; a limit that ended
+     * the stream cancelled the call (limit_closed) and nothing is written afterwards. */
+    int64_t send_start_ns;
+    bool limit_closed;
 
     /* Secure port: the identities the caller proved (client certificate or JWT). A token
      * is reviewed on a worker thread (auth.c): until the answer the first request waits
@@ -134,6 +145,7 @@ struct srv_shard {
 
     mesh_snapshot *snap;         /* latest snapshot this shard pushed (shard thread) */
     srv_conn *pq_head, *pq_tail; /* connections whose push waits for a slot */
+    int64_t next_check_ns;       /* next look for stuck sends (shard thread) */
 };
 
 typedef struct srv_unary {
@@ -156,6 +168,9 @@ struct xds_server {
     int64_t opts_age_ms, opts_grace_ms, opts_ka_time_ms, opts_ka_timeout_ms; /* 0 = off */
     void *snapshot_ud;
     int max_pushes;
+    size_t outbox_max_bytes; /* per stream, PILOT_XDS_OUTBOX_MAX_BYTES or the default */
+    int64_t send_timeout_ns; /* PILOT_XDS_SEND_TIMEOUT or SRV_SEND_TIMEOUT_NS */
+    int64_t slot_hold_ns;    /* min(SRV_SLOT_HOLD_NS, send_timeout_ns) */
     int port;
     grpc_server *server;
     void *m_sotw, *m_delta;

@@ -61,6 +61,11 @@ void xds_metrics_init(void)
                          NULL, send_buckets, sizeof(send_buckets) / sizeof(send_buckets[0]));
     xds_m.internal_errors = metric_counter("pilot_total_xds_internal_errors",
                                            "Total number of internal XDS errors in pilot.", NULL);
+    xds_m.limit_closes = metric_counter(
+        "pilot_xds_limit_closes",
+        "Total number of XDS streams closed by a server limit (outbox: responses queued for "
+        "a client that does not read; send_timeout: a send that did not complete in time).",
+        "reason");
 }
 
 /* ---- types ----------------------------------------------------------------------------- */
@@ -523,8 +528,20 @@ xds_msg *xds_stream_pop(xds_stream *st)
     if (st->outq_head == NULL)
         st->outq_tail = NULL;
     st->outq_len--;
+    st->outq_bytes -= m->total;
     m->next = NULL;
     return m;
+}
+
+/* Ends the stream for a full outbox (see XDS_OUTQ_MAX, XDS_OUTQ_MAX_BYTES). */
+static void stream_outq_full(xds_stream *st, const char *what)
+{
+    if (st->close_code != 0)
+        return;
+    st->close_code = 8; /* GRPC_STATUS_RESOURCE_EXHAUSTED */
+    st->close_reason = "outbox";
+    snprintf(st->close_msg, sizeof(st->close_msg), "node %s: %s: the client is not reading",
+             st->proxy != NULL ? st->proxy->id : st->peer, what);
 }
 
 /* Appends m to the outbox. SotW: a queued, not yet written response of the same type is
@@ -534,27 +551,43 @@ xds_msg *xds_stream_pop(xds_stream *st)
 static void stream_enqueue(xds_stream *st, xds_msg *m, bool replace)
 {
     m->enq_ns = util_now_ns();
+    xds_msg **slot = NULL;
     for (xds_msg **pp = &st->outq_head; replace && *pp != NULL; pp = &(*pp)->next) {
         if ((*pp)->type == m->type) {
-            xds_msg *old = *pp;
-            m->next = old->next;
-            *pp = m;
-            if (st->outq_tail == old)
-                st->outq_tail = m;
-            xds_msg_free(old);
-            return;
+            slot = pp;
+            break;
         }
     }
-    if (st->outq_len >= XDS_OUTQ_MAX) {
+    /* What would wait unsent besides m: the outbox (less a response m replaces) and the
+     * message being written. */
+    size_t max = st->outq_max_bytes ? st->outq_max_bytes : XDS_OUTQ_MAX_BYTES;
+    size_t pending = st->outq_bytes - (slot != NULL ? (*slot)->total : 0) + st->inflight_bytes;
+    if (pending > 0 && (pending > max || m->total > max - pending)) {
+        char what[160];
+        snprintf(what, sizeof(what), "%zu response bytes queued, over the limit of %zu",
+                 pending + m->total, max);
         xds_msg_free(m);
-        if (st->close_code == 0) {
-            st->close_code = 8; /* GRPC_STATUS_RESOURCE_EXHAUSTED */
-            snprintf(st->close_msg, sizeof(st->close_msg),
-                     "%s: more than %d responses queued: the client is not reading", st->conn_id,
-                     XDS_OUTQ_MAX);
-        }
+        stream_outq_full(st, what);
         return;
     }
+    if (slot != NULL) {
+        xds_msg *old = *slot;
+        m->next = old->next;
+        *slot = m;
+        if (st->outq_tail == old)
+            st->outq_tail = m;
+        st->outq_bytes += m->total - old->total;
+        xds_msg_free(old);
+        return;
+    }
+    if (st->outq_len >= XDS_OUTQ_MAX) {
+        char what[160];
+        snprintf(what, sizeof(what), "more than %d responses queued", XDS_OUTQ_MAX);
+        xds_msg_free(m);
+        stream_outq_full(st, what);
+        return;
+    }
+    st->outq_bytes += m->total;
     if (st->outq_tail != NULL)
         st->outq_tail->next = m;
     else

@@ -93,16 +93,29 @@ typedef struct xds_stream {
 
     xds_msg *outq_head, *outq_tail;
     size_t outq_len;
+    size_t outq_bytes;     /* wire bytes of the messages in the outbox */
+    size_t inflight_bytes; /* set by the I/O layer: the message being written, 0 = none */
+    size_t outq_max_bytes; /* the byte cap below for this stream; 0 = XDS_OUTQ_MAX_BYTES */
 
     /* Set when the stream must end: a gRPC status code and message. */
     int close_code;
     char close_msg[512];
+    /* Set with close_code when a limit ended the stream: the reason label of
+     * pilot_xds_limit_closes ("outbox"). The I/O layer then cancels the call at once
+     * instead of writing what is queued first: the client is not reading it. */
+    const char *close_reason;
 } xds_stream;
 
 /* The most responses queued per stream. Pushes wait for an empty outbox (server.c), SotW
  * replaces a queued response of the same type, so only a client that keeps asking without
  * reading reaches it. */
 #define XDS_OUTQ_MAX 64
+/* The most response bytes queued but not yet written per stream (the outbox plus the
+ * message being written; PILOT_XDS_OUTBOX_MAX_BYTES overrides, server.c). One message on
+ * its own is always allowed, whatever its size (it is what the mesh needs); a backlog
+ * past the cap ends the stream with RESOURCE_EXHAUSTED, so a client that asks without
+ * reading cannot grow the server's memory without bound. */
+#define XDS_OUTQ_MAX_BYTES ((size_t)64 << 20)
 
 void xds_stream_init(xds_stream *st, bool delta, uint64_t seq, const char *peer);
 void xds_stream_cleanup(xds_stream *st);
@@ -139,6 +152,7 @@ typedef struct xds_metrics {
     struct metric *convergence;     /* pilot_proxy_convergence_time */
     struct metric *send_time;       /* pilot_xds_send_time */
     struct metric *internal_errors; /* pilot_total_xds_internal_errors */
+    struct metric *limit_closes;    /* pilot_xds_limit_closes{reason} */
 } xds_metrics;
 
 extern xds_metrics xds_m;
@@ -153,5 +167,7 @@ void xds_server_visit(struct xds_server *s, xds_stream_visit_fn fn, void *ud);
 size_t xds_server_connections(struct xds_server *s);
 /* Registers /debug/syncz, /debug/adsz, /debug/connections and /debug/config_dump. */
 void xds_debug_register(struct xds_server *s);
+/* Takes them off the debug table again, waiting for running calls (xds_server_free). */
+void xds_debug_unregister(struct xds_server *s);
 
 #endif

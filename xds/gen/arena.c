@@ -247,6 +247,66 @@ void gen_struct_set_str(gen_ctx *c, Google__Protobuf__Struct *st, const char *ke
     GA_PUSH(c->a, st->fields, st->n_fields, e);
 }
 
+/* Nesting bound of gen_value_from_json: the input is mesh config, but a Struct nested
+ * without limit would overflow the stack here and in protobuf-c's packer. */
+#define GEN_JSON_MAX_DEPTH 32
+
+static Google__Protobuf__Struct *gen_struct_from_json_depth(gen_ctx *c, const cJSON *j, int depth);
+
+static Google__Protobuf__Value *gen_value_from_json(gen_ctx *c, const cJSON *j, int depth)
+{
+    Google__Protobuf__Value *v =
+        GA_MSG(c->a, Google__Protobuf__Value, google__protobuf__value__init);
+    if (cJSON_IsString(j)) {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        v->string_value = ga_strdup(c->a, j->valuestring);
+    } else if (cJSON_IsNumber(j)) {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+        v->number_value = j->valuedouble;
+    } else if (cJSON_IsBool(j)) {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+        v->bool_value = cJSON_IsTrue(j);
+    } else if (cJSON_IsObject(j) && depth < GEN_JSON_MAX_DEPTH) {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
+        v->struct_value = gen_struct_from_json_depth(c, j, depth + 1);
+    } else if (cJSON_IsArray(j) && depth < GEN_JSON_MAX_DEPTH) {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
+        v->list_value =
+            GA_MSG(c->a, Google__Protobuf__ListValue, google__protobuf__list_value__init);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, j)
+        {
+            GA_PUSH(c->a, v->list_value->values, v->list_value->n_values,
+                    gen_value_from_json(c, it, depth + 1));
+        }
+    } else {
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE; /* null, or nested too deep */
+    }
+    return v;
+}
+
+static Google__Protobuf__Struct *gen_struct_from_json_depth(gen_ctx *c, const cJSON *j, int depth)
+{
+    Google__Protobuf__Struct *st =
+        GA_MSG(c->a, Google__Protobuf__Struct, google__protobuf__struct__init);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+    {
+        Google__Protobuf__Struct__FieldsEntry *e =
+            GA_MSG(c->a, Google__Protobuf__Struct__FieldsEntry,
+                   google__protobuf__struct__fields_entry__init);
+        e->key = ga_strdup(c->a, it->string);
+        e->value = gen_value_from_json(c, it, depth);
+        GA_PUSH(c->a, st->fields, st->n_fields, e);
+    }
+    return st;
+}
+
+Google__Protobuf__Struct *gen_struct_from_json(gen_ctx *c, const cJSON *j)
+{
+    return cJSON_IsObject(j) ? gen_struct_from_json_depth(c, j, 0) : NULL;
+}
+
 Envoy__Config__Core__V3__Metadata *gen_filter_metadata(gen_ctx *c, const char *filter,
                                                        Google__Protobuf__Struct *st)
 {

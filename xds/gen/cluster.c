@@ -417,6 +417,62 @@ static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy 
         cl->transport_socket = gen_upstream_tls(c, tp, svc, port, sni);
 }
 
+/* istiod's outbound cluster metadata (Envoy only; grpcgen adds none): under "istio" the
+ * service the cluster is for (telemetry labels: services [{host, name, namespace}], a
+ * ServiceEntry's name being its host), external for MESH_EXTERNAL, and when a
+ * DestinationRule applies its config path (the first rule of a merged one), the subset, and
+ * alpn_override "false" for SIMPLE/MUTUAL origination (istio's ALPN filter then leaves the
+ * application's ALPN alone). */
+Google__Protobuf__Struct *gen_cluster_services_metadata(gen_ctx *c, Cluster *cl,
+                                                        const mesh_service *const *svcs, size_t n)
+{
+    Google__Protobuf__Struct *st = gen_config_metadata(c, &cl->metadata, NULL, NULL, NULL);
+    Google__Protobuf__Struct__FieldsEntry *e = GA_MSG(c->a, Google__Protobuf__Struct__FieldsEntry,
+                                                      google__protobuf__struct__fields_entry__init);
+    e->key = ga_strdup(c->a, "services");
+    e->value = GA_MSG(c->a, Google__Protobuf__Value, google__protobuf__value__init);
+    e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
+    e->value->list_value =
+        GA_MSG(c->a, Google__Protobuf__ListValue, google__protobuf__list_value__init);
+    for (size_t i = 0; i < n; i++) {
+        const mesh_service *svc = svcs[i];
+        Google__Protobuf__Struct *sv = gen_struct_str(c, "host", svc->hostname);
+        gen_struct_set_str(c, sv, "name", svc->from_service_entry ? svc->hostname : svc->meta.name);
+        gen_struct_set_str(c, sv, "namespace", svc->meta.ns);
+        Google__Protobuf__Value *item =
+            GA_MSG(c->a, Google__Protobuf__Value, google__protobuf__value__init);
+        item->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
+        item->struct_value = sv;
+        GA_PUSH(c->a, e->value->list_value->values, e->value->list_value->n_values, item);
+    }
+    GA_PUSH(c->a, st->fields, st->n_fields, e);
+    return st;
+}
+
+static void gen_cluster_metadata(gen_ctx *c, Cluster *cl, const mesh_service *svc,
+                                 const mesh_destination_rule *dr, const char *subset,
+                                 const mesh_traffic_policy *tp)
+{
+    Google__Protobuf__Struct *st = gen_cluster_services_metadata(c, cl, &svc, 1);
+    if (svc->mesh_external) {
+        Google__Protobuf__Struct__FieldsEntry *x =
+            GA_MSG(c->a, Google__Protobuf__Struct__FieldsEntry,
+                   google__protobuf__struct__fields_entry__init);
+        x->key = ga_strdup(c->a, "external");
+        x->value = GA_MSG(c->a, Google__Protobuf__Value, google__protobuf__value__init);
+        x->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+        x->value->bool_value = true;
+        GA_PUSH(c->a, st->fields, st->n_fields, x);
+    }
+    if (!dr)
+        return;
+    gen_config_metadata(c, &cl->metadata, "destination-rule", dr->meta.ns, dr->meta.name);
+    if (subset)
+        gen_struct_set_str(c, st, "subset", subset);
+    if (tp && tp->has_tls && (tp->tls.mode == MESH_TLS_SIMPLE || tp->tls.mode == MESH_TLS_MUTUAL))
+        gen_struct_set_str(c, st, "alpn_override", "false");
+}
+
 Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_port *port,
                               const char *subset)
 {
@@ -506,7 +562,7 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
                 GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
                        envoy__config__core__v3__http2_protocol_options__init);
     }
-    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
+    const mesh_destination_rule *dr = gen_dr(c, svc->hostname);
     char *sni =
         ga_printf(c->a, "outbound_.%u_.%s_.%s", port->port, subset ? subset : "", svc->hostname);
     const mesh_traffic_policy *tp = gen_policy(dr, port->port, subset);
@@ -514,6 +570,12 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
     /* any tls block in the rule is the user's choice (an absent mode is DISABLE) */
     if (!tp || !tp->has_tls)
         gen_auto_mtls(c, cl, svc, port->port, sni);
+    if (!c->grpc) {
+        gen_cluster_metadata(c, cl, svc, dr, subset, tp);
+        /* istiod's applyMetadataExchange: the TCP peer-metadata exchange on every outbound
+         * cluster, the client side of the inbound istio.metadata_exchange filter */
+        gen_cluster_mx_filter(c, cl);
+    }
     return cl;
 }
 
@@ -528,8 +590,7 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
             const mesh_service *svc = mesh_snapshot_service(c->s, host);
             if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
                 continue;
-            if (subset[0] &&
-                !gen_dr_subset(mesh_snapshot_destination_rule(c->s, host, c->p->ns), subset))
+            if (subset[0] && !gen_dr_subset(gen_dr(c, host), subset))
                 continue;
             gen_item it = {.name = ga_strdup(c->a, names[i]),
                            .extra = gen_dr_key(c, host),
@@ -544,8 +605,7 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
         const mesh_service *svc = c->s->services[i];
         if (!gen_service_visible(c, svc))
             continue;
-        const mesh_destination_rule *dr =
-            mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns);
+        const mesh_destination_rule *dr = gen_dr(c, svc->hostname);
         char *drk = gen_dr_key(c, svc->hostname);
         for (size_t p = 0; p < svc->nports; p++) {
             gen_item it = {.name = gen_cluster_name(c, svc->ports[p].port, NULL, svc->hostname),

@@ -15,8 +15,7 @@ static const mesh_labels *gen_subset_labels(gen_ctx *c, const char *host, const 
 {
     if (!subset || !subset[0])
         return NULL;
-    const mesh_subset *ss =
-        gen_dr_subset(mesh_snapshot_destination_rule(c->s, host, c->p->ns), subset);
+    const mesh_subset *ss = gen_dr_subset(gen_dr(c, host), subset);
     return ss ? &ss->labels : NULL;
 }
 

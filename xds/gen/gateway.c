@@ -290,11 +290,17 @@ static Envoy__Config__Listener__V3__Filter *gw_tcp_filter(gen_ctx *c, const gw_s
     return NULL;
 }
 
-/* A TCP chain's filters: the gateway's network RBAC, then f. */
-static void gw_tcp_filters(gen_ctx *c, Envoy__Config__Listener__V3__FilterChain *fc,
+/* A TCP chain's filters, in istiod's order: the metadata exchange when s terminates Istio
+ * mTLS (ISTIO_MUTUAL tcp routes: the peer is a sidecar; s NULL: never), the gateway's
+ * network RBAC, istio.stats, then f. */
+static void gw_tcp_filters(gen_ctx *c, const gw_server *s,
+                           Envoy__Config__Listener__V3__FilterChain *fc,
                            Envoy__Config__Listener__V3__Filter *f)
 {
+    if (s && s->srv->has_tls && s->srv->tls.mode == MESH_SERVER_TLS_ISTIO_MUTUAL)
+        gen_tcp_mx_filter(c, &fc->filters, &fc->n_filters);
     gen_authz_network_filters(c, &fc->filters, &fc->n_filters);
+    gen_tcp_stats_filter(c, GEN_CLASS_GATEWAY, &fc->filters, &fc->n_filters);
     GA_PUSH(c->a, fc->filters, fc->n_filters, f);
 }
 
@@ -332,7 +338,7 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gen_strmap *
                     GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                            envoy__config__listener__v3__filter_chain__init);
                 fc->filter_chain_match = fcm;
-                gw_tcp_filters(c, fc, gen_tcp_route_filter(c, tr, s->srv->port));
+                gw_tcp_filters(c, NULL, fc, gen_tcp_route_filter(c, tr, s->srv->port));
                 GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
                 added++;
             }
@@ -342,13 +348,15 @@ static size_t gw_passthrough_chains(gen_ctx *c, const gw_server *s, gen_strmap *
 }
 
 /* The gateway's HCM with the authentication and authorization filters of the policies
- * that select the gateway workload (istiod applies them to gateways as to sidecars). */
+ * that select the gateway workload (istiod applies them to gateways as to sidecars) and
+ * the gateway's telemetry. */
 static Envoy__Config__Listener__V3__Filter *gw_hcm_filter(gen_ctx *c, uint32_t bind,
                                                           const char *route)
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, ga_printf(c->a, "outbound_0.0.0.0_%u", bind), route);
     gen_hcm_security_filters(c, h);
+    gen_hcm_telemetry(c, h, GEN_CLASS_GATEWAY);
     return gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base);
 }
 
@@ -389,7 +397,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
                 continue; /* no tcp route for this server */
             any_tls = true;
             fc = gw_tls_chain(c, s, false);
-            gw_tcp_filters(c, fc, f);
+            gw_tcp_filters(c, s, fc, f);
         } else if (gw_is_tcp(s->srv)) {
             if (plain_done)
                 continue;
@@ -399,7 +407,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
             plain_done = true;
             fc = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                         envoy__config__listener__v3__filter_chain__init);
-            gw_tcp_filters(c, fc, f);
+            gw_tcp_filters(c, s, fc, f);
         }
         if (fc)
             GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
@@ -409,6 +417,7 @@ static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
     if (any_tls) {
         gen_add_tls_inspector(c, l);
     }
+    gen_listener_access_log(c, l);
     return &l->base;
 }
 
@@ -454,6 +463,7 @@ static void gw_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         ga_cat(c->a, &k, "%sgws=", g->prefix);
         for (size_t j = 0; rs && j < rs->n; j++)
             ga_cat(c->a, &k, "%s,", g->servers[rs->v[j]].gw_key);
+        ga_cat(c->a, &k, "%s", gen_dr_selector_key(c)); /* hash policies */
         gen_item it = {.name = s->route, .extra = k.s, .port = s->bind};
         gen_items_add(c, out, &it);
     }

@@ -26,10 +26,13 @@
  *   endpoints, which only change with the snapshot version already in the key); gateway LDS/RDS the
  * proxy namespace, the set of selected Gateways ("ns/name", in snapshot order) and the gateway
  * Service; sidecar RDS the proxy namespace (short-name domains, and the DestinationRules whose
- * consistent hash adds route hash policies), and the proxy labels when a mesh VirtualService uses
+ * consistent hash adds route hash policies; with the workloadSelector rules its labels match,
+ * gateway RDS too), and the proxy labels when a mesh VirtualService uses
  * sourceLabels/ sourceNamespace; sidecar virtualInbound and inbound clusters the proxy's inbound
- *   ports and protocols; outbound clusters the DestinationRule the proxy sees
- *   ("ns/name", which depends on the proxy namespace).
+ *   ports and protocols (inbound clusters also the services on the port, named in their
+ *   metadata); outbound clusters the DestinationRule the proxy sees
+ *   ("ns/name", or every rule merged into it; it depends on the proxy namespace, and on its
+ *   labels for workloadSelector rules).
  * - Invalidation is by key, never in place: a new snapshot version simply produces new
  *   keys. When a call brings a snapshot version newer than any seen, entries keyed by a
  *   snapshot version older than the previous one are dropped (pushes still pinned to the
@@ -54,6 +57,9 @@
  *              selector); LDS and RDS of every flavour when the snapshot has an HTTP,
  *              TCP or TLS match with sourceLabels (which routes apply depends on them);
  *              LDS when a security policy has a selector (which policies apply);
+ *              CDS, EDS and RDS when a DestinationRule of the proxy's namespace has a
+ *              workloadSelector (which rule the proxy sees: policies, subsets, hash
+ *              policies);
  *     IPs:     sidecar LDS and CDS (the inbound ports come from endpoints carrying one
  *              of the proxy's IPs).
  *   A generator that read labels or IPs where the class leaves them out would see them
@@ -120,8 +126,9 @@ typedef struct gen_entry {
 
 struct xds_gen {
     pthread_mutex_t mu;
-    char *trust_domain;         /* fixed before the first call; NULL = default */
-    xds_mesh_authz *mesh_authz; /* likewise; NULL = none */
+    char *trust_domain;           /* fixed before the first call; NULL = default */
+    xds_mesh_authz *mesh_authz;   /* likewise; NULL = none */
+    xds_mesh_telemetry telemetry; /* likewise; zero = istiod's defaults */
     gen_entry *buckets[GEN_CACHE_BUCKETS];
     gen_entry *head, *tail;
     size_t n;
@@ -216,6 +223,7 @@ void xds_gen_free(xds_gen *g)
     if (g->mesh_authz)
         xds_mesh_authz_clear(g->mesh_authz);
     free(g->mesh_authz);
+    xds_mesh_telemetry_clear(&g->telemetry);
     free(g);
 }
 
@@ -235,6 +243,24 @@ void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m)
     xds_mesh_authz_clear(g->mesh_authz);
     if (m)
         xds_mesh_authz_copy(g->mesh_authz, m);
+}
+
+void xds_mesh_telemetry_clear(xds_mesh_telemetry *m)
+{
+    free(m->access_log_file);
+    free(m->access_log_format);
+    memset(m, 0, sizeof *m);
+}
+
+void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *m)
+{
+    xds_mesh_telemetry_clear(&g->telemetry);
+    if (!m)
+        return;
+    g->telemetry = *m;
+    g->telemetry.access_log_file =
+        m->access_log_file && m->access_log_file[0] ? xstrdup(m->access_log_file) : NULL;
+    g->telemetry.access_log_format = m->access_log_format ? xstrdup(m->access_log_format) : NULL;
 }
 
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
@@ -463,12 +489,14 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
     bool lds = strcmp(type, XDS_TYPE_LISTENER) == 0;
     bool rds = strcmp(type, XDS_TYPE_ROUTE) == 0;
     bool cds = strcmp(type, XDS_TYPE_CLUSTER) == 0;
+    bool eds = strcmp(type, XDS_TYPE_ENDPOINT) == 0;
     memset(k, 0, sizeof *k);
     k->ti = ti;
     k->ns = p->ns;
     unsigned uses = (lds || rds) ? gen_label_uses(g, s) : 0;
     if ((fl == XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds)) ||
-        ((lds || rds) && (uses & GEN_LABELS_SOURCE)) || (lds && (uses & GEN_LABELS_SECURITY)))
+        ((lds || rds) && (uses & GEN_LABELS_SOURCE)) || (lds && (uses & GEN_LABELS_SECURITY)) ||
+        ((cds || eds || rds) && mesh_snapshot_dr_selects(s, p->ns)))
         k->labels = &p->labels;
     if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
         static char *const no_ips[1] = {NULL};
@@ -713,7 +741,8 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .grpc = p->flavour == XDS_FLAVOUR_GRPC,
                  .gateway = p->flavour == XDS_FLAVOUR_ENVOY_GATEWAY,
                  .trust_domain = g->trust_domain,
-                 .mesh_authz = g->mesh_authz ? g->mesh_authz : &gen_no_mesh_authz};
+                 .mesh_authz = g->mesh_authz ? g->mesh_authz : &gen_no_mesh_authz,
+                 .telemetry = &g->telemetry};
     gen_items items = {0};
     ops->list(&c, names, nnames, &items);
 

@@ -156,6 +156,33 @@ void xds_mesh_authz_copy(xds_mesh_authz *dst, const xds_mesh_authz *src);
  * (the Sidecar/mesh-config issue makes mesh config live; then it must join the keys). */
 void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m);
 
+/* ---- mesh config that shapes telemetry ----------------------------------------------- */
+
+typedef enum {
+    XDS_ACCESS_LOG_TEXT = 0, /* accessLogEncoding TEXT (istiod's default) */
+    XDS_ACCESS_LOG_JSON,
+} xds_access_log_encoding;
+
+/* What istiod reads from mesh config for its telemetry filters when no Telemetry resource
+ * applies (we do not read Telemetry resources): the legacy access log fields and whether
+ * the prometheus provider is a default metrics provider. */
+typedef struct xds_mesh_telemetry {
+    char *access_log_file; /* accessLogFile; NULL = no access logs */
+    xds_access_log_encoding access_log_encoding;
+    char *access_log_format;     /* accessLogFormat as written; NULL = istiod's default */
+    bool no_listener_access_log; /* disableEnvoyListenerLog */
+    /* defaultProviders.metrics given without "prometheus": no istio.stats filters. Absent
+     * defaultProviders means Istio's install default, metrics: [prometheus]. */
+    bool no_metrics;
+} xds_mesh_telemetry;
+
+/* Frees what m holds (not m) and zeroes it. */
+void xds_mesh_telemetry_clear(xds_mesh_telemetry *m);
+/* The telemetry settings this generator uses (copied; NULL = istiod's defaults: stats on,
+ * no access log). Static like the authorization settings: set once, before the first
+ * xds_gen_generate; not part of any cache key. */
+void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *m);
+
 /* True when an empty subscription to type_url means "everything" for this proxy:
  * LDS and CDS for Envoy proxies; never for gRPC (it names what it wants). */
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url);

@@ -111,7 +111,10 @@ typedef struct gen_ctx {
     bool gateway;             /* Envoy gateway flavour (part of the class, like grpc) */
     const char *trust_domain; /* SPIFFE trust domain of peer identities; NULL = cluster.local */
     const xds_mesh_authz *mesh_authz; /* trust domain aliases, ext_authz providers; may be NULL */
-    void *fctx;                       /* flavour-specific per-call data, built lazily (arena) */
+    const xds_mesh_telemetry *telemetry; /* access log and metrics settings; never NULL */
+    void *fctx;                          /* flavour-specific per-call data, built lazily (arena) */
+    /* the mesh config file access log, built once per call (telemetry.c) */
+    Envoy__Config__Accesslog__V3__AccessLog *access_log;
 } gen_ctx;
 
 /* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
@@ -159,6 +162,9 @@ Google__Protobuf__BoolValue *gen_bool(gen_ctx *c, bool v);
 /* A Struct with one string field (key NULL: empty), and adding one to it. */
 Google__Protobuf__Struct *gen_struct_str(gen_ctx *c, const char *key, const char *val);
 void gen_struct_set_str(gen_ctx *c, Google__Protobuf__Struct *st, const char *key, const char *val);
+/* A Struct (arena) holding a JSON object's members, converted as proto3 JSON maps onto
+ * google.protobuf.Value; NULL when j is not an object. */
+Google__Protobuf__Struct *gen_struct_from_json(gen_ctx *c, const cJSON *j);
 /* Metadata with one filter_metadata entry. */
 Envoy__Config__Core__V3__Metadata *gen_filter_metadata(gen_ctx *c, const char *filter,
                                                        Google__Protobuf__Struct *st);
@@ -234,8 +240,44 @@ Envoy__Config__Listener__V3__Filter *gen_hcm_filter(gen_ctx *c, const char *stat
                                                     const char *route_name);
 Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *
 gen_hcm(gen_ctx *c, const char *stat_prefix, const char *route_name);
+/* tcp_proxy to cluster; log: with the mesh config access log (istiod logs every tcp_proxy
+ * but its blackhole chains'). */
 Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char *stat_prefix,
-                                                          const char *cluster);
+                                                          const char *cluster, bool log);
+
+/* ---- telemetry (telemetry.c) ------------------------------------------------------------ */
+
+/* istiod's listener classes, which pick the metadata exchange and stats configuration. */
+typedef enum {
+    GEN_CLASS_SIDECAR_INBOUND = 0,
+    GEN_CLASS_SIDECAR_OUTBOUND,
+    GEN_CLASS_GATEWAY,
+} gen_listener_class;
+
+/* An HCM's telemetry as istiod's default install has it: istio.metadata_exchange first
+ * (ahead of the authentication and authorization filters, so their denials carry peer
+ * metadata: call after gen_hcm_security_filters), istio.stats just before the router, and
+ * the mesh config access log. Envoy flavours only. */
+void gen_hcm_telemetry(
+    gen_ctx *c,
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h,
+    gen_listener_class cls);
+/* Appends the network istio.metadata_exchange filter (inbound chains, ISTIO_MUTUAL gateway
+ * TCP servers) to *f. */
+void gen_tcp_mx_filter(gen_ctx *c, Envoy__Config__Listener__V3__Filter ***f, size_t *n);
+/* Appends the network istio.stats filter of cls to *f (nothing when metrics are off). */
+void gen_tcp_stats_filter(gen_ctx *c, gen_listener_class cls,
+                          Envoy__Config__Listener__V3__Filter ***f, size_t *n);
+/* Appends the upstream istio.metadata_exchange filter to a cluster's filters: the client
+ * half of the TCP exchange the inbound chains' filter answers (it acts only when the
+ * upstream TLS negotiated ALPN istio-peer-exchange). istiod puts it on every outbound
+ * cluster, subsets and PassthroughCluster included. */
+void gen_cluster_mx_filter(gen_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl);
+/* The listener-level access log (only connections no chain took, response flag NR) on l,
+ * as istiod sets it on virtualInbound, virtualOutbound and gateway listeners. */
+void gen_listener_access_log(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l);
+/* The mesh config file access log, appended to *logs (nothing without accessLogFile). */
+void gen_access_log_add(gen_ctx *c, Envoy__Config__Accesslog__V3__AccessLog ***logs, size_t *n);
 
 /* ---- L4 routes (VirtualService tcp and tls) ----------------------------------------------- */
 
@@ -260,11 +302,31 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh
 Envoy__Config__Cluster__V3__Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc,
                                                           const mesh_port *port,
                                                           const char *subset);
+/* istiod's telemetry metadata on a cluster: filter_metadata["istio"]["services"] = one
+ * {host, name, namespace} per service (a ServiceEntry's name being its host). Returns the
+ * "istio" Struct. */
+Google__Protobuf__Struct *gen_cluster_services_metadata(gen_ctx *c,
+                                                        Envoy__Config__Cluster__V3__Cluster *cl,
+                                                        const mesh_service *const *svcs, size_t n);
 /* Lists outbound clusters (all services x ports, plus DR subsets). */
 void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nnames,
                                 gen_items *out);
-/* DR identity the proxy sees for a host ("ns/name" or "-"), for cache keys. */
+/* The DestinationRule that shapes the proxy's outbound traffic to hostname (its labels
+ * pick workloadSelector rules, so they are in the view whenever the proxy's namespace has
+ * such a rule), or NULL. */
+const mesh_destination_rule *gen_dr(gen_ctx *c, const char *hostname);
+/* istiod's config info metadata: filter_metadata["istio"]["config"] =
+ * "/apis/networking.istio.io/v1/namespaces/<ns>/<kind>/<name>" (kind in kebab case, e.g.
+ * "destination-rule"; istiod writes the version it stores, always v1). Returns the
+ * "istio" Struct so callers can add fields; *md is created when NULL. */
+Google__Protobuf__Struct *gen_config_metadata(gen_ctx *c, Envoy__Config__Core__V3__Metadata **md,
+                                              const char *kind, const char *ns, const char *name);
+/* Identity of gen_dr's answer ("ns/name[,ns/name...]" or "-"), for cache keys. */
 char *gen_dr_key(gen_ctx *c, const char *hostname);
+/* The workloadSelector DestinationRules of the proxy's namespace its labels match
+ * ("drsel=ns/a,ns/b"), "" when the namespace has none: for cache keys of resources that
+ * read rules of many hosts (route hash policies). */
+char *gen_dr_selector_key(gen_ctx *c);
 /* Whether EDS marks this endpoint tlsMode=istio for auto mTLS: its pod says
  * security.istio.io/tlsMode: istio and its PeerAuthentication does not DISABLE the port. */
 bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *sh,

@@ -96,8 +96,9 @@ static bool grpc_inbound_mtls(gen_ctx *c, const char *ip, uint32_t port)
             const char *tm = mesh_labels_get(&ep->labels, "security.istio.io/tlsMode");
             if (tm && strcmp(tm, "istio") == 0)
                 return true;
+            /* the server side: workloadSelector rules shape outbound traffic only */
             const mesh_destination_rule *dr =
-                mesh_snapshot_destination_rule(c->s, sh->hostname, c->p->ns);
+                mesh_snapshot_destination_rule(c->s, sh->hostname, c->p->ns, NULL, NULL);
             const mesh_traffic_policy *tp = gen_policy(dr, ep->service_port, NULL);
             if (tp && tp->has_tls && tp->tls.mode == MESH_TLS_ISTIO_MUTUAL)
                 return true;

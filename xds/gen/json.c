@@ -13,6 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
+#include "envoy/extensions/formatter/cel/v3/cel.pb-c.h"
+#include "envoy/extensions/formatter/metadata/v3/metadata.pb-c.h"
+#include "envoy/extensions/formatter/req_without_query/v3/req_without_query.pb-c.h"
 #include "envoy/extensions/filters/http/jwt_authn/v3/config.pb-c.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb-c.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
@@ -24,6 +28,7 @@
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "udpa/type/v1/typed_struct.pb-c.h"
 #include "pilot/base/util.h"
 #include "xds/gen/gen.h"
 #include "xds/gen/gen_internal.h"
@@ -54,6 +59,11 @@ static const ProtobufCMessageDescriptor *const json_registry[] = {
     &envoy__extensions__filters__http__ext_authz__v3__ext_authz__descriptor,
     &envoy__extensions__filters__network__ext_authz__v3__ext_authz__descriptor,
     &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor,
+    &envoy__extensions__access_loggers__file__v3__file_access_log__descriptor,
+    &envoy__extensions__formatter__cel__v3__cel__descriptor,
+    &envoy__extensions__formatter__metadata__v3__metadata__descriptor,
+    &envoy__extensions__formatter__req_without_query__v3__req_without_query__descriptor,
+    &udpa__type__v1__typed_struct__descriptor,
 };
 
 static const ProtobufCMessageDescriptor *json_lookup(const char *type_url)

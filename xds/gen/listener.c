@@ -117,7 +117,7 @@ Envoy__Config__Listener__V3__Filter *gen_hcm_filter(gen_ctx *c, const char *stat
 }
 
 Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char *stat_prefix,
-                                                          const char *cluster)
+                                                          const char *cluster, bool log)
 {
     Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp =
         GA_MSG(c->a, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy,
@@ -126,6 +126,8 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char
     tp->cluster_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER;
     tp->cluster = ga_strdup(c->a, cluster);
+    if (log)
+        gen_access_log_add(c, &tp->access_log, &tp->n_access_log);
     return gen_filter(c, "envoy.filters.network.tcp_proxy", &tp->base);
 }
 
@@ -189,7 +191,7 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh
     if (live <= 1) {
         const char *cl =
             live ? gen_dest_cluster(c, &r->route[last].destination, ctx_port) : "BlackHoleCluster";
-        return gen_tcp_proxy_filter(c, cl, cl);
+        return gen_tcp_proxy_filter(c, cl, cl, true);
     }
     Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp =
         GA_MSG(c->a, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy,
@@ -214,5 +216,6 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_route_filter(gen_ctx *c, const mesh
     tp->cluster_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
     tp->weighted_clusters = wc;
+    gen_access_log_add(c, &tp->access_log, &tp->n_access_log);
     return gen_filter(c, "envoy.filters.network.tcp_proxy", &tp->base);
 }

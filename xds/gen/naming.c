@@ -164,10 +164,56 @@ char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs)
     return k;
 }
 
+Google__Protobuf__Struct *gen_config_metadata(gen_ctx *c, Envoy__Config__Core__V3__Metadata **md,
+                                              const char *kind, const char *ns, const char *name)
+{
+    Google__Protobuf__Struct *st = NULL;
+    for (size_t i = 0; *md && i < (*md)->n_filter_metadata; i++)
+        if (strcmp((*md)->filter_metadata[i]->key, "istio") == 0)
+            st = (*md)->filter_metadata[i]->value;
+    if (!st) {
+        st = gen_struct_str(c, NULL, NULL);
+        if (!*md) {
+            *md = gen_filter_metadata(c, "istio", st);
+        } else {
+            Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *e =
+                GA_MSG(c->a, Envoy__Config__Core__V3__Metadata__FilterMetadataEntry,
+                       envoy__config__core__v3__metadata__filter_metadata_entry__init);
+            e->key = ga_strdup(c->a, "istio");
+            e->value = st;
+            GA_PUSH(c->a, (*md)->filter_metadata, (*md)->n_filter_metadata, e);
+        }
+    }
+    if (kind)
+        gen_struct_set_str(c, st, "config",
+                           ga_printf(c->a, "/apis/networking.istio.io/v1/namespaces/%s/%s/%s",
+                                     ns ? ns : "", kind, name ? name : ""));
+    return st;
+}
+
+const mesh_destination_rule *gen_dr(gen_ctx *c, const char *hostname)
+{
+    return mesh_snapshot_destination_rule(c->s, hostname, c->p->ns, &c->p->labels, NULL);
+}
+
 char *gen_dr_key(gen_ctx *c, const char *hostname)
 {
-    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, hostname, c->p->ns);
-    if (!dr)
-        return ga_strdup(c->a, "-");
-    return ga_printf(c->a, "%s/%s", dr->meta.ns, dr->meta.name);
+    const char *key = NULL;
+    mesh_snapshot_destination_rule(c->s, hostname, c->p->ns, &c->p->labels, &key);
+    return ga_strdup(c->a, key ? key : "-");
+}
+
+char *gen_dr_selector_key(gen_ctx *c)
+{
+    if (!mesh_snapshot_dr_selects(c->s, c->p->ns))
+        return ga_strdup(c->a, "");
+    gen_sbuf b = {0};
+    ga_cat(c->a, &b, "drsel=");
+    for (size_t i = 0; i < c->s->ndrs; i++) {
+        const mesh_destination_rule *dr = c->s->drs[i];
+        if (dr->has_workload_selector && dr->meta.ns && strcmp(dr->meta.ns, c->p->ns) == 0 &&
+            mesh_labels_subset(&dr->workload_selector, &c->p->labels))
+            ga_cat(c->a, &b, "%s,", dr->meta.name);
+    }
+    return (char *)ga_sbuf_str(c->a, &b);
 }

@@ -271,7 +271,7 @@ static void gen_hash_policy(gen_ctx *c, RouteAction *ra, const char *host, const
 {
     if (c->grpc || !host)
         return;
-    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(c->s, host, c->p->ns);
+    const mesh_destination_rule *dr = gen_dr(c, host);
     const mesh_traffic_policy *tp = dr ? dr->policy : NULL;
     const mesh_subset *ss = gen_dr_subset(dr, subset);
     if (ss && ss->policy)
@@ -509,6 +509,9 @@ static Route *gen_http_route(gen_ctx *c, const mesh_virtual_service *vs, const m
     Route *r = GA_MSG(c->a, Route, envoy__config__route__v3__route__init);
     r->name = ga_strdup(c->a, hr->name ? hr->name : (m && m->name ? m->name : ""));
     r->match = gen_route_match(c, m);
+    /* istiod names the VirtualService on every route made from it (gRPC too: grpcgen
+     * builds its routes with the sidecar's route translation) */
+    gen_config_metadata(c, &r->metadata, "virtual-service", vs->meta.ns, vs->meta.name);
     if (hr->has_redirect && !c->grpc) {
         Envoy__Config__Route__V3__RedirectAction *ra =
             GA_MSG(c->a, Envoy__Config__Route__V3__RedirectAction,

@@ -24,6 +24,8 @@
 typedef struct sc_inbound {
     uint32_t port; /* the workload's (target) port */
     mesh_protocol protocol;
+    const mesh_service **svcs; /* whose endpoints are the proxy on port (cluster metadata) */
+    size_t nsvcs;
 } sc_inbound;
 
 typedef struct sc_ctx {
@@ -58,17 +60,21 @@ static sc_ctx *sc_get(gen_ctx *c)
             const mesh_endpoint *ep = &sh->eps[e];
             if (!sc_proxy_has_ip(c, ep->address) || !ep->port)
                 continue;
-            bool seen = false;
-            for (size_t k = 0; k < x->nin && !seen; k++)
-                seen = x->in[k].port == ep->port;
-            if (seen)
-                continue;
             if (!svc)
                 svc = mesh_snapshot_service(c->s, sh->hostname);
-            const mesh_port *sp = svc ? gen_service_port(svc, ep->service_port) : NULL;
-            sc_inbound in = {.port = ep->port,
-                             .protocol = sp ? sp->protocol : MESH_PROTO_UNSUPPORTED};
-            GA_PUSH(c->a, x->in, x->nin, in);
+            size_t k = 0;
+            while (k < x->nin && x->in[k].port != ep->port)
+                k++;
+            if (k == x->nin) {
+                const mesh_port *sp = svc ? gen_service_port(svc, ep->service_port) : NULL;
+                sc_inbound in = {.port = ep->port,
+                                 .protocol = sp ? sp->protocol : MESH_PROTO_UNSUPPORTED};
+                GA_PUSH(c->a, x->in, x->nin, in);
+            }
+            /* istiod's inbound telemetry metadata: each service on the port once */
+            sc_inbound *in = &x->in[k];
+            if (svc && !svc->mesh_external && (in->nsvcs == 0 || in->svcs[in->nsvcs - 1] != svc))
+                GA_PUSH(c->a, in->svcs, in->nsvcs, svc);
         }
     }
     if (x->nin > 1)
@@ -172,6 +178,20 @@ static Envoy__Config__Listener__V3__FilterChain *sc_chain(gen_ctx *c, const char
     return fc;
 }
 
+/* An outbound TCP chain: istio.stats (client side), then f. No metadata exchange here:
+ * istiod does it for outbound TCP in the cluster's filters. */
+static Envoy__Config__Listener__V3__FilterChain *
+sc_out_tcp_chain(gen_ctx *c, const char *name, Envoy__Config__Listener__V3__Filter *f)
+{
+    Envoy__Config__Listener__V3__FilterChain *fc =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
+    fc->name = ga_strdup(c->a, name);
+    gen_tcp_stats_filter(c, GEN_CLASS_SIDECAR_OUTBOUND, &fc->filters, &fc->n_filters);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, f);
+    return fc;
+}
+
 /* Inbound HTTP: an inline route straight to the local inbound cluster. */
 static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t port,
                                                             const char *cluster)
@@ -179,6 +199,7 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
         gen_hcm(c, ga_printf(c->a, "inbound_0.0.0.0_%u", port), "");
     gen_hcm_security_filters(c, h);
+    gen_hcm_telemetry(c, h, GEN_CLASS_SIDECAR_INBOUND);
     /* as istiod on every inbound HCM: the caller's identity reaches the app in XFCC */
     h->forward_client_cert_details =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__APPEND_FORWARD;
@@ -242,8 +263,8 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
             if (fcm->n_server_names == 0)
                 continue;
             Envoy__Config__Listener__V3__FilterChain *fc =
-                sc_chain(c, ga_printf(c->a, "%s_tls_%zu_%zu", it->name, r, m),
-                         gen_tcp_route_filter(c, tr, it->port));
+                sc_out_tcp_chain(c, ga_printf(c->a, "%s_tls_%zu_%zu", it->name, r, m),
+                                 gen_tcp_route_filter(c, tr, it->port));
             fc->filter_chain_match = fcm;
             GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
         }
@@ -254,8 +275,8 @@ static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const 
     const mesh_l4_route *tcp = vs ? gen_vs_tcp_route(c, vs, "mesh", it->port) : NULL;
     char *cl = gen_cluster_name(c, it->port, NULL, it->svc->hostname);
     Envoy__Config__Listener__V3__Filter *f =
-        tcp ? gen_tcp_route_filter(c, tcp, it->port) : gen_tcp_proxy_filter(c, cl, cl);
-    GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, sc_chain(c, it->name, f));
+        tcp ? gen_tcp_route_filter(c, tcp, it->port) : gen_tcp_proxy_filter(c, cl, cl, true);
+    GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, sc_out_tcp_chain(c, it->name, f));
     return l;
 }
 
@@ -352,7 +373,9 @@ static Envoy__Config__Listener__V3__FilterChainMatch *sc_fcm(gen_ctx *c, uint32_
     return m;
 }
 
-/* A TCP chain's filters: the workload's network RBAC, then tcp_proxy to cluster. */
+/* An inbound TCP chain's filters, in istiod's order: metadata exchange first (so RBAC
+ * denials still carry the peer's metadata), the workload's network RBAC, istio.stats
+ * (server side), then tcp_proxy to cluster. */
 static Envoy__Config__Listener__V3__FilterChain *sc_tcp_chain(gen_ctx *c, const char *name,
                                                               const char *cluster)
 {
@@ -360,8 +383,24 @@ static Envoy__Config__Listener__V3__FilterChain *sc_tcp_chain(gen_ctx *c, const 
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
                envoy__config__listener__v3__filter_chain__init);
     fc->name = ga_strdup(c->a, name);
+    gen_tcp_mx_filter(c, &fc->filters, &fc->n_filters);
     gen_authz_network_filters(c, &fc->filters, &fc->n_filters);
-    GA_PUSH(c->a, fc->filters, fc->n_filters, gen_tcp_proxy_filter(c, cluster, cluster));
+    gen_tcp_stats_filter(c, GEN_CLASS_SIDECAR_INBOUND, &fc->filters, &fc->n_filters);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, gen_tcp_proxy_filter(c, cluster, cluster, true));
+    return fc;
+}
+
+/* An inbound HTTP chain: the network metadata exchange (istiod puts it ahead of the HCM on
+ * inbound HTTP chains too), then the HCM. */
+static Envoy__Config__Listener__V3__FilterChain *sc_http_chain(gen_ctx *c, const char *name,
+                                                               uint32_t port, const char *cluster)
+{
+    Envoy__Config__Listener__V3__FilterChain *fc =
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
+    fc->name = ga_strdup(c->a, name);
+    gen_tcp_mx_filter(c, &fc->filters, &fc->n_filters);
+    GA_PUSH(c->a, fc->filters, fc->n_filters, sc_inbound_http(c, port, cluster));
     return fc;
 }
 
@@ -385,8 +424,7 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
             sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, false, opts);
         for (size_t o = 0; o < n; o++) {
             Envoy__Config__Listener__V3__FilterChain *fc =
-                http ? sc_chain(c, chain, sc_inbound_http(c, port, cl))
-                     : sc_tcp_chain(c, chain, cl);
+                http ? sc_http_chain(c, chain, port, cl) : sc_tcp_chain(c, chain, cl);
             fc->filter_chain_match = sc_fcm(c, port, &opts[o]);
             if (opts[o].terminate)
                 fc->transport_socket = sc_downstream_tls(c, http);
@@ -394,10 +432,15 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
             GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
         }
     }
-    /* traffic addressed to 15006 itself would loop */
+    /* traffic addressed to 15006 itself would loop; counted, not logged (istiod's) */
     Envoy__Config__Listener__V3__FilterChain *bh =
-        sc_chain(c, "virtualInbound-blackhole",
-                 gen_tcp_proxy_filter(c, "BlackHoleCluster", "BlackHoleCluster"));
+        GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
+               envoy__config__listener__v3__filter_chain__init);
+    bh->name = ga_strdup(c->a, "virtualInbound-blackhole");
+    gen_tcp_mx_filter(c, &bh->filters, &bh->n_filters);
+    gen_tcp_stats_filter(c, GEN_CLASS_SIDECAR_INBOUND, &bh->filters, &bh->n_filters);
+    GA_PUSH(c->a, bh->filters, bh->n_filters,
+            gen_tcp_proxy_filter(c, "BlackHoleCluster", "BlackHoleCluster", false));
     bh->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
                                     envoy__config__listener__v3__filter_chain_match__init);
     bh->filter_chain_match->destination_port = gen_u32(c, 15006);
@@ -415,6 +458,7 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
     }
     if (need_tls)
         gen_add_tls_inspector(c, l);
+    gen_listener_access_log(c, l);
     return l;
 }
 
@@ -426,25 +470,31 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         l = sc_listener(c, it->name, "0.0.0.0", 15001);
         l->use_original_dst = gen_bool(c, true);
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
-        l->default_filter_chain =
-            sc_chain(c, "PassthroughFilterChain",
-                     gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster"));
+        l->default_filter_chain = sc_out_tcp_chain(
+            c, "PassthroughFilterChain",
+            gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster", true));
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
-                sc_chain(c, "virtualOutbound-catchall-tcp",
-                         gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster")));
+                sc_out_tcp_chain(
+                    c, "virtualOutbound-catchall-tcp",
+                    gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster", true)));
+        gen_listener_access_log(c, l);
         break;
     case SC_L_VIN:
         l = sc_inbound_listener(c, it->name);
         break;
-    case SC_L_HTTP:
+    case SC_L_HTTP: {
         l = sc_listener(c, it->name, "0.0.0.0", it->port);
         l->bind_to_port = gen_bool(c, false);
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+        Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
+            gen_hcm(c, ga_printf(c->a, "outbound_0.0.0.0_%u", it->port),
+                    ga_printf(c->a, "%u", it->port));
+        gen_hcm_telemetry(c, h, GEN_CLASS_SIDECAR_OUTBOUND);
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
                 sc_chain(c, ga_printf(c->a, "0.0.0.0_%u", it->port),
-                         gen_hcm_filter(c, ga_printf(c->a, "outbound_0.0.0.0_%u", it->port),
-                                        ga_printf(c->a, "%u", it->port))));
+                         gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base)));
         break;
+    }
     case SC_L_TCP:
         l = sc_tcp_listener(c, it);
         break;
@@ -474,7 +524,8 @@ static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
             /* short names depend on the proxy namespace; routes on its labels (sourceLabels) */
             gen_item it = {.name = n,
                            .port = svc->ports[p].port,
-                           .extra = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "")};
+                           .extra = ga_printf(c->a, "ns=%s%s", c->p->ns ? c->p->ns : "",
+                                              gen_dr_selector_key(c))};
             gen_items_add(c, &all, &it);
         }
     }
@@ -591,9 +642,14 @@ static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         char *n = ga_printf(c->a, "inbound|%u||", x->in[k].port);
         if (names && !gen_names_has(names, nnames, n))
             continue;
+        /* the services on the port are in the cluster's metadata */
+        gen_sbuf key = {0};
+        ga_cat(c->a, &key, "%d|", (int)x->in[k].protocol);
+        for (size_t v = 0; v < x->in[k].nsvcs; v++)
+            ga_cat(c->a, &key, "%s,", x->in[k].svcs[v]->hostname);
         gen_item it = {.name = n,
                        .port = x->in[k].port,
-                       .extra = ga_printf(c->a, "%d", (int)x->in[k].protocol),
+                       .extra = (char *)ga_sbuf_str(c->a, &key),
                        .ref = (void *)(uintptr_t)SC_C_IN};
         gen_items_add(c, out, &it);
     }
@@ -618,6 +674,8 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
     case SC_C_INPASSTHROUGH:
         cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
         cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;
+        if (kind == SC_C_PASSTHROUGH) /* istiod's, like its other outbound clusters */
+            gen_cluster_mx_filter(c, cl);
         break;
     case SC_C_IN: {
         /* the app listens on localhost:port behind the sidecar */
@@ -638,6 +696,10 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
             cl->http2_protocol_options =
                 GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
                        envoy__config__core__v3__http2_protocol_options__init);
+        const sc_ctx *x = sc_get(c);
+        for (size_t k = 0; k < x->nin; k++)
+            if (x->in[k].port == it->port && x->in[k].nsvcs)
+                gen_cluster_services_metadata(c, cl, x->in[k].svcs, x->in[k].nsvcs);
         break;
     }
     default:

@@ -408,7 +408,9 @@ static const pcase cases[] = {
      "{'apiVersion':'networking.istio.io/v2','kind':'VirtualService'," META("default",
                                                                             "x") ",'spec':{}}",
      -2, NULL, NULL},
-    {"sidecar skipped", ISTIO("Sidecar", "default", "s", "{}"), -2, NULL, NULL},
+    {"envoyfilter skipped", ISTIO("EnvoyFilter", "default", "s", "{}"), -2, NULL, NULL},
+    {"sidecar judged", ISTIO("Sidecar", "default", "s", "{}"), -1,
+     "spec: sidecar: empty configuration provided", NULL},
     {"no kind skipped", "{'apiVersion':'v1'}", -2, NULL, NULL},
 
     /* metadata */
@@ -1350,6 +1352,8 @@ static void test_kinds(void **state)
         {"networking.istio.io/v1beta1", "VirtualService", MESH_KIND_VIRTUAL_SERVICE},
         {"networking.istio.io/v1alpha3", "DestinationRule", MESH_KIND_DESTINATION_RULE},
         {"networking.istio.io/v1", "ServiceEntry", MESH_KIND_SERVICE_ENTRY},
+        {"networking.istio.io/v1alpha3", "Sidecar", MESH_KIND_SIDECAR},
+        {"security.istio.io/v1", "Sidecar", MESH_KIND_UNKNOWN},
         {"gateway.networking.k8s.io/v1", "Gateway", MESH_KIND_UNKNOWN},
         {"v1", "VirtualService", MESH_KIND_UNKNOWN},
         {"networking.istio.io/v1", "Service", MESH_KIND_UNKNOWN},

@@ -1,7 +1,8 @@
 /* test_snapshot: lookups on a built snapshot (services and shards by hostname, gateways by
  * namespace/name) and the DestinationRule choice (exact host before wildcard, proxy
  * namespace, then the service's, then the root namespace from mesh config, nothing else;
- * exportTo respected). */
+ * exportTo respected), how several rules for one host in one namespace merge (istiod's
+ * mergeDestinationRule) and which proxies workloadSelector rules reach. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,11 +128,12 @@ static void test_destination_rule_root_namespace(void **state)
     model *m;
     mesh_snapshot *s = build_root(&m, "mesh-root");
     assert_string_equal(s->root_ns, "mesh-root");
-    const mesh_destination_rule *dr = mesh_snapshot_destination_rule(s, "ext.example.com", "a");
+    const mesh_destination_rule *dr =
+        mesh_snapshot_destination_rule(s, "ext.example.com", "a", NULL, NULL);
     assert_non_null(dr);
     assert_string_equal(dr->meta.name, "root-ext");
     /* istio-system is now just a namespace: its wildcard does not reach web.a */
-    assert_null(mesh_snapshot_destination_rule(s, "web.a.svc.cluster.local", "a"));
+    assert_null(mesh_snapshot_destination_rule(s, "web.a.svc.cluster.local", "a", NULL, NULL));
     mesh_snapshot_release(s);
     model_free(m);
 }
@@ -143,7 +145,8 @@ static void test_destination_rule(void **state)
     mesh_snapshot *s = build(&m);
     for (size_t i = 0; i < sizeof(dr_cases) / sizeof(dr_cases[0]); i++) {
         const dr_case *c = &dr_cases[i];
-        const mesh_destination_rule *dr = mesh_snapshot_destination_rule(s, c->host, c->proxy_ns);
+        const mesh_destination_rule *dr =
+            mesh_snapshot_destination_rule(s, c->host, c->proxy_ns, NULL, NULL);
         char got[256] = "(none)";
         if (dr)
             snprintf(got, sizeof(got), "%s/%s", dr->meta.ns, dr->meta.name);
@@ -197,6 +200,173 @@ static void test_lookups(void **state)
     mesh_snapshot_release(s);
 }
 
+/* A DestinationRule in ns from JSON written with single quotes; ts is its
+ * creationTimestamp (istiod's merge order) or NULL. */
+static void add_dr_spec(model *m, const char *ns, const char *name, const char *ts,
+                        const char *spec)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "{'apiVersion':'networking.istio.io/v1','kind':'DestinationRule','metadata':"
+             "{'name':'%s','namespace':'%s'%s%s%s},'spec':%s}",
+             name, ns, ts ? ",'creationTimestamp':'" : "", ts ? ts : "", ts ? "'" : "", spec);
+    for (char *p = buf; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    add(m, buf);
+}
+
+static mesh_snapshot *build_merge(model **mp)
+{
+    model_opts o = {.domain = "cluster.local", .debounce_after_ns = 1, .debounce_max_ns = 1};
+    *mp = model_new(&o);
+    assert_non_null(*mp);
+    model *m = *mp;
+    add_svc(m, "m", "web");
+    add_svc(m, "m", "api");
+    add_svc(m, "m", "db");
+    add_svc(m, "m", "sel");
+    add_svc(m, "m", "two");
+    /* web.m: the older rule wins the top-level policy although its name sorts later; the
+     * newer one adds its new subset (v1 is a duplicate and dropped) */
+    add_dr_spec(m, "m", "z-old", "2024-01-01T00:00:00Z",
+                "{'host':'web','trafficPolicy':{'loadBalancer':{'simple':'RANDOM'}},"
+                "'subsets':[{'name':'v1','labels':{'v':'1'}}]}");
+    add_dr_spec(m, "m", "a-new", "2024-01-02T00:00:00Z",
+                "{'host':'web','trafficPolicy':{'loadBalancer':{'simple':'ROUND_ROBIN'}},"
+                "'subsets':[{'name':'v1','labels':{'v':'x'}},{'name':'v2','labels':{'v':'2'}}]}");
+    /* api.m: the first has no policy, so the second's is taken */
+    add_dr_spec(m, "m", "api-a", NULL, "{'host':'api','subsets':[{'name':'v1'}]}");
+    add_dr_spec(m, "m", "api-b", NULL,
+                "{'host':'api','trafficPolicy':{'loadBalancer':{'simple':'RANDOM'}}}");
+    /* db.m: different exportTo sets do not merge; at home the last applies */
+    add_dr_spec(m, "m", "db-all", NULL, "{'host':'db','exportTo':['*']}");
+    add_dr_spec(m, "m", "db-home", NULL, "{'host':'db','exportTo':['.']}");
+    /* sel.m: a selector rule for app=a, one without selector; in ns q only a selector rule */
+    add_dr_spec(m, "m", "sel-a", NULL,
+                "{'host':'sel','workloadSelector':{'matchLabels':{'app':'a'}},"
+                "'subsets':[{'name':'s1'}]}");
+    add_dr_spec(m, "m", "sel-all", NULL, "{'host':'sel','subsets':[{'name':'s0'}]}");
+    add_dr_spec(
+        m, "q", "sel-q", NULL,
+        "{'host':'sel.m.svc.cluster.local','workloadSelector':{'matchLabels':{'app':'a'}}}");
+    /* two.m: equal selectors merge, different ones stay apart */
+    add_dr_spec(m, "m", "two-1", NULL,
+                "{'host':'two','workloadSelector':{'matchLabels':{'app':'a','v':'1'}},"
+                "'subsets':[{'name':'t1'}]}");
+    add_dr_spec(m, "m", "two-2", NULL,
+                "{'host':'two','workloadSelector':{'matchLabels':{'v':'1','app':'a'}},"
+                "'subsets':[{'name':'t2'}]}");
+    add_dr_spec(m, "m", "two-3", NULL,
+                "{'host':'two','workloadSelector':{'matchLabels':{'app':'b'}},"
+                "'subsets':[{'name':'t3'}]}");
+    model_flush(m);
+    mesh_snapshot *s = model_snapshot(m);
+    assert_non_null(s);
+    return s;
+}
+
+static const char *subset_names(const mesh_destination_rule *dr, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; dr && i < dr->nsubsets; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "", dr->subsets[i].name);
+    return buf;
+}
+
+static void test_destination_rule_merge(void **state)
+{
+    (void)state;
+    model *m;
+    mesh_snapshot *s = build_merge(&m);
+    char buf[128];
+    const char *key;
+    const char *from[] = {"m", "other"};
+    for (size_t i = 0; i < 2; i++) {
+        const mesh_destination_rule *dr =
+            mesh_snapshot_destination_rule(s, "web.m.svc.cluster.local", from[i], NULL, &key);
+        assert_non_null(dr);
+        assert_string_equal(dr->meta.name, "z-old");
+        assert_string_equal(key, "m/z-old,m/a-new");
+        assert_string_equal(subset_names(dr, buf, sizeof buf), "v1,v2");
+        assert_string_equal(dr->subsets[0].labels.vals[0], "1");
+        assert_non_null(dr->policy);
+        assert_int_equal(dr->policy->lb, MESH_LB_RANDOM);
+    }
+    const mesh_destination_rule *dr =
+        mesh_snapshot_destination_rule(s, "api.m.svc.cluster.local", "m", NULL, &key);
+    assert_non_null(dr);
+    assert_string_equal(key, "m/api-a,m/api-b");
+    assert_string_equal(subset_names(dr, buf, sizeof buf), "v1");
+    assert_non_null(dr->policy);
+    assert_int_equal(dr->policy->lb, MESH_LB_RANDOM);
+    /* the parsed rules themselves are untouched */
+    for (size_t i = 0; i < s->ndrs; i++)
+        if (strcmp(s->drs[i]->meta.name, "api-a") == 0)
+            assert_null(s->drs[i]->policy);
+
+    mesh_snapshot_destination_rule(s, "db.m.svc.cluster.local", "m", NULL, &key);
+    assert_string_equal(key, "m/db-home");
+    mesh_snapshot_destination_rule(s, "db.m.svc.cluster.local", "other", NULL, &key);
+    assert_string_equal(key, "m/db-all");
+    mesh_snapshot_release(s);
+    model_free(m);
+}
+
+typedef struct sel_case {
+    const char *host, *ns, *app, *v; /* the proxy: namespace, labels app and v (NULL: none) */
+    bool inbound;                    /* labels NULL */
+    const char *want;                /* key or NULL */
+} sel_case;
+
+static const sel_case sel_cases[] = {
+    {"sel.m.svc.cluster.local", "m", "a", NULL, false, "m/sel-a"},
+    {"sel.m.svc.cluster.local", "m", "b", NULL, false, "m/sel-all"},
+    {"sel.m.svc.cluster.local", "m", "a", NULL, true, "m/sel-all"},      /* inbound: no selectors */
+    {"sel.m.svc.cluster.local", "other", "a", NULL, false, "m/sel-all"}, /* never exported */
+    {"sel.m.svc.cluster.local", "q", "a", NULL, false, "q/sel-q"},
+    /* istiod: the proxy namespace's list is final even when no rule in it applies */
+    {"sel.m.svc.cluster.local", "q", "b", NULL, false, NULL},
+    {"two.m.svc.cluster.local", "m", "a", "1", false, "m/two-1,m/two-2"},
+    {"two.m.svc.cluster.local", "m", "b", "1", false, "m/two-3"},
+    {"two.m.svc.cluster.local", "m", "a", NULL, false, NULL},
+};
+
+static void test_destination_rule_selector(void **state)
+{
+    (void)state;
+    model *m;
+    mesh_snapshot *s = build_merge(&m);
+    assert_true(mesh_snapshot_dr_selects(s, "m"));
+    assert_true(mesh_snapshot_dr_selects(s, "q"));
+    assert_false(mesh_snapshot_dr_selects(s, "other"));
+    for (size_t i = 0; i < sizeof(sel_cases) / sizeof(sel_cases[0]); i++) {
+        const sel_case *c = &sel_cases[i];
+        mesh_labels l = {0};
+        if (c->app)
+            mesh_labels_set(&l, "app", c->app);
+        if (c->v)
+            mesh_labels_set(&l, "v", c->v);
+        const char *key = NULL;
+        const mesh_destination_rule *dr =
+            mesh_snapshot_destination_rule(s, c->host, c->ns, c->inbound ? NULL : &l, &key);
+        mesh_labels_free(&l);
+        if (!c->want ? dr != NULL : (!key || strcmp(key, c->want) != 0))
+            fail_msg("case %zu %s from %s: got %s, want %s", i, c->host, c->ns,
+                     key ? key : "(none)", c->want ? c->want : "(none)");
+    }
+    char buf[64];
+    mesh_labels l = {0};
+    mesh_labels_set(&l, "app", "a");
+    mesh_labels_set(&l, "v", "1");
+    const mesh_destination_rule *dr =
+        mesh_snapshot_destination_rule(s, "two.m.svc.cluster.local", "m", &l, NULL);
+    mesh_labels_free(&l);
+    assert_string_equal(subset_names(dr, buf, sizeof buf), "t1,t2");
+    mesh_snapshot_release(s);
+    model_free(m);
+}
+
 int main(void)
 {
     char err[128];
@@ -205,6 +375,8 @@ int main(void)
         cmocka_unit_test(test_destination_rule),
         cmocka_unit_test(test_destination_rule_root_namespace),
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_destination_rule_merge),
+        cmocka_unit_test(test_destination_rule_selector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,9 +90,33 @@ static const hcase hcases[] = {
     {"delete allowed", "/validate", "application/json", REVIEW("DELETE", VS_BAD), 200,
      "'allowed':true"},
     {"unknown istio kind allowed", "/validate", "application/json",
-     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'Sidecar','metadata':{'"
-                      "name':'s'},'spec':{'egress':7}}"),
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1alpha3','kind':'EnvoyFilter',"
+                      "'metadata':{'name':'s'},'spec':{'configPatches':7}}"),
      200, "'allowed':true"},
+    /* Sidecars are judged now (they were the "unknown kind" case above), istiod's reasons */
+    {"invalid sidecar denied with istiod's reason", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'Sidecar','metadata':{'"
+                      "name':'s'},'spec':{'egress':[{'hosts':['*']}]}}"),
+     200,
+     "'allowed':false,'status':{'message':'configuration is invalid: Sidecar default/s: "
+     "spec.egress[0].hosts[0]: host must be of form namespace/dnsName'}"},
+    {"empty sidecar denied", "/validate", "application/json",
+     REVIEW("UPDATE", "{'apiVersion':'networking.istio.io/v1beta1','kind':'Sidecar','metadata':"
+                      "{'name':'s'},'spec':{}}"),
+     200,
+     "'message':'configuration is invalid: Sidecar default/s: spec: sidecar: empty "
+     "configuration provided'}"},
+    {"valid sidecar (v1alpha3) allowed", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1alpha3','kind':'Sidecar',"
+                      "'metadata':{'name':'s'},'spec':{'egress':[{'hosts':['./*','istio-system/"
+                      "*']}]}}"),
+     200, "'uid':'u-1','allowed':true}"},
+    {"sidecar warning returned", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'networking.istio.io/v1','kind':'Sidecar','metadata':{'"
+                      "name':'s'},'spec':{'workloadSelector':{},'egress':[{'hosts':['*/*']}]}}"),
+     200,
+     "'warnings':['Sidecar default/s: spec.workloadSelector: sidecar: workload selector "
+     "specified without labels, will be applied to all services in namespace']"},
     {"kubernetes kind allowed", "/validate", "application/json",
      REVIEW("CREATE", "{'apiVersion':'v1','kind':'Service','metadata':{'name':'S_S'}}"), 200,
      "'allowed':true"},

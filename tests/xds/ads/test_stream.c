@@ -741,6 +741,51 @@ static void test_delta(void **state)
     xds_stream_cleanup(&st);
 }
 
+/* The outbox byte cap: one message alone is always queued, a backlog past the cap (the
+ * outbox plus the message being written) ends the stream with RESOURCE_EXHAUSTED, reason
+ * "outbox", naming the node and the limit; what the cap refused is not queued. */
+static void test_outbox_bytes_cap(void **state)
+{
+    (void)state;
+    xds_stream st;
+    fake_node n;
+    node_init(&n, ID_OK, false);
+    xds_stream_init(&st, true, 21, "p");
+    st.outq_max_bytes = 10;
+    const char *ab[] = {CA, CB};
+    assert_int_equal(delta(&st, &n.node, XT_EDS, "", ab, 2, NULL, 0, NULL, 0), 0);
+    assert_int_equal(st.outq_len, 1); /* alone it is queued, over the cap or not */
+    size_t one = st.outq_bytes;
+    assert_true(one > 10);
+    st.outq_max_bytes = one + one / 2;
+    char want[64];
+    snprintf(want, sizeof(want), "limit of %zu", st.outq_max_bytes);
+
+    /* written (popped, in flight) and asked again: the in-flight bytes count too */
+    xds_msg *m = xds_stream_pop(&st);
+    assert_int_equal(st.outq_bytes, 0);
+    st.inflight_bytes = m->total;
+    delta(&st, NULL, XT_EDS, "", NULL, 0, ab, 2, NULL, 0);
+    assert_int_equal(delta(&st, NULL, XT_EDS, "", ab, 2, NULL, 0, NULL, 0), 0);
+    assert_int_equal(st.close_code, 8);
+    assert_string_equal(st.close_reason, "outbox");
+    assert_non_null(strstr(st.close_msg, ID_OK));
+    assert_non_null(strstr(st.close_msg, want));
+    assert_int_equal(st.outq_len, 0); /* refused, not queued */
+    xds_msg_free(m);
+    xds_stream_cleanup(&st);
+
+    /* the default cap is far above a normal answer */
+    xds_stream_init(&st, true, 22, "p");
+    assert_int_equal(delta(&st, &n.node, XT_EDS, "", ab, 2, NULL, 0, NULL, 0), 0);
+    delta(&st, NULL, XT_EDS, "", NULL, 0, ab, 2, NULL, 0);
+    assert_int_equal(delta(&st, NULL, XT_EDS, "", ab, 2, NULL, 0, NULL, 0), 0);
+    assert_int_equal(st.outq_len, 2);
+    assert_int_equal(st.close_code, 0);
+    assert_null(st.close_reason);
+    xds_stream_cleanup(&st);
+}
+
 /* initial_resource_versions: many entries, unsorted, a name twice (the last wins), merged
  * at once: the answer sends only what the client lacks and removes every name it holds
  * that we do not generate, in time linear in the entries. Above the cap the stream is
@@ -810,6 +855,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_nodes, setup),
         cmocka_unit_test_setup(test_delta, setup),
         cmocka_unit_test_setup(test_delta_initial_versions, setup),
+        cmocka_unit_test_setup(test_outbox_bytes_cap, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

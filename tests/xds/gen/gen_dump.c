@@ -7,6 +7,8 @@
  *   --grpc-ns    the gRPC client node's namespace (default "default")
  *   --grpc-lds   a listener the gRPC client asks for, as the target authority of
  *                xds:///host:port (repeatable; default: host:port of every service port)
+ *   --access-log PATH, --access-log-encoding TEXT|JSON, --access-log-format F
+ *                mesh config accessLogFile, accessLogEncoding, accessLogFormat
  * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
  * resource as config_dump JSON (private keys redacted), for the golden file comparison.
  * Envoy nodes ask for every type with a wildcard (SDS: every credential of the proxy's
@@ -300,7 +302,9 @@ static mesh_snapshot *load(char **files, int nfiles)
 static int usage(void)
 {
     fprintf(stderr, "usage: gen_dump [--flavours sidecar,gateway,grpc-client,grpc-server] "
-                    "[--grpc-ns NS] [--grpc-lds HOST:PORT]... OUTDIR FIXTURE.yaml...\n");
+                    "[--grpc-ns NS] [--grpc-lds HOST:PORT]... [--access-log PATH] "
+                    "[--access-log-encoding TEXT|JSON] [--access-log-format F] "
+                    "OUTDIR FIXTURE.yaml...\n");
     return 2;
 }
 
@@ -308,6 +312,7 @@ int main(int argc, char **argv)
 {
     const char *flavours = "sidecar,gateway", *grpc_ns = "default";
     name_set client_lds = {0};
+    xds_mesh_telemetry tel = {0}; /* borrowed from argv; copied by the generator */
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (a + 1 >= argc)
@@ -318,6 +323,13 @@ int main(int argc, char **argv)
             grpc_ns = argv[a + 1];
         else if (strcmp(argv[a], "--grpc-lds") == 0)
             names_add(&client_lds, argv[a + 1]);
+        else if (strcmp(argv[a], "--access-log") == 0)
+            tel.access_log_file = argv[a + 1];
+        else if (strcmp(argv[a], "--access-log-encoding") == 0)
+            tel.access_log_encoding =
+                strcmp(argv[a + 1], "JSON") == 0 ? XDS_ACCESS_LOG_JSON : XDS_ACCESS_LOG_TEXT;
+        else if (strcmp(argv[a], "--access-log-format") == 0)
+            tel.access_log_format = argv[a + 1];
         else
             return usage();
     }
@@ -336,6 +348,7 @@ int main(int argc, char **argv)
                 free(n);
             }
     xds_gen *g = xds_gen_new();
+    xds_gen_set_mesh_telemetry(g, &tel);
     char path[2048];
     snprintf(path, sizeof path, "%s/index", dir);
     dump_out o = {.idx = fopen(path, "w"), .all = cJSON_CreateArray(), .dir = dir};

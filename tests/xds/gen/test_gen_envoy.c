@@ -59,12 +59,14 @@ static Listener *get_listener(const xds_resource_set *set, const char *name)
     return l;
 }
 
+/* The chain's terminal filter (telemetry filters come before it: test_gen_telemetry). */
 static HCM *chain_hcm(const Envoy__Config__Listener__V3__FilterChain *fc)
 {
     assert_true(fc->n_filters >= 1);
-    assert_string_equal(fc->filters[0]->name, "envoy.filters.network.http_connection_manager");
+    const Envoy__Config__Listener__V3__Filter *f = fc->filters[fc->n_filters - 1];
+    assert_string_equal(f->name, "envoy.filters.network.http_connection_manager");
     HCM *h = fx_unpack_any(
-        fc->filters[0]->typed_config,
+        f->typed_config,
         &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
     assert_non_null(h);
     assert_true(h->n_http_filters >= 1);
@@ -75,9 +77,10 @@ static HCM *chain_hcm(const Envoy__Config__Listener__V3__FilterChain *fc)
 static const char *chain_tcp_cluster(const Envoy__Config__Listener__V3__FilterChain *fc, char *buf,
                                      size_t len)
 {
-    assert_string_equal(fc->filters[0]->name, "envoy.filters.network.tcp_proxy");
+    const Envoy__Config__Listener__V3__Filter *f = fc->filters[fc->n_filters - 1];
+    assert_string_equal(f->name, "envoy.filters.network.tcp_proxy");
     Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp =
-        fx_unpack_any(fc->filters[0]->typed_config,
+        fx_unpack_any(f->typed_config,
                       &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor);
     assert_non_null(tp);
     snprintf(buf, len, "%s", tp->cluster);
@@ -167,9 +170,11 @@ static void test_sidecar_lds(void **state)
     assert_false(h->bind_to_port->value);
     HCM *hcm = chain_hcm(h->filter_chains[0]);
     assert_string_equal(hcm->rds->route_config_name, "9080");
-    assert_int_equal(hcm->n_http_filters, 3);
-    assert_string_equal(hcm->http_filters[0]->name, "envoy.filters.http.cors");
-    assert_string_equal(hcm->http_filters[1]->name, "envoy.filters.http.fault");
+    assert_int_equal(hcm->n_http_filters, 5);
+    assert_string_equal(hcm->http_filters[0]->name, "istio.metadata_exchange");
+    assert_string_equal(hcm->http_filters[1]->name, "envoy.filters.http.cors");
+    assert_string_equal(hcm->http_filters[2]->name, "envoy.filters.http.fault");
+    assert_string_equal(hcm->http_filters[3]->name, "istio.stats");
     protobuf_c_message_free_unpacked(&hcm->base, NULL);
     protobuf_c_message_free_unpacked(&h->base, NULL);
 
@@ -243,6 +248,81 @@ static Cluster *get_cluster(const xds_resource_set *set, const char *name)
     Cluster *c = envoy__config__cluster__v3__cluster__unpack(NULL, r->len, r->bytes);
     assert_non_null(c);
     return c;
+}
+
+/* The "istio" filter metadata of a Struct, as a field lookup. */
+static const Google__Protobuf__Value *istio_field(const Envoy__Config__Core__V3__Metadata *md,
+                                                  const char *key)
+{
+    for (size_t i = 0; md && i < md->n_filter_metadata; i++) {
+        if (strcmp(md->filter_metadata[i]->key, "istio") != 0)
+            continue;
+        const Google__Protobuf__Struct *st = md->filter_metadata[i]->value;
+        for (size_t k = 0; k < st->n_fields; k++)
+            if (strcmp(st->fields[k]->key, key) == 0)
+                return st->fields[k]->value;
+    }
+    return NULL;
+}
+
+static const char *istio_str(const Envoy__Config__Core__V3__Metadata *md, const char *key)
+{
+    const Google__Protobuf__Value *v = istio_field(md, key);
+    return v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE ? v->string_value : NULL;
+}
+
+/* istiod's metadata: clusters name their service and DestinationRule (and subset), routes
+ * their VirtualService. */
+static void test_istio_metadata(void **state)
+{
+    (void)state;
+    xds_resource_set set;
+    fx_gen(gen, sidecar, snap, XDS_TYPE_CLUSTER, NULL, 0, &set);
+    const char *drp = "/apis/networking.istio.io/v1/namespaces/default/destination-rule/reviews";
+    Cluster *c = get_cluster(&set, "outbound|9080|v2|" REVIEWS);
+    assert_string_equal(istio_str(c->metadata, "config"), drp);
+    assert_string_equal(istio_str(c->metadata, "subset"), "v2");
+    const Google__Protobuf__Value *sv = istio_field(c->metadata, "services");
+    assert_non_null(sv);
+    assert_int_equal(sv->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE);
+    assert_int_equal(sv->list_value->n_values, 1);
+    const Google__Protobuf__Struct *svc = sv->list_value->values[0]->struct_value;
+    assert_non_null(svc);
+    const char *want[][2] = {{"host", REVIEWS}, {"name", "reviews"}, {"namespace", "default"}};
+    assert_int_equal(svc->n_fields, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(svc->fields[i]->key, want[i][0]);
+        assert_string_equal(svc->fields[i]->value->string_value, want[i][1]);
+    }
+    protobuf_c_message_free_unpacked(&c->base, NULL);
+    c = get_cluster(&set, "outbound|9080||" REVIEWS);
+    assert_string_equal(istio_str(c->metadata, "config"), drp);
+    assert_null(istio_field(c->metadata, "subset")); /* only subset clusters name one */
+    protobuf_c_message_free_unpacked(&c->base, NULL);
+    xds_resource_set_free(&set);
+
+    const char *names[] = {"9080"};
+    fx_gen(gen, sidecar, snap, XDS_TYPE_ROUTE, names, 1, &set);
+    const xds_resource *r = fx_find(&set, "9080");
+    assert_non_null(r);
+    RouteConfig *rc = envoy__config__route__v3__route_configuration__unpack(NULL, r->len, r->bytes);
+    assert_non_null(rc);
+    bool seen = false;
+    for (size_t v = 0; v < rc->n_virtual_hosts; v++) {
+        const Envoy__Config__Route__V3__VirtualHost *vh = rc->virtual_hosts[v];
+        if (strcmp(vh->name, REVIEWS ":9080") != 0)
+            continue;
+        assert_true(vh->n_routes > 0);
+        for (size_t i = 0; i < vh->n_routes; i++) {
+            assert_string_equal(istio_str(vh->routes[i]->metadata, "config"),
+                                "/apis/networking.istio.io/v1/namespaces/default/"
+                                "virtual-service/reviews");
+            seen = true;
+        }
+    }
+    assert_true(seen);
+    protobuf_c_message_free_unpacked(&rc->base, NULL);
+    xds_resource_set_free(&set);
 }
 
 static void test_sidecar_cds(void **state)
@@ -436,7 +516,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sidecar_lds),    cmocka_unit_test(test_sidecar_rds),
         cmocka_unit_test(test_sidecar_cds),    cmocka_unit_test(test_gateway),
-        cmocka_unit_test(test_cache_versions),
+        cmocka_unit_test(test_cache_versions), cmocka_unit_test(test_istio_metadata),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

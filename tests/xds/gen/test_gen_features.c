@@ -85,12 +85,16 @@ static bool has_resource(const xds_proxy *p, const char *type, const char *name)
     return found;
 }
 
+/* The chain's terminal tcp_proxy: only telemetry filters before it (test_gen_telemetry). */
 static TcpProxy *tcp_proxy_of(const FilterChain *fc)
 {
-    assert_int_equal(fc->n_filters, 1);
-    assert_string_equal(fc->filters[0]->name, "envoy.filters.network.tcp_proxy");
+    assert_true(fc->n_filters >= 1);
+    for (size_t i = 0; i + 1 < fc->n_filters; i++)
+        assert_int_equal(strncmp(fc->filters[i]->name, "istio.", 6), 0);
+    const Envoy__Config__Listener__V3__Filter *f = fc->filters[fc->n_filters - 1];
+    assert_string_equal(f->name, "envoy.filters.network.tcp_proxy");
     TcpProxy *tp =
-        fx_unpack_any(fc->filters[0]->typed_config,
+        fx_unpack_any(f->typed_config,
                       &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor);
     assert_non_null(tp);
     return tp;

@@ -95,9 +95,14 @@ static void test_cluster_json(void **state)
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager");
     assert_string_equal(str(hcm, "rds.route_config_name"), "80");
     assert_true(cJSON_IsArray(path(hcm, "http_filters")));
-    assert_string_equal(str(hcm, "http_filters.2.name"), "envoy.filters.http.router");
-    assert_string_equal(str(hcm, "http_filters.2.typed_config.@type"),
+    assert_string_equal(str(hcm, "http_filters.4.name"), "envoy.filters.http.router");
+    assert_string_equal(str(hcm, "http_filters.4.typed_config.@type"),
                         "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+    /* Istio's filters are TypedStructs, shown decoded */
+    assert_string_equal(str(hcm, "http_filters.0.name"), "istio.metadata_exchange");
+    assert_string_equal(str(hcm, "http_filters.0.typed_config.type_url"),
+                        "type.googleapis.com/io.istio.http.peer_metadata.Config");
+    assert_true(cJSON_IsArray(path(hcm, "http_filters.0.typed_config.value.upstream_discovery")));
     cJSON_Delete(j);
     xds_resource_set_free(&set);
 

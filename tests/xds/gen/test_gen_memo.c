@@ -183,6 +183,108 @@ static void test_source_labels(void **state)
     mesh_snapshot_release(s);
 }
 
+/* A DestinationRule with a workloadSelector in a: canary clients of greeter get its
+ * policy and subsets, the others the rule without selector (BASE's). */
+static const char *DR_SELECTOR = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                                 "metadata: {name: greeter-canary, namespace: a}\n"
+                                 "spec:\n  host: greeter\n"
+                                 "  workloadSelector: {matchLabels: {app: canary}}\n"
+                                 "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                                 "  subsets: [{name: v2, labels: {version: v2}}]\n";
+
+/* The same, with a consistent hash: the canary's routes to greeter get a hash policy. */
+static const char *DR_SELECTOR_HASH =
+    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+    "metadata: {name: greeter-canary, namespace: a}\n"
+    "spec:\n  host: greeter\n"
+    "  workloadSelector: {matchLabels: {app: canary}}\n"
+    "  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n";
+
+static Envoy__Config__Cluster__V3__Cluster *cluster_of(const xds_resource_set *set, const char *n)
+{
+    const xds_resource *r = fx_find(set, n);
+    return r ? envoy__config__cluster__v3__cluster__unpack(NULL, r->len, r->bytes) : NULL;
+}
+
+/* workloadSelector rules: labels split the CDS/EDS class only in the rule's namespace, and
+ * two sidecars there with different labels get different clusters. */
+static void test_dr_selector(void **state)
+{
+    (void)state;
+    mesh_snapshot *s = fx_snapshot(BASE, DR_SELECTOR, NULL);
+    xds_gen *g = xds_gen_new();
+    xds_proxy *canary = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.9.0.1", "app=canary");
+    xds_proxy *plain = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.9.0.1", "app=plain");
+    xds_proxy *plain2 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.9.0.1", "app=plain");
+    xds_proxy *b1 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "b", "10.9.0.1", "app=canary");
+    xds_proxy *b2 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "b", "10.9.0.1", "app=plain");
+    xds_resource_set c1, p1, p2, s1, s2;
+    gen_checked(g, canary, s, XDS_TYPE_CLUSTER, NULL, 0, &c1);
+    gen_checked(g, plain, s, XDS_TYPE_CLUSTER, NULL, 0, &p1);
+    gen_checked(g, plain2, s, XDS_TYPE_CLUSTER, NULL, 0, &p2);
+    assert_false(same_content(&c1, &p1));
+    assert_true(p1.id == p2.id);
+    const char *def = "outbound|50051||greeter.a.svc.cluster.local";
+    Envoy__Config__Cluster__V3__Cluster *cc = cluster_of(&c1, def), *pc = cluster_of(&p1, def);
+    assert_non_null(cc);
+    assert_non_null(pc);
+    assert_int_equal(cc->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RANDOM);
+    assert_int_equal(pc->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST);
+    protobuf_c_message_free_unpacked(&cc->base, NULL);
+    protobuf_c_message_free_unpacked(&pc->base, NULL);
+    assert_non_null(fx_find(&c1, "outbound|50051|v2|greeter.a.svc.cluster.local"));
+    assert_null(fx_find(&c1, "outbound|50051|v1|greeter.a.svc.cluster.local"));
+    assert_non_null(fx_find(&p1, "outbound|50051|v1|greeter.a.svc.cluster.local"));
+    assert_null(fx_find(&p1, "outbound|50051|v2|greeter.a.svc.cluster.local"));
+    /* the rule is not exported: b's clients are alike whatever their labels */
+    gen_checked(g, b1, s, XDS_TYPE_CLUSTER, NULL, 0, &s1);
+    gen_checked(g, b2, s, XDS_TYPE_CLUSTER, NULL, 0, &s2);
+    assert_true(s1.id == s2.id);
+    xds_resource_set_free(&s1);
+    xds_resource_set_free(&s2);
+    /* EDS: the v2 subset exists only for the canary */
+    const char *eds[] = {"outbound|50051|v2|greeter.a.svc.cluster.local"};
+    gen_checked(g, canary, s, XDS_TYPE_ENDPOINT, eds, 1, &s1);
+    gen_checked(g, plain, s, XDS_TYPE_ENDPOINT, eds, 1, &s2);
+    assert_int_equal(s1.n, 1);
+    assert_int_equal(s2.n, 0);
+    xds_resource_set_free(&s1);
+    xds_resource_set_free(&s2);
+    xds_resource_set_free(&c1);
+    xds_resource_set_free(&p1);
+    xds_resource_set_free(&p2);
+    xds_proxy_free(canary);
+    xds_proxy_free(plain);
+    xds_proxy_free(plain2);
+    xds_proxy_free(b1);
+    xds_proxy_free(b2);
+    xds_gen_free(g);
+    mesh_snapshot_release(s);
+}
+
+/* Sidecar RDS reads the rules of every host it routes to: the cache key names the
+ * selector rules the proxy matches, so the canary's hash policy is not served to others. */
+static void test_dr_selector_routes(void **state)
+{
+    (void)state;
+    mesh_snapshot *s = fx_snapshot(BASE, DR_SELECTOR_HASH, NULL);
+    xds_gen *g = xds_gen_new();
+    xds_proxy *canary = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.9.0.1", "app=canary");
+    xds_proxy *plain = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "a", "10.9.0.1", "app=plain");
+    const char *rds[] = {"50051"};
+    xds_resource_set c1, p1;
+    gen_checked(g, canary, s, XDS_TYPE_ROUTE, rds, 1, &c1);
+    gen_checked(g, plain, s, XDS_TYPE_ROUTE, rds, 1, &p1);
+    assert_int_equal(c1.n, 1);
+    assert_false(same_content(&c1, &p1));
+    xds_resource_set_free(&c1);
+    xds_resource_set_free(&p1);
+    xds_proxy_free(canary);
+    xds_proxy_free(plain);
+    xds_gen_free(g);
+    mesh_snapshot_release(s);
+}
+
 /* Gateways: the selected Gateways (labels) shape LDS/RDS; pods of one gateway share. */
 static void test_gateways(void **state)
 {
@@ -325,6 +427,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grpc_namespaces),
         cmocka_unit_test(test_source_labels),
+        cmocka_unit_test(test_dr_selector),
+        cmocka_unit_test(test_dr_selector_routes),
         cmocka_unit_test(test_gateways),
         cmocka_unit_test(test_sidecar_ips),
         cmocka_unit_test(test_ids_across_versions),

@@ -578,16 +578,18 @@ static void test_gateway_policies(void **state)
                     fc->filters[0]->typed_config,
                     &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor);
             assert_non_null(h);
-            /* authentication first (a gateway re-picks its route after it), then RBAC */
-            assert_string_equal(h->http_filters[0]->name, "envoy.filters.http.jwt_authn");
+            /* after the metadata exchange: authentication (a gateway re-picks its route
+             * after it), then RBAC */
+            assert_string_equal(h->http_filters[0]->name, "istio.metadata_exchange");
+            assert_string_equal(h->http_filters[1]->name, "envoy.filters.http.jwt_authn");
             Envoy__Extensions__Filters__Http__JwtAuthn__V3__JwtAuthentication *ja = fx_unpack_any(
-                h->http_filters[0]->typed_config,
+                h->http_filters[1]->typed_config,
                 &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor);
             assert_non_null(ja);
             assert_int_equal(ja->n_providers, 1);
             assert_true(ja->providers[0]->value->clear_route_cache);
             protobuf_c_message_free_unpacked(&ja->base, NULL);
-            assert_string_equal(h->http_filters[1]->name, "envoy.filters.http.rbac");
+            assert_string_equal(h->http_filters[2]->name, "envoy.filters.http.rbac");
             seen_http++;
             protobuf_c_message_free_unpacked(&h->base, NULL);
         }
