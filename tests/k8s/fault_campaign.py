@@ -72,7 +72,12 @@ except ImportError as e:
 
 FAULTS = ["etcd_stop", "etcd_kill", "api_restart", "api_kill", "watch_cut", "slow_list",
           "crd_recreate", "compaction"]
-CONVERGE_S = 30.0   # model == server, from the fault clearing
+# model == server, from the fault clearing. A fault longer than the retry ladder (the API
+# server's ~30 s graceful drain refuses connections throughout) can leave a reflector
+# asleep for up to its cap, 30 s x [1, 1.5), after the server is back, as client-go's
+# reflector (also capped at 30 s) would: this bound catches divergence, the table reports
+# the latency.
+CONVERGE_S = 60.0
 ADS_S = 20.0        # then: the long-lived stream == a fresh one
 BASE_NS = "fc"
 VS_CRD = "virtualservices.networking.istio.io"
