@@ -61,6 +61,11 @@ void xds_metrics_init(void)
                          NULL, send_buckets, sizeof(send_buckets) / sizeof(send_buckets[0]));
     xds_m.internal_errors = metric_counter("pilot_total_xds_internal_errors",
                                            "Total number of internal XDS errors in pilot.", NULL);
+    /* istiod's boundaries: 10K, 1M, the 4M gRPC default limit, 10M, 40M */
+    static const double size_buckets[] = {1, 10000, 1000000, 4000000, 10000000, 40000000};
+    xds_m.config_size = metric_histogram(
+        "pilot_xds_config_size_bytes", "Distribution of configuration sizes pushed to clients",
+        "type", size_buckets, sizeof(size_buckets) / sizeof(size_buckets[0]));
     xds_m.limit_closes = metric_counter(
         "pilot_xds_limit_closes",
         "Total number of XDS streams closed by a server limit (outbox: responses queued for "
@@ -716,9 +721,15 @@ static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_r
     xds_msg *m = xcalloc(1, sizeof(*m));
     m->type = t;
     msg_str(m, 1, snap->version_str);
-    for (size_t i = 0; i < set->n; i++)
-        if (!partial || changed[i])
+    size_t bytes = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        if (!partial || changed[i]) {
             msg_any(m, 2, set->items[i]);
+            bytes += set->items[i]->len;
+        }
+    }
+    /* as istiod: the resources' bytes, by full type URL */
+    metric_observe(xds_m.config_size, xds_type_url(t), (double)bytes);
     msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
 
@@ -810,6 +821,7 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
     xds_msg *m = xcalloc(1, sizeof(*m));
     m->type = t;
     msg_str(m, 1, snap->version_str);
+    size_t bytes = 0;
     for (size_t i = 0; i < set->n; i++) {
         if (!changed[i])
             continue;
@@ -823,7 +835,9 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
         msg_str(m, 3, r->name);
         msg_str(m, 1, ver);
         msg_any(m, 2, r);
+        bytes += r->len;
     }
+    metric_observe(xds_m.config_size, xds_type_url(t), (double)bytes);
     msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
     for (size_t i = 0; i < nremoved; i++)

@@ -153,6 +153,7 @@ typedef struct xds_metrics {
     struct metric *send_time;       /* pilot_xds_send_time */
     struct metric *internal_errors; /* pilot_total_xds_internal_errors */
     struct metric *limit_closes;    /* pilot_xds_limit_closes{reason} */
+    struct metric *config_size;     /* pilot_xds_config_size_bytes{type} */
 } xds_metrics;
 
 extern xds_metrics xds_m;

@@ -252,10 +252,13 @@ void metric_set(metric *m, const char *l, double v)
 {
     *mslot(m, l) = v;
 }
+/* Counts observations under the metric's key and sums their values under "<name>_sum". */
+static metric config_size_sum = {"pilot_xds_config_size_bytes_sum"};
 void metric_observe(metric *m, const char *l, double v)
 {
-    (void)v;
     *mslot(m, l) += 1;
+    if (m == xds_m.config_size)
+        *mslot(&config_size_sum, l) += v;
 }
 double metric_value(metric *m, const char *l)
 {
@@ -390,6 +393,9 @@ static void test_sotw_initial_and_ack(void **state)
     assert_int_equal(r->resources[0]->value.len, strlen("cluster-a"));
     assert_memory_equal(r->resources[0]->value.data, "cluster-a", 9);
     assert_true(r->nonce[0] != '\0');
+    /* pilot_xds_config_size_bytes: one observation of the two resources' 18 bytes */
+    assert_true(metric_value(xds_m.config_size, XDS_TYPE_CLUSTER) == 1);
+    assert_true(metric_value(&config_size_sum, XDS_TYPE_CLUSTER) == 18);
     char nonce[64];
     snprintf(nonce, sizeof(nonce), "%s", r->nonce);
     free_sotw(r);
