@@ -47,7 +47,7 @@ const char *mesh_labels_get(const mesh_labels *l, const char *key)
 
 /* Inserts keeping keys sorted; a repeated key (cJSON keeps duplicates) replaces the value:
  * the last one wins, as in Go's JSON decoding. */
-static void labels_put(mesh_labels *l, const char *k, const char *v)
+void mesh_labels_set(mesh_labels *l, const char *k, const char *v)
 {
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
@@ -85,7 +85,7 @@ int mesh_labels_from_json(const cJSON *obj, mesh_labels *out)
         {
             if (!cJSON_IsString(it) || !it->string)
                 goto out;
-            labels_put(&l, it->string, it->valuestring);
+            mesh_labels_set(&l, it->string, it->valuestring);
         }
     }
     *out = l;
@@ -105,31 +105,6 @@ void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst)
         dst->keys[i] = xstrdup(src->keys[i]);
         dst->vals[i] = xstrdup(src->vals[i]);
     }
-}
-
-void mesh_labels_set(mesh_labels *l, const char *key, const char *val)
-{
-    size_t lo = 0, hi = l->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(l->keys[mid], key);
-        if (c == 0) {
-            free(l->vals[mid]);
-            l->vals[mid] = xstrdup(val);
-            return;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(char *));
-    l->vals = xrealloc(l->vals, (l->n + 1) * sizeof(char *));
-    memmove(l->keys + lo + 1, l->keys + lo, (l->n - lo) * sizeof(char *));
-    memmove(l->vals + lo + 1, l->vals + lo, (l->n - lo) * sizeof(char *));
-    l->keys[lo] = xstrdup(key);
-    l->vals[lo] = xstrdup(val);
-    l->n++;
 }
 
 void mesh_labels_free(mesh_labels *l)
