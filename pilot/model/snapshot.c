@@ -788,16 +788,6 @@ bool mesh_snapshot_dr_selects(const mesh_snapshot *s, const char *proxy_ns)
     if (!s || !s->dr_index || !proxy_ns)
         return false;
     const struct mesh_dr_index *x = s->dr_index;
-    size_t lo = 0, hi = x->nsel_ns;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(x->sel_ns[mid], proxy_ns);
-        if (c == 0)
-            return true;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
+    return x->nsel_ns &&
+           bsearch(&proxy_ns, x->sel_ns, x->nsel_ns, sizeof(*x->sel_ns), util_strp_cmp) != NULL;
 }
