@@ -122,7 +122,19 @@ class Pilot:
         self.proc = None
         self.extra_args = list(extra_args or [])
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, attempts=3):
+        """Starts and waits for /ready. Ports are picked free long before (tests run in
+        parallel), so one may be taken meanwhile: then new ports and another attempt."""
+        for i in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                if i + 1 == attempts or "Address already in use" not in self.read_log():
+                    raise
+                self.log.close()
+                self.grpc_port, self.http_port, self.mon_port = (free_port() for _ in range(3))
+
+    def _start_once(self, timeout):
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [self.exe, "discovery", "--configDir", self.config_dir,
