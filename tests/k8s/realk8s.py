@@ -322,6 +322,9 @@ class Relay:
         self.moving.set()
 
 
+CONTROLLERS = ("deployment-controller", "replicaset-controller", "serviceaccount-controller")
+
+
 class Cluster:
     """etcd + kube-apiserver in a work directory (a temporary one, removed at stop(),
     unless given)."""
@@ -450,6 +453,18 @@ class Cluster:
             argv.append("--token-auth-file=" + path)
         return argv + self.extra_args
 
+    def start_controller_manager(self, controllers=CONTROLLERS):
+        """kube-controller-manager as the admin, only `controllers` (the Deployment and
+        ReplicaSet controllers turn Deployments into Pods; the ServiceAccount controller
+        makes each namespace's `default`), no leader election, no serving port."""
+        self._spawn("controller-manager", [
+            os.path.join(self.bin, "kube-controller-manager"),
+            "--kubeconfig=" + self.kubeconfig, "--leader-elect=false",
+            "--controllers=" + ",".join(controllers), "--secure-port=0",
+            "--use-service-account-credentials=false", "--concurrent-deployment-syncs=2",
+            "--concurrent-replicaset-syncs=2"])
+        return self.procs["controller-manager"]
+
     def start_apiserver(self, wait=True, timeout=120):
         self.apiserver_starts.append(time.time())
         self._spawn("apiserver", self.apiserver_argv())
@@ -503,6 +518,7 @@ class Cluster:
         for r in self.relays:
             r.close()
         self.relays = []
+        self._end("controller-manager")
         self._end("apiserver")
         self._end("etcd")
         if self.own_work and not self.keep_work:

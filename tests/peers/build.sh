@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test peers of tests/peers (one Go module, versions pinned by go.mod/go.sum):
-#   kube-apiserver, kubectl  k8s.io/kubernetes (cmd/kube-apiserver, cmd/kubectl)
+#   kube-apiserver, kubectl, kube-controller-manager
+#                            k8s.io/kubernetes (cmd/...)
 #   etcd                     go.etcd.io/etcd/server/v3
 #   xdscheck, grpcxds        ours (tests/peers/xdscheck, tests/peers/grpcxds)
 # into CACHE_DIR/bin, with GOMODCACHE=CACHE_DIR/mod and GOCACHE=CACHE_DIR/build.
@@ -49,7 +50,7 @@ stamp=$(
     } | sha256sum | cut -d' ' -f1
 )
 
-binaries=(kube-apiserver kubectl etcd xdscheck grpcxds)
+binaries=(kube-apiserver kubectl kube-controller-manager etcd xdscheck grpcxds)
 have_all() {
     local b
     for b in "${binaries[@]}"; do
@@ -75,7 +76,7 @@ if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp" ] && have_all; th
     exit 0
 fi
 
-echo "peers: building kube-apiserver, etcd, kubectl, xdscheck, grpcxds (cold build: several minutes)"
+echo "peers: building kube-apiserver, kube-controller-manager, etcd, kubectl, xdscheck, grpcxds (cold build: several minutes)"
 rm -f "$bin/.stamp"
 mkdir -p "$bin"
 
@@ -94,7 +95,8 @@ done
 
 build=(go build -p 2 -trimpath)
 "${build[@]}" -ldflags="-s -w$ver_flags" -o "$bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kube-controller-manager
 "${build[@]}" -ldflags="-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
 "${build[@]}" -ldflags="-s -w" -o "$bin/" ./xdscheck ./grpcxds
 
