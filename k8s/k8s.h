@@ -31,6 +31,8 @@ enum {
     K8S_EDENIED = -6,   /* HTTP 401/403, or a TokenReview that did not authenticate */
 };
 
+#define K8S_EXTRA_CONFIGMAPS 2
+
 typedef struct k8s_config {
     const char *kubeconfig; /* a kubeconfig file; NULL or "" = in-cluster config */
     const char *context;    /* NULL = the kubeconfig's current-context */
@@ -48,6 +50,12 @@ typedef struct k8s_config {
     /* Also reflect the ConfigMaps named istio-ca-root-cert (every namespace) into the sink,
      * for the CA's root distribution (certs/ca_kube.h consumes them before the model). */
     bool ca_root_configmaps;
+    /* Also reflect these ConfigMaps, each one by namespace and name, into the sink (the
+     * sidecar injector's istio-sidecar-injector[-rev] and the mesh config's istio, in
+     * istiod's namespace); a NULL name = none. Names are DNS labels. */
+    struct {
+        const char *ns, *name;
+    } extra_configmaps[K8S_EXTRA_CONFIGMAPS];
 } k8s_config;
 
 /* ---- client ------------------------------------------------------------------------- */

@@ -40,6 +40,9 @@ struct k8s_source {
     uint32_t istio_missing; /* bit i: istio_groups[i] not served at the last discovery */
     int64_t rediscover_at_ns;
     uint64_t rng;
+    /* k8s_config.extra_configmaps: their field selectors, NULL = none */
+    char *extra_cm_sel[K8S_EXTRA_CONFIGMAPS];
+    k8s_resdef extra_cm[K8S_EXTRA_CONFIGMAPS];
 };
 
 static metric *m_reg_events, *m_cfg_events;
@@ -300,6 +303,9 @@ static bool discover(k8s_source *s)
     add_refl(s, &res_secrets, "v1");
     if (s->cfg.ca_root_configmaps)
         add_refl(s, &res_root_cms, "v1");
+    for (size_t i = 0; i < K8S_EXTRA_CONFIGMAPS; i++)
+        if (s->extra_cm_sel[i])
+            add_refl(s, &s->extra_cm[i], "v1");
     if (group_has(groups, "discovery.k8s.io", "v1")) {
         add_refl(s, &res_slices, "v1");
     } else {
@@ -419,6 +425,22 @@ k8s_source *k8s_source_new(const k8s_config *cfg, source_sink sink)
     s->cfg.kubeconfig = s->kubeconfig;
     s->cfg.context = s->context;
     s->cfg.sa_dir = s->sa_dir;
+    for (size_t i = 0; i < K8S_EXTRA_CONFIGMAPS; i++) {
+        /* by name and namespace: the API server filters, we list one object */
+        static const char dns[] = "abcdefghijklmnopqrstuvwxyz0123456789-.";
+        const char *ns = s->cfg.extra_configmaps[i].ns, *name = s->cfg.extra_configmaps[i].name;
+        if (!ns || !name)
+            continue;
+        if (*ns && *name && strspn(ns, dns) == strlen(ns) && strspn(name, dns) == strlen(name)) {
+            s->extra_cm_sel[i] = xasprintf(
+                "fieldSelector=metadata.name%%3D%s%%2Cmetadata.namespace%%3D%s", name, ns);
+            s->extra_cm[i] = (k8s_resdef){"",           "ConfigMap", "configmaps",
+                                          "ConfigMaps", false,       s->extra_cm_sel[i]};
+        } else {
+            LOG_WARN("k8s", "ConfigMap %s/%s: not a valid name, not watched", ns, name);
+        }
+    }
+    memset(s->cfg.extra_configmaps, 0, sizeof s->cfg.extra_configmaps); /* borrowed: not kept */
     if (s->cfg.rediscover_ms <= 0) {
         /* PILOT_K8S_REDISCOVERY_INTERVAL (a Go duration) lets tests shorten it. */
         const char *ev = getenv("PILOT_K8S_REDISCOVERY_INTERVAL");
@@ -460,6 +482,8 @@ fail:
     free(s->kubeconfig);
     free(s->context);
     free(s->sa_dir);
+    for (size_t i = 0; i < K8S_EXTRA_CONFIGMAPS; i++)
+        free(s->extra_cm_sel[i]);
     free(s);
     return NULL;
 }
@@ -497,5 +521,7 @@ void k8s_source_free(k8s_source *s)
     free(s->kubeconfig);
     free(s->context);
     free(s->sa_dir);
+    for (size_t i = 0; i < K8S_EXTRA_CONFIGMAPS; i++)
+        free(s->extra_cm_sel[i]);
     free(s);
 }

@@ -113,12 +113,12 @@ pilot_ca *pilot_ca_new_wait(const pilot_flags *f, bool kube, pilot_ca_wait_fn wa
     p->kube = kube;
     p->secure_addr = xstrdup(f->secure_grpc_addr ? f->secure_grpc_addr : kube ? ":15012" : "");
     const char *pod_ns = getenv("POD_NAMESPACE");
-    p->ns = xstrdup(pod_ns && *pod_ns ? pod_ns : f->root_namespace);
+    p->ns = xstrdup(pod_ns && *pod_ns ? pod_ns : f->mesh.root_namespace);
     p->interval_ns = f->ca_check_interval_ns;
     p->lease_ns = f->leader_lease_duration_ns;
 
     ca_opts o = {
-        .trust_domain = f->trust_domain,
+        .trust_domain = f->mesh.trust_domain,
         .cacerts_dir = f->ca_certs_dir,
         .state_dir = kube ? NULL : f->ca_state_dir,
         .key_type = strcmp(f->ca_key_type, "ecdsa") == 0 ? CA_KEY_EC_P256 : CA_KEY_RSA2048,

@@ -15,7 +15,6 @@
 #include "pilot/base/yaml.h"
 
 /* A mesh config file is small; refuse anything absurd. */
-#define FLAGS_MESH_CONFIG_MAX (4u << 20)
 
 typedef enum { FT_STRING, FT_DURATION } flag_type;
 
@@ -341,10 +340,9 @@ out:
 }
 
 /* trustDomainAliases and extensionProviders of the mesh config (doc) into m. */
-static int mc_authz(const cJSON *doc, const char *file, xds_mesh_authz *m, char *err, size_t errlen)
+static int mc_authz(const cJSON *doc, const char *where, xds_mesh_authz *m, char *err,
+                    size_t errlen)
 {
-    char where[160];
-    snprintf(where, sizeof where, "--meshConfig: %.100s", file);
     if (mc_strlist(doc, "trustDomainAliases", where, &m->trust_domain_aliases, err, errlen) != 0)
         return -1;
     const cJSON *ps = cJSON_GetObjectItemCaseSensitive(doc, "extensionProviders"), *it;
@@ -389,11 +387,9 @@ static int mc_authz(const cJSON *doc, const char *file, xds_mesh_authz *m, char 
 /* accessLogFile, accessLogEncoding, accessLogFormat, disableEnvoyListenerLog and
  * defaultProviders.metrics into m. A JSON accessLogFormat that is not a JSON object is
  * accepted with a warning, as istiod does (its generator then uses the default format). */
-static int mc_telemetry(const cJSON *doc, const char *file, xds_mesh_telemetry *m, char *err,
+static int mc_telemetry(const cJSON *doc, const char *where, xds_mesh_telemetry *m, char *err,
                         size_t errlen)
 {
-    char where[160];
-    snprintf(where, sizeof where, "--meshConfig: %.100s", file);
     if (mc_str(doc, "accessLogFile", where, &m->access_log_file, err, errlen) != 0 ||
         mc_str(doc, "accessLogFormat", where, &m->access_log_format, err, errlen) != 0 ||
         mc_bool(doc, "disableEnvoyListenerLog", where, &m->no_listener_access_log, err, errlen) !=
@@ -445,55 +441,94 @@ static int mc_telemetry(const cJSON *doc, const char *file, xds_mesh_telemetry *
     return 0;
 }
 
-/* Reads the mesh config YAML: keeps trustDomain, rootNamespace, enableAutoMtls,
- * defaultConfig, trustDomainAliases, the ext_authz extensionProviders and the telemetry
- * settings (access logs, default metrics provider). */
-static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
+/* outboundTrafficPolicy.mode: REGISTRY_ONLY or ALLOW_ANY, by name or proto3 number;
+ * absent (or a policy without mode) keeps Istio's default, ALLOW_ANY. ALLOW_ANY_DYNAMIC_DNS
+ * is refused: istiod's DNS-based egress is not built here. */
+static int mc_outbound(const cJSON *doc, const char *where, xds_outbound_mode *mode, char *err,
+                       size_t errlen)
+{
+    *mode = XDS_OUTBOUND_ALLOW_ANY;
+    const cJSON *otp = cJSON_GetObjectItemCaseSensitive(doc, "outboundTrafficPolicy");
+    if (!otp || cJSON_IsNull(otp))
+        return 0;
+    if (!cJSON_IsObject(otp)) {
+        snprintf(err, errlen, "%s: outboundTrafficPolicy: want a mapping", where);
+        return -1;
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(otp, "mode");
+    if (!m || cJSON_IsNull(m))
+        return 0;
+    if ((cJSON_IsString(m) && strcmp(m->valuestring, "REGISTRY_ONLY") == 0) ||
+        (cJSON_IsNumber(m) && m->valuedouble == 0)) {
+        *mode = XDS_OUTBOUND_REGISTRY_ONLY;
+        return 0;
+    }
+    if ((cJSON_IsString(m) && strcmp(m->valuestring, "ALLOW_ANY") == 0) ||
+        (cJSON_IsNumber(m) && m->valuedouble == 1))
+        return 0;
+    snprintf(err, errlen, "%s: outboundTrafficPolicy.mode: want REGISTRY_ONLY or ALLOW_ANY", where);
+    return -1;
+}
+
+/* One mesh config document: trustDomain, rootNamespace, enableAutoMtls, defaultConfig,
+ * trustDomainAliases, the ext_authz extensionProviders and the telemetry settings (access
+ * logs, default metrics provider) and outboundTrafficPolicy.mode. */
+int flags_mesh_parse(const char *text, size_t len, const char *where, pilot_mesh *out, char *err,
+                     size_t errlen)
 {
     int rc = -1;
-    size_t len = 0, ndocs = 0;
+    size_t ndocs = 0;
     cJSON **docs = NULL;
     char yerr[256];
-    char *buf = read_file(f->mesh_config, &len, err, errlen);
-    if (!buf)
-        return -1;
-    if (yaml_to_json_docs(buf, len, &docs, &ndocs, yerr, sizeof(yerr)) != 0) {
-        snprintf(err, errlen, "--meshConfig: %s: %s", f->mesh_config, yerr);
+    memset(out, 0, sizeof *out);
+    out->trust_domain = xstrdup("cluster.local");
+    out->root_namespace = xstrdup("istio-system");
+    if (yaml_to_json_docs(text, len, &docs, &ndocs, yerr, sizeof(yerr)) != 0) {
+        snprintf(err, errlen, "%s: %s", where, yerr);
         goto out;
     }
     if (ndocs > 1 || (ndocs == 1 && !cJSON_IsObject(docs[0]))) {
-        snprintf(err, errlen, "--meshConfig: %s: want one YAML mapping", f->mesh_config);
+        snprintf(err, errlen, "%s: want one YAML mapping", where);
         goto out;
     }
     if (ndocs == 1) {
-        const char *td =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "trustDomain"));
-        const char *rn =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(docs[0], "rootNamespace"));
-        if (td && *td) {
-            free(f->trust_domain);
-            f->trust_domain = xstrdup(td);
-        }
-        if (rn && *rn) {
-            free(f->root_namespace);
-            f->root_namespace = xstrdup(rn);
-        }
-        const cJSON *am = cJSON_GetObjectItemCaseSensitive(docs[0], "enableAutoMtls");
-        if (am && !cJSON_IsBool(am)) {
-            snprintf(err, errlen, "--meshConfig: %s: enableAutoMtls: want true or false",
-                     f->mesh_config);
+        const cJSON *doc = docs[0];
+        const cJSON *td = cJSON_GetObjectItemCaseSensitive(doc, "trustDomain");
+        const cJSON *rn = cJSON_GetObjectItemCaseSensitive(doc, "rootNamespace");
+        if ((td && !cJSON_IsNull(td) && !cJSON_IsString(td)) ||
+            (rn && !cJSON_IsNull(rn) && !cJSON_IsString(rn))) {
+            snprintf(err, errlen, "%s: %s: want a string", where,
+                     td && !cJSON_IsNull(td) && !cJSON_IsString(td) ? "trustDomain"
+                                                                    : "rootNamespace");
             goto out;
         }
-        f->auto_mtls_off = cJSON_IsFalse(am);
+        if (cJSON_IsString(td) && td->valuestring[0]) {
+            free(out->trust_domain);
+            out->trust_domain = xstrdup(td->valuestring);
+        }
+        if (cJSON_IsString(rn) && rn->valuestring[0]) {
+            free(out->root_namespace);
+            out->root_namespace = xstrdup(rn->valuestring);
+        }
+        const cJSON *am = cJSON_GetObjectItemCaseSensitive(doc, "enableAutoMtls");
+        if (am && !cJSON_IsNull(am) && !cJSON_IsBool(am)) {
+            snprintf(err, errlen, "%s: enableAutoMtls: want true or false", where);
+            goto out;
+        }
+        out->auto_mtls_off = cJSON_IsFalse(am);
         /* The injector's PROXY_CONFIG: mesh-wide proxy defaults (pilot/webhook). */
-        const cJSON *dc = cJSON_GetObjectItemCaseSensitive(docs[0], "defaultConfig");
-        if (cJSON_IsObject(dc)) {
-            free(f->default_config);
-            f->default_config = cJSON_PrintUnformatted(dc);
-        }
-        if (mc_authz(docs[0], f->mesh_config, &f->mesh_authz, err, errlen) != 0)
+        const cJSON *dc = cJSON_GetObjectItemCaseSensitive(doc, "defaultConfig");
+        if (dc && !cJSON_IsNull(dc) && !cJSON_IsObject(dc)) {
+            snprintf(err, errlen, "%s: defaultConfig: want a mapping", where);
             goto out;
-        if (mc_telemetry(docs[0], f->mesh_config, &f->mesh_telemetry, err, errlen) != 0)
+        }
+        if (cJSON_IsObject(dc))
+            out->default_config = cJSON_PrintUnformatted(dc);
+        if (mc_authz(doc, where, &out->mesh_authz, err, errlen) != 0)
+            goto out;
+        if (mc_telemetry(doc, where, &out->mesh_telemetry, err, errlen) != 0)
+            goto out;
+        if (mc_outbound(doc, where, &out->outbound_mode, err, errlen) != 0)
             goto out;
     }
     rc = 0;
@@ -501,6 +536,32 @@ out:
     for (size_t i = 0; i < ndocs; i++)
         cJSON_Delete(docs[i]);
     free(docs);
+    if (rc != 0)
+        flags_mesh_clear(out);
+    return rc;
+}
+
+void flags_mesh_clear(pilot_mesh *m)
+{
+    free(m->trust_domain);
+    free(m->root_namespace);
+    free(m->default_config);
+    xds_mesh_authz_clear(&m->mesh_authz);
+    xds_mesh_telemetry_clear(&m->mesh_telemetry);
+    memset(m, 0, sizeof *m);
+}
+
+/* --meshConfig at start: a bad one is a flag error (exit 2), as istiod refuses to start. */
+static int load_mesh_config(pilot_flags *f, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char where[160];
+    char *buf = read_file(f->mesh_config, &len, err, errlen);
+    if (!buf)
+        return -1;
+    snprintf(where, sizeof where, "--meshConfig: %.100s", f->mesh_config);
+    flags_mesh_clear(&f->mesh);
+    int rc = flags_mesh_parse(buf, len, where, &f->mesh, err, errlen);
     free(buf);
     return rc;
 }
@@ -520,8 +581,8 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
     for (size_t i = 0; i < NFLAGS; i++)
         if (flag_table[i].def && set_flag(f, &flag_table[i], flag_table[i].def, err, errlen) != 0)
             return -1;
-    f->trust_domain = xstrdup("cluster.local");
-    f->root_namespace = xstrdup("istio-system");
+    f->mesh.trust_domain = xstrdup("cluster.local");
+    f->mesh.root_namespace = xstrdup("istio-system");
 
     int i = 1;
     if (argc < 2) {
@@ -607,6 +668,15 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         env_duration("CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", "1h", &f->ca_check_interval_ns,
                      err, errlen) != 0)
         return -1;
+    const char *rev = getenv("REVISION");
+    f->revision = rev ? rev : "";
+    const char *nat = getenv("ENABLE_NATIVE_SIDECARS");
+    if (nat && *nat && strcmp(nat, "true") != 0 && strcmp(nat, "false") != 0 &&
+        strcmp(nat, "1") != 0 && strcmp(nat, "0") != 0) {
+        snprintf(err, errlen, "ENABLE_NATIVE_SIDECARS=%.64s: want true or false", nat);
+        return -1;
+    }
+    f->native_sidecars = nat && (strcmp(nat, "true") == 0 || strcmp(nat, "1") == 0);
     if (f->ca_default_ttl_ns <= 0 || f->ca_max_ttl_ns <= 0 || f->ca_root_ttl_ns <= 0 ||
         f->ca_check_interval_ns <= 0 || f->ca_default_ttl_ns > f->ca_max_ttl_ns) {
         snprintf(err, errlen,
@@ -631,10 +701,6 @@ void flags_free(pilot_flags *f)
     for (size_t i = 0; i < NFLAGS; i++)
         if (flag_table[i].type == FT_STRING)
             free(*(char **)((char *)f + flag_table[i].off));
-    free(f->trust_domain);
-    free(f->root_namespace);
-    free(f->default_config);
-    xds_mesh_authz_clear(&f->mesh_authz);
-    xds_mesh_telemetry_clear(&f->mesh_telemetry);
+    flags_mesh_clear(&f->mesh);
     memset(f, 0, sizeof(*f));
 }

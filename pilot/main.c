@@ -19,6 +19,7 @@
 #include "pilot/cfgdir/cfgdir.h"
 #include "pilot/flags.h"
 #include "pilot/jwks/jwks.h"
+#include "pilot/meshwatch.h"
 #include "pilot/model/debug_model.h"
 #include "pilot/model/model.h"
 #include "pilot/obs/debug.h"
@@ -71,7 +72,9 @@ static int run_discovery(const pilot_flags *f)
     k8s_source *ks = NULL;
     wh_server *wh = NULL;
     wh_cabundle *cab = NULL;
+    wh_injector *winj = NULL; /* the injector's settings (ConfigMap istio-sidecar-injector) */
     jwks_fetcher *jf = NULL;
+    pilot_meshwatch *mw = NULL;
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -98,9 +101,9 @@ static int run_discovery(const pilot_flags *f)
         .debounce_after_ns = f->debounce_after_ns,
         .debounce_max_ns = f->debounce_max_ns,
         .nsources = (f->config_dir ? 1 : 0) + (use_k8s ? 1 : 0),
-        .root_namespace = f->root_namespace,
+        .root_namespace = f->mesh.root_namespace,
         .cluster_id = f->cluster_id,
-        .auto_mtls_off = f->auto_mtls_off,
+        .auto_mtls_off = f->mesh.auto_mtls_off,
     };
     m = model_new(&mo);
     if (!m) {
@@ -136,8 +139,9 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     pilot_ca_xds_opts(pca, &xo);
-    xo.mesh_authz = &f->mesh_authz;         /* trustDomainAliases, extensionProviders */
-    xo.mesh_telemetry = &f->mesh_telemetry; /* access logs, default metrics provider */
+    xo.mesh_authz = &f->mesh.mesh_authz;         /* trustDomainAliases, extensionProviders */
+    xo.mesh_telemetry = &f->mesh.mesh_telemetry; /* access logs, default metrics provider */
+    xo.outbound_mode = f->mesh.outbound_mode;    /* outboundTrafficPolicy.mode */
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");
@@ -145,20 +149,32 @@ static int run_discovery(const pilot_flags *f)
     }
     pilot_ca_register(pca, xds);
     model_on_push(m, xds_server_on_push, xds);
+    /* Mesh config from here on: the --meshConfig file followed (else ConfigMap istio in
+     * Kubernetes mode), each good version applied with a full push. */
+    const char *sys_ns = getenv("POD_NAMESPACE");
+    if (!(mw = pilot_meshwatch_start(f, use_k8s,
+                                     sys_ns && *sys_ns ? sys_ns : f->mesh.root_namespace, m, xds)))
+        goto out;
 
     /* The webhooks (/inject, /validate) on --httpsAddr with the CA's serving certificate;
      * in kube mode our webhook configurations' caBundle follows our root. A port that
      * cannot be bound is logged and the rest still serves (unlike istiod, which exits). */
     if (f->https_addr[0]) {
         const char *pod_ns = getenv("POD_NAMESPACE");
+        const char *wh_ns = pod_ns && *pod_ns ? pod_ns : f->mesh.root_namespace;
+        /* istiod's files (./var/lib/istio/inject/{config,values}) win when present */
+        winj = wh_injector_new(wh_ns, f->revision, "./var/lib/istio/inject");
         wh_server_opts wo = {
             .addr = f->https_addr,
             .cfg = {.domain = f->domain,
                     .inject = {.cluster_id = f->cluster_id,
-                               .trust_domain = f->trust_domain,
-                               .istio_namespace = pod_ns && *pod_ns ? pod_ns : f->root_namespace,
+                               .trust_domain = f->mesh.trust_domain,
+                               .istio_namespace = wh_ns,
                                .cluster_domain = f->domain,
-                               .proxy_config = f->default_config},
+                               .proxy_config = f->mesh.default_config,
+                               .revision = f->revision,
+                               .native_sidecars = f->native_sidecars},
+                    .injector = winj,
                     .ready = ready_cb,
                     .ready_ud = m},
             .cred = pilot_ca_serving_cert,
@@ -166,7 +182,7 @@ static int run_discovery(const pilot_flags *f)
         };
         wh = wh_server_start(&wo);
         if (use_k8s)
-            cab = wh_cabundle_start(pilot_ca_kube_client(pca), "", wo.cfg.inject.istio_namespace,
+            cab = wh_cabundle_start(pilot_ca_kube_client(pca), f->revision, wh_ns,
                                     pilot_ca_root_pem, pca);
     }
     /* istiod's JWKS resolver: jwksUris learnt from each publish, fetched off the model
@@ -180,7 +196,7 @@ static int run_discovery(const pilot_flags *f)
     if (pilot_ca_start(pca) != 0)
         goto out;
     if (f->config_dir) {
-        cd = cfgdir_new(f->config_dir, model_sink(m));
+        cd = cfgdir_new(f->config_dir, wh_injector_sink(winj, model_sink(m)));
         if (!cd || cfgdir_start(cd) != 0) {
             LOG_ERR("default", "--configDir %s: cannot start watching", f->config_dir);
             goto out;
@@ -190,7 +206,14 @@ static int run_discovery(const pilot_flags *f)
         /* The root ConfigMaps are reflected for the CA's distributor, whose sink
          * sits in front of the model's. */
         k8s_config kc = {.kubeconfig = f->kubeconfig, .ca_root_configmaps = true};
-        ks = k8s_source_new(&kc, pilot_ca_sink(pca, model_sink(m)));
+        if (winj) {
+            kc.extra_configmaps[0].ns = wh_injector_namespace(winj);
+            kc.extra_configmaps[0].name = wh_injector_configmap(winj);
+        }
+        kc.extra_configmaps[1].ns = pilot_meshwatch_configmap(mw, &kc.extra_configmaps[1].name);
+        ks = k8s_source_new(
+            &kc,
+            pilot_meshwatch_sink(mw, wh_injector_sink(winj, pilot_ca_sink(pca, model_sink(m)))));
         if (!ks || k8s_source_start(ks) != 0) {
             LOG_ERR("default", "cannot start the Kubernetes source%s%s",
                     f->kubeconfig ? " for --kubeconfig " : " (in-cluster)",
@@ -213,6 +236,8 @@ out:
         cfgdir_free(cd);
     wh_cabundle_stop(cab);
     wh_server_stop(wh);
+    wh_injector_free(winj);   /* after its sources and the server that read it */
+    pilot_meshwatch_stop(mw); /* after the sources that call it, before what it applies to */
     /* The model thread may still be debouncing a push: stop it before the server its
      * push callback calls into goes away. */
     model_stop(m);

@@ -657,6 +657,9 @@ typedef struct mesh_sidecar_host {
     char *ns;
     char *host; /* "*", "*.example.com", "foo.example.com" */
     bool exclude;
+    /* ns was written ".": istiod reads it as the namespace of the proxy the Sidecar scopes,
+     * which differs from the Sidecar's own for a root-namespace (mesh default) Sidecar */
+    bool dot;
 } mesh_sidecar_host;
 
 typedef struct mesh_sidecar_egress {

@@ -707,6 +707,7 @@ static int parse_egress_host(mp_ctx *c, const char *path, const char *h, mesh_si
     if (strchr(dns, '*') && strlen(dns) != 1 && !util_has_prefix(dns, "*."))
         return mp_fail(c, path, "partial wildcard \"%.128s\" not allowed", dns);
     out->exclude = exclude;
+    out->dot = here;
     out->ns = any ? xstrdup("*") : here ? xstrdup(c->ns) : xstrndup(ns, nl);
     out->host = xstrdup(dns);
     return 0;

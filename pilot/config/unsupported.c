@@ -269,9 +269,13 @@ static const char *const ap_paths[] = {
     NULL,
 };
 
-/* Sidecar (parse_sidecar.c). Read and validated but never modelled: a server TLS's
- * credentialName(s), tlsCertificates and subjectAltNames (istiod refuses them in a
- * Sidecar, so they are not listed: an object that has them is never accepted). */
+/* Sidecar (parse_sidecar.c). workloadSelector, egress (hosts, port, bind, captureMode),
+ * ingress (port, defaultEndpoint) and outboundTrafficPolicy shape sidecar and gRPC xDS
+ * (xds/gen/scope.c, sidecar.c); ingress tls and captureMode NONE, and the connection
+ * pools, are read and validated but not modelled yet (README, "Sidecar and outbound
+ * traffic policy"). A server TLS's credentialName(s), tlsCertificates and
+ * subjectAltNames are not listed: istiod refuses them in a Sidecar, so an object that has
+ * them is never accepted. */
 static const char *const sc_paths[] = {
     "spec.workloadSelector.labels.*",
     "spec.ingress[].port.number",

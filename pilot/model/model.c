@@ -117,6 +117,12 @@ struct model {
     bool jwks_next_set;
     mesh_jwks_table *jwks;
     bool jwks_changed;
+
+    /* Mesh config (model_set_mesh): the next values guarded by `mu` until the model thread
+     * takes them into root_ns and auto_mtls_off. */
+    char *mesh_next_root_ns;
+    bool mesh_next_auto_mtls_off;
+    bool mesh_next_set;
 };
 
 static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
@@ -782,6 +788,38 @@ void model_set_jwks(model *m, mesh_jwks_table *t)
     mesh_jwks_table_release(old);
 }
 
+/* A new mesh config (m->mu not held): what the model keeps of it replaced, and the next
+ * snapshot pushed in full with every kind changed, debounced like a config change: the
+ * generators read mesh settings that shape every type. */
+static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off)
+{
+    if (strcmp(m->root_ns, root_ns) != 0)
+        LOG_INFO("model", "mesh config: rootNamespace %s -> %s", m->root_ns, root_ns);
+    free(m->root_ns);
+    m->root_ns = root_ns;
+    m->auto_mtls_off = auto_mtls_off;
+    m->force_full = true;
+    int64_t now = util_now_ns();
+    if (!m->dirty)
+        m->first_ev_ns = now;
+    m->dirty = true;
+    m->last_ev_ns = now;
+    m->nevents++;
+    m->triggers[TRIGGER_UNKNOWN]++;
+}
+
+void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off)
+{
+    char *rn = xstrdup(root_namespace && *root_namespace ? root_namespace : "istio-system");
+    pthread_mutex_lock(&m->mu);
+    free(m->mesh_next_root_ns);
+    m->mesh_next_root_ns = rn;
+    m->mesh_next_auto_mtls_off = auto_mtls_off;
+    m->mesh_next_set = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void drain_and_apply(model *m, mbox_item *list)
 {
     while (list) {
@@ -810,6 +848,16 @@ static void *model_thread(void *arg)
         if (take_jwks(m, &jt)) {
             pthread_mutex_unlock(&m->mu);
             apply_jwks(m, jt);
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
+        if (m->mesh_next_set) {
+            char *rn = m->mesh_next_root_ns;
+            bool off = m->mesh_next_auto_mtls_off;
+            m->mesh_next_root_ns = NULL;
+            m->mesh_next_set = false;
+            pthread_mutex_unlock(&m->mu);
+            apply_mesh(m, rn, off);
             pthread_mutex_lock(&m->mu);
             continue;
         }
@@ -1081,6 +1129,7 @@ void model_free(model *m)
     free(m->index);
     free(m->domain);
     free(m->root_ns);
+    free(m->mesh_next_root_ns);
     free(m->cluster_id);
     free(m);
 }

@@ -55,6 +55,13 @@ void model_free(model *m);
  * before the model took the previous one replaces it. */
 void model_set_jwks(model *m, mesh_jwks_table *t);
 
+/* A new mesh config (any thread; never blocks beyond the mailbox lock): rootNamespace
+ * (NULL or "": istio-system) and enableAutoMtls. The next snapshot carries them and is
+ * pushed in full with every kind changed, debounced like a config change, so settings the
+ * xDS generators read from mesh config (set on them before this call) reach every proxy.
+ * A call before the model took the previous one replaces it. */
+void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off);
+
 /* The current snapshot with one reference for the caller, or NULL before the first build. */
 mesh_snapshot *model_snapshot(model *m);
 /* True once every source reported synced and the first snapshot is published. */

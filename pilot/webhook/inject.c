@@ -19,11 +19,16 @@
  *      status annotation, and istio-proxy placed last (first with
  *      holdApplicationUntilProxyStarts), istio-init last among init containers.
  *
- * Not supported (the pod is still injected, these inputs are ignored): CNI mode, native
- * sidecars, templates other than "sidecar" (inject.istio.io/templates), OpenShift UID
- * ranges, ProxyConfig custom resources, lightstep/datadog tracer extras.
+ * Values come from values.c (the istio-sidecar-injector ConfigMap over the flags); with
+ * native sidecars (ENABLE_NATIVE_SIDECARS or sidecar.istio.io/nativeSidecar) istio-proxy is
+ * the template's second init container, placed right after istio-init.
  *
- * Pure function of its inputs: no globals, no locks; runs on any webhook thread.
+ * Not supported (the pod is still injected, these inputs are ignored): CNI mode,
+ * templates other than "sidecar" (inject.istio.io/templates), OpenShift UID ranges,
+ * ProxyConfig custom resources, lightstep/datadog tracer extras.
+ *
+ * Pure function of its inputs and the settings it holds a reference to; runs on any
+ * webhook thread.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -44,7 +49,7 @@
 
 typedef struct inj {
     const wh_config *cfg;
-    const wh_inject_values *v;
+    const wh_values *v;  /* resolved: the ConfigMap's values over the flags' */
     const cJSON *ann;    /* the pod's annotations (object or NULL) */
     const cJSON *labels; /* the pod's labels */
     const char *ns;
@@ -52,8 +57,9 @@ typedef struct inj {
     char owner[512];
     cJSON *proxy_config; /* merged ProxyConfig (mesh defaultConfig + annotation) */
     const char *mode;    /* interception mode */
+    bool native;         /* istio-proxy as a native sidecar (an init container) */
     char cluster[128], network[128];
-    bool cluster_from_path, network_from_path;
+    bool cluster_env; /* ISTIO_META_CLUSTER_ID is istiod's proxyEnvs: moved last */
     char err[512];
 } inj;
 
@@ -319,8 +325,24 @@ static int validate_annotations(inj *in)
 
 /* ---- policy ---------------------------------------------------------------------------- */
 
-/* NULL when the pod is to be injected, else why not. */
-static const char *skip_reason(const cJSON *pod, const char *ns)
+/* The first selector of list (never/alwaysInjectSelector) the labels match; an invalid
+ * one is skipped with a warning, as istiod does. */
+static bool any_selector(const cJSON *list, const cJSON *labels, const char *what)
+{
+    const cJSON *sel;
+    cJSON_ArrayForEach(sel, list)
+    {
+        int m = wh_selector_matches(sel, labels);
+        if (m < 0)
+            LOG_WARN(WH_LOG, "Invalid selector for %s: skipped", what);
+        if (m > 0)
+            return true;
+    }
+    return false;
+}
+
+/* NULL when the pod is to be injected, else why not (istiod's injectRequired). */
+static const char *skip_reason(const wh_values *v, const cJSON *pod, const char *ns)
 {
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
@@ -334,7 +356,19 @@ static const char *skip_reason(const cJSON *pod, const char *ns)
         sget(cJSON_GetObjectItemCaseSensitive(md, "labels"), "sidecar.istio.io/inject");
     if (lbl)
         sel = lbl; /* the label is the newer API and wins */
-    if (sel && *sel && !truthy(sel))
+    bool use_default = !sel || !*sel, inject = truthy(sel);
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
+    if (use_default && any_selector(v->never_sel, labels, "NeverInjectSelector"))
+        return "the pod's labels match neverInjectSelector";
+    if (use_default && any_selector(v->always_sel, labels, "AlwaysInjectSelector")) {
+        use_default = false;
+        inject = true;
+    }
+    if (v->policy == WH_POLICY_OFF)
+        return "injection policy is neither enabled nor disabled";
+    if (use_default && v->policy == WH_POLICY_DISABLED)
+        return "policy disabled and the pod does not ask for injection";
+    if (!use_default && !inject)
         return "sidecar.istio.io/inject is false";
     return NULL;
 }
@@ -419,10 +453,11 @@ static int build_proxy_config(inj *in)
     return 0;
 }
 
+/* ProxyConfig's or the values' holdApplicationUntilProxyStarts (reorderPod's holdPod). */
 static bool hold_application(const inj *in)
 {
-    return cJSON_IsTrue(
-        cJSON_GetObjectItemCaseSensitive(in->proxy_config, "holdApplicationUntilProxyStarts"));
+    return in->v->hold || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                              in->proxy_config, "holdApplicationUntilProxyStarts"));
 }
 
 /* ---- pieces of the template ------------------------------------------------------------ */
@@ -484,49 +519,64 @@ static cJSON *resources(const inj *in)
         }
         return r;
     }
-    cJSON *l = cJSON_AddObjectToObject(r, "limits");
-    cJSON_AddStringToObject(l, "cpu", "2");
-    cJSON_AddStringToObject(l, "memory", "1Gi");
-    cJSON *q = cJSON_AddObjectToObject(r, "requests");
-    cJSON_AddStringToObject(q, "cpu", "100m");
-    cJSON_AddStringToObject(q, "memory", "128Mi");
-    return r;
+    cJSON_Delete(r);
+    /* global.proxy.resources; an empty mapping is false in the template: no resources */
+    if (!cJSON_IsObject(in->v->resources) || !in->v->resources->child)
+        return NULL;
+    return cJSON_Duplicate(in->v->resources, 1);
 }
 
+static void add_resources(const inj *in, cJSON *c)
+{
+    cJSON *r = resources(in);
+    if (r)
+        cJSON_AddItemToObject(c, "resources", r);
+}
+
+/* istiod's ProxyImage: hub/image:tag with the image type (values' global.variant, else
+ * ProxyConfig image.imageType, else the proxyImageType annotation) replacing a known one in
+ * the tag. */
 static void proxy_image(const inj *in, char *buf, size_t len)
 {
-    const char *a = sget(in->ann, "sidecar.istio.io/proxyImage");
-    if (a && strchr(a, '/')) {
-        snprintf(buf, len, "%s", a);
-        return;
+    const char *type = in->v->variant;
+    const cJSON *pimg = cJSON_GetObjectItemCaseSensitive(in->proxy_config, "image");
+    if (cJSON_IsObject(pimg)) {
+        const char *t = sget(pimg, "imageType");
+        type = t ? t : "";
     }
-    const char *tag = or_default(in->v->tag, "1.24.0");
-    const char *type = sget(in->ann, "sidecar.istio.io/proxyImageType");
+    type = anno(in, "sidecar.istio.io/proxyImageType", type);
     char t[128];
-    snprintf(t, sizeof t, "%s", tag);
-    if (type) {
-        /* a known image type already in the tag is replaced */
+    snprintf(t, sizeof t, "%s", in->v->tag);
+    if (*type) {
         static const char *const known[] = {"-distroless", "-debug"};
         for (size_t i = 0; i < 2; i++)
             if (util_has_suffix(t, known[i])) {
                 t[strlen(t) - strlen(known[i])] = '\0';
                 break;
             }
-        if (strcmp(type, "default") != 0 && *type) {
+        if (strcmp(type, "default") != 0) {
             size_t n = strlen(t);
             snprintf(t + n, sizeof t - n, "-%s", type);
         }
     }
-    snprintf(buf, len, "%s/%s:%s", or_default(in->v->hub, "docker.io/istio"),
-             or_default(in->v->image, "proxyv2"), t);
+    snprintf(buf, len, "%s/%s:%s", in->v->hub, in->v->image, t);
+}
+
+/* The template's image choice: the proxyImage annotation (else the values' image) when it
+ * holds a '/', else the ProxyImage. */
+static const char *container_image(const inj *in, const char *values_image, const char *proxy)
+{
+    const char *a = anno(in, "sidecar.istio.io/proxyImage", values_image);
+    return strchr(a, '/') ? a : proxy;
 }
 
 /* excludeInboundPort: the status port added to the excluded inbound ports unless there
  * already, or unless the status port is 0. */
 static void exclude_inbound(const inj *in, char *out, size_t len)
 {
-    const char *sp = anno(in, "status.sidecar.istio.io/port", STATUS_PORT_DEFAULT);
-    const char *ex = anno(in, "traffic.sidecar.istio.io/excludeInboundPorts", "");
+    const char *sp = anno(in, "status.sidecar.istio.io/port", in->v->status_port);
+    const char *ex =
+        anno(in, "traffic.sidecar.istio.io/excludeInboundPorts", in->v->exclude_inbound_ports);
     out[0] = '\0';
     if (!*sp || strcmp(sp, "0") == 0) {
         snprintf(out, len, "%s", ex);
@@ -567,45 +617,52 @@ static cJSON *init_container(const inj *in, const char *image)
     else
         snprintf(dports, sizeof dports, "15090,15021");
     cJSON *args = cJSON_AddArrayToObject(c, "args");
-    const char *fixed[] = {"istio-iptables",
-                           "-p",
-                           "15001",
-                           "-z",
-                           "15006",
-                           "-u",
-                           "1337",
-                           "-m",
-                           in->mode,
-                           "-i",
-                           anno(in, "traffic.sidecar.istio.io/includeOutboundIPRanges", "*"),
-                           "-x",
-                           anno(in, "traffic.sidecar.istio.io/excludeOutboundIPRanges", ""),
-                           "-b",
-                           anno(in, "traffic.sidecar.istio.io/includeInboundPorts", "*"),
-                           "-d",
-                           dports};
+    const char *fixed[] = {
+        "istio-iptables",
+        "-p",
+        "15001",
+        "-z",
+        "15006",
+        "-u",
+        "1337",
+        "-m",
+        in->mode,
+        "-i",
+        anno(in, "traffic.sidecar.istio.io/includeOutboundIPRanges", in->v->include_ip_ranges),
+        "-x",
+        anno(in, "traffic.sidecar.istio.io/excludeOutboundIPRanges", in->v->exclude_ip_ranges),
+        "-b",
+        anno(in, "traffic.sidecar.istio.io/includeInboundPorts", in->v->include_inbound_ports),
+        "-d",
+        dports};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         cJSON_AddItemToArray(args, cJSON_CreateString(fixed[i]));
-    static const struct {
-        const char *ann, *flag;
+    /* each given by its annotation, else (the port lists) by a non-empty value */
+    const struct {
+        const char *ann, *flag, *def;
     } opt[] = {
-        {"traffic.sidecar.istio.io/includeOutboundPorts", "-q"},
-        {"traffic.sidecar.istio.io/excludeOutboundPorts", "-o"},
-        {"traffic.sidecar.istio.io/kubevirtInterfaces", "-k"},
-        {"traffic.sidecar.istio.io/excludeInterfaces", "-c"},
+        {"traffic.sidecar.istio.io/includeOutboundPorts", "-q", in->v->include_outbound_ports},
+        {"traffic.sidecar.istio.io/excludeOutboundPorts", "-o", in->v->exclude_outbound_ports},
+        {"traffic.sidecar.istio.io/kubevirtInterfaces", "-k", ""},
+        {"traffic.sidecar.istio.io/excludeInterfaces", "-c", ""},
     };
     for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
-        const char *v = sget(in->ann, opt[i].ann);
-        if (v) {
+        const char *v = anno(in, opt[i].ann, opt[i].def);
+        if (has_anno(in, opt[i].ann) || *v) {
             cJSON_AddItemToArray(args, cJSON_CreateString(opt[i].flag));
             cJSON_AddItemToArray(args, cJSON_CreateString(v));
         }
     }
     char lvl[256];
     snprintf(lvl, sizeof lvl, "--log_output_level=%s",
-             anno(in, "sidecar.istio.io/agentLogLevel",
-                  or_default(in->v->agent_log_level, "default:info")));
+             anno(in, "sidecar.istio.io/agentLogLevel", in->v->agent_log_level));
     cJSON_AddItemToArray(args, cJSON_CreateString(lvl));
+    if (in->v->log_as_json)
+        cJSON_AddItemToArray(args, cJSON_CreateString("--log_as_json"));
+    if (in->v->force_apply)
+        cJSON_AddItemToArray(args, cJSON_CreateString("--force-apply"));
+    if (*in->v->pull_policy)
+        cJSON_AddStringToObject(c, "imagePullPolicy", in->v->pull_policy);
     const cJSON *pm = cJSON_GetObjectItemCaseSensitive(in->proxy_config, "proxyMetadata");
     if (cJSON_IsObject(pm) && pm->child) {
         cJSON *env = cJSON_AddArrayToObject(c, "env");
@@ -616,14 +673,14 @@ static cJSON *init_container(const inj *in, const char *image)
                 cJSON_AddItemToArray(env, env_value(it->string, it->valuestring));
         }
     }
-    cJSON_AddItemToObject(c, "resources", resources(in));
+    add_resources(in, c);
     cJSON *sc = cJSON_AddObjectToObject(c, "securityContext");
-    cJSON_AddFalseToObject(sc, "allowPrivilegeEscalation");
+    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", in->v->privileged);
     cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
     const char *add[] = {"NET_ADMIN", "NET_RAW"}, *drop[] = {"ALL"};
     cJSON_AddItemToObject(caps, "add", str_array(add, 2));
     cJSON_AddItemToObject(caps, "drop", str_array(drop, 1));
-    cJSON_AddFalseToObject(sc, "privileged");
+    cJSON_AddBoolToObject(sc, "privileged", in->v->privileged);
     cJSON_AddFalseToObject(sc, "readOnlyRootFilesystem");
     cJSON_AddNumberToObject(sc, "runAsGroup", 0);
     cJSON_AddFalseToObject(sc, "runAsNonRoot");
@@ -638,8 +695,9 @@ static cJSON *probe_ready(int period, int failure, int initial)
     cJSON *hg = cJSON_AddObjectToObject(p, "httpGet");
     cJSON_AddStringToObject(hg, "path", "/healthz/ready");
     cJSON_AddNumberToObject(hg, "port", 15021);
-    if (initial)
-        cJSON_AddNumberToObject(p, "initialDelaySeconds", initial);
+    /* always written, as the template does: a re-injection's merge must reset an old
+     * value (dropped again when 0, see drop_zero_delays) */
+    cJSON_AddNumberToObject(p, "initialDelaySeconds", initial);
     cJSON_AddNumberToObject(p, "periodSeconds", period);
     cJSON_AddNumberToObject(p, "timeoutSeconds", 3);
     return p;
@@ -718,11 +776,15 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
     char buf[1024];
     cJSON *c = cJSON_CreateObject();
     bool tproxy = strcmp(in->mode, "TPROXY") == 0;
-    bool bind = strcmp(anno(in, "sidecar.istio.io/capNetBindService", "false"), "true") == 0;
+    bool bind =
+        strcmp(anno(in, "sidecar.istio.io/capNetBindService", in->v->cap_bind ? "true" : "false"),
+               "true") == 0;
     const cJSON *containers = cJSON_GetObjectItemCaseSensitive(spec, "containers");
 
     cJSON_AddStringToObject(c, "name", PROXY_NAME);
     cJSON_AddStringToObject(c, "image", image);
+    if (in->native)
+        cJSON_AddStringToObject(c, "restartPolicy", "Always");
     cJSON *ports = cJSON_AddArrayToObject(c, "ports");
     cJSON *pp = cJSON_CreateObject();
     cJSON_AddNumberToObject(pp, "containerPort", 15090);
@@ -734,37 +796,56 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
     cJSON_AddItemToArray(args, cJSON_CreateString("proxy"));
     cJSON_AddItemToArray(args, cJSON_CreateString("sidecar"));
     cJSON_AddItemToArray(args, cJSON_CreateString("--domain"));
-    snprintf(buf, sizeof buf, "$(POD_NAMESPACE).svc.%s",
-             or_default(in->v->cluster_domain, "cluster.local"));
+    snprintf(buf, sizeof buf, "$(POD_NAMESPACE).svc.%s", in->v->cluster_domain);
     cJSON_AddItemToArray(args, cJSON_CreateString(buf));
     snprintf(buf, sizeof buf, "--proxyLogLevel=%s",
-             anno(in, "sidecar.istio.io/logLevel", or_default(in->v->log_level, "warning")));
+             anno(in, "sidecar.istio.io/logLevel", in->v->log_level));
     cJSON_AddItemToArray(args, cJSON_CreateString(buf));
     snprintf(buf, sizeof buf, "--proxyComponentLogLevel=%s",
-             anno(in, "sidecar.istio.io/componentLogLevel",
-                  or_default(in->v->component_log_level, "misc:error")));
+             anno(in, "sidecar.istio.io/componentLogLevel", in->v->component_log_level));
     cJSON_AddItemToArray(args, cJSON_CreateString(buf));
     snprintf(buf, sizeof buf, "--log_output_level=%s",
-             anno(in, "sidecar.istio.io/agentLogLevel",
-                  or_default(in->v->agent_log_level, "default:info")));
+             anno(in, "sidecar.istio.io/agentLogLevel", in->v->agent_log_level));
     cJSON_AddItemToArray(args, cJSON_CreateString(buf));
+    if (in->v->sts_port) {
+        snprintf(buf, sizeof buf, "--stsPort=%d", in->v->sts_port);
+        cJSON_AddItemToArray(args, cJSON_CreateString(buf));
+    }
+    if (in->v->log_as_json)
+        cJSON_AddItemToArray(args, cJSON_CreateString("--log_as_json"));
+    if (*in->v->outlier_log_path) {
+        snprintf(buf, sizeof buf, "--outlierLogPath=%s", in->v->outlier_log_path);
+        cJSON_AddItemToArray(args, cJSON_CreateString(buf));
+    }
 
-    if (hold_application(in)) {
+    /* the values' lifecycle, else the hold (not with native sidecars, which start first
+     * anyway), else a native sidecar's drain on preStop */
+    if (in->v->lifecycle) {
+        cJSON_AddItemToObject(c, "lifecycle", cJSON_Duplicate(in->v->lifecycle, 1));
+    } else if (hold_application(in) && !in->native) {
         cJSON *lc = cJSON_AddObjectToObject(c, "lifecycle");
         cJSON *ps = cJSON_AddObjectToObject(lc, "postStart");
         cJSON *ex = cJSON_AddObjectToObject(ps, "exec");
         const char *cmd[] = {"pilot-agent", "wait"};
         cJSON_AddItemToObject(ex, "command", str_array(cmd, 2));
+    } else if (in->native) {
+        cJSON *lc = cJSON_AddObjectToObject(c, "lifecycle");
+        cJSON *ps = cJSON_AddObjectToObject(lc, "preStop");
+        cJSON *ex = cJSON_AddObjectToObject(ps, "exec");
+        snprintf(buf, sizeof buf, "--debug-port=%s",
+                 anno(in, "status.sidecar.istio.io/port", in->v->status_port));
+        const char *cmd[] = {"pilot-agent", "request", buf, "POST", "drain"};
+        cJSON_AddItemToObject(ex, "command", str_array(cmd, 5));
     }
 
     cJSON *env = cJSON_AddArrayToObject(c, "env");
-    cJSON_AddItemToArray(env, env_value("PILOT_CERT_PROVIDER", "istiod"));
-    const char *rev = or_default(in->v->revision, "");
+    cJSON_AddItemToArray(env, env_value("PILOT_CERT_PROVIDER", in->v->cert_provider));
+    const char *rev = in->v->values_revision;
     if (in->v->ca_address && *in->v->ca_address)
         snprintf(buf, sizeof buf, "%s", in->v->ca_address);
     else
         snprintf(buf, sizeof buf, "istiod%s%s.%s.svc:15012", *rev ? "-" : "", rev,
-                 or_default(in->v->istio_namespace, "istio-system"));
+                 in->v->istio_namespace);
     cJSON_AddItemToArray(env, env_value("CA_ADDR", buf));
     cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
     cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
@@ -798,12 +879,9 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
     strbuf_free(&apps);
     cJSON_AddItemToArray(env, env_resource("GOMEMLIMIT", "limits.memory"));
     cJSON_AddItemToArray(env, env_resource("GOMAXPROCS", "limits.cpu"));
-    cJSON_AddItemToArray(
-        env, env_value("ISTIO_META_CLUSTER_ID", or_default(in->v->cluster_id, "Kubernetes")));
+    cJSON_AddItemToArray(env, env_value("ISTIO_META_CLUSTER_ID", in->v->cluster_id));
     cJSON_AddItemToArray(env, env_field("ISTIO_META_NODE_NAME", "spec.nodeName"));
     cJSON_AddItemToArray(env, env_value("ISTIO_META_INTERCEPTION_MODE", in->mode));
-    if (in->network[0] && !in->network_from_path)
-        cJSON_AddItemToArray(env, env_value("ISTIO_META_NETWORK", in->network));
     if (in->deploy_name[0])
         cJSON_AddItemToArray(env, env_value("ISTIO_META_WORKLOAD_NAME", in->deploy_name));
     if (in->owner[0])
@@ -811,7 +889,7 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
     if (has_anno(in, "sidecar.istio.io/bootstrapOverride"))
         cJSON_AddItemToArray(env, env_value("ISTIO_BOOTSTRAP_OVERRIDE",
                                             "/etc/istio/custom-bootstrap/custom_bootstrap.json"));
-    const char *td = or_default(in->v->trust_domain, "cluster.local");
+    const char *td = in->v->trust_domain;
     cJSON_AddItemToArray(env, env_value("ISTIO_META_MESH_ID", or_default(in->v->mesh_id, td)));
     cJSON_AddItemToArray(env, env_value("TRUST_DOMAIN", td));
     const cJSON *pm = cJSON_GetObjectItemCaseSensitive(in->proxy_config, "proxyMetadata");
@@ -823,17 +901,23 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
             cJSON_AddItemToArray(env, env_value(it->string, it->valuestring));
     }
 
-    if (strcmp(anno(in, "status.sidecar.istio.io/port", STATUS_PORT_DEFAULT), "0") != 0) {
-        cJSON_AddItemToObject(c, "startupProbe", probe_ready(1, 600, 0));
+    if (*in->v->pull_policy)
+        cJSON_AddStringToObject(c, "imagePullPolicy", in->v->pull_policy);
+    if (strcmp(anno(in, "status.sidecar.istio.io/port", in->v->status_port), "0") != 0) {
+        if (in->v->startup_enabled)
+            cJSON_AddItemToObject(c, "startupProbe", probe_ready(1, in->v->startup_failure, 0));
         cJSON_AddItemToObject(
             c, "readinessProbe",
-            probe_ready(anno_int(in, "readiness.status.sidecar.istio.io/periodSeconds", 15),
-                        anno_int(in, "readiness.status.sidecar.istio.io/failureThreshold", 4),
-                        anno_int(in, "readiness.status.sidecar.istio.io/initialDelaySeconds", 0)));
+            probe_ready(anno_int(in, "readiness.status.sidecar.istio.io/periodSeconds",
+                                 in->v->ready_period),
+                        anno_int(in, "readiness.status.sidecar.istio.io/failureThreshold",
+                                 in->v->ready_failure),
+                        anno_int(in, "readiness.status.sidecar.istio.io/initialDelaySeconds",
+                                 in->v->ready_initial)));
     }
 
     cJSON *sc = cJSON_AddObjectToObject(c, "securityContext");
-    cJSON_AddFalseToObject(sc, "allowPrivilegeEscalation");
+    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", in->v->privileged);
     cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
     if (tproxy || bind) {
         cJSON *add = cJSON_AddArrayToObject(caps, "add");
@@ -844,32 +928,39 @@ static cJSON *proxy_container(const inj *in, const cJSON *spec, const char *imag
     }
     const char *drop[] = {"ALL"};
     cJSON_AddItemToObject(caps, "drop", str_array(drop, 1));
-    cJSON_AddFalseToObject(sc, "privileged");
+    cJSON_AddBoolToObject(sc, "privileged", in->v->privileged);
     cJSON_AddTrueToObject(sc, "readOnlyRootFilesystem");
     cJSON_AddNumberToObject(sc, "runAsGroup", 1337);
     cJSON_AddBoolToObject(sc, "runAsNonRoot", !(tproxy || bind));
     cJSON_AddNumberToObject(sc, "runAsUser", tproxy || bind ? 0 : 1337);
 
-    cJSON_AddItemToObject(c, "resources", resources(in));
+    add_resources(in, c);
     cJSON *vm = cJSON_AddArrayToObject(c, "volumeMounts");
     cJSON_AddItemToArray(vm,
                          volume_mount("workload-socket", "/var/run/secrets/workload-spiffe-uds"));
     cJSON_AddItemToArray(vm, volume_mount("credential-socket", "/var/run/secrets/credential-uds"));
     cJSON_AddItemToArray(
         vm, volume_mount("workload-certs", "/var/run/secrets/workload-spiffe-credentials"));
-    cJSON_AddItemToArray(vm, volume_mount("istiod-ca-cert", "/var/run/secrets/istio"));
+    bool istiod_certs = strcmp(in->v->cert_provider, "istiod") == 0;
+    if (istiod_certs)
+        cJSON_AddItemToArray(vm, volume_mount("istiod-ca-cert", "/var/run/secrets/istio"));
     cJSON_AddItemToArray(vm, volume_mount("istio-data", "/var/lib/istio/data"));
     if (has_anno(in, "sidecar.istio.io/bootstrapOverride"))
         cJSON_AddItemToArray(
             vm, volume_mount("custom-bootstrap-volume", "/etc/istio/custom-bootstrap"));
     cJSON_AddItemToArray(vm, volume_mount("istio-envoy", "/etc/istio/proxy"));
     cJSON_AddItemToArray(vm, volume_mount("istio-token", "/var/run/secrets/tokens"));
+    if (in->v->mount_mtls) {
+        cJSON *m = volume_mount("istio-certs", "/etc/certs/");
+        cJSON_AddTrueToObject(m, "readOnly");
+        cJSON_AddItemToArray(vm, m);
+    }
     cJSON_AddItemToArray(vm, volume_mount("istio-podinfo", "/etc/istio/pod"));
     add_user_entries(in, "sidecar.istio.io/userVolumeMount", vm);
     return c;
 }
 
-static cJSON *template_volumes(const inj *in)
+static cJSON *template_volumes(const inj *in, const cJSON *spec)
 {
     cJSON *v = cJSON_CreateArray(), *o, *x;
     /* emptyDir without a body: the template's "emptyDir:" is null, so the volume has no
@@ -913,15 +1004,29 @@ static cJSON *template_volumes(const inj *in)
     x = cJSON_AddArrayToObject(cJSON_AddObjectToObject(o, "projected"), "sources");
     cJSON *src = cJSON_CreateObject();
     cJSON *sat = cJSON_AddObjectToObject(src, "serviceAccountToken");
-    cJSON_AddStringToObject(sat, "audience", "istio-ca");
+    cJSON_AddStringToObject(sat, "audience", in->v->audience);
     cJSON_AddNumberToObject(sat, "expirationSeconds", 43200);
     cJSON_AddStringToObject(sat, "path", "istio-token");
     cJSON_AddItemToArray(x, src);
     cJSON_AddItemToArray(v, o);
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "configMap"), "name", "istio-ca-root-cert");
-    cJSON_AddStringToObject(o, "name", "istiod-ca-cert");
-    cJSON_AddItemToArray(v, o);
+    if (strcmp(in->v->cert_provider, "istiod") == 0) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "configMap"), "name",
+                                "istio-ca-root-cert");
+        cJSON_AddStringToObject(o, "name", "istiod-ca-cert");
+        cJSON_AddItemToArray(v, o);
+    }
+    if (in->v->mount_mtls) {
+        const char *sa = sget(spec, "serviceAccountName");
+        char sn[300];
+        snprintf(sn, sizeof sn, "istio.%.256s", sa && *sa ? sa : "default");
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", "istio-certs");
+        x = cJSON_AddObjectToObject(o, "secret");
+        cJSON_AddTrueToObject(x, "optional");
+        cJSON_AddStringToObject(x, "secretName", sn);
+        cJSON_AddItemToArray(v, o);
+    }
     add_user_entries(in, "sidecar.istio.io/userVolume", v);
     return v;
 }
@@ -1275,8 +1380,9 @@ static int cmp_item_name(const void *a, const void *b)
 
 static void probe_rewrite(const inj *in, cJSON *spec, cJSON *proxy, bool previously_injected)
 {
+    /* the annotation, else the values' sidecarInjectorWebhook.rewriteAppHTTPProbe */
     const char *rw = sget(in->ann, "sidecar.istio.io/rewriteAppHTTPProbers");
-    if (rw && parse_bool(rw) == 0)
+    if (rw ? parse_bool(rw) == 0 : !in->v->rewrite_probes)
         return;
     const char *sps = anno(in, "status.sidecar.istio.io/port", STATUS_PORT_DEFAULT);
     int sp = uint32_ok(sps) && strlen(sps) < 6 ? atoi(sps) : 15020;
@@ -1359,18 +1465,55 @@ static char *status_annotation(const inj *in, const cJSON *tspec)
     return s;
 }
 
-/* /inject/cluster/<c>/net/<n>: those envs leave their place and go last, sorted, as
- * istiod's updateClusterEnvs does. */
+/* istiod's proxyEnvs (the /inject/cluster/<c>/net/<n> path, the values' clusterName, any
+ * network): those envs leave their place and go last, sorted (updateClusterEnvs). */
 static void cluster_envs(const inj *in, cJSON *proxy)
 {
-    if (!in->cluster_from_path && !in->network_from_path)
-        return;
     cJSON *env = arr_child(proxy, "env");
-    remove_named(env, "ISTIO_META_CLUSTER_ID");
-    remove_named(env, "ISTIO_META_NETWORK");
-    cJSON_AddItemToArray(env, env_value("ISTIO_META_CLUSTER_ID", in->cluster));
+    if (in->cluster_env)
+        remove_named(env, "ISTIO_META_CLUSTER_ID");
+    if (in->network[0])
+        remove_named(env, "ISTIO_META_NETWORK");
+    if (in->cluster_env)
+        cJSON_AddItemToArray(env, env_value("ISTIO_META_CLUSTER_ID", in->cluster));
     if (in->network[0])
         cJSON_AddItemToArray(env, env_value("ISTIO_META_NETWORK", in->network));
+}
+
+/* adjustInitContainerUser: a user's istio-proxy with its own runAsUser makes istio-iptables
+ * exempt that uid (-u), except uid 0; in TPROXY mode the proxy must still run as root. */
+static void adjust_init_user(const inj *in, const cJSON *user, cJSON *spec)
+{
+    const cJSON *usc = cJSON_GetObjectItemCaseSensitive(user, "securityContext");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(usc, "runAsUser");
+    const cJSON *gid = cJSON_GetObjectItemCaseSensitive(usc, "runAsGroup");
+    cJSON *init = find_named(cJSON_GetObjectItemCaseSensitive(spec, "initContainers"), INIT_NAME);
+    if ((!cJSON_IsNumber(uid) && !cJSON_IsNumber(gid)) || !init)
+        return;
+    const char *pc_mode = sget(in->proxy_config, "interceptionMode");
+    const char *am = sget(in->ann, "sidecar.istio.io/interceptionMode");
+    bool tproxy = (pc_mode && strcmp(pc_mode, "TPROXY") == 0) || (am && strcmp(am, "TPROXY") == 0);
+    if (tproxy && cJSON_IsNumber(uid)) {
+        cJSON *p = find_named(cJSON_GetObjectItemCaseSensitive(spec, "containers"), PROXY_NAME);
+        if (!p)
+            p = find_named(cJSON_GetObjectItemCaseSensitive(spec, "initContainers"), PROXY_NAME);
+        cJSON *sc = p ? cJSON_GetObjectItemCaseSensitive(p, "securityContext") : NULL;
+        if (cJSON_IsObject(sc))
+            set_item(sc, "runAsUser", cJSON_CreateNumber(0));
+    }
+    if (!cJSON_IsNumber(uid) || uid->valuedouble == 0)
+        return;
+    cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(init, "args"))
+    {
+        if (cJSON_IsString(a) && strcmp(a->valuestring, "-u") == 0 && a->next) {
+            char u[32];
+            snprintf(u, sizeof u, "%.0f", uid->valuedouble);
+            cJSON_ReplaceItemViaPointer(cJSON_GetObjectItemCaseSensitive(init, "args"), a->next,
+                                        cJSON_CreateString(u));
+            return;
+        }
+    }
 }
 
 /* ---- the injection ------------------------------------------------------------------- */
@@ -1378,7 +1521,10 @@ static void cluster_envs(const inj *in, cJSON *proxy)
 cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJSON *pod_in,
                      const char *ns_req, const char **why, char *err, size_t errlen)
 {
-    inj in = {.cfg = cfg, .v = &cfg->inject};
+    wh_settings *settings = wh_injector_acquire(cfg->injector);
+    wh_values vals;
+    wh_values_resolve(&cfg->inject, settings, &vals);
+    inj in = {.cfg = cfg, .v = &vals};
     cJSON *pod = NULL, *tmpl_spec = NULL, *orig_proxy = NULL, *orig_init = NULL;
     char image[512];
     char *st = NULL;
@@ -1410,7 +1556,7 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
         *why = "more than 256 containers";
         goto fail;
     }
-    if ((*why = skip_reason(pod, ns)) != NULL)
+    if ((*why = skip_reason(&vals, pod, ns)) != NULL)
         goto fail;
     cJSON *ann = obj_child(md, "annotations");
     cJSON *labels = obj_child(md, "labels");
@@ -1421,19 +1567,19 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
         snprintf(err, errlen, "%s", in.err);
         goto fail;
     }
+    const char *nat = sget(ann, "sidecar.istio.io/nativeSidecar");
+    in.native = nat ? strcmp(nat, "true") == 0 : vals.native;
     const char *pc_mode = sget(in.proxy_config, "interceptionMode");
     in.mode = anno(&in, "sidecar.istio.io/interceptionMode", pc_mode ? pc_mode : "REDIRECT");
+    /* extractClusterAndNetwork: the path over the values, the pod's label over both */
     snprintf(in.cluster, sizeof in.cluster, "%s",
-             pp && pp->cluster[0] ? pp->cluster : or_default(cfg->inject.cluster_id, "Kubernetes"));
-    in.cluster_from_path = pp && pp->cluster[0];
+             pp && pp->cluster[0] ? pp->cluster : vals.cluster_id);
+    in.cluster_env = (pp && pp->cluster[0]) || vals.cluster_from_values;
     snprintf(in.network, sizeof in.network, "%s",
-             pp && pp->network[0] ? pp->network : or_default(cfg->inject.network, ""));
-    in.network_from_path = pp && pp->network[0];
+             pp && pp->network[0] ? pp->network : vals.network);
     const char *lnet = sget(labels, "topology.istio.io/network");
-    if (lnet) {
+    if (lnet)
         snprintf(in.network, sizeof in.network, "%s", lnet);
-        in.network_from_path = false;
-    }
     deploy_meta(&in, md);
 
     /* A pod injected before: the template sees it without what we added (stripPod). */
@@ -1464,10 +1610,21 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
     tmpl_spec = cJSON_CreateObject();
     cJSON *tinit = cJSON_AddArrayToObject(tmpl_spec, "initContainers");
     if (strcmp(in.mode, "NONE") != 0)
-        cJSON_AddItemToArray(tinit, init_container(&in, image));
+        cJSON_AddItemToArray(tinit,
+                             init_container(&in, container_image(&in, vals.init_image, image)));
+    /* a native sidecar is the template's second init container; else its one container */
     cJSON *tcont = cJSON_AddArrayToObject(tmpl_spec, "containers");
-    cJSON_AddItemToArray(tcont, proxy_container(&in, stripped, image));
-    cJSON_AddItemToObject(tmpl_spec, "volumes", template_volumes(&in));
+    cJSON_AddItemToArray(in.native ? tinit : tcont,
+                         proxy_container(&in, stripped, container_image(&in, vals.image, image)));
+    cJSON_AddItemToObject(tmpl_spec, "volumes", template_volumes(&in, stripped));
+    const cJSON *ps_it;
+    cJSON *tsecrets = cJSON_AddArrayToObject(tmpl_spec, "imagePullSecrets");
+    cJSON_ArrayForEach(ps_it, vals.pull_secrets)
+    {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", ps_it->valuestring);
+        cJSON_AddItemToArray(tsecrets, o);
+    }
 
     /* labels and annotations */
     char cname[64];
@@ -1488,9 +1645,9 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
     set_str(labels, "security.istio.io/tlsMode", tls_buf);
     set_str(labels, "service.istio.io/canonical-name", cname);
     set_str(labels, "service.istio.io/canonical-revision", crev_buf);
-    if (in.network[0] && (in.network_from_path || lnet))
+    if (in.network[0])
         set_str(labels, "topology.istio.io/network", in.network);
-    set_str(ann, "istio.io/rev", or_default(cfg->inject.revision, "default"));
+    set_str(ann, "istio.io/rev", or_default(vals.revision, "default"));
     const cJSON *first_app = NULL, *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(stripped, "containers"))
     {
@@ -1512,13 +1669,32 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
     stripped = NULL;
 
     /* ---- merge into the pod ---- */
+    /* a native proxy: a user's istio-proxy among the containers moves to the init
+     * containers' end first, so the template merges into it (RunTemplate's moveContainer) */
+    if (in.native && find_named(containers, PROXY_NAME)) {
+        int idx = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, containers)
+        {
+            if (sget(c, "name") && strcmp(sget(c, "name"), PROXY_NAME) == 0)
+                break;
+            idx++;
+        }
+        cJSON_AddItemToArray(arr_child(spec, "initContainers"),
+                             cJSON_DetachItemFromArray(containers, idx));
+    }
     smp_merge_list(arr_child(spec, "initContainers"), tinit, "name");
     smp_merge_list(containers, tcont, "name");
     smp_merge_list(arr_child(spec, "volumes"),
                    cJSON_GetObjectItemCaseSensitive(tmpl_spec, "volumes"), "name");
+    if (tsecrets->child)
+        smp_merge_list(arr_child(spec, "imagePullSecrets"), tsecrets, "name");
+    /* reapplyOverwrittenContainers: the user's own containers of the template's names win;
+     * a native proxy's override is an init container's (the template's order) */
     if (orig_proxy || orig_init) {
         cJSON *ov = cJSON_CreateObject();
-        if (orig_proxy) {
+        cJSON *ic_list = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
+        if (orig_proxy && !in.native) {
             cJSON *o = cJSON_Duplicate(orig_proxy, 1);
             const char *img = sget(o, "image");
             if (img && strcmp(img, "auto") == 0)
@@ -1526,45 +1702,78 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
             smp_merge(find_named(containers, PROXY_NAME), o);
             cJSON_AddItemToArray(cJSON_AddArrayToObject(ov, "containers"), o);
         }
-        if (orig_init && strcmp(in.mode, "NONE") != 0) {
-            cJSON *o = cJSON_Duplicate(orig_init, 1);
+        cJSON *ov_init = NULL;
+        const cJSON *const inits[] = {strcmp(in.mode, "NONE") != 0 ? orig_init : NULL,
+                                      in.native ? orig_proxy : NULL};
+        const char *const init_names[] = {INIT_NAME, PROXY_NAME};
+        for (size_t k = 0; k < 2; k++) {
+            if (!inits[k])
+                continue;
+            cJSON *o = cJSON_Duplicate(inits[k], 1);
             const char *img = sget(o, "image");
             if (img && strcmp(img, "auto") == 0)
                 cJSON_DeleteItemFromObjectCaseSensitive(o, "image");
-            smp_merge(
-                find_named(cJSON_GetObjectItemCaseSensitive(spec, "initContainers"), INIT_NAME), o);
-            cJSON_AddItemToArray(cJSON_AddArrayToObject(ov, "initContainers"), o);
+            smp_merge(find_named(ic_list, init_names[k]), o);
+            if (!ov_init)
+                ov_init = cJSON_AddArrayToObject(ov, "initContainers");
+            cJSON_AddItemToArray(ov_init, o);
         }
         char *s = cJSON_PrintUnformatted(ov);
         cJSON_Delete(ov);
         set_str(ann, "proxy.istio.io/overrides", s ? s : "{}");
         free(s);
+        adjust_init_user(&in, orig_proxy, spec);
     }
     if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(spec, "initContainers")))
         cJSON_DeleteItemFromObjectCaseSensitive(spec, "initContainers");
 
     /* ---- post-processing ---- */
+    cJSON *ic = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
     cJSON *proxy = find_named(containers, PROXY_NAME);
+    cJSON *native_proxy = find_named(ic, PROXY_NAME);
+    if (!proxy)
+        proxy = native_proxy;
+    static const char *const own_probes[] = {"startupProbe", "readinessProbe"};
+    for (size_t k = 0; proxy && k < 2; k++) {
+        /* a zero delay is not printed by istiod's Go types (omitempty) */
+        cJSON *pr = cJSON_GetObjectItemCaseSensitive(proxy, own_probes[k]);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(pr, "initialDelaySeconds");
+        if (cJSON_IsNumber(d) && d->valuedouble == 0)
+            cJSON_DeleteItemFromObjectCaseSensitive(pr, "initialDelaySeconds");
+    }
     if (proxy)
         cluster_envs(&in, proxy);
     prometheus_merge(&in, ann, proxy);
     probe_rewrite(&in, spec, proxy, previously);
     st = status_annotation(&in, tmpl_spec);
     set_str(ann, "sidecar.istio.io/status", st ? st : "{}");
+    cJSON_ArrayForEach(it, vals.injected_annotations)
+    {
+        if (cJSON_IsString(it))
+            set_str(ann, it->string, it->valuestring);
+    }
+    /* reorderPod: the proxy last among containers (first when holding the application);
+     * a native proxy right after istio-init, so the other init containers are in the mesh;
+     * else istio-init last, so they run before traffic is captured */
     move_named(containers, PROXY_NAME, hold_application(&in));
-    cJSON *ic = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
-    if (ic)
+    if (ic && native_proxy) {
+        move_named(ic, PROXY_NAME, true);
+        move_named(ic, INIT_NAME, true);
+    } else if (ic) {
         move_named(ic, INIT_NAME, false);
+    }
 
     free(st);
     cJSON_Delete(tmpl_spec);
     cJSON_Delete(orig_proxy);
     cJSON_Delete(orig_init);
     cJSON_Delete(in.proxy_config);
+    wh_settings_release(settings);
     return pod;
 fail:
     cJSON_Delete(pod);
     cJSON_Delete(in.proxy_config);
+    wh_settings_release(settings);
     return NULL;
 }
 

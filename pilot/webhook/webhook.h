@@ -25,6 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
+#include "pilot/base/source.h"
 #include "pilot/base/util.h"
 
 /* Largest request body read (an AdmissionReview of a big pod is a few hundred KB; the
@@ -52,11 +55,40 @@ typedef struct wh_inject_values {
     const char *log_level;           /* proxy log level, "warning" */
     const char *component_log_level; /* "misc:error" */
     const char *agent_log_level;     /* global.logging.level, "default:info" */
+    bool native_sidecars;            /* ENABLE_NATIVE_SIDECARS: istio-proxy as a native
+                                      * sidecar (an init container, restartPolicy Always) */
 } wh_inject_values;
+
+/* The injector's settings from Istio's istio-sidecar-injector ConfigMap (values.c): its
+ * `values` (Helm values as JSON) override wh_inject_values field by field, its `config`
+ * gives the policy, the always/never selectors and injectedAnnotations. Thread-safe: a
+ * review takes a reference to the current settings; an update swaps them. */
+typedef struct wh_injector wh_injector;
+
+/* istio_ns: where the ConfigMap lives; revision "" = default (ConfigMap
+ * istio-sidecar-injector, else istio-sidecar-injector-<rev>, as istiod names it); dir: when
+ * dir/config exists at start, dir/config and dir/values are read instead of the ConfigMap
+ * and re-read when they change (istiod's ./var/lib/istio/inject), NULL = none. Strings are
+ * copied. */
+wh_injector *wh_injector_new(const char *istio_ns, const char *revision, const char *dir);
+void wh_injector_free(wh_injector *wi);
+/* The ConfigMap's name, "istio-sidecar-injector[-<rev>]". */
+const char *wh_injector_configmap(const wh_injector *wi);
+/* The namespace it is read from (istiod's). */
+const char *wh_injector_namespace(const wh_injector *wi);
+/* Applies a ConfigMap object (Kubernetes JSON, borrowed): 0 when its settings replace the
+ * current ones; -1 with err naming the key and field when it is refused whole (the last
+ * good settings stay). */
+int wh_injector_apply(wh_injector *wi, const cJSON *cm, char *err, size_t errlen);
+/* A sink in front of next that takes our ConfigMap (upserts applied, refusals logged,
+ * a delete keeps the last good settings, as istiod does) and passes everything else on.
+ * wi and next must outlive the sources that call it. */
+source_sink wh_injector_sink(wh_injector *wi, source_sink next);
 
 typedef struct wh_config {
     const char *domain; /* DNS suffix for validation's host completion, "cluster.local" */
     wh_inject_values inject;
+    wh_injector *injector; /* NULL: the values above and Istio's defaults only */
     /* /ready: 200 once ready(ud) says so (NULL: always ready), else 503. */
     bool (*ready)(void *ud);
     void *ready_ud;

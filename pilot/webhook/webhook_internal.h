@@ -47,6 +47,55 @@ typedef struct wh_inject_params {
     char network[128]; /* "net": ISTIO_META_NETWORK */
 } wh_inject_params;
 
+/* ---- values (values.c) ------------------------------------------------------------------ */
+
+/* The injection policy of the ConfigMap's `config` (istiod's InjectionPolicy). */
+typedef enum { WH_POLICY_ENABLED = 0, WH_POLICY_DISABLED, WH_POLICY_OFF } wh_policy;
+
+/* One parsed istio-sidecar-injector (immutable, refcounted): the trees the resolved values
+ * borrow from. */
+typedef struct wh_settings wh_settings;
+
+/* Everything the default "sidecar" template reads, resolved for one injection: the
+ * ConfigMap's values where given, else cfg->inject's, else Istio 1.24's chart defaults.
+ * Strings and trees are borrowed from the settings and cfg (both outlive the injection). */
+typedef struct wh_values {
+    const char *hub, *tag, *variant, *image, *init_image, *pull_policy;
+    const char *cluster_id, *network, *mesh_id, *trust_domain, *istio_namespace;
+    const char *cluster_domain, *revision, *values_revision, *ca_address, *proxy_config;
+    const char *log_level, *component_log_level, *agent_log_level, *cert_provider, *audience;
+    const char *include_ip_ranges, *exclude_ip_ranges, *include_inbound_ports;
+    const char *exclude_inbound_ports, *include_outbound_ports, *exclude_outbound_ports;
+    const char *outlier_log_path;
+    const cJSON *resources;    /* global.proxy.resources; NULL: none */
+    const cJSON *lifecycle;    /* global.proxy.lifecycle; NULL: none */
+    const cJSON *pull_secrets; /* global.imagePullSecrets (strings); NULL: none */
+    char status_port[16];      /* global.proxy.statusPort, "15020" */
+    char tag_buf[64];          /* a numeric tag, printed */
+    int ready_initial, ready_period, ready_failure, startup_failure, sts_port;
+    bool startup_enabled, hold, privileged, log_as_json, mount_mtls, cap_bind, force_apply;
+    bool rewrite_probes, native;
+    bool cluster_from_values; /* clusterName came from the ConfigMap (istiod's proxyEnvs) */
+    /* config */
+    wh_policy policy;
+    const cJSON *never_sel, *always_sel; /* arrays of LabelSelectors; NULL: none */
+    const cJSON *injected_annotations;   /* object; NULL: none */
+} wh_values;
+
+/* The current settings with a reference (NULL when none: no ConfigMap yet); release it
+ * with wh_settings_release. Files mode re-reads changed files at most once a second. */
+wh_settings *wh_injector_acquire(wh_injector *wi);
+void wh_settings_release(wh_settings *s);
+/* Parses a ConfigMap's `config` (YAML) and `values` (JSON or YAML): NULL with err naming
+ * the key and field when refused. */
+wh_settings *wh_settings_parse(const char *config, const char *values, char *err, size_t errlen);
+/* Fills *out from base (the flags) and s (NULL: none). */
+void wh_values_resolve(const wh_inject_values *base, const wh_settings *s, wh_values *out);
+/* A metav1.LabelSelector (matchLabels, matchExpressions) against labels: 1 matches, 0 does
+ * not, -1 the selector is invalid. An empty selector matches nothing here, as istiod skips
+ * it. */
+int wh_selector_matches(const cJSON *sel, const cJSON *labels);
+
 /* Validation of request.object with mesh_parse (validate.c). */
 void wh_validate(const wh_config *cfg, const wh_review *rv, wh_verdict *out);
 /* Sidecar injection of the Pod in request.object (inject.c): allowed with no patch when the

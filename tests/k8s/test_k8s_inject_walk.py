@@ -22,7 +22,9 @@ endpoint addresses).
    istiod-ca-cert and istio-token volumes; and the API server accepted those pods (its own
    validation of what we patched in).
 3. A Deployment in an unlabelled namespace: its pod keeps its one container; one with
-   sidecar.istio.io/inject: "false" in the labelled namespace too.
+   sidecar.istio.io/inject: "false" in the labelled namespace too. Then ConfigMap
+   istio-sidecar-injector (values: hub, tag) applied: the next pods get that image, with no
+   restart; ConfigMap istio (mesh config) applied: reloaded, a bad one refused.
 4. `kubectl apply` of an invalid VirtualService is denied with our field message; a valid
    one (bookinfo's own virtual-service-all-v1.yaml) is accepted.
 5. Our sidecar_injection_* counters agree with what the API server saw.
@@ -298,6 +300,45 @@ def run(work, k8s, ip, bookinfo):
                   "sidecar.istio.io/status" not in p[0]["metadata"].get("annotations", {}),
                   "%s/%s: left alone (containers %s)" % (ns, app, c))
 
+        # ---- 3b. values from ConfigMap istio-sidecar-injector, live ----
+        cm = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+              "data": {"config": "policy: enabled\n",
+                       "values": json.dumps({"global": {"hub": "reg.example/istio",
+                                                        "tag": "1.24.6-walk",
+                                                        "proxy": {"logLevel": "debug"}}})}}
+        k8s.apply(json.dumps(cm))
+
+        def proxy_image(app):
+            ps = pods(k8s, "default", "app=" + app)
+            c = [x for x in (ps[0]["spec"]["containers"] if ps else []) if x["name"] == "istio-proxy"]
+            return c[0]["image"] if c else None
+        img = None
+        for i in range(40):  # each try a new Deployment: the watch delivers the ConfigMap async
+            k8s.apply(deployment("default", "vals%d" % i))
+            img = poll(lambda: proxy_image("vals%d" % i), 30)
+            if img == "reg.example/istio/proxyv2:1.24.6-walk":
+                break
+            time.sleep(0.25)
+        check(img == "reg.example/istio/proxyv2:1.24.6-walk",
+              "after the istio-sidecar-injector ConfigMap is applied, new pods get its hub and "
+              "tag: %s" % img)
+        want += i + 1  # these pods were injected too
+
+        # ---- 3c. mesh config from ConfigMap istio (no --meshConfig here), live ----
+        def mesh_cm(text):
+            k8s.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "istio", "namespace": "istio-system"},
+                                  "data": {"mesh": text}}))
+        mesh_cm("outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n")
+        check(poll(lambda: "mesh config reloaded from ConfigMap istio-system/istio" in
+                   pilot.read_log(), 20) is not None,
+              "ConfigMap istio-system/istio applied: mesh config reloaded from it")
+        mesh_cm("outboundTrafficPolicy:\n  mode: SOMETIMES\n")
+        check(poll(lambda: "refused, the last good one stays in force: ConfigMap "
+                   "istio-system/istio key mesh: outboundTrafficPolicy.mode" in pilot.read_log(),
+                   20) is not None, "a bad mesh in ConfigMap istio is refused with its field")
+
         # ---- 4. validation at apply time ----
         rc, out = k8s.kubectl("apply", "-f", "-", inp=BAD_VS, check=False)
         check(rc != 0 and 'admission webhook "validation.istio.io" denied the request' in out and
@@ -313,11 +354,11 @@ def run(work, k8s, ip, bookinfo):
         # ---- 5. our counters ----
         reqs = sum(pilot.metric("sidecar_injection_requests_total").values())
         ok = sum(pilot.metric("sidecar_injection_success_total").values())
-        # exactly bookinfo's pods: the webhooks' selectors kept the API server from sending
-        # the others (namespace plain, the inject=false pod, istiod's own) at all
+        # exactly the pods of default: the webhooks' selectors kept the API server from
+        # sending the others (namespace plain, the inject=false pod, istiod's own) at all
         check(reqs == want and ok == want,
-              "sidecar_injection_requests_total %g, _success_total %g (want %d: bookinfo's "
-              "pods only)" % (reqs, ok, want))
+              "sidecar_injection_requests_total %g, _success_total %g (want %d: the labelled "
+              "namespace's pods only)" % (reqs, ok, want))
         check(*k8s.rbac_verdict())
         rc = pilot.stop()
         check(rc == 0, "pilot-discovery exits 0 on SIGTERM (rc %d)" % rc)

@@ -222,9 +222,9 @@ static void test_mesh_config(void **state)
     pilot_flags f;
     char err[256];
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
-    assert_string_equal(f.trust_domain, "example.org");
-    assert_string_equal(f.root_namespace, "istio-root");
-    assert_string_equal(f.default_config, "{\"discoveryAddress\":\"istiod:15012\"}");
+    assert_string_equal(f.mesh.trust_domain, "example.org");
+    assert_string_equal(f.mesh.root_namespace, "istio-root");
+    assert_string_equal(f.mesh.default_config, "{\"discoveryAddress\":\"istiod:15012\"}");
     flags_free(&f);
 
     /* Not YAML: refused, naming the flag. */
@@ -287,7 +287,7 @@ static void test_mesh_config_authz(void **state)
     char err[256];
     if (flags_parse(4, argv, &f, err, sizeof(err)) != 0)
         fail_msg("refused: %s", err);
-    const xds_mesh_authz *m = &f.mesh_authz;
+    const xds_mesh_authz *m = &f.mesh.mesh_authz;
     assert_int_equal(m->trust_domain_aliases.n, 2);
     assert_string_equal(m->trust_domain_aliases.v[1], "cluster.local");
     assert_int_equal(m->nproviders, 2); /* zipkin skipped */
@@ -326,7 +326,7 @@ static void test_mesh_config_authz(void **state)
     write_mesh(path, "extensionProviders:\n- name: bad\n  envoyExtAuthzHttp: {service: x, "
                      "port: 999999, statusOnError: \"999\", pathPrefix: check}\n");
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
-    assert_int_equal(f.mesh_authz.providers[0].port, 999999);
+    assert_int_equal(f.mesh.mesh_authz.providers[0].port, 999999);
     flags_free(&f);
 
     static const struct {
@@ -374,8 +374,8 @@ static void test_mesh_config_telemetry(void **state)
     char err[256];
     write_mesh(path, "trustDomain: cluster.local\n");
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
-    assert_null(f.mesh_telemetry.access_log_file);
-    assert_false(f.mesh_telemetry.no_metrics);
+    assert_null(f.mesh.mesh_telemetry.access_log_file);
+    assert_false(f.mesh.mesh_telemetry.no_metrics);
     flags_free(&f);
 
     write_mesh(path, "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"
@@ -384,20 +384,20 @@ static void test_mesh_config_telemetry(void **state)
                      "defaultProviders: {metrics: [stackdriver, prometheus]}\n");
     if (flags_parse(4, argv, &f, err, sizeof(err)) != 0)
         fail_msg("refused: %s", err);
-    assert_string_equal(f.mesh_telemetry.access_log_file, "/dev/stdout");
-    assert_int_equal(f.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_JSON);
-    assert_string_equal(f.mesh_telemetry.access_log_format, "{\"a\": \"%START_TIME%\"}");
-    assert_true(f.mesh_telemetry.no_listener_access_log);
-    assert_false(f.mesh_telemetry.no_metrics);
+    assert_string_equal(f.mesh.mesh_telemetry.access_log_file, "/dev/stdout");
+    assert_int_equal(f.mesh.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_JSON);
+    assert_string_equal(f.mesh.mesh_telemetry.access_log_format, "{\"a\": \"%START_TIME%\"}");
+    assert_true(f.mesh.mesh_telemetry.no_listener_access_log);
+    assert_false(f.mesh.mesh_telemetry.no_metrics);
     flags_free(&f);
 
     /* "" is no access log; defaultProviders without prometheus turns istio.stats off */
     write_mesh(path, "accessLogFile: \"\"\naccessLogEncoding: TEXT\n"
                      "defaultProviders: {accessLogging: [envoy]}\n");
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
-    assert_null(f.mesh_telemetry.access_log_file);
-    assert_int_equal(f.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_TEXT);
-    assert_true(f.mesh_telemetry.no_metrics);
+    assert_null(f.mesh.mesh_telemetry.access_log_file);
+    assert_int_equal(f.mesh.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_TEXT);
+    assert_true(f.mesh.mesh_telemetry.no_metrics);
     flags_free(&f);
 
     static const struct {

@@ -892,6 +892,7 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     xds_gen_set_trust_domain(s->gen, s->trust_domain);
     xds_gen_set_mesh_authz(s->gen, opts->mesh_authz);
     xds_gen_set_mesh_telemetry(s->gen, opts->mesh_telemetry);
+    xds_gen_set_outbound_mode(s->gen, opts->outbound_mode);
     s->env.gen = s->gen;
     s->env.domain = s->domain;
     for (int i = 0; i < XDS_SHARDS; i++) {
@@ -1017,6 +1018,12 @@ int xds_server_port(const xds_server *s)
 int xds_server_secure_port(const xds_server *s)
 {
     return s ? s->secure_port : 0;
+}
+
+void xds_server_set_mesh(xds_server *s, const xds_mesh_authz *authz,
+                         const xds_mesh_telemetry *telemetry, xds_outbound_mode mode)
+{
+    xds_gen_set_mesh(s->gen, authz, telemetry, mode);
 }
 
 void xds_server_free(xds_server *s)

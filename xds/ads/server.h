@@ -56,6 +56,8 @@ typedef struct xds_server_opts {
     /* mesh config access logs and default metrics provider (borrowed; copied), NULL: the
      * defaults (istio.stats on, no access logs) */
     const xds_mesh_telemetry *mesh_telemetry;
+    /* mesh config outboundTrafficPolicy.mode */
+    xds_outbound_mode outbound_mode;
     xds_token_review_fn review; /* NULL: client certificates only */
     void *review_ud;
 } xds_server_opts;
@@ -89,5 +91,10 @@ void xds_server_free(xds_server *s);
  * model_on_push before the model starts). snap is borrowed; req NULL means a full push.
  * Merges into each shard's mailbox and returns at once; any thread. */
 void xds_server_on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *req);
+/* A new mesh config for the generators (any thread; copied): the settings of
+ * xds_server_opts mesh_authz, mesh_telemetry and outbound_mode. What proxies hold changes
+ * with the next push, which the caller makes full (model_set_mesh). */
+void xds_server_set_mesh(xds_server *s, const xds_mesh_authz *authz,
+                         const xds_mesh_telemetry *telemetry, xds_outbound_mode mode);
 
 #endif

@@ -1105,7 +1105,7 @@ int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapsh
         if (!full && !ts->force && (t != XT_EDS || !stream_eds_affected(ts, hosts, nhosts)))
             continue;
         /* a change that cannot alter this type for this proxy: what it has is current */
-        if (full && !ts->force && (kinds & xds_type_kinds(st->proxy, xds_type_url(t))) == 0)
+        if (full && !ts->force && (kinds & xds_type_kinds(st->proxy, snap, xds_type_url(t))) == 0)
             continue;
         queued += stream_answer(st, env, snap, t, NULL, 0, start_ns);
     }

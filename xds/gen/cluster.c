@@ -588,7 +588,8 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
             if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host))
                 continue;
             const mesh_service *svc = mesh_snapshot_service(c->s, host);
-            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
+            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc) ||
+                !gen_scope_service(c, svc, port))
                 continue;
             if (subset[0] && !gen_dr_subset(gen_dr(c, host), subset))
                 continue;
@@ -608,6 +609,9 @@ void gen_list_outbound_clusters(gen_ctx *c, const char *const *names, size_t nna
         const mesh_destination_rule *dr = gen_dr(c, svc->hostname);
         char *drk = gen_dr_key(c, svc->hostname);
         for (size_t p = 0; p < svc->nports; p++) {
+            /* a Sidecar egress listener on one port imports only that port */
+            if (!gen_scope_service(c, svc, svc->ports[p].port))
+                continue;
             gen_item it = {.name = gen_cluster_name(c, svc->ports[p].port, NULL, svc->hostname),
                            .extra = drk,
                            .svc = svc,

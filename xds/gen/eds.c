@@ -43,7 +43,8 @@ static void gen_eds_list(gen_ctx *c, const char *const *names, size_t nnames, ge
             if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host))
                 continue;
             const mesh_service *svc = mesh_snapshot_service(c->s, host);
-            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc))
+            if (!svc || !gen_service_port(svc, port) || !gen_service_visible(c, svc) ||
+                !gen_scope_service(c, svc, port))
                 continue;
             gen_item it = {
                 .name = ga_strdup(c->a, names[i]), .svc = svc, .port = port, .subset = subset};

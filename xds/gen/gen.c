@@ -61,7 +61,13 @@
  *              workloadSelector (which rule the proxy sees: policies, subsets, hash
  *              policies);
  *     IPs:     sidecar LDS and CDS (the inbound ports come from endpoints carrying one
- *              of the proxy's IPs).
+ *              of the proxy's IPs);
+ *     Sidecar: the Sidecar resource that scopes a sidecar or gRPC proxy (LDS, RDS, CDS,
+ *              EDS), picked by mesh_snapshot_sidecar_for before the class is formed, so
+ *              proxies under one Sidecar share whatever their labels; by address, which
+ *              within one snapshot version is the object's identity. Resources whose bytes
+ *              follow the scope (sidecar RDS, TCP listeners, virtualOutbound, gRPC RDS)
+ *              name it, or what it decides, in their cache key.
  *   A generator that read labels or IPs where the class leaves them out would see them
  *   empty, and the golden and memo tests would show it.
  * - An entry stores copies of those inputs and a hit compares them all (not just the
@@ -100,6 +106,7 @@ typedef struct gen_memo {
     bool wildcard;
     char **names;
     size_t nnames;
+    const void *sidecar;  /* identity only, never dereferenced (the object may be gone) */
     xds_resource_set set; /* items referenced, id set */
 } gen_memo;
 
@@ -112,6 +119,7 @@ typedef struct gen_class {
     size_t nips;
     const char *const *names; /* NULL = wildcard */
     size_t nnames;
+    const mesh_sidecar *sidecar; /* the Sidecar scoping the proxy, NULL for none */
     uint64_t hash;
 } gen_class;
 
@@ -124,11 +132,24 @@ typedef struct gen_entry {
     xds_resource *res;
 } gen_entry;
 
+/* The mesh config settings of a generator. Mesh config changes while running, so the
+ * setters build a new one and swap it in (under mu), and each xds_gen_generate pins the
+ * one it started with: a call never sees half of a change, and never a freed one. The
+ * caches need no flush: a mesh config change comes with a new snapshot version (see
+ * model_set_mesh), and the bytes cache and the memo are keyed by version. */
+typedef struct gen_mesh {
+    atomic_int refs;
+    char *trust_domain;           /* NULL = cluster.local */
+    xds_mesh_authz authz;         /* zero = no providers, no aliases */
+    xds_mesh_telemetry telemetry; /* zero = istiod's defaults */
+    bool registry_only;           /* outboundTrafficPolicy.mode REGISTRY_ONLY */
+} gen_mesh;
+
+static void gen_mesh_release(gen_mesh *m);
+
 struct xds_gen {
     pthread_mutex_t mu;
-    char *trust_domain;           /* fixed before the first call; NULL = default */
-    xds_mesh_authz *mesh_authz;   /* likewise; NULL = none */
-    xds_mesh_telemetry telemetry; /* likewise; zero = istiod's defaults */
+    gen_mesh *mesh; /* guarded by mu; replaced whole by the setters */
     gen_entry *buckets[GEN_CACHE_BUCKETS];
     gen_entry *head, *tail;
     size_t n;
@@ -219,30 +240,20 @@ void xds_gen_free(xds_gen *g)
         }
     }
     pthread_mutex_destroy(&g->mu);
-    free(g->trust_domain);
-    if (g->mesh_authz)
-        xds_mesh_authz_clear(g->mesh_authz);
-    free(g->mesh_authz);
-    xds_mesh_telemetry_clear(&g->telemetry);
+    gen_mesh_release(g->mesh);
     free(g);
 }
 
-void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
-{
-    free(g->trust_domain);
-    g->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
-}
-
-/* For a generator without settings: no providers, no aliases. */
+/* For a generator without settings: no providers, no aliases, istiod's telemetry. */
 static const xds_mesh_authz gen_no_mesh_authz;
+static const xds_mesh_telemetry gen_no_mesh_telemetry;
 
-void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m)
+static void telemetry_copy(xds_mesh_telemetry *d, const xds_mesh_telemetry *m)
 {
-    if (!g->mesh_authz)
-        g->mesh_authz = xcalloc(1, sizeof *g->mesh_authz);
-    xds_mesh_authz_clear(g->mesh_authz);
-    if (m)
-        xds_mesh_authz_copy(g->mesh_authz, m);
+    *d = *m;
+    d->access_log_file =
+        m->access_log_file && m->access_log_file[0] ? xstrdup(m->access_log_file) : NULL;
+    d->access_log_format = m->access_log_format ? xstrdup(m->access_log_format) : NULL;
 }
 
 void xds_mesh_telemetry_clear(xds_mesh_telemetry *m)
@@ -252,15 +263,90 @@ void xds_mesh_telemetry_clear(xds_mesh_telemetry *m)
     memset(m, 0, sizeof *m);
 }
 
-void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *m)
+/* A copy of the generator's current settings (g->mu held), for a setter to change. */
+static gen_mesh *gen_mesh_dup(const gen_mesh *o)
 {
-    xds_mesh_telemetry_clear(&g->telemetry);
-    if (!m)
+    gen_mesh *m = xcalloc(1, sizeof *m);
+    atomic_init(&m->refs, 1);
+    if (!o)
+        return m;
+    m->trust_domain = o->trust_domain ? xstrdup(o->trust_domain) : NULL;
+    xds_mesh_authz_copy(&m->authz, &o->authz);
+    telemetry_copy(&m->telemetry, &o->telemetry);
+    m->registry_only = o->registry_only;
+    return m;
+}
+
+static void gen_mesh_release(gen_mesh *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    g->telemetry = *m;
-    g->telemetry.access_log_file =
-        m->access_log_file && m->access_log_file[0] ? xstrdup(m->access_log_file) : NULL;
-    g->telemetry.access_log_format = m->access_log_format ? xstrdup(m->access_log_format) : NULL;
+    free(m->trust_domain);
+    xds_mesh_authz_clear(&m->authz);
+    xds_mesh_telemetry_clear(&m->telemetry);
+    free(m);
+}
+
+/* Swaps in a copy of the current settings changed by one setter's part. */
+static gen_mesh *gen_mesh_begin(xds_gen *g)
+{
+    pthread_mutex_lock(&g->mu);
+    return gen_mesh_dup(g->mesh);
+}
+
+static void gen_mesh_commit(xds_gen *g, gen_mesh *m)
+{
+    gen_mesh *old = g->mesh;
+    g->mesh = m;
+    pthread_mutex_unlock(&g->mu);
+    gen_mesh_release(old); /* calls still running keep their own reference */
+}
+
+void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    free(m->trust_domain);
+    m->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
+    gen_mesh_commit(g, m);
+}
+
+void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *a)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    xds_mesh_authz_clear(&m->authz);
+    if (a)
+        xds_mesh_authz_copy(&m->authz, a);
+    gen_mesh_commit(g, m);
+}
+
+void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *t)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    xds_mesh_telemetry_clear(&m->telemetry);
+    if (t)
+        telemetry_copy(&m->telemetry, t);
+    gen_mesh_commit(g, m);
+}
+
+void xds_gen_set_outbound_mode(xds_gen *g, xds_outbound_mode mode)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    m->registry_only = mode == XDS_OUTBOUND_REGISTRY_ONLY;
+    gen_mesh_commit(g, m);
+}
+
+void xds_gen_set_mesh(xds_gen *g, const xds_mesh_authz *authz, const xds_mesh_telemetry *telemetry,
+                      xds_outbound_mode mode)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    xds_mesh_authz_clear(&m->authz);
+    if (authz)
+        xds_mesh_authz_copy(&m->authz, authz);
+    xds_mesh_telemetry_clear(&m->telemetry);
+    if (telemetry)
+        telemetry_copy(&m->telemetry, telemetry);
+    m->registry_only = mode == XDS_OUTBOUND_REGISTRY_ONLY;
+    gen_mesh_commit(g, m);
 }
 
 bool xds_type_is_wildcard(const xds_proxy *p, const char *type_url)
@@ -505,8 +591,14 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
     }
     k->names = names;
     k->nnames = names ? nnames : 0;
+    /* Sidecar scoping (istiod's SidecarScope) shapes sidecar and gRPC xDS; within one
+     * snapshot version the object's address is its identity, and the class includes the
+     * version, so proxies under the same Sidecar (or none) share sets and others do not */
+    if (fl != XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds || cds || eds))
+        k->sidecar = mesh_snapshot_sidecar_for(s, p->ns, &p->labels);
 
     uint64_t h = gen_mix(0x243F6A8885A308D3ULL, ti);
+    h = gen_mix(h, (uint64_t)(uintptr_t)k->sidecar);
     h = gen_hash_str(h, k->ns);
     h = gen_mix(h, k->labels ? k->labels->n + 1 : 0);
     for (size_t i = 0; k->labels && i < k->labels->n; i++)
@@ -523,7 +615,8 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
 /* Does memo entry m hold exactly the class k (every input compared)? */
 static bool gen_memo_matches(const gen_memo *m, const gen_class *k)
 {
-    if (m->chash != k->hash || m->ti != k->ti || !gen_str_eq(m->ns, k->ns))
+    if (m->chash != k->hash || m->ti != k->ti || !gen_str_eq(m->ns, k->ns) ||
+        m->sidecar != (const void *)k->sidecar)
         return false;
     if (m->use_labels != (k->labels != NULL))
         return false;
@@ -623,6 +716,7 @@ static void gen_memo_put(xds_gen *g, const gen_class *k, uint64_t version, xds_r
         m->ips = gen_strv_dup((const char *const *)k->ips, k->nips);
         m->nips = k->nips;
     }
+    m->sidecar = k->sidecar;
     m->wildcard = k->names == NULL;
     if (k->names) {
         m->names = gen_strv_dup(k->names, k->nnames);
@@ -669,7 +763,7 @@ void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses)
 #define GEN_K_SERVICES (K(MESH_KIND_SERVICE) | K(MESH_KIND_SERVICE_ENTRY) | K(MESH_KIND_NAMESPACE))
 #define GEN_K_ENDPOINTS (K(MESH_KIND_POD) | K(MESH_KIND_ENDPOINTS) | K(MESH_KIND_ENDPOINT_SLICE))
 
-uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
+uint32_t xds_type_kinds(const xds_proxy *p, const mesh_snapshot *s, const char *type_url)
 {
     if (!p || !type_url)
         return ~0u;
@@ -677,15 +771,24 @@ uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url)
     bool rds = strcmp(type_url, XDS_TYPE_ROUTE) == 0;
     bool cds = strcmp(type_url, XDS_TYPE_CLUSTER) == 0;
     bool eds = strcmp(type_url, XDS_TYPE_ENDPOINT) == 0;
+    /* Sidecar: the scope (one that starts or stops scoping p is a Sidecar change);
+     * VirtualService: a scoped proxy also gets the services its imported VirtualServices
+     * route to, so only a proxy a Sidecar scopes in s (unknown s: any) regenerates its
+     * clusters for a VirtualService change; gateways have no scope */
+    bool scoped = !s || mesh_snapshot_sidecar_for(s, p->ns, &p->labels) != NULL;
+    uint32_t scope = p->flavour == XDS_FLAVOUR_ENVOY_GATEWAY
+                         ? 0
+                         : K(MESH_KIND_SIDECAR) | (scoped ? K(MESH_KIND_VIRTUAL_SERVICE) : 0);
     if (cds || eds) /* PeerAuthentication: auto mTLS per service and endpoint */
         return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS |
-               K(MESH_KIND_PEER_AUTHENTICATION);
+               K(MESH_KIND_PEER_AUTHENTICATION) | scope;
     if (p->flavour == XDS_FLAVOUR_GRPC && lds) /* server listeners: endpoints, mTLS, policy */
         return GEN_K_SERVICES | K(MESH_KIND_DESTINATION_RULE) | GEN_K_ENDPOINTS |
                K(MESH_KIND_PEER_AUTHENTICATION) | K(MESH_KIND_AUTHORIZATION_POLICY) |
-               K(MESH_KIND_REQUEST_AUTHENTICATION);
+               K(MESH_KIND_REQUEST_AUTHENTICATION) | scope;
     if (p->flavour == XDS_FLAVOUR_GRPC && rds)
-        return GEN_K_SERVICES | K(MESH_KIND_VIRTUAL_SERVICE) | K(MESH_KIND_DESTINATION_RULE);
+        return GEN_K_SERVICES | K(MESH_KIND_VIRTUAL_SERVICE) | K(MESH_KIND_DESTINATION_RULE) |
+               scope;
     return ~0u;
 }
 #undef K
@@ -701,6 +804,7 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                      const char *const *names, size_t nnames, xds_resource_set *out)
 {
     int rc = -1;
+    gen_mesh *mesh = NULL;
     gen_arena a = {0};
     out->items = NULL;
     out->n = 0;
@@ -723,6 +827,9 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
     }
     pthread_mutex_lock(&g->mu);
     gen_note_version(g, s->version);
+    mesh = g->mesh;
+    if (mesh)
+        atomic_fetch_add(&mesh->refs, 1);
     pthread_mutex_unlock(&g->mu);
 
     gen_class k;
@@ -732,7 +839,7 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
         goto out;
     }
 
-    gen_view view = {.ns = k.ns, .ips = k.ips, .nips = k.nips};
+    gen_view view = {.ns = k.ns, .ips = k.ips, .nips = k.nips, .sidecar = k.sidecar};
     if (k.labels)
         view.labels = *k.labels;
     gen_ctx c = {.a = &a,
@@ -740,9 +847,10 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .s = s,
                  .grpc = p->flavour == XDS_FLAVOUR_GRPC,
                  .gateway = p->flavour == XDS_FLAVOUR_ENVOY_GATEWAY,
-                 .trust_domain = g->trust_domain,
-                 .mesh_authz = g->mesh_authz ? g->mesh_authz : &gen_no_mesh_authz,
-                 .telemetry = &g->telemetry};
+                 .trust_domain = mesh ? mesh->trust_domain : NULL,
+                 .mesh_authz = mesh ? &mesh->authz : &gen_no_mesh_authz,
+                 .telemetry = mesh ? &mesh->telemetry : &gen_no_mesh_telemetry,
+                 .registry_only = mesh && mesh->registry_only};
     gen_items items = {0};
     ops->list(&c, names, nnames, &items);
 
@@ -785,5 +893,6 @@ out:
     if (rc != 0)
         xds_resource_set_free(out);
     gen_arena_free(&a);
+    gen_mesh_release(mesh);
     return rc;
 }

@@ -96,8 +96,8 @@ typedef struct xds_gen xds_gen;
 
 xds_gen *xds_gen_new(void);
 void xds_gen_free(xds_gen *g);
-/* The SPIFFE trust domain peer identities are named in (proxyless gRPC mTLS SANs); call
- * once, before the first xds_gen_generate. NULL or "" = "cluster.local" (the default). */
+/* The SPIFFE trust domain peer identities are named in (proxyless gRPC mTLS SANs). NULL or
+ * "" = "cluster.local" (the default). Any time, like the mesh config settings below. */
 void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain);
 
 /* ---- mesh config that shapes authorization ------------------------------------------- */
@@ -150,10 +150,8 @@ typedef struct xds_mesh_authz {
 void xds_mesh_authz_clear(xds_mesh_authz *m);
 /* A deep copy of src into *dst (which it overwrites). */
 void xds_mesh_authz_copy(xds_mesh_authz *dst, const xds_mesh_authz *src);
-/* The mesh config authorization settings this generator uses (copied; NULL = none). Mesh
- * config is static for now: set it once, before the first xds_gen_generate. It is not part
- * of any cache key, which is only right while it cannot change under a running generator
- * (the Sidecar/mesh-config issue makes mesh config live; then it must join the keys). */
+/* The mesh config authorization settings this generator uses (copied; NULL = none). May
+ * be called any time; see xds_gen_set_mesh for how a change reaches the caches. */
 void xds_gen_set_mesh_authz(xds_gen *g, const xds_mesh_authz *m);
 
 /* ---- mesh config that shapes telemetry ----------------------------------------------- */
@@ -179,9 +177,28 @@ typedef struct xds_mesh_telemetry {
 /* Frees what m holds (not m) and zeroes it. */
 void xds_mesh_telemetry_clear(xds_mesh_telemetry *m);
 /* The telemetry settings this generator uses (copied; NULL = istiod's defaults: stats on,
- * no access log). Static like the authorization settings: set once, before the first
- * xds_gen_generate; not part of any cache key. */
+ * no access log). Any time, like the authorization settings. */
 void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *m);
+
+/* ---- mesh config outboundTrafficPolicy ------------------------------------------------ */
+
+typedef enum {
+    XDS_OUTBOUND_ALLOW_ANY = 0, /* istiod's default */
+    XDS_OUTBOUND_REGISTRY_ONLY,
+} xds_outbound_mode;
+
+/* Mesh config outboundTrafficPolicy.mode: where sidecars send traffic to hosts outside the
+ * registry (PassthroughCluster, or BlackHoleCluster and a 502 block_all route) unless their
+ * Sidecar's outboundTrafficPolicy says otherwise. Any time, like the telemetry settings. */
+void xds_gen_set_outbound_mode(xds_gen *g, xds_outbound_mode mode);
+
+/* Replaces the mesh config settings above at once (copied; NULL = none / istiod's
+ * defaults), any time, also while other threads generate: a call already running keeps the
+ * settings it started with. The caches are keyed by snapshot version, so the change must
+ * come with a new snapshot (the model's model_set_mesh makes one, pushed in full) for the
+ * bytes to follow. */
+void xds_gen_set_mesh(xds_gen *g, const xds_mesh_authz *authz, const xds_mesh_telemetry *telemetry,
+                      xds_outbound_mode mode);
 
 /* True when an empty subscription to type_url means "everything" for this proxy:
  * LDS and CDS for Envoy proxies; never for gRPC (it names what it wants). */
@@ -196,9 +213,10 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                      const char *const *names, size_t nnames, xds_resource_set *out);
 
 /* The mesh kinds (bit 1 << mesh_kind) whose change can alter what type_url holds for
- * proxy p; a full push whose mesh_push_request.kinds_changed has none of them can skip
- * the type for p. The rules (and why) are in xds/gen/gen.c. */
-uint32_t xds_type_kinds(const xds_proxy *p, const char *type_url);
+ * proxy p under snapshot s (the new one; NULL: as if a Sidecar scoped p); a full push
+ * whose mesh_push_request.kinds_changed has none of them can skip the type for p. The
+ * rules (and why) are in xds/gen/gen.c. */
+uint32_t xds_type_kinds(const xds_proxy *p, const mesh_snapshot *s, const char *type_url);
 
 /* Memo statistics, for tests and /debug: lookups answered from the memo, and sets built. */
 void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses);

@@ -101,7 +101,13 @@ typedef struct gen_view {
     mesh_labels labels; /* empty unless labels shape this type */
     char *const *ips;   /* NULL unless the proxy's IPs shape this type */
     size_t nips;
+    /* the Sidecar that scopes the proxy (mesh_snapshot_sidecar_for), NULL for none: its
+     * identity is part of the class of sidecar and gRPC proxies (scope.c) */
+    const mesh_sidecar *sidecar;
 } gen_view;
+
+struct gen_scope;
+struct gen_egress;
 
 typedef struct gen_ctx {
     gen_arena *a;
@@ -115,6 +121,9 @@ typedef struct gen_ctx {
     void *fctx;                          /* flavour-specific per-call data, built lazily (arena) */
     /* the mesh config file access log, built once per call (telemetry.c) */
     Envoy__Config__Accesslog__V3__AccessLog *access_log;
+    bool registry_only;              /* mesh config outboundTrafficPolicy.mode REGISTRY_ONLY */
+    struct gen_scope *scope;         /* the Sidecar scope, built once per call (scope.c) */
+    const struct gen_egress *egress; /* set while building for one egress listener, else NULL */
 } gen_ctx;
 
 /* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
@@ -202,6 +211,58 @@ bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs);
 /* The proxy-specific input a VirtualService's routes depend on (sourceLabels /
  * sourceNamespace matches), for cache keys: "" when none. */
 char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs);
+
+/* exportTo alone (gen_service_visible without the Sidecar scope). */
+bool gen_service_exported(gen_ctx *c, const mesh_service *svc);
+
+/* ---- Sidecar scope (scope.c) -------------------------------------------------------------- */
+
+/* istiod's host.Name SubsetOf (n covered by o) and Matches (either covers the other). */
+bool gen_host_subset_of(const char *n, const char *o);
+bool gen_host_overlaps(const char *n, const char *o);
+/* Does egress listener e import an object of namespace ns with this host, for a proxy of
+ * proxy_ns ("./" entries)? vs: VirtualService matching (bidirectional for wildcards). */
+bool gen_egress_imports(const mesh_sidecar_egress *e, const char *proxy_ns, const char *ns,
+                        const char *host, bool vs);
+
+typedef struct gen_scope_svc {
+    bool in;         /* in CDS/EDS */
+    bool all;        /* on every port, else on ports */
+    uint32_t *ports; /* arena */
+    size_t nports;
+} gen_scope_svc;
+
+/* One egress listener of the Sidecar and what it imports, per snapshot array index. */
+typedef struct gen_egress {
+    const mesh_sidecar_egress *e;
+    uint8_t *svc; /* s->services[i] imported */
+    uint8_t *vs;  /* s->vss[i] imported */
+} gen_egress;
+
+typedef struct gen_scope {
+    const mesh_sidecar *sidecar; /* NULL: istiod's default scope (everything exported) */
+    gen_egress *l;
+    size_t nl;
+    gen_scope_svc *svc; /* per s->services index: the union plus VirtualService destinations */
+    bool allow_any;     /* outboundTrafficPolicy, the Sidecar's over mesh config's */
+    /* where unknown traffic goes: PassthroughCluster, the egressProxy's cluster, or
+     * BlackHoleCluster (REGISTRY_ONLY) */
+    const char *egress_cluster;
+    const char *key; /* "sc=ns/name" or "sc=-", for cache keys */
+} gen_scope;
+
+const gen_scope *gen_scope_get(gen_ctx *c);
+/* Is svc (on port; 0 = any port) in the proxy's scope? Always for the default scope. */
+bool gen_scope_service(gen_ctx *c, const mesh_service *svc, uint32_t port);
+/* The egress listener that serves route (or listener) port, NULL for the default scope or
+ * when none does. */
+const gen_egress *gen_scope_egress_for_port(gen_ctx *c, uint32_t port);
+/* Does listener eg import svc? (eg NULL: true only for the default scope.) */
+bool gen_egress_has_service(gen_ctx *c, const gen_egress *eg, const mesh_service *svc);
+/* Is s->vss[vs_index] imported (by c->egress when set, else by any listener)? */
+bool gen_scope_vs(gen_ctx *c, size_t vs_index);
+/* The index of svc in s->services (s->nservices when absent). */
+size_t gen_service_index(const mesh_snapshot *s, const mesh_service *svc);
 
 /* ---- route builders ----------------------------------------------------------------------- */
 

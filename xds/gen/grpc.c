@@ -137,7 +137,9 @@ static void grpc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, g
             continue;
         char *fqdn = grpc_fqdn(c, host);
         const mesh_service *svc = mesh_snapshot_service(c->s, fqdn);
-        if (!svc || !gen_service_port(svc, port))
+        /* istiod's grpcgen lists only the services of the proxy's Sidecar scope: a client
+         * confined by a Sidecar finds nothing else (the listener does not exist) */
+        if (!svc || !gen_service_port(svc, port) || !gen_scope_service(c, svc, port))
             continue;
         gen_item it = {.name = ga_strdup(c->a, n), .extra = fqdn, .svc = svc, .port = port};
         gen_items_add(c, out, &it);
@@ -228,11 +230,14 @@ static void grpc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, g
         if (!names[i] || !gen_parse_cluster_name(c, names[i], &port, &subset, &host) || subset[0])
             continue;
         const mesh_service *svc = mesh_snapshot_service(c->s, host);
-        if (!svc || !gen_service_port(svc, port))
+        if (!svc || !gen_service_port(svc, port) || !gen_scope_service(c, svc, port))
             continue;
-        /* routes depend on mesh VirtualServices (snapshot) and sourceLabels matches */
+        /* routes depend on mesh VirtualServices (snapshot), sourceLabels matches and which
+         * VirtualServices the Sidecar imports */
+        const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, host);
         gen_item it = {.name = ga_strdup(c->a, names[i]),
-                       .extra = gen_vs_proxy_key(c, gen_mesh_vs_for_host(c, host)),
+                       .extra = ga_printf(c->a, "%s|%s/%s", gen_vs_proxy_key(c, vs),
+                                          vs ? vs->meta.ns : "", vs ? vs->meta.name : "-"),
                        .svc = svc,
                        .port = port};
         gen_items_add(c, out, &it);

@@ -109,13 +109,19 @@ static bool gen_export_restricted(char *const *to, size_t n)
     return false;
 }
 
-bool gen_service_visible(gen_ctx *c, const mesh_service *svc)
+bool gen_service_exported(gen_ctx *c, const mesh_service *svc)
 {
-    /* proxyless gRPC keeps seeing everything: its LDS (gen_grpc.c) does not filter yet,
-     * and a listener without its cluster would be worse than no restriction */
+    /* proxyless gRPC keeps seeing everything exportTo hides: its LDS (gen_grpc.c) does not
+     * filter by it yet, and a listener without its cluster would be worse than no
+     * restriction */
     if (c->grpc || !svc)
         return true;
     return gen_exported(svc->export_to, svc->nexport_to, svc->meta.ns, c->p->ns);
+}
+
+bool gen_service_visible(gen_ctx *c, const mesh_service *svc)
+{
+    return gen_service_exported(c, svc) && gen_scope_service(c, svc, 0);
 }
 
 bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs)
@@ -131,7 +137,7 @@ const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostnam
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < c->s->nvss; i++) {
             const mesh_virtual_service *vs = c->s->vss[i];
-            if (!gen_vs_bound_to(vs, "mesh") || !gen_vs_visible(c, vs))
+            if (!gen_vs_bound_to(vs, "mesh") || !gen_vs_visible(c, vs) || !gen_scope_vs(c, i))
                 continue;
             for (size_t h = 0; h < vs->nhosts; h++) {
                 const char *vh = vs->fqdn_hosts ? vs->fqdn_hosts[h] : vs->hosts[h];

@@ -26,6 +26,11 @@ typedef struct sc_inbound {
     mesh_protocol protocol;
     const mesh_service **svcs; /* whose endpoints are the proxy on port (cluster metadata) */
     size_t nsvcs;
+    /* a Sidecar ingress listener's defaultEndpoint, resolved: NULL = the app on
+     * 127.0.0.1:port (no ingress), "" = original destination (none given), "unix://..."
+     * or an IP, with ep_port */
+    const char *ep;
+    uint32_t ep_port;
 } sc_inbound;
 
 typedef struct sc_ctx {
@@ -46,6 +51,65 @@ static int sc_cmp_in(const void *a, const void *b)
 {
     const sc_inbound *x = a, *y = b;
     return x->port < y->port ? -1 : x->port > y->port;
+}
+
+/* The proxy's first IP of one family, else that family's loopback (istiod's choice for a
+ * defaultEndpoint of 0.0.0.0 / [::]). */
+static const char *sc_own_ip(gen_ctx *c, bool v6)
+{
+    for (size_t i = 0; i < c->p->nips; i++)
+        if (c->p->ips[i] && (strchr(c->p->ips[i], ':') != NULL) == v6)
+            return c->p->ips[i];
+    return v6 ? "::1" : "127.0.0.1";
+}
+
+/* istiod's buildInboundChainConfigs with a Sidecar that has ingress listeners: the inbound
+ * ports are the Sidecar's (the workload's service ports are not merged in, istiod's
+ * default), each to "inbound|<port>||" whose endpoint is defaultEndpoint: 127.0.0.1 (or
+ * [::1]) the loopback, 0.0.0.0 (or [::]) the proxy's own IP, unix:// a socket, none the
+ * original destination. A port the services also name keeps their telemetry metadata.
+ * Listeners with captureMode NONE (a port of their own) are not built. */
+static void sc_ingress(gen_ctx *c, sc_ctx *x)
+{
+    const mesh_sidecar *sc = c->p->sidecar;
+    sc_inbound *in = NULL;
+    size_t nin = 0;
+    for (size_t i = 0; i < sc->ningress; i++) {
+        const mesh_sidecar_ingress *ig = &sc->ingress[i];
+        if (ig->capture_mode == MESH_CAPTURE_NONE || !ig->port.number)
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < nin && !dup; k++)
+            dup = in[k].port == ig->port.number; /* istiod keeps the first */
+        if (dup)
+            continue;
+        sc_inbound v = {.port = ig->port.number, .protocol = ig->port.protocol, .ep = ""};
+        for (size_t k = 0; k < x->nin; k++)
+            if (x->in[k].port == v.port) {
+                v.svcs = x->in[k].svcs;
+                v.nsvcs = x->in[k].nsvcs;
+            }
+        const char *de = ig->default_endpoint;
+        if (de && util_has_prefix(de, "unix://")) {
+            v.ep = de;
+        } else if (de && *de) {
+            const char *colon = strrchr(de, ':');
+            v.ep_port = colon ? (uint32_t)strtoul(colon + 1, NULL, 10) : 0;
+            size_t hl = colon ? (size_t)(colon - de) : 0;
+            char *host = ga_alloc(c->a, hl + 1);
+            memcpy(host, de, hl);
+            bool v6 = host[0] == '[';
+            if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0)
+                v.ep = sc_own_ip(c, v6);
+            else if (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0)
+                v.ep = v6 ? "::1" : "127.0.0.1";
+            else
+                continue; /* validation admits no other host */
+        }
+        GA_PUSH(c->a, in, nin, v);
+    }
+    x->in = in;
+    x->nin = nin;
 }
 
 static sc_ctx *sc_get(gen_ctx *c)
@@ -77,11 +141,15 @@ static sc_ctx *sc_get(gen_ctx *c)
                 GA_PUSH(c->a, in->svcs, in->nsvcs, svc);
         }
     }
+    if (c->p->sidecar && c->p->sidecar->ningress)
+        sc_ingress(c, x);
     if (x->nin > 1)
         qsort(x->in, x->nin, sizeof *x->in, sc_cmp_in);
     x->in_key = ga_strdup(c->a, "in=");
     for (size_t k = 0; k < x->nin; k++)
-        x->in_key = ga_printf(c->a, "%s%u/%d,", x->in_key, x->in[k].port, (int)x->in[k].protocol);
+        x->in_key =
+            ga_printf(c->a, "%s%u/%d/%s:%u,", x->in_key, x->in[k].port, (int)x->in[k].protocol,
+                      x->in[k].ep ? x->in[k].ep : "-", x->in[k].ep_port);
     c->fctx = x;
     return x;
 }
@@ -89,6 +157,8 @@ static sc_ctx *sc_get(gen_ctx *c)
 /* ---- LDS ------------------------------------------------------------------------------------ */
 
 enum { SC_L_VOUT = 1, SC_L_VIN, SC_L_HTTP, SC_L_TCP };
+/* or'ed into a listener kind: the listener binds its port (captureMode NONE) */
+#define SC_L_BOUND ((uintptr_t)0x100)
 
 static bool sc_port_seen(const gen_items *it, const char *name)
 {
@@ -98,21 +168,73 @@ static bool sc_port_seen(const gen_items *it, const char *name)
     return false;
 }
 
-static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+/* The outbound listeners of one egress listener of the proxy's scope (eg NULL: istiod's
+ * default catch-all over every exported service), as istiod's buildSidecarOutboundListeners
+ * lays them out: a listener on a port is "<bind>_<port>" (HTTP: bind or 0.0.0.0; TCP: bind
+ * or each service VIP) for the services it imports; the catch-all makes one per service
+ * port, except where an earlier listener already took the name (istiod's locked entries).
+ * captureMode NONE (and a unix bind) binds the port, on 127.0.0.1 without a bind. */
+static void sc_lds_egress(gen_ctx *c, const gen_egress *eg, const char *tcp_key, gen_items *all)
 {
-    sc_ctx *x = sc_get(c);
-    gen_items all = {0};
-    gen_item vo = {.name = ga_strdup(c->a, "virtualOutbound"),
-                   .extra = ga_strdup(c->a, ""),
-                   .ref = (void *)(uintptr_t)SC_L_VOUT};
-    gen_item vi = {.name = ga_strdup(c->a, "virtualInbound"),
-                   .extra = ga_printf(c->a, "%s|%s", x->in_key, gen_workload_security_key(c)),
-                   .ref = (void *)(uintptr_t)SC_L_VIN};
-    gen_items_add(c, &all, &vo);
-    gen_items_add(c, &all, &vi);
+    const mesh_sidecar_egress *e = eg ? eg->e : NULL;
+    if (e && e->has_port && e->port.number == 0)
+        return; /* a Unix domain socket listener: not built (see README) */
+    bool bound = e && (e->capture_mode == MESH_CAPTURE_NONE ||
+                       (e->bind && util_has_prefix(e->bind, "unix://")));
+    const char *bind = e && e->bind ? e->bind : bound ? "127.0.0.1" : NULL;
+    uintptr_t bflag = bound ? SC_L_BOUND : 0;
+    const char *bkey = bound ? "|bound" : "";
+    for (size_t i = 0; i < c->s->nservices; i++) {
+        const mesh_service *svc = c->s->services[i];
+        if (!gen_service_exported(c, svc) || !gen_egress_has_service(c, eg, svc))
+            continue;
+        for (size_t p = 0; p < svc->nports; p++) {
+            const mesh_port *mp = &svc->ports[p];
+            uint32_t port = mp->port;
+            mesh_protocol proto = mp->protocol;
+            if (e && e->has_port) {
+                if (port != e->port.number)
+                    continue;
+                /* the listener's declared protocol, not the service's */
+                proto = e->port.protocol;
+            }
+            if (mesh_protocol_is_http(proto)) {
+                const char *addr = bind ? bind : "0.0.0.0";
+                char *n = ga_printf(c->a, "%s_%u", addr, port);
+                if (sc_port_seen(all, n))
+                    continue;
+                gen_item it = {.name = n,
+                               .extra = ga_strdup(c->a, bkey),
+                               .port = port,
+                               .subset = addr,
+                               .ref = (void *)(SC_L_HTTP | bflag)};
+                gen_items_add(c, all, &it);
+                continue;
+            }
+            for (size_t v = 0; v < (bind ? 1 : svc->nvips); v++) {
+                const char *addr = bind ? bind : svc->vips[v];
+                char *n = ga_printf(c->a, "%s_%u", addr, port);
+                if (sc_port_seen(all, n))
+                    continue;
+                gen_item it = {.name = n,
+                               .extra = ga_printf(c->a, "%s%s", tcp_key, bkey),
+                               .svc = svc,
+                               .port = port,
+                               .subset = addr,
+                               .ref = (void *)(SC_L_TCP | bflag)};
+                gen_items_add(c, all, &it);
+            }
+        }
+    }
+}
+
+/* Every outbound listener of the proxy's scope, egress listener by egress listener. */
+static void sc_lds_outbound(gen_ctx *c, gen_items *all)
+{
+    const gen_scope *sc = gen_scope_get(c);
     /* TCP listeners follow the mesh VirtualService tcp/tls routes the proxy sees (exportTo:
-     * its namespace) and, when a match uses sourceLabels, its labels */
-    char *tcp_key = ga_printf(c->a, "ns=%s", c->p->ns ? c->p->ns : "");
+     * its namespace; the Sidecar's imports) and, when a match uses sourceLabels, its labels */
+    char *tcp_key = ga_printf(c->a, "ns=%s|%s", c->p->ns ? c->p->ns : "", sc->key);
     for (size_t v = 0; v < c->s->nvss; v++) {
         if (gen_vs_l4_uses_labels(c->s->vss[v])) {
             for (size_t k = 0; k < c->p->labels.n; k++)
@@ -121,37 +243,25 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
             break;
         }
     }
-    for (size_t i = 0; i < c->s->nservices; i++) {
-        const mesh_service *svc = c->s->services[i];
-        if (!gen_service_visible(c, svc))
-            continue;
-        for (size_t p = 0; p < svc->nports; p++) {
-            const mesh_port *mp = &svc->ports[p];
-            if (mesh_protocol_is_http(mp->protocol)) {
-                char *n = ga_printf(c->a, "0.0.0.0_%u", mp->port);
-                if (sc_port_seen(&all, n))
-                    continue;
-                gen_item it = {.name = n,
-                               .extra = ga_strdup(c->a, ""),
-                               .port = mp->port,
-                               .ref = (void *)(uintptr_t)SC_L_HTTP};
-                gen_items_add(c, &all, &it);
-            } else {
-                for (size_t v = 0; v < svc->nvips; v++) {
-                    char *n = ga_printf(c->a, "%s_%u", svc->vips[v], mp->port);
-                    if (sc_port_seen(&all, n))
-                        continue;
-                    gen_item it = {.name = n,
-                                   .extra = tcp_key,
-                                   .svc = svc,
-                                   .port = mp->port,
-                                   .subset = svc->vips[v],
-                                   .ref = (void *)(uintptr_t)SC_L_TCP};
-                    gen_items_add(c, &all, &it);
-                }
-            }
-        }
-    }
+    if (!sc->sidecar)
+        sc_lds_egress(c, NULL, tcp_key, all);
+    for (size_t l = 0; l < sc->nl; l++)
+        sc_lds_egress(c, &sc->l[l], ga_printf(c->a, "%s|l%zu", tcp_key, l), all);
+}
+
+static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
+{
+    sc_ctx *x = sc_get(c);
+    gen_items all = {0};
+    gen_item vo = {.name = ga_strdup(c->a, "virtualOutbound"),
+                   .extra = ga_strdup(c->a, gen_scope_get(c)->egress_cluster),
+                   .ref = (void *)(uintptr_t)SC_L_VOUT};
+    gen_item vi = {.name = ga_strdup(c->a, "virtualInbound"),
+                   .extra = ga_printf(c->a, "%s|%s", x->in_key, gen_workload_security_key(c)),
+                   .ref = (void *)(uintptr_t)SC_L_VIN};
+    gen_items_add(c, &all, &vo);
+    gen_items_add(c, &all, &vi);
+    sc_lds_outbound(c, &all);
     for (size_t i = 0; i < all.n; i++)
         if (!names || gen_names_has(names, nnames, all.v[i].name))
             gen_items_add(c, out, &all.v[i]);
@@ -234,9 +344,13 @@ static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t
 static Envoy__Config__Listener__V3__Listener *sc_tcp_listener(gen_ctx *c, const gen_item *it)
 {
     Envoy__Config__Listener__V3__Listener *l = sc_listener(c, it->name, it->subset, it->port);
-    l->bind_to_port = gen_bool(c, false);
+    if (!((uintptr_t)it->ref & SC_L_BOUND))
+        l->bind_to_port = gen_bool(c, false);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
+    /* the VirtualServices of the egress listener that serves the port */
+    c->egress = gen_scope_egress_for_port(c, it->port);
     const mesh_virtual_service *vs = gen_mesh_vs_for_host(c, it->svc->hostname);
+    c->egress = NULL;
     const mesh_port *mp = gen_service_port(it->svc, it->port);
     bool tls = mp && (mp->protocol == MESH_PROTO_TLS || mp->protocol == MESH_PROTO_HTTPS);
     const char **used = NULL;
@@ -465,33 +579,38 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
 static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
 {
     Envoy__Config__Listener__V3__Listener *l = NULL;
-    switch ((uintptr_t)it->ref) {
-    case SC_L_VOUT:
+    switch ((uintptr_t)it->ref & ~SC_L_BOUND) {
+    case SC_L_VOUT: {
+        /* istiod's buildOutboundCatchAllNetworkFiltersOnly: unknown destinations go to
+         * PassthroughCluster (ALLOW_ANY), the egressProxy's cluster, or BlackHoleCluster
+         * (REGISTRY_ONLY), the cluster also naming the stats */
+        const char *eg = gen_scope_get(c)->egress_cluster;
         l = sc_listener(c, it->name, "0.0.0.0", 15001);
         l->use_original_dst = gen_bool(c, true);
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
-        l->default_filter_chain = sc_out_tcp_chain(
-            c, "PassthroughFilterChain",
-            gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster", true));
+        l->default_filter_chain =
+            sc_out_tcp_chain(c, "PassthroughFilterChain", gen_tcp_proxy_filter(c, eg, eg, true));
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
-                sc_out_tcp_chain(
-                    c, "virtualOutbound-catchall-tcp",
-                    gen_tcp_proxy_filter(c, "PassthroughCluster", "PassthroughCluster", true)));
+                sc_out_tcp_chain(c, "virtualOutbound-catchall-tcp",
+                                 gen_tcp_proxy_filter(c, eg, eg, true)));
         gen_listener_access_log(c, l);
         break;
+    }
     case SC_L_VIN:
         l = sc_inbound_listener(c, it->name);
         break;
     case SC_L_HTTP: {
-        l = sc_listener(c, it->name, "0.0.0.0", it->port);
-        l->bind_to_port = gen_bool(c, false);
+        const char *addr = it->subset ? it->subset : "0.0.0.0";
+        l = sc_listener(c, it->name, addr, it->port);
+        if (!((uintptr_t)it->ref & SC_L_BOUND))
+            l->bind_to_port = gen_bool(c, false);
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
         Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
-            gen_hcm(c, ga_printf(c->a, "outbound_0.0.0.0_%u", it->port),
+            gen_hcm(c, ga_printf(c->a, "outbound_%s_%u", addr, it->port),
                     ga_printf(c->a, "%u", it->port));
         gen_hcm_telemetry(c, h, GEN_CLASS_SIDECAR_OUTBOUND);
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
-                sc_chain(c, ga_printf(c->a, "0.0.0.0_%u", it->port),
+                sc_chain(c, ga_printf(c->a, "%s_%u", addr, it->port),
                          gen_filter(c, "envoy.filters.network.http_connection_manager", &h->base)));
         break;
     }
@@ -510,24 +629,25 @@ const gen_type_ops gen_sc_lds = {sc_lds_list, sc_lds_build};
 
 static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
+    const gen_scope *sc = gen_scope_get(c);
     gen_items all = {0};
-    for (size_t i = 0; i < c->s->nservices; i++) {
-        const mesh_service *svc = c->s->services[i];
-        if (!gen_service_visible(c, svc))
+    /* the routes the HTTP listeners name (their ports); a port's virtual hosts are those of
+     * the egress listener serving it (gen_scope_egress_for_port) */
+    gen_items lds = {0};
+    sc_lds_outbound(c, &lds);
+    for (size_t i = 0; i < lds.n; i++) {
+        if (((uintptr_t)lds.v[i].ref & ~SC_L_BOUND) != SC_L_HTTP)
             continue;
-        for (size_t p = 0; p < svc->nports; p++) {
-            if (!mesh_protocol_is_http(svc->ports[p].protocol))
-                continue;
-            char *n = ga_printf(c->a, "%u", svc->ports[p].port);
-            if (sc_port_seen(&all, n))
-                continue;
-            /* short names depend on the proxy namespace; routes on its labels (sourceLabels) */
-            gen_item it = {.name = n,
-                           .port = svc->ports[p].port,
-                           .extra = ga_printf(c->a, "ns=%s%s", c->p->ns ? c->p->ns : "",
-                                              gen_dr_selector_key(c))};
-            gen_items_add(c, &all, &it);
-        }
+        char *n = ga_printf(c->a, "%u", lds.v[i].port);
+        if (sc_port_seen(&all, n))
+            continue;
+        /* short names depend on the proxy namespace; routes on its labels (sourceLabels),
+         * the Sidecar's imports and where unknown hosts go */
+        gen_item it = {.name = n,
+                       .port = lds.v[i].port,
+                       .extra = ga_printf(c->a, "ns=%s%s|%s|%s", c->p->ns ? c->p->ns : "",
+                                          gen_dr_selector_key(c), sc->key, sc->egress_cluster)};
+        gen_items_add(c, &all, &it);
     }
     for (size_t i = 0; i < all.n; i++) {
         if (names && !gen_names_has(names, nnames, all.v[i].name))
@@ -536,7 +656,7 @@ static void sc_rds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
         for (size_t v = 0; v < c->s->nvss; v++) {
             char *k = gen_vs_proxy_key(c, c->s->vss[v]);
             if (k[0]) {
-                all.v[i].extra = k;
+                all.v[i].extra = ga_printf(c->a, "%s|%s|%s", k, sc->key, sc->egress_cluster);
                 break;
             }
         }
@@ -561,10 +681,16 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
     rc->validate_clusters = gen_bool(c, false);
     gen_strmap used = {0};
     uint32_t port = it->port;
+    const gen_scope *sc = gen_scope_get(c);
+    const gen_egress *eg = gen_scope_egress_for_port(c, port);
+    c->egress = eg; /* VirtualServices: those this listener imports */
     for (size_t i = 0; i < c->s->nservices; i++) {
         const mesh_service *svc = c->s->services[i];
         const mesh_port *mp = gen_service_port(svc, port);
-        if (!mp || !mesh_protocol_is_http(mp->protocol) || !gen_service_visible(c, svc))
+        if (!mp || !gen_service_exported(c, svc) || !gen_egress_has_service(c, eg, svc))
+            continue;
+        /* a listener declared HTTP serves its services' routes whatever they declare */
+        if (!mesh_protocol_is_http(mp->protocol) && !(eg && eg->e->has_port))
             continue;
         Envoy__Config__Route__V3__VirtualHost *vh =
             gen_vhost(c, ga_printf(c->a, "%s:%u", svc->hostname, port));
@@ -602,11 +728,34 @@ static ProtobufCMessage *sc_rds_build(gen_ctx *c, const gen_item *it)
                     gen_default_route(c, gen_cluster_name(c, port, NULL, svc->hostname), true));
         GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, vh);
     }
-    /* REGISTRY_ONLY is not modelled: unknown hosts pass through (ALLOW_ANY) */
-    Envoy__Config__Route__V3__VirtualHost *any = gen_vhost(c, "allow_any");
+    c->egress = NULL;
+    /* istiod's buildCatchAllVirtualHost: ALLOW_ANY passes unknown hosts to
+     * PassthroughCluster (or the egressProxy's cluster), REGISTRY_ONLY answers 502 */
+    Envoy__Config__Route__V3__Route *r = gen_catchall_route(c, "/");
+    Envoy__Config__Route__V3__VirtualHost *any = NULL;
+    if (sc->allow_any) {
+        any = gen_vhost(c, "allow_any");
+        Envoy__Config__Route__V3__RouteAction *ra =
+            GA_MSG(c->a, Envoy__Config__Route__V3__RouteAction,
+                   envoy__config__route__v3__route_action__init);
+        ra->cluster_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
+        ra->cluster = ga_strdup(c->a, sc->egress_cluster);
+        ra->timeout = gen_duration(c, 0);
+        r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE;
+        r->route = ra;
+        r->name = ga_strdup(c->a, "allow_any");
+    } else {
+        any = gen_vhost(c, "block_all");
+        Envoy__Config__Route__V3__DirectResponseAction *dr =
+            GA_MSG(c->a, Envoy__Config__Route__V3__DirectResponseAction,
+                   envoy__config__route__v3__direct_response_action__init);
+        dr->status = 502;
+        r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
+        r->direct_response = dr;
+        r->name = ga_strdup(c->a, "block_all");
+    }
     gen_vhost_domain(c, any, "*");
-    Envoy__Config__Route__V3__Route *r = gen_default_route(c, "PassthroughCluster", false);
-    r->name = ga_strdup(c->a, "allow_any");
     GA_PUSH(c->a, any->routes, any->n_routes, r);
     GA_PUSH(c->a, rc->virtual_hosts, rc->n_virtual_hosts, any);
     return &rc->base;
@@ -644,7 +793,8 @@ static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
             continue;
         /* the services on the port are in the cluster's metadata */
         gen_sbuf key = {0};
-        ga_cat(c->a, &key, "%d|", (int)x->in[k].protocol);
+        ga_cat(c->a, &key, "%d|%s:%u|", (int)x->in[k].protocol, x->in[k].ep ? x->in[k].ep : "-",
+               x->in[k].ep_port);
         for (size_t v = 0; v < x->in[k].nsvcs; v++)
             ga_cat(c->a, &key, "%s,", x->in[k].svcs[v]->hostname);
         gen_item it = {.name = n,
@@ -678,25 +828,43 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
             gen_cluster_mx_filter(c, cl);
         break;
     case SC_C_IN: {
-        /* the app listens on localhost:port behind the sidecar */
-        cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
-        Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
-            GA_MSG(c->a, Envoy__Config__Endpoint__V3__ClusterLoadAssignment,
-                   envoy__config__endpoint__v3__cluster_load_assignment__init);
-        la->cluster_name = cl->name;
-        Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
-            GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
-                   envoy__config__endpoint__v3__locality_lb_endpoints__init);
-        GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints,
-                gen_lb_endpoint(c, "127.0.0.1", it->port));
-        GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
-        cl->load_assignment = la;
+        const sc_ctx *x = sc_get(c);
+        const sc_inbound *in = NULL;
+        for (size_t k = 0; k < x->nin; k++)
+            if (x->in[k].port == it->port)
+                in = &x->in[k];
+        if (in && in->ep && !in->ep[0]) {
+            /* a Sidecar ingress without defaultEndpoint: where the connection was going */
+            cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST;
+            cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED;
+        } else {
+            /* the app behind the sidecar: localhost:port, or the ingress's defaultEndpoint */
+            cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
+            Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la =
+                GA_MSG(c->a, Envoy__Config__Endpoint__V3__ClusterLoadAssignment,
+                       envoy__config__endpoint__v3__cluster_load_assignment__init);
+            la->cluster_name = cl->name;
+            Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle =
+                GA_MSG(c->a, Envoy__Config__Endpoint__V3__LocalityLbEndpoints,
+                       envoy__config__endpoint__v3__locality_lb_endpoints__init);
+            Envoy__Config__Endpoint__V3__LbEndpoint *lb = gen_lb_endpoint(
+                c, in && in->ep ? in->ep : "127.0.0.1", in && in->ep ? in->ep_port : it->port);
+            if (in && in->ep && util_has_prefix(in->ep, "unix://")) {
+                Envoy__Config__Core__V3__Address *ad = lb->endpoint->address;
+                ad->address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_PIPE;
+                ad->pipe = GA_MSG(c->a, Envoy__Config__Core__V3__Pipe,
+                                  envoy__config__core__v3__pipe__init);
+                ad->pipe->path = ga_strdup(c->a, in->ep + strlen("unix://"));
+            }
+            GA_PUSH(c->a, lle->lb_endpoints, lle->n_lb_endpoints, lb);
+            GA_PUSH(c->a, la->endpoints, la->n_endpoints, lle);
+            cl->load_assignment = la;
+        }
         mesh_protocol pr = (mesh_protocol)atoi(it->extra);
         if (pr == MESH_PROTO_HTTP2 || pr == MESH_PROTO_GRPC || pr == MESH_PROTO_GRPC_WEB)
             cl->http2_protocol_options =
                 GA_MSG(c->a, Envoy__Config__Core__V3__Http2ProtocolOptions,
                        envoy__config__core__v3__http2_protocol_options__init);
-        const sc_ctx *x = sc_get(c);
         for (size_t k = 0; k < x->nin; k++)
             if (x->in[k].port == it->port && x->in[k].nsvcs)
                 gen_cluster_services_metadata(c, cl, x->in[k].svcs, x->in[k].nsvcs);

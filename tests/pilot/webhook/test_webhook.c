@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -387,12 +389,442 @@ static void test_base64(void **state)
     }
 }
 
+/* ---- the injector's settings (values.c): ConfigMap, policy, revision, native sidecars ---- */
+
+/* Injects pod (single quotes) with c: the injected pod, or NULL with *why / err set. */
+static cJSON *inject_sq(const wh_config *c, const char *pod_sq, const char **why, char *err,
+                        size_t errlen)
+{
+    char *js = dq(pod_sq);
+    cJSON *in = cJSON_Parse(js);
+    free(js);
+    assert_non_null(in);
+    cJSON *out = wh_inject_pod(c, NULL, in, "default", why, err, errlen);
+    cJSON_Delete(in);
+    return out;
+}
+
+static cJSON *cm_sq(const char *name, const char *config, const char *values_sq)
+{
+    char *v = values_sq ? dq(values_sq) : NULL;
+    cJSON *cm = cJSON_CreateObject();
+    cJSON_AddStringToObject(cm, "apiVersion", "v1");
+    cJSON_AddStringToObject(cm, "kind", "ConfigMap");
+    cJSON *md = cJSON_AddObjectToObject(cm, "metadata");
+    cJSON_AddStringToObject(md, "name", name);
+    cJSON_AddStringToObject(md, "namespace", "istio-system");
+    cJSON *data = cJSON_AddObjectToObject(cm, "data");
+    if (config)
+        cJSON_AddStringToObject(data, "config", config);
+    if (v)
+        cJSON_AddStringToObject(data, "values", v);
+    free(v);
+    return cm;
+}
+
+static cJSON *named(const cJSON *arr, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+        if (n && strcmp(n, name) == 0)
+            return (cJSON *)it;
+    }
+    return NULL;
+}
+
+static cJSON *spec_list(const cJSON *pod, const char *list)
+{
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"), list);
+}
+
+static const char *env_of(const cJSON *c, const char *name)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        named(cJSON_GetObjectItemCaseSensitive(c, "env"), name), "value"));
+}
+
+static bool has_arg(const cJSON *c, const char *arg)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(c, "args"))
+    {
+        if (cJSON_IsString(a) && strcmp(a->valuestring, arg) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *md_str(const cJSON *pod, const char *map, const char *key)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
+    return cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(md, map), key));
+}
+
+static const char *path_str(const cJSON *o, const char *a, const char *b, const char *c)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+    x = b ? cJSON_GetObjectItemCaseSensitive(x, b) : x;
+    x = c ? cJSON_GetObjectItemCaseSensitive(x, c) : x;
+    return cJSON_GetStringValue(x);
+}
+
+#define GOOD_VALUES                                                                                \
+    "{'global':{'hub':'reg.example/istio','tag':'9.9','imagePullPolicy':'Always','logAsJson':"     \
+    "true,'network':'net1','meshID':'mesh1','imagePullSecrets':['regcred'],'proxy':{'logLevel':"   \
+    "'debug','statusPort':15999,'privileged':true,'excludeIPRanges':'10.0.0.0/8','resources':{"    \
+    "'requests':{'cpu':'1'}},'holdApplicationUntilProxyStarts':true},'proxy_init':{'image':"       \
+    "'other.example/init:1'}},'sidecarInjectorWebhook':{'rewriteAppHTTPProbe':false}}"
+#define PROBE_POD                                                                                  \
+    "{'apiVersion':'v1','kind':'Pod','metadata':{'name':'p','namespace':'default'},'spec':{"       \
+    "'containers':[{'name':'app','image':'x','readinessProbe':{'httpGet':{'port':80}}}]}}"
+
+/* Every value the template reads from the ConfigMap reaches the pod. */
+static void test_injector_values(void **state)
+{
+    (void)state;
+    char err[600];
+    const char *why;
+    wh_injector *wi = wh_injector_new("istio-system", "", NULL);
+    wh_config c = {.domain = "cluster.local", .injector = wi};
+    assert_string_equal(wh_injector_configmap(wi), "istio-sidecar-injector");
+    cJSON *cm = cm_sq("istio-sidecar-injector", "policy: enabled\n", GOOD_VALUES);
+    assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), 0);
+    cJSON_Delete(cm);
+
+    cJSON *pod = inject_sq(&c, PROBE_POD, &why, err, sizeof err);
+    assert_non_null(pod);
+    cJSON *cs = spec_list(pod, "containers");
+    /* holdApplicationUntilProxyStarts: the proxy first, with the postStart wait */
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cs->child, "name")),
+                        "istio-proxy");
+    cJSON *proxy = named(cs, "istio-proxy"),
+          *init = named(spec_list(pod, "initContainers"), "istio-init");
+    assert_non_null(init);
+    assert_string_equal(path_str(proxy, "image", NULL, NULL), "reg.example/istio/proxyv2:9.9");
+    assert_string_equal(path_str(init, "image", NULL, NULL), "other.example/init:1");
+    assert_string_equal(path_str(proxy, "imagePullPolicy", NULL, NULL), "Always");
+    assert_string_equal(path_str(init, "imagePullPolicy", NULL, NULL), "Always");
+    assert_string_equal(path_str(proxy, "resources", "requests", "cpu"), "1");
+    assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "resources"), "limits"));
+    assert_true(has_arg(proxy, "--proxyLogLevel=debug"));
+    assert_true(has_arg(proxy, "--log_as_json"));
+    assert_true(has_arg(init, "--log_as_json"));
+    assert_true(has_arg(init, "10.0.0.0/8"));
+    assert_true(has_arg(init, "15090,15021,15999"));
+    assert_true(cJSON_IsTrue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "securityContext"), "privileged")));
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "lifecycle"), "postStart"));
+    assert_string_equal(env_of(proxy, "ISTIO_META_NETWORK"), "net1");
+    assert_string_equal(env_of(proxy, "ISTIO_META_MESH_ID"), "mesh1");
+    assert_string_equal(md_str(pod, "labels", "topology.istio.io/network"), "net1");
+    assert_non_null(named(spec_list(pod, "imagePullSecrets"), "regcred"));
+    /* rewriteAppHTTPProbe false: the app's probe is left alone */
+    assert_null(env_of(proxy, "ISTIO_KUBE_APP_PROBERS"));
+    cJSON *app = named(cs, "app");
+    assert_int_equal(
+        cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(app, "readinessProbe"), "httpGet"), "port")
+            ->valueint,
+        80);
+    cJSON_Delete(pod);
+    wh_injector_free(wi);
+}
+
+typedef struct counted {
+    int events, synced;
+} counted;
+
+static void count_event(void *ud, source_event_type type, cJSON *obj, const char *origin)
+{
+    (void)type;
+    (void)origin;
+    ((counted *)ud)->events++;
+    cJSON_Delete(obj);
+}
+
+static void count_synced(void *ud, const char *name)
+{
+    (void)name;
+    ((counted *)ud)->synced++;
+}
+
+/* A bad ConfigMap is refused whole (naming key and field); the last good values stay, also
+ * through the sink and on delete; other objects pass through the sink. */
+static void test_injector_refuses_bad(void **state)
+{
+    (void)state;
+    char err[600];
+    const char *why;
+    wh_injector *wi = wh_injector_new("istio-system", NULL, NULL);
+    wh_config c = {.domain = "cluster.local", .injector = wi};
+    cJSON *cm = cm_sq("istio-sidecar-injector", "policy: enabled\n", GOOD_VALUES);
+    assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), 0);
+    cJSON_Delete(cm);
+    static const struct {
+        const char *config, *values, *msg;
+    } bad[] = {
+        {"policy: enabled", "{'global':{'hub':5}}", "values: global.hub: want a string"},
+        {"policy: enabled", "{'global':{'proxy':{'statusPort':'x'}}}",
+         "values: global.proxy.statusPort: want a whole number"},
+        {"policy: enabled", "{'global':'flat'}", "values: global.hub: want a string"},
+        {"policy: enabled", "[1]", "values: want one mapping"},
+        {"policy: enabled", NULL, "missing ConfigMap values key \"values\""},
+        {NULL, "{}", "missing ConfigMap config key \"config\""},
+        {"neverInjectSelector: {a: b}", "{}",
+         "config: neverInjectSelector: want a list of label selectors"},
+        {"injectedAnnotations: {a: [1]}", "{}", "config: injectedAnnotations.a: want a string"},
+        {"policy: [x]", "{}", "config: policy: want enabled or disabled"},
+        {"policy: enabled\n  bad: : indent", "{}", "config: "},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cm = cm_sq("istio-sidecar-injector", bad[i].config, bad[i].values);
+        assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), -1);
+        if (!strstr(err, bad[i].msg) || !strstr(err, "istio-system/istio-sidecar-injector"))
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].msg);
+        cJSON_Delete(cm);
+    }
+    counted n = {0};
+    source_sink sink = wh_injector_sink(wi, (source_sink){count_event, count_synced, &n});
+    sink.event(sink.ud, SOURCE_EV_UPSERT,
+               cm_sq("istio-sidecar-injector", "policy: enabled", "{'global':{'tag':[]}}"), "t");
+    sink.event(sink.ud, SOURCE_EV_DELETE, cm_sq("istio-sidecar-injector", NULL, NULL), "t");
+    sink.event(sink.ud, SOURCE_EV_UPSERT, cm_sq("other", "x", "{}"), "t");
+    sink.synced(sink.ud, "t");
+    assert_int_equal(n.events, 1); /* only the other ConfigMap went on */
+    assert_int_equal(n.synced, 1);
+    cJSON *pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_non_null(pod);
+    assert_string_equal(
+        path_str(named(spec_list(pod, "containers"), "istio-proxy"), "image", NULL, NULL),
+        "reg.example/istio/proxyv2:9.9");
+    cJSON_Delete(pod);
+    /* a good one through the sink applies to the next review */
+    sink.event(sink.ud, SOURCE_EV_UPSERT,
+               cm_sq("istio-sidecar-injector", "policy: enabled", "{'global':{'tag':1.25}}"), "t");
+    pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_non_null(pod);
+    assert_string_equal(
+        path_str(named(spec_list(pod, "containers"), "istio-proxy"), "image", NULL, NULL),
+        "docker.io/istio/proxyv2:1.25");
+    cJSON_Delete(pod);
+    wh_injector_free(wi);
+}
+
+/* istiod's injectRequired: policy, never/always selectors; injectedAnnotations. */
+static void test_injector_policy(void **state)
+{
+    (void)state;
+    char err[600];
+    const char *why;
+    wh_injector *wi = wh_injector_new("istio-system", "", NULL);
+    wh_config c = {.domain = "cluster.local", .injector = wi};
+    cJSON *cm = cm_sq("istio-sidecar-injector",
+                      "policy: disabled\n"
+                      "neverInjectSelector:\n- matchExpressions:\n  - {key: tier, operator: In, "
+                      "values: [db]}\n"
+                      "alwaysInjectSelector:\n- matchLabels: {app: web}\n"
+                      "injectedAnnotations: {example.com/injected: 'yes'}\n",
+                      "{}");
+    assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), 0);
+    cJSON_Delete(cm);
+    static const struct {
+        const char *md;
+        bool injected;
+    } cases[] = {
+        {"", false}, /* disabled and nothing asks */
+        {",'labels':{'app':'web'}", true},
+        {",'labels':{'app':'web','tier':'db'}", false}, /* never wins over always */
+        {",'labels':{'tier':'db'},'annotations':{'sidecar.istio.io/inject':'true'}", true},
+        {",'labels':{'app':'web','sidecar.istio.io/inject':'false'}", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char pod_sq[512];
+        snprintf(pod_sq, sizeof pod_sq,
+                 "{'apiVersion':'v1','kind':'Pod','metadata':{'name':'p','namespace':'default'%s},"
+                 "'spec':{'containers':[{'name':'app','image':'x'}]}}",
+                 cases[i].md);
+        cJSON *pod = inject_sq(&c, pod_sq, &why, err, sizeof err);
+        if ((pod != NULL) != cases[i].injected)
+            fail_msg("case %zu: injected=%d, why=%s", i, pod != NULL, why ? why : "");
+        if (pod)
+            assert_string_equal(md_str(pod, "annotations", "example.com/injected"), "yes");
+        cJSON_Delete(pod);
+    }
+    /* a policy neither enabled nor disabled turns injection off, as in istiod */
+    cm = cm_sq("istio-sidecar-injector", "policy: sometimes\n", "{}");
+    assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), 0);
+    cJSON_Delete(cm);
+    cJSON *pod = inject_sq(&c, POD(",'annotations':{'sidecar.istio.io/inject':'true'}", ""), &why,
+                           err, sizeof err);
+    assert_null(pod);
+    assert_non_null(strstr(why, "policy"));
+    /* LabelSelector semantics */
+    cJSON *labels = cJSON_Parse("{\"a\":\"1\",\"b\":\"2\"}");
+    static const struct {
+        const char *sel;
+        int want;
+    } sels[] = {
+        {"{}", 0},
+        {"{\"matchLabels\":{\"a\":\"1\"}}", 1},
+        {"{\"matchLabels\":{\"a\":\"2\"}}", 0},
+        {"{\"matchExpressions\":[{\"key\":\"c\",\"operator\":\"DoesNotExist\"}]}", 1},
+        {"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"NotIn\",\"values\":[\"2\"]}]}", 0},
+        {"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"Exists\"}],\"matchLabels\":{\"a\":"
+         "\"1\"}}",
+         1},
+        {"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"In\"}]}", -1},
+        {"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"Gt\",\"values\":[\"1\"]}]}", -1},
+    };
+    for (size_t i = 0; i < sizeof sels / sizeof sels[0]; i++) {
+        cJSON *sel = cJSON_Parse(sels[i].sel);
+        if (wh_selector_matches(sel, labels) != sels[i].want)
+            fail_msg("selector %s: got %d", sels[i].sel, wh_selector_matches(sel, labels));
+        cJSON_Delete(sel);
+    }
+    cJSON_Delete(labels);
+    wh_injector_free(wi);
+}
+
+/* REVISION: the injected revision label/status and CA_ADDR follow it; the ConfigMap name. */
+static void test_revision(void **state)
+{
+    (void)state;
+    char err[600];
+    const char *why;
+    wh_injector *wi = wh_injector_new("istio-system", "canary", NULL);
+    assert_string_equal(wh_injector_configmap(wi), "istio-sidecar-injector-canary");
+    wh_config c = {.domain = "cluster.local", .inject = {.revision = "canary"}};
+    cJSON *pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_non_null(pod);
+    assert_string_equal(md_str(pod, "annotations", "istio.io/rev"), "canary");
+    assert_non_null(
+        strstr(md_str(pod, "annotations", "sidecar.istio.io/status"), "\"revision\":\"canary\""));
+    assert_string_equal(env_of(named(spec_list(pod, "containers"), "istio-proxy"), "CA_ADDR"),
+                        "istiod-canary.istio-system.svc:15012");
+    cJSON_Delete(pod);
+    /* with values, CA_ADDR follows the values' revision (the chart's .Values.revision) */
+    c.injector = wi;
+    cJSON *cm = cm_sq("istio-sidecar-injector-canary", "policy: enabled",
+                      "{'revision':'blue','global':{'istioNamespace':'mesh-system'}}");
+    assert_int_equal(wh_injector_apply(wi, cm, err, sizeof err), 0);
+    cJSON_Delete(cm);
+    pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_non_null(pod);
+    assert_string_equal(env_of(named(spec_list(pod, "containers"), "istio-proxy"), "CA_ADDR"),
+                        "istiod-blue.mesh-system.svc:15012");
+    assert_string_equal(md_str(pod, "annotations", "istio.io/rev"), "canary");
+    cJSON_Delete(pod);
+    wh_injector_free(wi);
+}
+
+/* ENABLE_NATIVE_SIDECARS and sidecar.istio.io/nativeSidecar: istio-proxy an init container
+ * (restartPolicy Always, right after istio-init, drained on preStop). */
+static void test_native_sidecar(void **state)
+{
+    (void)state;
+    char err[600];
+    const char *why;
+    wh_config c = {.domain = "cluster.local", .inject = {.native_sidecars = true}};
+    cJSON *pod = inject_sq(&c, POD("", ",'initContainers':[{'name':'setup','image':'x'}]"), &why,
+                           err, sizeof err);
+    assert_non_null(pod);
+    assert_null(named(spec_list(pod, "containers"), "istio-proxy"));
+    cJSON *ic = spec_list(pod, "initContainers");
+    assert_int_equal(cJSON_GetArraySize(ic), 3);
+    static const char *const order[] = {"istio-init", "istio-proxy", "setup"};
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(ic, i), "name")), order[i]);
+    cJSON *proxy = named(ic, "istio-proxy");
+    assert_string_equal(path_str(proxy, "restartPolicy", NULL, NULL), "Always");
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "lifecycle"), "preStop"));
+    assert_non_null(strstr(md_str(pod, "annotations", "sidecar.istio.io/status"),
+                           "\"initContainers\":[\"istio-init\",\"istio-proxy\"],"
+                           "\"containers\":null"));
+    cJSON_Delete(pod);
+    /* the annotation wins over the setting, either way */
+    pod = inject_sq(&c, POD(",'annotations':{'sidecar.istio.io/nativeSidecar':'false'}", ""), &why,
+                    err, sizeof err);
+    assert_non_null(pod);
+    assert_non_null(named(spec_list(pod, "containers"), "istio-proxy"));
+    assert_null(named(spec_list(pod, "initContainers"), "istio-proxy"));
+    cJSON_Delete(pod);
+    c.inject.native_sidecars = false;
+    pod = inject_sq(&c, POD(",'annotations':{'sidecar.istio.io/nativeSidecar':'true'}", ""), &why,
+                    err, sizeof err);
+    assert_non_null(pod);
+    assert_null(named(spec_list(pod, "containers"), "istio-proxy"));
+    assert_non_null(named(spec_list(pod, "initContainers"), "istio-proxy"));
+    cJSON_Delete(pod);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* istiod's ./var/lib/istio/inject: the files win over the ConfigMap, and a change is read. */
+static void test_injector_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/wh_inject_XXXXXX", pc[64], pv[64], err[600];
+    const char *why;
+    assert_non_null(mkdtemp(dir));
+    snprintf(pc, sizeof pc, "%s/config", dir);
+    snprintf(pv, sizeof pv, "%s/values", dir);
+    write_file(pc, "policy: enabled\n");
+    write_file(pv, "{\"global\": {\"tag\": \"from-file\"}}\n");
+    wh_injector *wi = wh_injector_new("istio-system", "", dir);
+    wh_config c = {.domain = "cluster.local", .injector = wi};
+    counted n = {0};
+    source_sink sink = wh_injector_sink(wi, (source_sink){count_event, count_synced, &n});
+    sink.event(sink.ud, SOURCE_EV_UPSERT,
+               cm_sq("istio-sidecar-injector", "policy: enabled", "{'global':{'tag':'cm'}}"), "t");
+    assert_int_equal(n.events, 0);
+    cJSON *pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_non_null(pod);
+    assert_string_equal(
+        path_str(named(spec_list(pod, "containers"), "istio-proxy"), "image", NULL, NULL),
+        "docker.io/istio/proxyv2:from-file");
+    cJSON_Delete(pod);
+    /* changed files are read again (checked at most once a second); a bad change is
+     * refused and the last good values stay */
+    write_file(pv, "{\"global\": {\"tag\": \"second-version\"}}\n");
+    struct timespec ts = {1, 100000000};
+    nanosleep(&ts, NULL);
+    pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_string_equal(
+        path_str(named(spec_list(pod, "containers"), "istio-proxy"), "image", NULL, NULL),
+        "docker.io/istio/proxyv2:second-version");
+    cJSON_Delete(pod);
+    write_file(pv, "{\"global\": {\"tag\": {}}}\n");
+    nanosleep(&ts, NULL);
+    pod = inject_sq(&c, POD("", ""), &why, err, sizeof err);
+    assert_string_equal(
+        path_str(named(spec_list(pod, "containers"), "istio-proxy"), "image", NULL, NULL),
+        "docker.io/istio/proxyv2:second-version");
+    cJSON_Delete(pod);
+    wh_injector_free(wi);
+    unlink(pc);
+    unlink(pv);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handle_table),  cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_patch_applies), cmocka_unit_test(test_path_params),
-        cmocka_unit_test(test_base64),        cmocka_unit_test(test_injection_metrics),
+        cmocka_unit_test(test_handle_table),    cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_patch_applies),   cmocka_unit_test(test_path_params),
+        cmocka_unit_test(test_base64),          cmocka_unit_test(test_injection_metrics),
+        cmocka_unit_test(test_injector_values), cmocka_unit_test(test_injector_refuses_bad),
+        cmocka_unit_test(test_injector_policy), cmocka_unit_test(test_revision),
+        cmocka_unit_test(test_native_sidecar),  cmocka_unit_test(test_injector_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

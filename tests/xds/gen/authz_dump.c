@@ -63,7 +63,7 @@ int main(int argc, char **argv)
                  .p = &v,
                  .s = s,
                  .trust_domain = argc > 4 && argv[4][0] ? argv[4] : NULL,
-                 .mesh_authz = &fl.mesh_authz};
+                 .mesh_authz = &fl.mesh.mesh_authz};
     size_t n = 0;
     int rc = 0;
     if (!strcmp(argv[1], "http")) {

@@ -9,6 +9,7 @@
  *                xds:///host:port (repeatable; default: host:port of every service port)
  *   --access-log PATH, --access-log-encoding TEXT|JSON, --access-log-format F
  *                mesh config accessLogFile, accessLogEncoding, accessLogFormat
+ *   --outbound-mode REGISTRY_ONLY|ALLOW_ANY  mesh config outboundTrafficPolicy.mode
  * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
  * resource as config_dump JSON (private keys redacted), for the golden file comparison.
  * Envoy nodes ask for every type with a wildcard (SDS: every credential of the proxy's
@@ -304,6 +305,7 @@ static int usage(void)
     fprintf(stderr, "usage: gen_dump [--flavours sidecar,gateway,grpc-client,grpc-server] "
                     "[--grpc-ns NS] [--grpc-lds HOST:PORT]... [--access-log PATH] "
                     "[--access-log-encoding TEXT|JSON] [--access-log-format F] "
+                    "[--outbound-mode REGISTRY_ONLY|ALLOW_ANY] "
                     "OUTDIR FIXTURE.yaml...\n");
     return 2;
 }
@@ -313,6 +315,7 @@ int main(int argc, char **argv)
     const char *flavours = "sidecar,gateway", *grpc_ns = "default";
     name_set client_lds = {0};
     xds_mesh_telemetry tel = {0}; /* borrowed from argv; copied by the generator */
+    xds_outbound_mode outbound = XDS_OUTBOUND_ALLOW_ANY;
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (a + 1 >= argc)
@@ -330,6 +333,9 @@ int main(int argc, char **argv)
                 strcmp(argv[a + 1], "JSON") == 0 ? XDS_ACCESS_LOG_JSON : XDS_ACCESS_LOG_TEXT;
         else if (strcmp(argv[a], "--access-log-format") == 0)
             tel.access_log_format = argv[a + 1];
+        else if (strcmp(argv[a], "--outbound-mode") == 0)
+            outbound = strcmp(argv[a + 1], "REGISTRY_ONLY") == 0 ? XDS_OUTBOUND_REGISTRY_ONLY
+                                                                 : XDS_OUTBOUND_ALLOW_ANY;
         else
             return usage();
     }
@@ -349,6 +355,7 @@ int main(int argc, char **argv)
             }
     xds_gen *g = xds_gen_new();
     xds_gen_set_mesh_telemetry(g, &tel);
+    xds_gen_set_outbound_mode(g, outbound);
     char path[2048];
     snprintf(path, sizeof path, "%s/index", dir);
     dump_out o = {.idx = fopen(path, "w"), .all = cJSON_CreateArray(), .dir = dir};

@@ -361,11 +361,13 @@ static void test_lds_inbound_mtls(void **state)
 static void test_lds_depends_on_rules_and_endpoints(void **state)
 {
     (void)state;
-    uint32_t k = xds_type_kinds(client, XDS_TYPE_LISTENER);
+    uint32_t k = xds_type_kinds(client, NULL, XDS_TYPE_LISTENER);
     assert_true(k & (1u << MESH_KIND_DESTINATION_RULE));
     assert_true(k & (1u << MESH_KIND_ENDPOINT_SLICE));
     assert_true(k & (1u << MESH_KIND_SERVICE));
-    assert_false(k & (1u << MESH_KIND_VIRTUAL_SERVICE));
+    /* a Sidecar scope imports what its VirtualServices route to: listeners follow both */
+    assert_true(k & (1u << MESH_KIND_VIRTUAL_SERVICE));
+    assert_true(k & (1u << MESH_KIND_SIDECAR));
 }
 
 int main(void)

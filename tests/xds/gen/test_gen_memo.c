@@ -54,6 +54,11 @@ static const char *PLAIN_VS = "apiVersion: networking.istio.io/v1\nkind: Virtual
                               "  - timeout: 1s\n"
                               "    route: [{destination: {host: greeter}}]\n";
 
+/* A namespace Sidecar for a: imports only its own namespace. */
+static const char *SIDECAR_A = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: "
+                               "{name: default, namespace: a}\n"
+                               "spec:\n  egress: [{hosts: [\"./*\"]}]\n";
+
 /* A mesh VirtualService whose first route applies only to clients labelled app=canary. */
 static const char *SOURCE_LABELS = "apiVersion: networking.istio.io/v1\nkind: "
                                    "VirtualService\nmetadata: {name: greeter, namespace: a}\n"
@@ -389,34 +394,55 @@ static void test_type_kinds(void **state)
     const uint32_t ns = 1u << MESH_KIND_NAMESPACE;
     static const char *const all[] = {XDS_TYPE_LISTENER, XDS_TYPE_ROUTE, XDS_TYPE_CLUSTER,
                                       XDS_TYPE_ENDPOINT, XDS_TYPE_SECRET};
-    /* a VirtualService edit: gRPC regenerates RDS only */
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_ROUTE) & vs) != 0);
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_LISTENER) & vs) == 0);
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_CLUSTER) & vs) == 0);
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_ENDPOINT) & vs) == 0);
+    /* a VirtualService edit: gRPC routes, and, because a Sidecar scope imports the
+     * services its VirtualServices route to, gRPC listeners, clusters and endpoints; so do
+     * Sidecar edits. Gateways have no Sidecar scope. */
+    const uint32_t sck = 1u << MESH_KIND_SIDECAR;
+    assert_true((xds_type_kinds(grpc, NULL, XDS_TYPE_ROUTE) & vs) != 0);
+    for (size_t t = 0; t < 4; t++)
+        assert_true((xds_type_kinds(grpc, NULL, all[t]) & (vs | sck)) == (vs | sck));
+    assert_true((xds_type_kinds(sc, NULL, XDS_TYPE_CLUSTER) & (vs | sck)) == (vs | sck));
+    assert_true((xds_type_kinds(gw, NULL, XDS_TYPE_CLUSTER) & (vs | sck)) == 0);
     /* DestinationRules: clusters, endpoints (subsets), gRPC routes (hash policies) */
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_CLUSTER) & dr) != 0);
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_ENDPOINT) & dr) != 0);
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_ROUTE) & dr) != 0);
+    assert_true((xds_type_kinds(grpc, NULL, XDS_TYPE_CLUSTER) & dr) != 0);
+    assert_true((xds_type_kinds(grpc, NULL, XDS_TYPE_ENDPOINT) & dr) != 0);
+    assert_true((xds_type_kinds(grpc, NULL, XDS_TYPE_ROUTE) & dr) != 0);
+    /* with the snapshot known, only a proxy a Sidecar scopes regenerates clusters,
+     * endpoints and gRPC listeners for a VirtualService edit (a stream of edits must not
+     * rebuild every unscoped sidecar's clusters); a Sidecar edit reaches all of them */
+    mesh_snapshot *plain = fx_snapshot(BASE, NULL);
+    mesh_snapshot *scoped = fx_snapshot(BASE, SIDECAR_A, NULL);
+    for (size_t t = 0; t < 4; t++) {
+        if (t == 1) /* gRPC routes are made of VirtualServices */
+            continue;
+        assert_true((xds_type_kinds(grpc, plain, all[t]) & vs) == 0);
+        assert_true((xds_type_kinds(grpc, plain, all[t]) & sck) != 0);
+        assert_true((xds_type_kinds(grpc, scoped, all[t]) & vs) != 0);
+    }
+    assert_true((xds_type_kinds(grpc, plain, XDS_TYPE_ROUTE) & vs) != 0);
+    assert_true((xds_type_kinds(sc, plain, XDS_TYPE_CLUSTER) & (vs | sck)) == sck);
+    assert_true((xds_type_kinds(sc, scoped, XDS_TYPE_ENDPOINT) & (vs | sck)) == (vs | sck));
+    mesh_snapshot_release(plain);
+    mesh_snapshot_release(scoped);
     /* Gateways change nothing of a gRPC client or of any flavour's clusters */
     for (size_t t = 0; t < 4; t++)
-        assert_true((xds_type_kinds(grpc, all[t]) & gwk) == 0);
-    assert_true((xds_type_kinds(sc, XDS_TYPE_CLUSTER) & (gwk | vs)) == 0);
-    assert_true((xds_type_kinds(gw, XDS_TYPE_CLUSTER) & (gwk | vs)) == 0);
+        assert_true((xds_type_kinds(grpc, NULL, all[t]) & gwk) == 0);
+    assert_true((xds_type_kinds(sc, NULL, XDS_TYPE_CLUSTER) & gwk) == 0);
+    assert_true((xds_type_kinds(gw, NULL, XDS_TYPE_CLUSTER) & (gwk | vs)) == 0);
     /* services, ServiceEntries and namespaces reach every type of every flavour; Envoy
      * listeners and routes (and SDS) depend on every kind */
     const xds_proxy *ps[] = {grpc, sc, gw};
     for (size_t p = 0; p < 3; p++)
         for (size_t t = 0; t < 5; t++)
-            assert_true((xds_type_kinds(ps[p], all[t]) & (svc | se | ns)) == (svc | se | ns));
+            assert_true((xds_type_kinds(ps[p], NULL, all[t]) & (svc | se | ns)) == (svc | se | ns));
     for (size_t t = 0; t < 2; t++) {
-        assert_true(xds_type_kinds(sc, all[t]) == ~0u);
-        assert_true(xds_type_kinds(gw, all[t]) == ~0u);
+        assert_true(xds_type_kinds(sc, NULL, all[t]) == ~0u);
+        assert_true(xds_type_kinds(gw, NULL, all[t]) == ~0u);
     }
     /* endpoints reach clusters and endpoints, and sidecar inbound listeners */
-    assert_true((xds_type_kinds(grpc, XDS_TYPE_ENDPOINT) & eps) != 0);
-    assert_true((xds_type_kinds(sc, XDS_TYPE_CLUSTER) & eps) != 0);
-    assert_true((xds_type_kinds(sc, XDS_TYPE_LISTENER) & eps) != 0);
+    assert_true((xds_type_kinds(grpc, NULL, XDS_TYPE_ENDPOINT) & eps) != 0);
+    assert_true((xds_type_kinds(sc, NULL, XDS_TYPE_CLUSTER) & eps) != 0);
+    assert_true((xds_type_kinds(sc, NULL, XDS_TYPE_LISTENER) & eps) != 0);
     xds_proxy_free(grpc);
     xds_proxy_free(sc);
     xds_proxy_free(gw);
