@@ -35,7 +35,7 @@ build-san: deps
 
 # ThreadSanitizer for our own threaded code (model thread, config-directory watcher, HTTP
 # server, JWKS fetcher). Only those tests are built: gRPC's C core is not TSan-instrumented.
-TSAN_TARGETS = tests/pilot/model/test_model tests/pilot/obs/test_http tests/pilot/obs/test_metrics tests/pilot/obs/test_debug_table \
+TSAN_TARGETS = tests/pilot/model/test_model tests/pilot/obs/test_http tests/pilot/obs/test_metrics tests/pilot/obs/test_debug_table tests/pilot/obs/test_debug_auth \
 	tests/pilot/cfgdir/test_cfgdir tests/pilot/cfgdir/test_filewatch tests/pilot/jwks/test_jwks
 build-tsan: deps
 	@[ -f $(TSAN_BUILD)/build.ninja ] || meson setup $(TSAN_BUILD) --buildtype=debug \

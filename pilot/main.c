@@ -111,6 +111,7 @@ static int run_discovery(const pilot_flags *f)
         goto out;
     }
     model_debug_register(m);
+    model_debug_register_mesh(f->mesh_config, f->mesh.root_namespace, f->mesh.trust_domain);
     dbg_set_ready(ready_cb, m);
 
     /* The xDS server knows snapshots, not the model: it asks model_snapshot for a new
@@ -231,6 +232,7 @@ out:
      * handler still runs on a source, the model or the xDS server freed below. */
     dbg_server_stop(http);
     dbg_server_stop(mon);
+    model_debug_unregister_mesh();
     k8s_source_free(ks);
     if (cd)
         cfgdir_free(cd);

@@ -8,7 +8,9 @@
 
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/base/yaml.h"
 #include "pilot/cfgdir/filewatch.h"
+#include "pilot/model/debug_model.h"
 
 #define MW_LOG "default"
 #define MW_CONFIGMAP "istio"
@@ -25,6 +27,21 @@ struct pilot_meshwatch {
     cfgdir_filewatch *fw;
     source_sink next;
 };
+
+/* /debug/mesh shows what is in force: the text as written, with istiod's defaults filled
+ * in (it parsed a moment ago, so it parses again). */
+static void mw_show(const char *text, size_t len, const char *root_ns, const char *trust_domain)
+{
+    cJSON **docs = NULL;
+    size_t ndocs = 0;
+    char err[64];
+    if (yaml_to_json_docs(text, len, &docs, &ndocs, err, sizeof err) != 0)
+        ndocs = 0;
+    model_debug_set_mesh(ndocs ? docs[0] : NULL, root_ns, trust_domain);
+    for (size_t i = 0; i < ndocs; i++)
+        cJSON_Delete(docs[i]);
+    free(docs);
+}
 
 /* One new version of the mesh config text from `where`; applied whole or refused whole. */
 static void mw_apply_text(pilot_meshwatch *w, const char *text, size_t len, const char *where)
@@ -47,6 +64,7 @@ static void mw_apply_text(pilot_meshwatch *w, const char *text, size_t len, cons
     /* generators before the model: the full push the model makes must find them */
     xds_server_set_mesh(w->xds, &nm.mesh_authz, &nm.mesh_telemetry, nm.outbound_mode);
     model_set_mesh(w->m, nm.root_namespace, nm.auto_mtls_off);
+    mw_show(text, len, nm.root_namespace, w->trust_domain);
     flags_mesh_clear(&nm);
     w->cur_hash = h;
     w->have_hash = true;
@@ -88,11 +106,12 @@ static void mw_event(void *ud, source_event_type type, cJSON *obj, const char *o
     /* deleted, or without the key: Istio's defaults, as istiod's ConfigMap watcher */
     const char *text = "";
     if (type == SOURCE_EV_UPSERT) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(obj, "data"), MW_KEY);
+        const cJSON *v =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "data"), MW_KEY);
         if (v && !cJSON_IsString(v)) {
-            LOG_ERR(MW_LOG, "mesh config refused, the last good one stays in force: %s: "
-                            "not a string",
+            LOG_ERR(MW_LOG,
+                    "mesh config refused, the last good one stays in force: %s: "
+                    "not a string",
                     where);
             cJSON_Delete(obj);
             return;
@@ -101,8 +120,9 @@ static void mw_event(void *ud, source_event_type type, cJSON *obj, const char *o
             text = v->valuestring;
     }
     if (strlen(text) > FLAGS_MESH_CONFIG_MAX)
-        LOG_ERR(MW_LOG, "mesh config refused, the last good one stays in force: %s: over %u "
-                        "bytes",
+        LOG_ERR(MW_LOG,
+                "mesh config refused, the last good one stays in force: %s: over %u "
+                "bytes",
                 where, FLAGS_MESH_CONFIG_MAX);
     else
         mw_apply_text(w, text, strlen(text), where);

@@ -1,8 +1,12 @@
-/* debug_model: /debug/configz, /debug/registryz and /debug/endpointShardz in Istio's JSON
- * shapes (ISTIO-FACTS.md). Runs on the HTTP threads; reads one retained snapshot.
+/* debug_model: /debug/configz, /debug/registryz, /debug/endpointShardz (and endpointz),
+ * /debug/authorizationz, /debug/telemetryz, /debug/networkz, /debug/push_status and
+ * /debug/mesh in Istio's JSON shapes (ISTIO-FACTS.md; istiod's pilot/pkg/xds/debug.go).
+ * Runs on the HTTP threads; reads one retained snapshot.
  */
 #include "pilot/model/debug_model.h"
+#include "pilot/model/configz.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "pilot/base/util.h"
+#include "pilot/base/yaml.h"
 #include "pilot/model/model_internal.h"
 #include "pilot/obs/debug.h"
+#include "pilot/obs/metrics.h"
 
 /* Istio's model.HealthStatus values. */
 #define DBG_HEALTHY 1
@@ -76,6 +82,24 @@ static void h_configz(void *ud, const dbg_request *req, dbg_response *resp)
         cJSON_Delete(empty);
     }
     mesh_snapshot_release(s);
+}
+
+const cJSON *mesh_snapshot_configz_spec(const mesh_snapshot *s, const char *kind, const char *ns,
+                                        const char *name)
+{
+    const cJSON *it;
+    if (s->configz == NULL || s->configz->items == NULL)
+        return NULL;
+    cJSON_ArrayForEach(it, s->configz->items)
+    {
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
+        const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "kind"));
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+        const char *o = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
+        if (k && n && o && strcmp(k, kind) == 0 && strcmp(n, name) == 0 && strcmp(o, ns) == 0)
+            return cJSON_GetObjectItemCaseSensitive(it, "spec");
+    }
+    return NULL;
 }
 
 /* ---- /debug/registryz --------------------------------------------------------------------- */
@@ -233,12 +257,219 @@ static void h_unsupportedz(void *ud, const dbg_request *req, dbg_response *resp)
     cJSON_Delete(j);
 }
 
+/* ---- /debug/authorizationz, /debug/telemetryz, /debug/networkz, /debug/push_status -------- */
+
+/* The objects of one kind in configz (Kubernetes-shaped, with their spec), by kind name. */
+static cJSON *configz_of_kind(const mesh_snapshot *s, const char *kind, const char *ns)
+{
+    cJSON *out = cJSON_CreateArray();
+    const cJSON *it;
+    if (s->configz == NULL || s->configz->items == NULL)
+        return out;
+    cJSON_ArrayForEach(it, s->configz->items)
+    {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(it, "kind");
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(md, "namespace");
+        if (!cJSON_IsString(k) || strcmp(k->valuestring, kind) != 0)
+            continue;
+        if (ns != NULL && (!cJSON_IsString(n) || strcmp(n->valuestring, ns) != 0))
+            continue;
+        cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
+    }
+    return out;
+}
+
+/* istiod's AuthorizationDebug: {"authorization_policies": {"namespace_to_policies":
+ * {ns: [{name, namespace, annotations, spec}]}, "root_namespace"}} from the accepted
+ * AuthorizationPolicies (configz order: namespace, then name). */
+static void h_authorizationz(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    mesh_snapshot *s = snap_or_503(ud, resp);
+    if (!s)
+        return;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *ap = cJSON_AddObjectToObject(root, "authorization_policies");
+    cJSON *byns = cJSON_AddObjectToObject(ap, "namespace_to_policies");
+    cJSON *all = configz_of_kind(s, "AuthorizationPolicy", NULL);
+    cJSON *it;
+    cJSON_ArrayForEach(it, all)
+    {
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
+        const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(byns, ns ? ns : "");
+        if (list == NULL)
+            list = cJSON_AddArrayToObject(byns, ns ? ns : "");
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", name ? name : "");
+        cJSON_AddStringToObject(p, "namespace", ns ? ns : "");
+        cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+        cJSON_AddItemToObject(p, "annotations", ann ? cJSON_Duplicate(ann, 1) : cJSON_CreateNull());
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(it, "spec");
+        cJSON_AddItemToObject(p, "spec", spec ? cJSON_Duplicate(spec, 1) : cJSON_CreateObject());
+        cJSON_AddItemToArray(list, p);
+    }
+    cJSON_Delete(all);
+    cJSON_AddStringToObject(ap, "root_namespace", s->root_ns ? s->root_ns : "");
+    dbg_send_json(req, resp, root);
+    cJSON_Delete(root);
+    mesh_snapshot_release(s);
+}
+
+/* istiod's TelemetryDebug. The Telemetry API (telemetry.istio.io) is not read here, so the
+ * map is always empty: {"telemetries": {"namespace_to_telemetries": {}, "root_namespace"}}.
+ * istiod's per-proxy form (?proxyID=) is not offered. */
+static void h_telemetryz(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    mesh_snapshot *s = snap_or_503(ud, resp);
+    if (!s)
+        return;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *t = cJSON_AddObjectToObject(root, "telemetries");
+    cJSON_AddObjectToObject(t, "namespace_to_telemetries");
+    cJSON_AddStringToObject(t, "root_namespace", s->root_ns ? s->root_ns : "");
+    dbg_send_json(req, resp, root);
+    cJSON_Delete(root);
+    mesh_snapshot_release(s);
+}
+
+/* istiod's NetworkManager.AllGateways(): cross-network gateways. Networks (meshNetworks,
+ * topology.istio.io/network) are not modelled: no gateway, which Go writes as null. */
+static void h_networkz(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    (void)ud;
+    cJSON *n = cJSON_CreateNull();
+    dbg_send_json(req, resp, n);
+    cJSON_Delete(n);
+}
+
+/* istiod's LastPushStatus.StatusJSON(): {metric: {key: {proxy, message}}}. The conditions
+ * istiod records there (duplicate clusters and domains, conflicting listeners, clusters
+ * without instances) are not detected by our generators, so the map is empty; it is the
+ * status of the last push (an empty body before the first one, as istiod writes then). */
+static void h_push_status(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    mesh_snapshot *s = model_snapshot(ud);
+    if (!s)
+        return; /* istiod: an empty body before the first push */
+    cJSON *o = cJSON_CreateObject();
+    dbg_send_json(req, resp, o);
+    cJSON_Delete(o);
+    mesh_snapshot_release(s);
+}
+
+/* ---- pilot_services, pilot_virt_services (istiod's gauges, set on each push) ------------- */
+
+static metric *m_services, *m_virt_services;
+
+static void metrics_on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *req)
+{
+    (void)ud;
+    (void)req;
+    metric_set(m_services, NULL, (double)snap->nservices);
+    metric_set(m_virt_services, NULL, (double)snap->nvss);
+}
+
+/* ---- /debug/mesh ------------------------------------------------------------------------ */
+
+/* The mesh config /debug/mesh shows; replaced whole when the mesh config changes. mesh_mu
+ * guards the pointer (setters may run on any thread); a handler call holds its copy as ud,
+ * and a replaced copy is freed only once no call of it runs (dbg_unregister). */
+static pthread_mutex_t mesh_mu = PTHREAD_MUTEX_INITIALIZER;
+static cJSON *dbg_mesh;
+
+static void h_mesh(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    dbg_send_json(req, resp, ud);
+}
+
+static void mesh_default(cJSON *o, const char *key, cJSON *v)
+{
+    if (cJSON_GetObjectItemCaseSensitive(o, key) == NULL)
+        cJSON_AddItemToObject(o, key, v);
+    else
+        cJSON_Delete(v);
+}
+
+void model_debug_set_mesh(const cJSON *mesh, const char *root_ns, const char *trust_domain)
+{
+    cJSON *copy = cJSON_IsObject(mesh) ? cJSON_Duplicate(mesh, 1) : cJSON_CreateObject();
+    mesh_default(copy, "rootNamespace", cJSON_CreateString(root_ns ? root_ns : "istio-system"));
+    mesh_default(copy, "trustDomain",
+                 cJSON_CreateString(trust_domain ? trust_domain : "cluster.local"));
+    mesh_default(copy, "enableAutoMtls", cJSON_CreateBool(1));
+    pthread_mutex_lock(&mesh_mu);
+    cJSON *old = dbg_mesh;
+    dbg_mesh = copy;
+    dbg_register("/debug/mesh", "Active mesh config", h_mesh, copy); /* replaces old's */
+    if (old != NULL) {
+        dbg_unregister("/debug/mesh", old); /* waits for calls still showing old */
+        cJSON_Delete(old);
+    }
+    pthread_mutex_unlock(&mesh_mu);
+}
+
+void model_debug_register_mesh(const char *path, const char *root_ns, const char *trust_domain)
+{
+    cJSON *mesh = NULL;
+    if (path != NULL && path[0] != '\0') {
+        FILE *f = fopen(path, "rb");
+        strbuf b;
+        strbuf_init(&b, 4u << 20);
+        char chunk[4096];
+        size_t n;
+        while (f != NULL && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            if (strbuf_append(&b, chunk, n) != 0)
+                break;
+        if (f != NULL)
+            fclose(f);
+        cJSON **docs = NULL;
+        size_t ndocs = 0;
+        char err[256];
+        if (b.len > 0 && yaml_to_json_docs(b.data, b.len, &docs, &ndocs, err, sizeof err) == 0) {
+            for (size_t i = 0; i < ndocs; i++) {
+                if (mesh == NULL && cJSON_IsObject(docs[i]))
+                    mesh = docs[i];
+                else
+                    cJSON_Delete(docs[i]);
+            }
+            free(docs);
+        }
+        strbuf_free(&b);
+    }
+    model_debug_set_mesh(mesh, root_ns, trust_domain);
+    cJSON_Delete(mesh);
+}
+
+void model_debug_unregister_mesh(void)
+{
+    pthread_mutex_lock(&mesh_mu);
+    if (dbg_mesh != NULL) {
+        dbg_unregister("/debug/mesh", dbg_mesh);
+        cJSON_Delete(dbg_mesh);
+        dbg_mesh = NULL;
+    }
+    pthread_mutex_unlock(&mesh_mu);
+}
+
 void model_debug_register(model *m)
 {
+    if (m_services == NULL) {
+        m_services = metric_gauge("pilot_services", "Total services known to pilot.", NULL);
+        m_virt_services =
+            metric_gauge("pilot_virt_services", "Total virtual services known to pilot.", NULL);
+    }
+    model_on_push(m, metrics_on_push, NULL);
     dbg_register("/debug/unsupportedz",
                  "Accepted objects with fields that have no effect here, per object",
                  h_unsupportedz, m);
     dbg_register("/debug/configz", "Debug support for config", h_configz, m);
     dbg_register("/debug/registryz", "Debug support for registry", h_registryz, m);
     dbg_register("/debug/endpointShardz", "Info about the endpoint shards", h_endpoint_shardz, m);
+    dbg_register("/debug/endpointz", "Obsolete, use endpointShardz", h_endpoint_shardz, m);
+    dbg_register("/debug/authorizationz", "Internal authorization policies", h_authorizationz, m);
+    dbg_register("/debug/telemetryz", "Debug Telemetry configuration", h_telemetryz, m);
+    dbg_register("/debug/networkz", "List cross-network gateways", h_networkz, m);
+    dbg_register("/debug/push_status", "Last PushContext Details", h_push_status, m);
 }

@@ -21,6 +21,7 @@
 #define PILOT_OBS_DEBUG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "pilot/base/util.h"
 
@@ -52,6 +53,23 @@ void dbg_unregister(const char *path, void *ud);
 /* Appends cJSON as JSON text, indented when the request asked for ?pretty. */
 struct cJSON;
 void dbg_send_json(const dbg_request *r, dbg_response *resp, const struct cJSON *json);
+
+/* Runs the handler of target ("/debug/syncz", "/debug/config_dump?proxyID=x": a path and
+ * an optional query string, decoded here) as an HTTP GET would, on the calling thread, into
+ * resp (initialised by the caller: status 200, body empty). Only the table answers (no
+ * /metrics, /ready or index): istiod's internal debug mux, used by debug over xDS. An
+ * unknown path answers 404. Not from inside a handler's own dbg_unregister. */
+void dbg_call(const char *target, dbg_response *resp);
+
+/* Off-loopback callers of /debug/ paths (istiod's allowAuthenticatedOrLocalhost): a caller
+ * on a loopback address is served; any other must send "Authorization: Bearer <JWT>" that
+ * fn accepts (returns 0; else non-zero with err filled), or gets 401. fn runs on the HTTP
+ * connection's thread and may block. Without an authenticator every off-loopback caller
+ * gets 401. Setting NULL waits for calls of the previous fn to end, so its ud may then go. */
+typedef int (*dbg_auth_fn)(void *ud, const char *token, char *err, size_t errlen);
+void dbg_set_authenticator(dbg_auth_fn fn, void *ud);
+struct sockaddr;
+bool dbg_addr_is_loopback(const struct sockaddr *sa);
 
 /* ---- the servers (pilot/obs/http.c, libmicrohttpd's threads) ---------------------------- */
 

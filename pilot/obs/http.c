@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@
 #define DBG_MAX_BODY (256u << 20)
 #define DBG_MAX_HANDLERS 128
 #define DBG_MAX_CONNECTIONS 64
+#define DBG_MAX_TOKEN 16384 /* bearer tokens are about a kilobyte */
+#define DBG_MAX_ARGS 32     /* query arguments of an internal call */
 
 /* One registration. Unlisted entries stay alive (off the table) while calls or copies
  * still hold them; the last reference frees the entry and its strings. */
@@ -56,10 +59,20 @@ static _Thread_local const dbg_entry *tl_current;
 static dbg_ready_fn ready_fn;
 static void *ready_ud;
 
+/* A request from an HTTP connection (conn) or from dbg_call (conn NULL: the query is in
+ * keys/vals, decoded). */
 struct dbg_request {
     struct MHD_Connection *conn;
     const char *path;
+    char **keys, **vals;
+    size_t nargs;
 };
+
+/* The off-loopback rule's authenticator (dbg_set_authenticator), under tab_mu; auth_running
+ * counts calls in progress so that clearing it can wait for them. */
+static dbg_auth_fn auth_fn;
+static void *auth_ud;
+static unsigned auth_running;
 
 struct dbg_server {
     struct MHD_Daemon *daemon;
@@ -221,6 +234,12 @@ static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *
 
 const char *dbg_arg(const dbg_request *r, const char *key)
 {
+    if (r->conn == NULL) {
+        for (size_t i = 0; i < r->nargs; i++)
+            if (strcmp(r->keys[i], key) == 0)
+                return r->vals[i];
+        return NULL;
+    }
     arg_find f = {.key = key};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &f);
     return f.found ? f.value : NULL;
@@ -317,9 +336,12 @@ static void page_list(const dbg_request *r, dbg_response *resp)
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
+/* srv is NULL for dbg_call: then only the debug table answers, as istiod's internal mux. */
 static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *resp)
 {
     const char *path = r->path;
+    if (srv == NULL && strncmp(path, "/debug/", 7) != 0)
+        goto not_found;
     if (strcmp(path, "/ready") == 0) {
         pthread_mutex_lock(&tab_mu);
         dbg_ready_fn fn = ready_fn;
@@ -334,7 +356,7 @@ static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *
         strbuf_appendf(&resp->body, "%s-%s-Clean", PILOT_VERSION, PILOT_GIT_REVISION);
         return;
     }
-    if (srv->monitoring && strcmp(path, "/metrics") == 0) {
+    if (srv != NULL && srv->monitoring && strcmp(path, "/metrics") == 0) {
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
         metrics_render(&resp->body);
         return;
@@ -368,9 +390,155 @@ static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *
         pthread_mutex_unlock(&tab_mu);
         return;
     }
+not_found:
     resp->status = 404;
     resp->content_type = "text/plain; charset=utf-8";
     strbuf_appends(&resp->body, "404 page not found\n");
+}
+
+/* ---- who may call (istiod's allowAuthenticatedOrLocalhost) ------------------------------ */
+
+void dbg_set_authenticator(dbg_auth_fn fn, void *ud)
+{
+    pthread_mutex_lock(&tab_mu);
+    auth_fn = fn;
+    auth_ud = ud;
+    /* the previous authenticator's ud may go away once this returns */
+    while (fn == NULL && auth_running > 0)
+        pthread_cond_wait(&tab_cv, &tab_mu);
+    pthread_mutex_unlock(&tab_mu);
+}
+
+bool dbg_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* The token of "Authorization: Bearer <t>" (pointer into the request), or NULL. */
+static const char *request_bearer(struct MHD_Connection *conn)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0 || strlen(v + 7) > DBG_MAX_TOKEN)
+        return NULL;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    return *v ? v : NULL;
+}
+
+/* istiod's rule for its debug handlers (every /debug/ path but the /debug index): a caller
+ * on loopback is trusted, any other must authenticate like xDS. These servers speak plain
+ * HTTP, so of istiod's authenticators only the bearer JWT can succeed here; without an
+ * authenticator (no TokenReview configured) callers off loopback are refused. */
+static bool request_allowed(struct MHD_Connection *conn, const char *url)
+{
+    if (strncmp(url, "/debug/", 7) != 0)
+        return true;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && dbg_addr_is_loopback(ci->client_addr))
+        return true;
+    const char *token = request_bearer(conn);
+    char err[256] = "";
+    bool ok = false;
+    pthread_mutex_lock(&tab_mu);
+    dbg_auth_fn fn = auth_fn;
+    void *ud = auth_ud;
+    if (fn != NULL && token != NULL)
+        auth_running++;
+    pthread_mutex_unlock(&tab_mu);
+    if (fn != NULL && token != NULL) {
+        ok = fn(ud, token, err, sizeof(err)) == 0;
+        pthread_mutex_lock(&tab_mu);
+        auth_running--;
+        pthread_cond_broadcast(&tab_cv);
+        pthread_mutex_unlock(&tab_mu);
+    }
+    if (!ok)
+        LOG_WARN("http", "Failed to authenticate %s: %s", url,
+                 token == NULL ? "no bearer token"
+                 : fn == NULL  ? "no authenticator configured"
+                               : (err[0] ? err : "token refused"));
+    return ok;
+}
+
+/* ---- internal calls (debug over xDS) ------------------------------------------------------ */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Query-string decoding ('+' is a space, %XX a byte); a malformed escape stays as written. */
+static char *query_decode(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+                   (lo = hexval(s[i + 2])) >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+void dbg_call(const char *target, dbg_response *resp)
+{
+    size_t plen = strcspn(target, "?");
+    char *path = xstrndup(target, plen);
+    dbg_request req = {.path = path};
+    const char *q = target[plen] == '?' ? target + plen + 1 : "";
+    size_t cap = 0;
+    while (*q && req.nargs < DBG_MAX_ARGS) {
+        size_t len = strcspn(q, "&");
+        if (len > 0) {
+            size_t klen = strcspn(q, "=");
+            if (klen > len)
+                klen = len;
+            if (req.nargs == cap) {
+                cap = cap ? cap * 2 : 4;
+                req.keys = xrealloc(req.keys, cap * sizeof(char *));
+                req.vals = xrealloc(req.vals, cap * sizeof(char *));
+            }
+            req.keys[req.nargs] = query_decode(q, klen);
+            req.vals[req.nargs] =
+                klen < len ? query_decode(q + klen + 1, len - klen - 1) : xstrdup("");
+            req.nargs++;
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    dispatch(NULL, &req, resp);
+    util_strv_free(req.keys, req.nargs);
+    util_strv_free(req.vals, req.nargs);
+    free(path);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -397,6 +565,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         resp.status = 405;
         resp.content_type = "text/plain; charset=utf-8";
         strbuf_appends(&resp.body, "method not allowed\n");
+    } else if (!request_allowed(conn, url)) {
+        resp.status = 401; /* no detail, as istiod (and xDS) give none */
+        resp.content_type = "text/plain; charset=utf-8";
     } else {
         dispatch(srv, &req, &resp);
     }

@@ -132,6 +132,10 @@ def main():
         check(ok, "after the ..data swap the connected sidecar's listeners log to /dev/stdout "
               "(%.2f s)" % (time.time() - t0))
         check("mesh config reloaded from --meshConfig" in pilot.read_log(), "logged the reload")
+        dm = pilot.json("/debug/mesh")
+        check(dm.get("accessLogFile") == "/dev/stdout" and dm.get("rootNamespace") == "istio-system",
+              "/debug/mesh shows the new mesh config with istiod's defaults: %s" %
+              {k: dm.get(k) for k in ("accessLogFile", "rootNamespace")})
 
         # ---- 2. refused whole ----
         pushes = sc.pushes

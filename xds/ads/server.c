@@ -475,9 +475,17 @@ static void conn_on_recv(srv_conn *c, bool ok)
         }
     }
     mesh_snapshot *snap = shard_snapshot(c->sh);
-    pthread_mutex_lock(&c->sh->lock);
-    int rc = xds_stream_on_request(&c->st, &c->sh->srv->env, snap, req);
-    pthread_mutex_unlock(&c->sh->lock);
+    int rc;
+    if (xds_debug_type(
+            c->st.delta
+                ? ((const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *)req)->type_url
+                : ((const Envoy__Service__Discovery__V3__DiscoveryRequest *)req)->type_url)) {
+        rc = srv_debug_request(c, req, snap); /* debug_ads.c: takes the lock itself */
+    } else {
+        pthread_mutex_lock(&c->sh->lock);
+        rc = xds_stream_on_request(&c->st, &c->sh->srv->env, snap, req);
+        pthread_mutex_unlock(&c->sh->lock);
+    }
     protobuf_c_message_free_unpacked(req, NULL);
     if (rc != 0 || c->st.close_code != 0) {
         conn_end_stream(c);
@@ -643,6 +651,10 @@ static void shard_run_pushes(srv_shard *sh)
         if (sh->snap == NULL)
             continue;
         c->push_pending = false;
+        /* istiod's pilot_proxy_queue_time: since the push's start (its first event) */
+        if (c->push_start_ns > 0)
+            metric_observe(xds_m.queue_time, NULL,
+                           (double)(util_now_ns() - c->push_start_ns) / 1e9);
         pthread_mutex_lock(&sh->lock);
         int n = xds_stream_push_kinds(&c->st, &srv->env, sh->snap, c->push_full, c->push_kinds,
                                       c->push_hosts, c->npush_hosts, c->push_start_ns);

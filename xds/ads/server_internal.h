@@ -213,6 +213,12 @@ void srv_reviews_apply(srv_shard *sh, void (*resume)(srv_conn *c, const srv_revi
 void srv_conn_add_id(srv_conn *c, char *ns, char *sa);
 bool srv_conn_identity_ok(srv_conn *c, const void *req, char *why, size_t whylen);
 
+/* debug_ads.c: a request whose type is one of istiod's debug types (xds_debug_type), on
+ * the shard thread without the shard lock (the answer visits every shard): identifies the
+ * proxy, queues the answer on the stream. Returns 0, or -1 with c->st.close_code/close_msg
+ * set when the stream must end (a bad node, a debug request the caller may not make). */
+int srv_debug_request(srv_conn *c, const void *req, mesh_snapshot *snap);
+
 /* unary.c */
 void srv_oneshot_start(srv_shard *sh, grpc_call *call, int code, const char *msg,
                        grpc_byte_buffer *resp);

@@ -66,6 +66,10 @@ void xds_metrics_init(void)
     xds_m.config_size = metric_histogram(
         "pilot_xds_config_size_bytes", "Distribution of configuration sizes pushed to clients",
         "type", size_buckets, sizeof(size_buckets) / sizeof(size_buckets[0]));
+    xds_m.queue_time = metric_histogram(
+        "pilot_proxy_queue_time",
+        "Time in seconds, a proxy is in the push queue before being dequeued.", NULL, conv_buckets,
+        sizeof(conv_buckets) / sizeof(conv_buckets[0])); /* istiod's buckets */
     xds_m.limit_closes = metric_counter(
         "pilot_xds_limit_closes",
         "Total number of XDS streams closed by a server limit (outbox: responses queued for "
@@ -893,6 +897,16 @@ static int stream_first(xds_stream *st, const xds_stream_env *env, const void *n
     LOG_INFO(LOG_SCOPE, "ADS: new %sconnection for node:%s", st->delta ? "delta " : "",
              st->conn_id);
     return 0;
+}
+
+int xds_stream_identify(xds_stream *st, const xds_stream_env *env, const void *node)
+{
+    return stream_first(st, env, node);
+}
+
+void xds_stream_queue(xds_stream *st, xds_msg *m)
+{
+    stream_enqueue(st, m, false);
 }
 
 static void stream_nack(xds_stream *st, int t, const char *version, const char *nonce,

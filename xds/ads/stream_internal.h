@@ -138,6 +138,13 @@ int xds_stream_push(xds_stream *st, const xds_stream_env *env, mesh_snapshot *sn
 int xds_stream_push_kinds(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap, bool full,
                           uint32_t kinds, char *const *hosts, size_t nhosts, int64_t start_ns);
 
+/* Identifies the proxy from the stream's first node (a no-op once known), as a request of
+ * a served type does first. Returns 0, or -1 with st->close_code/close_msg set. */
+int xds_stream_identify(xds_stream *st, const xds_stream_env *env, const void *node);
+/* Queues m (taken) in the outbox as a response of no served type (m->type -1: never
+ * replaced); the outbox limits apply as to any response. */
+void xds_stream_queue(xds_stream *st, xds_msg *m);
+
 /* Takes the next message to write (caller frees), or NULL. */
 xds_msg *xds_stream_pop(xds_stream *st);
 
@@ -154,6 +161,7 @@ typedef struct xds_metrics {
     struct metric *internal_errors; /* pilot_total_xds_internal_errors */
     struct metric *limit_closes;    /* pilot_xds_limit_closes{reason} */
     struct metric *config_size;     /* pilot_xds_config_size_bytes{type} */
+    struct metric *queue_time;      /* pilot_proxy_queue_time */
 } xds_metrics;
 
 extern xds_metrics xds_m;
@@ -166,6 +174,9 @@ typedef void (*xds_stream_visit_fn)(void *ud, const xds_stream *st);
  * streams: fn must be quick and must not call back into the server. */
 void xds_server_visit(struct xds_server *s, xds_stream_visit_fn fn, void *ud);
 size_t xds_server_connections(struct xds_server *s);
+/* debug_ads.c: is type_url one of istiod's debug types ("istio.io/debug", "istio.io/debug/...")?
+ * Those never start a watch; the server answers them apart (srv_debug_request). */
+bool xds_debug_type(const char *type_url);
 /* Registers /debug/syncz, /debug/adsz, /debug/connections and /debug/config_dump. */
 void xds_debug_register(struct xds_server *s);
 /* Takes them off the debug table again, waiting for running calls (xds_server_free). */
