@@ -5,7 +5,9 @@
 #      bytes per pod; a pod relabel burst)
 #   2. the Kubernetes reflector: tests/k8s/bench_k8s against the Python stand-in API server
 #   3. the CA: tests/certs/ca_bench
-#   4. the xDS server: tests/load/run_load.py (xds_load clients) at a small size
+#   4. the xDS server: tests/load/run_load.py (xds_load clients): proxyless gRPC clients,
+#      then Envoy sidecars (SotW and Delta) on a mesh with a DestinationRule and a
+#      VirtualService per service; one table with each run's loopback byte floor
 #   5. gateway scale: tests/bench/gateways.py (N Gateways and VirtualServices, one router)
 # Usage: tests/bench/run.sh BUILD_DIR [--quick]
 #   --quick: small sizes everywhere (a minute or two), for checking that they all still run.
@@ -23,9 +25,11 @@ py=/usr/bin/python3
 
 if [ $quick = 1 ]; then
     model_args=(2000 10000) k8s_args=(1000 5000) ca_args=(-n 500) load_args=(--clients 20 --services 50)
+    envoy_args=(--clients 20 --services 50)
     gw_args=(500 1000)
 else
     model_args=(10000 50000) k8s_args=(10000 50000) ca_args=(-n 3000) load_args=(--clients 100 --services 200)
+    envoy_args=(--clients 200 --services 1000)
     gw_args=(1000 2000 4000 10000)
 fi
 
@@ -108,18 +112,47 @@ fi
 machine
 
 echo
-echo "== xDS: run_load.py ${load_args[*]}"
+echo "== xDS: run_load.py: proxyless ${load_args[*]}; Envoy sidecars ${envoy_args[*]} --full-mesh"
 # The CA keeps its state relative to the working directory: run from a scratch one.
 mkdir -p "$scratch/load/var/run/pilot-ca"
-if (cd "$scratch/load" && $py "$top/tests/load/run_load.py" --build "$build" "${load_args[@]}") \
-        >"$scratch/load.txt" 2>&1; then
-    status[xds]=ok
-    grep -vE '^/|xds_load --target' "$scratch/load.txt" | sed 's/^/  /'
-else
-    status[xds]=FAILED
-    tail -30 "$scratch/load.txt"
-fi
-machine
+status[xds]=ok
+: >"$scratch/load-results.txt"
+for run in "grpc:${load_args[*]}" "envoy:${envoy_args[*]} --full-mesh" \
+           "envoy:${envoy_args[*]} --full-mesh --delta"; do
+    flavour=${run%%:*}
+    read -r -a args <<<"${run#*:}"
+    echo "  -- $flavour ${args[*]}"
+    if (cd "$scratch/load" && $py "$top/tests/load/run_load.py" --build "$build" \
+            --flavour "$flavour" "${args[@]}") >"$scratch/load.txt" 2>&1; then
+        grep -vE '^/|xds_load --target|^result:' "$scratch/load.txt" | sed 's/^/  /'
+    else
+        status[xds]=FAILED
+        tail -30 "$scratch/load.txt"
+    fi
+    grep '^result:' "$scratch/load.txt" | sed 's/^result: //' >>"$scratch/load-results.txt"
+done
+# One table: every run with its own loopback byte floor (the bytes the clients received
+# divided by the loopback bandwidth measured in that run): the least time those bytes can
+# take on this machine. "edit" includes inotify, the 100 ms debounce and the build;
+# "first -> last" is the fan-out alone, the part the floor bounds.
+$py - "$scratch/load-results.txt" "$(machine)" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("  %s" % sys.argv[2])
+print("  | flavour | protocol | clients | services | all served | server CPU (us/client) |"
+      " RSS/client | route edit -> last | first -> last | edit MB | loopback | floor |"
+      " edit / floor | first -> last / floor |")
+print("  |" + "---|" * 14)
+for r in rows:
+    floor = r["edit_mb"] / r["loopback_mbps"] if r["loopback_mbps"] > 0 else float("nan")
+    print("  | %s | %s | %d | %d | %.2f s | %.2f s (%.0f) | %.0f KiB | %.3f s | %.3f s |"
+          " %.1f | %.0f MB/s | %.4f s | %.1fx | %.1fx |" %
+          (r["flavour"], "delta" if r["delta"] else "sotw", r["clients"], r["services"],
+           r["served_s"], r["init_cpu_s"], r["init_cpu_s"] * 1e6 / r["clients"],
+           r["rss_kb_per_client"], r["edit_s"], r["edit_spread_s"], r["edit_mb"],
+           r["loopback_mbps"], floor, r["edit_s"] / floor if floor > 0 else float("nan"),
+           r["edit_spread_s"] / floor if floor > 0 else float("nan")))
+PY
 
 echo
 echo "== gateway scale: gateways.py ${gw_args[*]}"

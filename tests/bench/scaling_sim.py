@@ -25,10 +25,12 @@ import argparse
 BASE_MB = 22.0            # idle release pilot-discovery on manifests/samples with the CA,
                           # webhooks and HTTP servers: VmRSS 22,488 kB (2026-12-02, this machine)
 MODEL_B_PER_POD = 2822    # "everything ... per Pod" (Model section), 10,000 svc / 50,000 pods
-STREAM_MB = 1.4           # RSS growth per connected client (xDS section, 1000 services)
-PUSH_MS_PER_PROXY = 1.3   # server CPU of a one-route VS edit per connected client at 2000
-                          # clients (xDS section: 2.4-2.9 CPU-s / 2000)
-INITIAL_MS_PER_PROXY = 14.0  # initial push CPU per client at 1000-2000 clients (13.3-14.7 ms)
+STREAM_MB = 0.6           # RSS growth per connected Envoy sidecar, 1000 services with a rule
+                          # each (xDS section, "Envoy sidecars": 456-588 KiB at 2000; proxyless
+                          # clients 307-337 KiB)
+PUSH_MS_PER_PROXY = 0.6   # server CPU of a one-route VS edit per connected sidecar at 2000
+                          # sidecars (same section: 0.88-1.23 CPU-s / 2000)
+INITIAL_MS_PER_PROXY = 12.0  # initial push CPU per sidecar at 1000-2000 sidecars (11-12 ms)
 BUILD_S = 0.35            # first full snapshot build, 10,000 services (Model section)
 DEBOUNCE_S = 0.1          # PILOT_DEBOUNCE_AFTER
 POD_EVENT_US = 40         # reflector + model CPU per pod event (Model section: ~40 us)

@@ -104,22 +104,39 @@ static void res_slice_unref(void *p)
     xds_resource_release(p);
 }
 
-static grpc_byte_buffer *msg_to_bb(const xds_msg *m)
+static void body_slice_unref(void *p)
+{
+    xds_body_release(p);
+}
+
+/* The message as gRPC slices, no byte copied: resources and shared bodies are slices that
+ * hold a reference, and m's own buffer (the framing between them, the nonce) is handed to
+ * one slice whose pieces are sub-slices of it (one reference count, where a copied slice
+ * per piece was a malloc per resource per send). Takes m->buf. */
+static grpc_byte_buffer *msg_to_bb(xds_msg *m)
 {
     grpc_slice stack[32];
     grpc_slice *sl = m->nsegs <= 32 ? stack : xmalloc(m->nsegs * sizeof(grpc_slice));
+    grpc_slice buf = m->buf != NULL ? grpc_slice_new(m->buf, m->len, free) : grpc_empty_slice();
+    m->buf = NULL;
+    m->cap = 0;
     for (size_t i = 0; i < m->nsegs; i++) {
         const xds_seg *s = &m->segs[i];
         if (s->res != NULL) {
             xds_resource_retain(s->res);
             sl[i] = grpc_slice_new_with_user_data(s->res->bytes, s->len, res_slice_unref, s->res);
+        } else if (s->body != NULL) {
+            xds_body_retain(s->body);
+            sl[i] =
+                grpc_slice_new_with_user_data(s->body->bytes, s->len, body_slice_unref, s->body);
         } else {
-            sl[i] = grpc_slice_from_copied_buffer((const char *)m->buf + s->off, s->len);
+            sl[i] = grpc_slice_sub(buf, s->off, s->off + s->len);
         }
     }
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(sl, m->nsegs);
     for (size_t i = 0; i < m->nsegs; i++)
         grpc_slice_unref(sl[i]);
+    grpc_slice_unref(buf);
     if (sl != stack)
         free(sl);
     return bb;
@@ -907,6 +924,7 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     xds_gen_set_outbound_mode(s->gen, opts->outbound_mode);
     s->env.gen = s->gen;
     s->env.domain = s->domain;
+    s->env.bodies = xds_body_cache_new(SRV_BODY_CACHE_BYTES);
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &s->shards[i];
         sh->srv = s;
@@ -1116,6 +1134,7 @@ void xds_server_free(xds_server *s)
         grpc_shutdown();
     for (int i = 0; i < s->nunary; i++)
         free(s->unary[i].method);
+    xds_body_cache_free(s->env.bodies);
     xds_gen_free(s->gen);
     free(s->addr);
     free(s->domain);

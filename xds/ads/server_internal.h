@@ -28,6 +28,9 @@
 #define SRV_SLOT_HOLD_NS (2LL * 1000000000LL)     /* a push slot held longer is given back */
 #define SRV_CHECK_NS (100LL * 1000000LL)          /* how often a shard looks for stuck sends */
 #define SRV_MAX_PUSH_HOSTS 1024 /* endpoint hosts merged into one pending push, then full */
+/* Shared response bodies kept for reuse (stream_internal.h, xds_body_cache): a few
+ * versions of every class's sets at a 1000-service mesh. Bodies being sent outlive it. */
+#define SRV_BODY_CACHE_BYTES ((size_t)128 << 20)
 
 #define METHOD_SOTW                                                                                \
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"

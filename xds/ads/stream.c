@@ -10,6 +10,7 @@
  * become one segment referencing the xds_resource, not a per-proxy copy.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,13 +215,27 @@ static void msg_any(xds_msg *m, unsigned field, xds_resource *r)
     msg_put_res(m, r);
 }
 
+static void msg_put_body(xds_msg *m, xds_body *b)
+{
+    if (b->len == 0)
+        return;
+    xds_seg *s = msg_seg(m);
+    xds_body_retain(b);
+    s->body = b;
+    s->len = b->len;
+    m->total += b->len;
+}
+
 void xds_msg_free(xds_msg *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->nsegs; i++)
+    for (size_t i = 0; i < m->nsegs; i++) {
         if (m->segs[i].res != NULL)
             xds_resource_release(m->segs[i].res);
+        if (m->segs[i].body != NULL)
+            xds_body_release(m->segs[i].body);
+    }
     free(m->segs);
     free(m->buf);
     free(m);
@@ -232,11 +247,275 @@ uint8_t *xds_msg_flatten(const xds_msg *m, size_t *len)
     size_t o = 0;
     for (size_t i = 0; i < m->nsegs; i++) {
         const xds_seg *s = &m->segs[i];
-        memcpy(out + o, s->res ? s->res->bytes : m->buf + s->off, s->len);
+        memcpy(out + o,
+               s->res    ? s->res->bytes
+               : s->body ? s->body->bytes
+                         : m->buf + s->off,
+               s->len);
         o += s->len;
     }
     *len = o;
     return out;
+}
+
+/* ---- shared bodies --------------------------------------------------------------------- */
+
+void xds_body_retain(xds_body *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void xds_body_release(xds_body *b)
+{
+    if (b != NULL && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        free(b);
+}
+
+#define BODY_BUCKETS 1024u
+#define BODY_MAX_ENTRIES 4096u
+
+/* One set seen: its key, and once seen twice its encoding and what verifies a hit. */
+typedef struct body_entry {
+    struct body_entry *hnext, *prev, *next; /* bucket chain; LRU (head = most recent) */
+    uint64_t key;
+    bool delta;
+    int type;
+    char *version;
+    xds_resource **items; /* retained; NULL while seen once */
+    size_t n;
+    xds_body *body;   /* retained; NULL while seen once */
+    size_t res_bytes; /* the resources' bytes (pilot_xds_config_size_bytes) */
+} body_entry;
+
+struct xds_body_cache {
+    pthread_mutex_t mu;
+    body_entry *buckets[BODY_BUCKETS];
+    body_entry *head, *tail;
+    size_t n, bytes, max_bytes;
+    uint64_t hits, builds, first_seen;
+};
+
+xds_body_cache *xds_body_cache_new(size_t max_bytes)
+{
+    xds_body_cache *c = xcalloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    c->max_bytes = max_bytes;
+    return c;
+}
+
+static size_t body_cost(const body_entry *e)
+{
+    return sizeof(*e) + e->n * sizeof(*e->items) + (e->body ? e->body->len : 0);
+}
+
+static void body_entry_free(body_entry *e)
+{
+    for (size_t i = 0; e->items != NULL && i < e->n; i++)
+        xds_resource_release(e->items[i]);
+    free(e->items);
+    xds_body_release(e->body);
+    free(e->version);
+    free(e);
+}
+
+static void body_unlink(xds_body_cache *c, body_entry *e)
+{
+    body_entry **pp = &c->buckets[e->key % BODY_BUCKETS];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    c->n--;
+    c->bytes -= body_cost(e);
+}
+
+static void body_link(xds_body_cache *c, body_entry *e)
+{
+    body_entry **b = &c->buckets[e->key % BODY_BUCKETS];
+    e->hnext = *b;
+    *b = e;
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (c->tail == NULL)
+        c->tail = e;
+    c->n++;
+    c->bytes += body_cost(e);
+    /* the newest entry always stays, whatever its size */
+    while (c->tail != e && (c->bytes > c->max_bytes || c->n > BODY_MAX_ENTRIES)) {
+        body_entry *old = c->tail;
+        body_unlink(c, old);
+        body_entry_free(old);
+    }
+}
+
+void xds_body_cache_free(xds_body_cache *c)
+{
+    if (c == NULL)
+        return;
+    while (c->head != NULL) {
+        body_entry *e = c->head;
+        body_unlink(c, e);
+        body_entry_free(e);
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void xds_body_cache_stats(xds_body_cache *c, xds_body_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = (xds_body_stats){c->hits, c->builds, c->first_seen, c->n, c->bytes};
+    pthread_mutex_unlock(&c->mu);
+}
+
+static uint64_t body_key(bool delta, int t, const char *version, const xds_resource_set *set)
+{
+    uint64_t h = util_hash64(version, strlen(version), ((uint64_t)t << 1) | delta);
+    for (size_t i = 0; i < set->n; i++)
+        h = util_hash64(&set->items[i], sizeof(set->items[i]), h);
+    return h ? h : 1;
+}
+
+static bool body_matches(const body_entry *e, uint64_t key, bool delta, int t, const char *version,
+                         const xds_resource_set *set)
+{
+    if (e->key != key || e->delta != delta || e->type != t || strcmp(e->version, version) != 0)
+        return false;
+    if (e->items == NULL)
+        return true; /* seen once: the hash is all there is (it only decides to encode) */
+    if (e->n != set->n)
+        return false;
+    for (size_t i = 0; i < set->n; i++)
+        if (e->items[i] != set->items[i])
+            return false;
+    return true;
+}
+
+static void body_put(xds_body *b, size_t *o, const void *p, size_t n)
+{
+    memcpy(b->bytes + *o, p, n);
+    *o += n;
+}
+
+static void body_varint(xds_body *b, size_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        b->bytes[(*o)++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->bytes[(*o)++] = (uint8_t)v;
+}
+
+static void body_ld(xds_body *b, size_t *o, unsigned field, size_t len)
+{
+    body_varint(b, o, ((uint64_t)field << 3) | 2);
+    body_varint(b, o, len);
+}
+
+static void body_str(xds_body *b, size_t *o, unsigned field, const char *s)
+{
+    size_t n = strlen(s);
+    body_ld(b, o, field, n);
+    body_put(b, o, s, n);
+}
+
+/* The Delta Resource { name = 3; version = 1; resource = 2 (Any) } of r, and its version. */
+static size_t delta_res_size(const xds_resource *r, char ver[24])
+{
+    snprintf(ver, 24, "%016" PRIx64, r->hash);
+    return ld_size(3, strlen(r->name)) + ld_size(1, strlen(ver)) + ld_size(2, any_size(r));
+}
+
+/* The body of a response carrying all of set: version (1), the resources (2), type URL
+ * (4); the same bytes stream_respond_* write before the nonce. */
+static xds_body *body_encode(bool delta, int t, const char *version, const xds_resource_set *set,
+                             size_t *res_bytes)
+{
+    char ver[24];
+    size_t len = ld_size(1, strlen(version)) + ld_size(4, strlen(xds_type_url(t)));
+    *res_bytes = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const xds_resource *r = set->items[i];
+        len += ld_size(2, delta ? delta_res_size(r, ver) : any_size(r));
+        *res_bytes += r->len;
+    }
+    xds_body *b = xmalloc(sizeof(*b) + (len ? len : 1));
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    size_t o = 0;
+    body_str(b, &o, 1, version);
+    for (size_t i = 0; i < set->n; i++) {
+        const xds_resource *r = set->items[i];
+        if (delta) {
+            body_ld(b, &o, 2, delta_res_size(r, ver));
+            body_str(b, &o, 3, r->name);
+            body_str(b, &o, 1, ver);
+        }
+        body_ld(b, &o, 2, any_size(r));
+        body_str(b, &o, 1, r->type_url);
+        body_ld(b, &o, 2, r->len);
+        body_put(b, &o, r->bytes, r->len);
+    }
+    body_str(b, &o, 4, xds_type_url(t));
+    return b;
+}
+
+/* The shared body of a response carrying all of set (a new reference), or NULL: no cache,
+ * or the first sighting of the set (the caller encodes per stream). */
+static xds_body *body_get(xds_body_cache *c, bool delta, int t, const char *version,
+                          const xds_resource_set *set, size_t *res_bytes)
+{
+    if (c == NULL)
+        return NULL;
+    uint64_t key = body_key(delta, t, version, set);
+    xds_body *b = NULL;
+    pthread_mutex_lock(&c->mu);
+    body_entry *e = c->buckets[key % BODY_BUCKETS];
+    while (e != NULL && !body_matches(e, key, delta, t, version, set))
+        e = e->hnext;
+    if (e != NULL && e->body != NULL) {
+        body_unlink(c, e); /* to the LRU head */
+        body_link(c, e);
+        c->hits++;
+        *res_bytes = e->res_bytes;
+        xds_body_retain(e->body);
+        b = e->body;
+        goto out;
+    }
+    if (e == NULL) { /* first sighting: remember the key only */
+        e = xcalloc(1, sizeof(*e));
+        *e = (body_entry){.key = key, .delta = delta, .type = t, .version = xstrdup(version)};
+        body_link(c, e);
+        c->first_seen++;
+        goto out;
+    }
+    /* the second sighting: encode (under the lock: a copy of bytes at hand, no generation) */
+    body_unlink(c, e);
+    e->items = xmalloc((set->n ? set->n : 1) * sizeof(*e->items));
+    for (size_t i = 0; i < set->n; i++) {
+        xds_resource_retain(set->items[i]);
+        e->items[i] = set->items[i];
+    }
+    e->n = set->n;
+    e->body = body_encode(delta, t, version, set, &e->res_bytes);
+    body_link(c, e);
+    c->builds++;
+    *res_bytes = e->res_bytes;
+    xds_body_retain(e->body);
+    b = e->body;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return b;
 }
 
 /* ---- small sorted-set helpers ---------------------------------------------------------- */
@@ -284,6 +563,102 @@ static char **names_set(char *const *in, size_t n, size_t *out_n, bool *star)
     return v;
 }
 
+/* Interned subscriptions: thousands of sidecars subscribe EDS to the same thousands of
+ * cluster names; one sorted list per distinct subscription instead of a copy per stream.
+ * The refcount is kept under the table's mutex (a leaf lock; two shard threads). */
+typedef struct xds_names {
+    struct xds_names *hnext;
+    uint64_t hash;
+    size_t refs;
+    size_t n;
+    char **v;
+} xds_names;
+
+#define NAMES_BUCKETS 1024u
+static struct {
+    pthread_mutex_t mu;
+    xds_names *buckets[NAMES_BUCKETS];
+} names_tab = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t names_hash(char *const *v, size_t n)
+{
+    uint64_t h = n;
+    for (size_t i = 0; i < n; i++)
+        h = util_hash64(v[i], strlen(v[i]) + 1, h);
+    return h;
+}
+
+static bool names_equal(char *const *a, size_t na, char *const *b, size_t nb);
+
+/* Makes ts's subscription the sorted unique owned list v[0..n): the interned copy when
+ * one exists (v is freed), else v becomes the interned list. */
+static void names_adopt(xds_type_state *ts, char **v, size_t n)
+{
+    if (n == 0) { /* nothing to share */
+        ts->names = v;
+        ts->nnames = 0;
+        return;
+    }
+    uint64_t h = names_hash(v, n);
+    pthread_mutex_lock(&names_tab.mu);
+    xds_names **b = &names_tab.buckets[h % NAMES_BUCKETS], *e = *b;
+    while (e != NULL && (e->hash != h || !names_equal(e->v, e->n, v, n)))
+        e = e->hnext;
+    if (e == NULL) {
+        e = xcalloc(1, sizeof(*e));
+        *e = (xds_names){*b, h, 0, n, v};
+        *b = e;
+        v = NULL;
+    }
+    e->refs++;
+    pthread_mutex_unlock(&names_tab.mu);
+    util_strv_free(v, v ? n : 0);
+    ts->names_shared = e;
+    ts->names = e->v;
+    ts->nnames = n;
+}
+
+/* Drops ts's subscription (its reference, or its own list). */
+static void names_drop(xds_type_state *ts)
+{
+    xds_names *e = ts->names_shared;
+    if (e == NULL) {
+        util_strv_free(ts->names, ts->nnames);
+    } else {
+        bool last = false;
+        pthread_mutex_lock(&names_tab.mu);
+        if (--e->refs == 0) {
+            xds_names **pp = &names_tab.buckets[e->hash % NAMES_BUCKETS];
+            while (*pp != e)
+                pp = &(*pp)->hnext;
+            *pp = e->hnext;
+            last = true;
+        }
+        pthread_mutex_unlock(&names_tab.mu);
+        if (last) {
+            util_strv_free(e->v, e->n);
+            free(e);
+        }
+    }
+    ts->names_shared = NULL;
+    ts->names = NULL;
+    ts->nnames = 0;
+}
+
+/* Before changing ts->names in place (Delta): a private copy of a shared list. */
+static void names_own(xds_type_state *ts)
+{
+    if (ts->names_shared == NULL)
+        return;
+    size_t n = ts->nnames;
+    char **v = xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = xstrdup(ts->names[i]);
+    names_drop(ts);
+    ts->names = v;
+    ts->nnames = n;
+}
+
 static bool names_equal(char *const *a, size_t na, char *const *b, size_t nb)
 {
     if (na != nb)
@@ -299,6 +674,7 @@ static bool names_equal(char *const *a, size_t na, char *const *b, size_t nb)
  * request may subscribe thousands of names, and inserting them one by one was quadratic. */
 static void names_merge(xds_type_state *ts, char **add, size_t nadd)
 {
+    names_own(ts);
     size_t room = ts->nnames < STREAM_MAX_NAMES ? STREAM_MAX_NAMES - ts->nnames : 0;
     for (size_t i = room; i < nadd; i++)
         free(add[i]);
@@ -324,6 +700,7 @@ static void names_remove(xds_type_state *ts, const char *name)
     ssize_t i = names_find(ts->names, ts->nnames, name);
     if (i < 0)
         return;
+    names_own(ts);
     free(ts->names[i]);
     memmove(&ts->names[i], &ts->names[i + 1], (ts->nnames - (size_t)i - 1) * sizeof(char *));
     ts->nnames--;
@@ -331,9 +708,18 @@ static void names_remove(xds_type_state *ts, const char *name)
 
 static void known_clear_one(xds_known *k)
 {
-    free(k->name);
+    if (k->own_name)
+        free((char *)k->name);
     if (k->res != NULL)
         xds_resource_release(k->res);
+}
+
+/* Makes k what was sent of r: r retained, its name borrowed. */
+static void known_set_res(xds_known *k, xds_resource *r)
+{
+    xds_resource_retain(r);
+    known_clear_one(k);
+    *k = (xds_known){r->name, r->hash, true, false, r};
 }
 
 static void known_free(xds_type_state *ts)
@@ -371,32 +757,6 @@ static void known_remove(xds_type_state *ts, const char *name)
     ts->nknown--;
 }
 
-/* Inserts or replaces; takes a new reference on res (may be NULL). */
-static void known_put(xds_type_state *ts, const char *name, uint64_t hash, bool valid,
-                      xds_resource *res)
-{
-    ssize_t i = known_find(ts, name);
-    if (res != NULL)
-        xds_resource_retain(res);
-    if (i >= 0) {
-        xds_known *k = &ts->known[i];
-        if (k->res != NULL)
-            xds_resource_release(k->res);
-        k->res = res;
-        k->hash = hash;
-        k->hash_valid = valid;
-        return;
-    }
-    ts->known = xrealloc(ts->known, (ts->nknown + 1) * sizeof(*ts->known));
-    size_t j = ts->nknown;
-    while (j > 0 && strcmp(ts->known[j - 1].name, name) > 0) {
-        ts->known[j] = ts->known[j - 1];
-        j--;
-    }
-    ts->known[j] = (xds_known){xstrdup(name), hash, valid, res};
-    ts->nknown++;
-}
-
 /* Applies what a response carried to ts->known in one merge (both lists are sorted by
  * name): the set's items flagged in `sent` are stored with their bytes, the known entries
  * flagged in `gone` (NULL: none) are dropped. Linear: putting and removing one name at a
@@ -423,15 +783,10 @@ static void known_apply(xds_type_state *ts, const xds_resource_set *set, const b
             continue;
         }
         xds_resource *r = set->items[b++];
-        xds_resource_retain(r);
-        if (c == 0) {
-            xds_known *old = &ts->known[a++];
-            if (old->res != NULL)
-                xds_resource_release(old->res);
-            out[k++] = (xds_known){old->name, r->hash, true, r};
-        } else {
-            out[k++] = (xds_known){xstrdup(r->name), r->hash, true, r};
-        }
+        xds_known *dst = &out[k++];
+        if (c == 0)
+            *dst = ts->known[a++]; /* replaced below: its name and reference go */
+        known_set_res(dst, r);
     }
     free(ts->known);
     ts->known = out;
@@ -491,7 +846,7 @@ static void known_merge_initial(
             known_clear_one(&ts->known[a]);
             a++;
         }
-        out[k++] = (xds_known){xstrdup(v[b].name), v[b].hash, v[b].valid, NULL};
+        out[k++] = (xds_known){xstrdup(v[b].name), v[b].hash, v[b].valid, true, NULL};
         b++;
     }
     free(ts->known);
@@ -515,7 +870,7 @@ void xds_stream_cleanup(xds_stream *st)
 {
     for (int t = 0; t < XT_COUNT; t++) {
         xds_type_state *ts = &st->t[t];
-        util_strv_free(ts->names, ts->nnames);
+        names_drop(ts);
         known_free(ts);
         free(ts->last_error);
     }
@@ -696,8 +1051,8 @@ static bool outq_has_type(const xds_stream *st, int t)
 
 /* SotW: the current set of the type (what the subscription selects); for RDS and EDS
  * pushes only the changed resources (sotw_changed). */
-static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_resource_set *set,
-                               int64_t start_ns)
+static int stream_respond_sotw(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
+                               int t, xds_resource_set *set, int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
     if (!ts->force && set->id != 0 && set->id == ts->sent_set_id)
@@ -724,17 +1079,24 @@ static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_r
     stream_new_nonce(st, nonce, sizeof(nonce));
     xds_msg *m = xcalloc(1, sizeof(*m));
     m->type = t;
-    msg_str(m, 1, snap->version_str);
     size_t bytes = 0;
-    for (size_t i = 0; i < set->n; i++) {
-        if (!partial || changed[i]) {
-            msg_any(m, 2, set->items[i]);
-            bytes += set->items[i]->len;
+    xds_body *body =
+        partial ? NULL : body_get(env->bodies, false, t, snap->version_str, set, &bytes);
+    if (body != NULL) { /* the same bytes as below, encoded once for every stream */
+        msg_put_body(m, body);
+        xds_body_release(body);
+    } else {
+        msg_str(m, 1, snap->version_str);
+        for (size_t i = 0; i < set->n; i++) {
+            if (!partial || changed[i]) {
+                msg_any(m, 2, set->items[i]);
+                bytes += set->items[i]->len;
+            }
         }
+        msg_str(m, 4, xds_type_url(t));
     }
     /* as istiod: the resources' bytes, by full type URL */
     metric_observe(xds_m.config_size, xds_type_url(t), (double)bytes);
-    msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
 
     if (partial) {
@@ -742,11 +1104,8 @@ static int stream_respond_sotw(xds_stream *st, mesh_snapshot *snap, int t, xds_r
     } else {
         known_free(ts);
         ts->known = xcalloc(set->n ? set->n : 1, sizeof(*ts->known));
-        for (size_t i = 0; i < set->n; i++) {
-            xds_resource_retain(set->items[i]);
-            ts->known[i] =
-                (xds_known){xstrdup(set->items[i]->name), set->items[i]->hash, true, set->items[i]};
-        }
+        for (size_t i = 0; i < set->n; i++)
+            known_set_res(&ts->known[i], set->items[i]);
         ts->nknown = set->n;
     }
     free(changed);
@@ -776,8 +1135,9 @@ static bool set_has(const xds_resource_set *set, const char *name)
 /* Delta: what changed against what the client has, plus removals in scope. new_subs are
  * names subscribed by the request being answered (absent ones are reported removed, so
  * the client does not wait for them). */
-static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_resource_set *set,
-                                char *const *new_subs, size_t nnew, int64_t start_ns)
+static int stream_respond_delta(xds_stream *st, const xds_stream_env *env, mesh_snapshot *snap,
+                                int t, xds_resource_set *set, char *const *new_subs, size_t nnew,
+                                int64_t start_ns)
 {
     xds_type_state *ts = &st->t[t];
     if (!ts->force && nnew == 0 && set->id != 0 && set->id == ts->sent_set_id)
@@ -796,7 +1156,7 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
             nchanged++;
         } else if (ts->known[k].res == NULL) {
             /* announced by the client with the same version: remember the bytes */
-            known_put(ts, set->items[i]->name, set->items[i]->hash, true, set->items[i]);
+            known_set_res(&ts->known[k], set->items[i]);
         }
     }
     /* removals: known names no longer generated */
@@ -824,25 +1184,31 @@ static int stream_respond_delta(xds_stream *st, mesh_snapshot *snap, int t, xds_
     stream_new_nonce(st, nonce, sizeof(nonce));
     xds_msg *m = xcalloc(1, sizeof(*m));
     m->type = t;
-    msg_str(m, 1, snap->version_str);
     size_t bytes = 0;
-    for (size_t i = 0; i < set->n; i++) {
-        if (!changed[i])
-            continue;
-        xds_resource *r = set->items[i];
-        char ver[24];
-        snprintf(ver, sizeof(ver), "%016" PRIx64, r->hash);
-        size_t name_len = strlen(r->name);
-        size_t asz = any_size(r);
-        size_t body = ld_size(3, name_len) + ld_size(1, strlen(ver)) + ld_size(2, asz);
-        msg_ld(m, 2, body);
-        msg_str(m, 3, r->name);
-        msg_str(m, 1, ver);
-        msg_any(m, 2, r);
-        bytes += r->len;
+    /* every resource of the set and no removal: what every stream with this set is sent */
+    xds_body *body = nchanged == set->n && nremoved == 0
+                         ? body_get(env->bodies, true, t, snap->version_str, set, &bytes)
+                         : NULL;
+    if (body != NULL) {
+        msg_put_body(m, body);
+        xds_body_release(body);
+    } else {
+        msg_str(m, 1, snap->version_str);
+        for (size_t i = 0; i < set->n; i++) {
+            if (!changed[i])
+                continue;
+            xds_resource *r = set->items[i];
+            char ver[24];
+            size_t rsz = delta_res_size(r, ver);
+            msg_ld(m, 2, rsz);
+            msg_str(m, 3, r->name);
+            msg_str(m, 1, ver);
+            msg_any(m, 2, r);
+            bytes += r->len;
+        }
+        msg_str(m, 4, xds_type_url(t));
     }
     metric_observe(xds_m.config_size, xds_type_url(t), (double)bytes);
-    msg_str(m, 4, xds_type_url(t));
     msg_str(m, 5, nonce);
     for (size_t i = 0; i < nremoved; i++)
         msg_str(m, 6, removed[i]);
@@ -868,8 +1234,8 @@ static int stream_answer(xds_stream *st, const xds_stream_env *env, mesh_snapsho
         return 0; /* answered by the first push (force stays set) */
     if (stream_generate(st, env, snap, t, &set) != 0)
         return 0;
-    int rc = st->delta ? stream_respond_delta(st, snap, t, &set, new_subs, nnew, start_ns)
-                       : stream_respond_sotw(st, snap, t, &set, start_ns);
+    int rc = st->delta ? stream_respond_delta(st, env, snap, t, &set, new_subs, nnew, start_ns)
+                       : stream_respond_sotw(st, env, snap, t, &set, start_ns);
     xds_resource_set_free(&set);
     if (rc > 0)
         metric_observe(xds_m.push_time, xds_type_short(t), (double)(util_now_ns() - t0) / 1e9);
@@ -991,9 +1357,8 @@ static int stream_on_sotw(xds_stream *st, const xds_stream_env *env, mesh_snapsh
         util_strv_free(names, nn);
         return 0; /* a plain ACK */
     }
-    util_strv_free(ts->names, ts->nnames);
-    ts->names = names;
-    ts->nnames = nn;
+    names_drop(ts);
+    names_adopt(ts, names, nn);
     ts->wildcard = wildcard;
     ts->watched = true;
     ts->force = true;
@@ -1079,7 +1444,15 @@ static int stream_on_delta(xds_stream *st, const xds_stream_env *env, mesh_snaps
     }
     if (respond && req->error_detail == NULL)
         stream_answer(st, env, snap, t, new_subs, nnew, 0);
-    free(new_subs);
+    free(new_subs); /* borrowed ts->names: only now may the list be replaced */
+    if (ts->names_shared == NULL && ts->nnames > 0) {
+        /* a changed subscription: share it with the streams that have the same one */
+        char **v = ts->names;
+        size_t n = ts->nnames;
+        ts->names = NULL;
+        ts->nnames = 0;
+        names_adopt(ts, v, n);
+    }
     return 0;
 }
 

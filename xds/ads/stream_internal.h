@@ -12,6 +12,7 @@
 #ifndef XDS_ADS_STREAM_INTERNAL_H
 #define XDS_ADS_STREAM_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,12 +26,25 @@ const char *xds_type_url(int t);
 const char *xds_type_short(int t);        /* "cds", "eds", ... (metric labels) */
 int xds_type_index(const char *type_url); /* -1 when not one we serve */
 
+/* A response body encoded once and shared by every stream that sends the same set
+ * (xds_body_cache below): refcounted, immutable. */
+typedef struct xds_body {
+    atomic_long refs;
+    size_t len;
+    uint8_t bytes[];
+} xds_body;
+
+void xds_body_retain(xds_body *b);
+void xds_body_release(xds_body *b);
+
 /* One encoded DiscoveryResponse or DeltaDiscoveryResponse. The bytes are the
- * concatenation of segments; a segment either lies in buf or is a whole xds_resource's
- * bytes (held by a reference), so resource bytes are never copied per proxy. */
+ * concatenation of segments; a segment lies in buf, or is a whole xds_resource's bytes, or
+ * a whole shared body (either held by a reference), so resource bytes are never copied
+ * per proxy. */
 typedef struct xds_seg {
-    size_t off, len;   /* in buf when res is NULL */
+    size_t off, len;   /* in buf when res and body are NULL */
     xds_resource *res; /* retained */
+    xds_body *body;    /* retained */
 } xds_seg;
 
 typedef struct xds_msg {
@@ -49,11 +63,15 @@ void xds_msg_free(xds_msg *m);
 uint8_t *xds_msg_flatten(const xds_msg *m, size_t *len);
 
 /* What the client has of one resource: the last version sent (or, in Delta, announced by
- * the client in initial_resource_versions, res NULL then). Sorted by name. */
+ * the client in initial_resource_versions, res NULL then). Sorted by name. The name is the
+ * resource's own (res->name, borrowed: res is retained) unless own_name says it is a copy
+ * (initial_resource_versions entries): a copy per stream per resource was a fifth of a
+ * sidecar's server memory. */
 typedef struct xds_known {
-    char *name;
+    const char *name;
     uint64_t hash;
     bool hash_valid;
+    bool own_name;
     xds_resource *res; /* retained, NULL for initial_resource_versions entries */
 } xds_known;
 
@@ -62,6 +80,9 @@ typedef struct xds_type_state {
     bool wildcard;
     char **names; /* subscribed names, sorted, unique */
     size_t nnames;
+    /* Non-NULL: names is this interned list's array, shared with every stream subscribed
+     * to the same names (read-only; a Delta change takes a private copy first). */
+    struct xds_names *names_shared;
     xds_known *known;
     size_t nknown;
     bool force;           /* answer on the next generation even if nothing changed */
@@ -76,10 +97,31 @@ typedef struct xds_type_state {
     uint64_t responses;
 } xds_type_state;
 
+/* Encoded response bodies shared between streams ("one encoding per set"). A response
+ * that carries a whole set (SotW LDS/CDS, and RDS/EDS when not partial; Delta when every
+ * resource of the set is sent and nothing is removed) is the same bytes for every stream
+ * that has that set, but for the nonce: protobuf fields may come in any order, so the body
+ * (version, resources, type URL) is encoded once and the nonce appended per stream, and a
+ * send is one refcounted slice plus a few bytes instead of a slice per resource. Keyed by
+ * (SotW/Delta, type, snapshot version, the resource pointers: equal pointers are equal
+ * bytes, the generators' cache shares them); a hit compares them all, not just a hash.
+ * A set is encoded on its second sighting only, so a set one stream alone has (a sidecar's
+ * own CDS) costs no flat copy. An LRU bounded in bytes and entries; thread-safe (one
+ * mutex, a leaf lock held only for lookups and inserts). */
+typedef struct xds_body_cache xds_body_cache;
+xds_body_cache *xds_body_cache_new(size_t max_bytes);
+void xds_body_cache_free(xds_body_cache *c);
+typedef struct xds_body_stats {
+    uint64_t hits, builds, first_seen; /* shared, encoded, seen once (not encoded) */
+    size_t entries, bytes;             /* now */
+} xds_body_stats;
+void xds_body_cache_stats(xds_body_cache *c, xds_body_stats *out);
+
 /* Hooks from the stream into the process: metrics and the convergence clock. */
 typedef struct xds_stream_env {
     xds_gen *gen;
     const char *domain;
+    xds_body_cache *bodies; /* NULL: every response encoded per stream */
 } xds_stream_env;
 
 typedef struct xds_stream {

@@ -76,6 +76,10 @@ static struct {
     const char *content;
 } world[XT_COUNT][WORLD_MAX];
 static int gen_calls;
+/* When set, the generator hands out one shared resource per (type, slot, content), as the
+ * real bytes cache does, so equal sets are equal pointers (the shared-body cache's key). */
+static bool fake_share;
+static xds_resource *shared_res[XT_COUNT][WORLD_MAX];
 
 static void world_set(int t, const char *name, const char *content)
 {
@@ -132,8 +136,19 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
         bool want = names == NULL;
         for (size_t j = 0; j < nnames && !want; j++)
             want = strcmp(names[j], world[t][i].name) == 0;
-        if (want)
-            out->items[out->n++] = fake_res(type_url, world[t][i].name, world[t][i].content);
+        if (!want)
+            continue;
+        xds_resource **sr = &shared_res[t][i];
+        if (fake_share && (*sr == NULL || strcmp((*sr)->name, world[t][i].name) != 0 ||
+                           (*sr)->len != strlen(world[t][i].content) ||
+                           memcmp((*sr)->bytes, world[t][i].content, (*sr)->len) != 0)) {
+            xds_resource_release(*sr);
+            *sr = fake_res(type_url, world[t][i].name, world[t][i].content);
+        }
+        if (fake_share)
+            xds_resource_retain(*sr);
+        out->items[out->n++] =
+            fake_share ? *sr : fake_res(type_url, world[t][i].name, world[t][i].content);
     }
     qsort(out->items, out->n, sizeof(*out->items), cmp_res);
     return 0;
@@ -850,6 +865,202 @@ static void test_delta_initial_versions(void **state)
     free(ev);
 }
 
+/* ---- shared bodies ---------------------------------------------------------------------- */
+
+/* One whole response of stream st (flattened), and the length before its nonce (field 5,
+ * the last one here). */
+static uint8_t *pop_raw(xds_stream *st, bool delta, size_t *len, size_t *body_len)
+{
+    xds_msg *m = xds_stream_pop(st);
+    assert_non_null(m);
+    uint8_t *b = xds_msg_flatten(m, len);
+    xds_msg_free(m);
+    const char *nonce;
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = NULL;
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *d = NULL;
+    if (delta) {
+        d = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, *len, b);
+        assert_non_null(d);
+        assert_int_equal(d->n_removed_resources, 0);
+        nonce = d->nonce;
+    } else {
+        r = envoy__service__discovery__v3__discovery_response__unpack(NULL, *len, b);
+        assert_non_null(r);
+        nonce = r->nonce;
+    }
+    size_t nl = strlen(nonce);
+    assert_true(nl > 0 && nl < 128);
+    *body_len = *len - 2 - nl;
+    assert_int_equal(b[*body_len], (5 << 3) | 2);
+    assert_int_equal(b[*body_len + 1], nl);
+    assert_memory_equal(b + *body_len + 2, nonce, nl);
+    if (d != NULL)
+        envoy__service__discovery__v3__delta_discovery_response__free_unpacked(d, NULL);
+    if (r != NULL)
+        free_sotw(r);
+    return b;
+}
+
+static void first_request(xds_stream *st, const xds_stream_env *e, mesh_snapshot *snap, int t)
+{
+    fake_node n;
+    node_init(&n, ID_OK, false);
+    if (st->delta) {
+        Envoy__Service__Discovery__V3__DeltaDiscoveryRequest req;
+        envoy__service__discovery__v3__delta_discovery_request__init(&req);
+        req.node = &n.node;
+        req.type_url = (char *)xds_type_url(t);
+        assert_int_equal(xds_stream_on_request(st, e, snap, &req), 0);
+    } else {
+        Envoy__Service__Discovery__V3__DiscoveryRequest req;
+        envoy__service__discovery__v3__discovery_request__init(&req);
+        req.node = &n.node;
+        req.type_url = (char *)xds_type_url(t);
+        assert_int_equal(xds_stream_on_request(st, e, snap, &req), 0);
+    }
+}
+
+/* Streams with the same set get one encoding (from the second sighting on), byte for byte
+ * what a stream without the cache is sent but for the nonce; SotW and Delta apart; a new
+ * snapshot version or a changed resource is a new set. */
+static void test_shared_bodies(void **state)
+{
+    (void)state;
+    fake_share = true;
+    xds_stream_env shared = {NULL, "cluster.local", xds_body_cache_new(1 << 20)};
+    for (int delta = 0; delta <= 1; delta++) {
+        xds_stream ref, st[3];
+        size_t ref_len, ref_body;
+        xds_stream_init(&ref, delta, 100, "p");
+        first_request(&ref, &env, &snap1, XT_CDS);
+        uint8_t *want = pop_raw(&ref, delta, &ref_len, &ref_body);
+        for (int i = 0; i < 3; i++) {
+            size_t len, body;
+            xds_stream_init(&st[i], delta, 101 + (uint64_t)i, "p");
+            first_request(&st[i], &shared, &snap1, XT_CDS);
+            uint8_t *got = pop_raw(&st[i], delta, &len, &body);
+            assert_int_equal(body, ref_body);
+            assert_memory_equal(got, want, ref_body);
+            free(got);
+            xds_body_stats bs;
+            xds_body_cache_stats(shared.bodies, &bs);
+            /* the first stream is encoded alone, the second builds the body, the third hits */
+            assert_int_equal(bs.first_seen, 1 + 2 * (uint64_t)delta);
+            assert_int_equal(bs.builds, (uint64_t)(i >= 1) + (uint64_t)delta);
+            assert_int_equal(bs.hits, (uint64_t)(i >= 2) + (uint64_t)delta);
+        }
+        /* a push at a new version: a new set (seen once), still the right bytes */
+        world_set(XT_CDS, CB, "cluster-b2");
+        assert_int_equal(xds_stream_push(&st[0], &shared, &snap2, true, NULL, 0, 0), 1);
+        size_t len, body;
+        uint8_t *got = pop_raw(&st[0], delta, &len, &body);
+        assert_true(memmem(got, body, "cluster-b2", 10) != NULL);
+        assert_true(memmem(got, body, snap2.version_str, strlen(snap2.version_str)) != NULL);
+        free(got);
+        world_set(XT_CDS, CB, "cluster-b");
+        free(want);
+        xds_stream_cleanup(&ref);
+        for (int i = 0; i < 3; i++)
+            xds_stream_cleanup(&st[i]);
+    }
+    xds_body_stats bs;
+    xds_body_cache_stats(shared.bodies, &bs);
+    /* SotW: snap1 encoded, snap2 seen once; Delta: snap1 encoded (its snap2 push carries
+     * only the changed resource: per stream, never looked up) */
+    assert_true(bs.entries == 3 && bs.bytes > 0);
+    xds_body_cache_free(shared.bodies);
+    for (int t = 0; t < XT_COUNT; t++)
+        for (int i = 0; i < WORLD_MAX; i++) {
+            xds_resource_release(shared_res[t][i]);
+            shared_res[t][i] = NULL;
+        }
+    fake_share = false;
+}
+
+/* A cache over its byte budget keeps only its newest entry; a body evicted while a stream
+ * still has it queued stays whole until that message is gone (ASan checks). */
+static void test_shared_bodies_evicted(void **state)
+{
+    (void)state;
+    fake_share = true;
+    xds_stream_env tiny = {NULL, "cluster.local", xds_body_cache_new(1)};
+    xds_stream a, b, c;
+    xds_stream_init(&a, false, 1, "p");
+    xds_stream_init(&b, false, 2, "p");
+    xds_stream_init(&c, false, 3, "p");
+    size_t len, body, want_len, want_body;
+    first_request(&a, &tiny, &snap1, XT_CDS); /* seen once */
+    uint8_t *want = pop_raw(&a, false, &want_len, &want_body);
+    first_request(&b, &tiny, &snap1, XT_CDS); /* encoded, queued in b's outbox */
+    first_request(&c, &tiny, &snap1, XT_EDS); /* another set: the CDS entry is evicted */
+    xds_body_stats bs;
+    xds_body_cache_stats(tiny.bodies, &bs);
+    assert_int_equal(bs.builds, 1);
+    assert_int_equal(bs.entries, 1);
+    xds_body_cache_free(tiny.bodies); /* even the cache gone: b's message holds the body */
+    uint8_t *got = pop_raw(&b, false, &len, &body);
+    assert_int_equal(body, want_body);
+    assert_memory_equal(got, want, body);
+    free(got);
+    free(want);
+    xds_stream_cleanup(&a);
+    xds_stream_cleanup(&b);
+    xds_stream_cleanup(&c);
+    for (int t = 0; t < XT_COUNT; t++)
+        for (int i = 0; i < WORLD_MAX; i++) {
+            xds_resource_release(shared_res[t][i]);
+            shared_res[t][i] = NULL;
+        }
+    fake_share = false;
+}
+
+/* SotW streams that subscribe to the same names share one interned list; a different
+ * list is its own; the last stream to drop a list frees it (ASan checks). */
+static void test_shared_subscriptions(void **state)
+{
+    (void)state;
+    xds_stream a, b, c;
+    fake_node n;
+    node_init(&n, ID_OK, false);
+    const char *ab[] = {CB, CA, CA}, *ba[] = {CA, CB}, *one[] = {CA};
+    xds_stream_init(&a, false, 1, "p");
+    xds_stream_init(&b, false, 2, "p");
+    xds_stream_init(&c, false, 3, "p");
+    assert_int_equal(sotw(&a, &snap1, &n.node, XT_EDS, "", ab, 3, NULL), 0);
+    assert_int_equal(sotw(&b, &snap1, &n.node, XT_EDS, "", ba, 2, NULL), 0);
+    assert_int_equal(sotw(&c, &snap1, &n.node, XT_EDS, "", one, 1, NULL), 0);
+    assert_int_equal(a.t[XT_EDS].nnames, 2);
+    assert_ptr_equal(a.t[XT_EDS].names, b.t[XT_EDS].names); /* sorted, unique: the same */
+    assert_ptr_not_equal(a.t[XT_EDS].names, c.t[XT_EDS].names);
+    assert_string_equal(a.t[XT_EDS].names[0], CA);
+    /* b narrows its subscription: its own list again, a keeps the shared one */
+    assert_int_equal(sotw(&b, &snap1, NULL, XT_EDS, "", one, 1, NULL), 0);
+    assert_ptr_equal(b.t[XT_EDS].names, c.t[XT_EDS].names);
+    assert_int_equal(a.t[XT_EDS].nnames, 2);
+    assert_string_equal(a.t[XT_EDS].names[1], CB);
+    xds_stream_cleanup(&a);
+    xds_stream_cleanup(&b);
+    xds_stream_cleanup(&c);
+
+    /* Delta: a subscription built up request by request is shared once it settles; an
+     * unsubscribe takes a private copy first, the other stream keeps its names */
+    const char *only_b[] = {CB};
+    xds_stream_init(&a, true, 4, "p");
+    xds_stream_init(&b, true, 5, "p");
+    assert_int_equal(delta(&a, &n.node, XT_EDS, "", ab, 3, NULL, 0, NULL, 0), 0);
+    assert_int_equal(delta(&b, &n.node, XT_EDS, "", one, 1, NULL, 0, NULL, 0), 0);
+    assert_ptr_not_equal(a.t[XT_EDS].names, b.t[XT_EDS].names);
+    assert_int_equal(delta(&b, NULL, XT_EDS, "", only_b, 1, NULL, 0, NULL, 0), 0);
+    assert_ptr_equal(a.t[XT_EDS].names, b.t[XT_EDS].names);
+    assert_int_equal(delta(&b, NULL, XT_EDS, "", NULL, 0, one, 1, NULL, 0), 0);
+    assert_int_equal(b.t[XT_EDS].nnames, 1);
+    assert_string_equal(b.t[XT_EDS].names[0], CB);
+    assert_int_equal(a.t[XT_EDS].nnames, 2);
+    assert_string_equal(a.t[XT_EDS].names[0], CA);
+    xds_stream_cleanup(&a);
+    xds_stream_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +1074,9 @@ int main(void)
         cmocka_unit_test_setup(test_delta, setup),
         cmocka_unit_test_setup(test_delta_initial_versions, setup),
         cmocka_unit_test_setup(test_outbox_bytes_cap, setup),
+        cmocka_unit_test_setup(test_shared_bodies, setup),
+        cmocka_unit_test_setup(test_shared_bodies_evicted, setup),
+        cmocka_unit_test_setup(test_shared_subscriptions, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
