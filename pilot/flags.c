@@ -470,6 +470,30 @@ static int mc_outbound(const cJSON *doc, const char *where, xds_outbound_mode *m
     return -1;
 }
 
+/* A default*ExportTo list: "*", ".", "~" or namespace names, as an object's exportTo. */
+static int mc_export(const cJSON *doc, const char *key, const char *where, char ***out, size_t *n,
+                     char *err, size_t errlen)
+{
+    xds_strlist l = {0};
+    if (mc_strlist(doc, key, where, &l, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < l.n; i++) {
+        const char *e = l.v[i];
+        bool special = strcmp(e, "*") == 0 || strcmp(e, ".") == 0 || strcmp(e, "~") == 0;
+        if (!special &&
+            (!e[0] || strlen(e) > 63 ||
+             strspn(e, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(e) || e[0] == '-')) {
+            snprintf(err, errlen, "%s: %s[%zu]: want *, ., ~ or a namespace name, got \"%.64s\"",
+                     where, key, i, e);
+            util_strv_free(l.v, l.n);
+            return -1;
+        }
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
+}
+
 /* One mesh config document: trustDomain, rootNamespace, enableAutoMtls, defaultConfig,
  * trustDomainAliases, the ext_authz extensionProviders and the telemetry settings (access
  * logs, default metrics provider) and outboundTrafficPolicy.mode. */
@@ -530,6 +554,13 @@ int flags_mesh_parse(const char *text, size_t len, const char *where, pilot_mesh
             goto out;
         if (mc_outbound(doc, where, &out->outbound_mode, err, errlen) != 0)
             goto out;
+        if (mc_export(doc, "defaultServiceExportTo", where, &out->export_defaults.svc,
+                      &out->export_defaults.nsvc, err, errlen) != 0 ||
+            mc_export(doc, "defaultVirtualServiceExportTo", where, &out->export_defaults.vs,
+                      &out->export_defaults.nvs, err, errlen) != 0 ||
+            mc_export(doc, "defaultDestinationRuleExportTo", where, &out->export_defaults.dr,
+                      &out->export_defaults.ndr, err, errlen) != 0)
+            goto out;
     }
     rc = 0;
 out:
@@ -548,6 +579,7 @@ void flags_mesh_clear(pilot_mesh *m)
     free(m->default_config);
     xds_mesh_authz_clear(&m->mesh_authz);
     xds_mesh_telemetry_clear(&m->mesh_telemetry);
+    mesh_export_defaults_clear(&m->export_defaults);
     memset(m, 0, sizeof *m);
 }
 

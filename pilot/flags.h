@@ -39,6 +39,8 @@ typedef struct pilot_mesh {
      * defaultProviders.metrics keeps prometheus (the xDS generators' telemetry filters). */
     xds_mesh_telemetry mesh_telemetry;
     xds_outbound_mode outbound_mode; /* outboundTrafficPolicy.mode, ALLOW_ANY by default */
+    /* defaultServiceExportTo, defaultVirtualServiceExportTo, defaultDestinationRuleExportTo */
+    mesh_export_defaults export_defaults;
 } pilot_mesh;
 
 /* Parses one mesh config document (YAML or JSON, len bytes of text; "" or only comments =

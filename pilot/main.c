@@ -104,6 +104,7 @@ static int run_discovery(const pilot_flags *f)
         .root_namespace = f->mesh.root_namespace,
         .cluster_id = f->cluster_id,
         .auto_mtls_off = f->mesh.auto_mtls_off,
+        .export_defaults = &f->mesh.export_defaults,
     };
     m = model_new(&mo);
     if (!m) {

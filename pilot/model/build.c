@@ -636,6 +636,22 @@ out:
 
 /* ---- the build ---------------------------------------------------------------------------- */
 
+/* The DestinationRule index of s: prev's when the rules (same_drs) and the mesh config
+ * default they were indexed with are unchanged, else a new one. */
+static struct mesh_dr_index *build_dr_index(const model_build_in *in, const mesh_snapshot *s,
+                                            bool same_drs)
+{
+    const mesh_snapshot *prev = in->prev;
+    const mesh_export_defaults *d = in->export_defaults;
+    char *const *dflt = d ? d->dr : NULL;
+    size_t ndflt = d ? d->ndr : 0;
+    if (prev && same_drs && snap_dr_index_has_defaults(prev->dr_index, dflt, ndflt)) {
+        snap_dr_index_retain(prev->dr_index);
+        return prev->dr_index;
+    }
+    return snap_dr_index_new(s->drs, s->ndrs, dflt, ndflt);
+}
+
 mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nchanged)
 {
     const mesh_snapshot *prev = in->prev;
@@ -672,8 +688,7 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         snap_arr_retain(snap_arr_of(s->sidecars));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
-        snap_dr_index_retain(prev->dr_index);
-        s->dr_index = prev->dr_index;
+        s->dr_index = build_dr_index(in, s, true);
         snap_arr_retain(snap_arr_of(s->gws));
         snap_arr_retain(snap_arr_of(s->ses));
         snap_arr_retain(snap_arr_of(s->namespaces));
@@ -686,12 +701,7 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->drs = (mesh_destination_rule **)config_array(in, MESH_KIND_DESTINATION_RULE,
                                                         prev ? (void **)prev->drs : NULL,
                                                         prev ? prev->ndrs : 0, &s->ndrs);
-        if (prev && s->drs == prev->drs) {
-            snap_dr_index_retain(prev->dr_index);
-            s->dr_index = prev->dr_index;
-        } else {
-            s->dr_index = snap_dr_index_new(s->drs, s->ndrs);
-        }
+        s->dr_index = build_dr_index(in, s, prev && s->drs == prev->drs);
         s->gws =
             (mesh_gateway **)config_array(in, MESH_KIND_GATEWAY, prev ? (void **)prev->gws : NULL,
                                           prev ? prev->ngws : 0, &s->ngws);

@@ -122,7 +122,9 @@ struct model {
      * takes them into root_ns and auto_mtls_off. */
     char *mesh_next_root_ns;
     bool mesh_next_auto_mtls_off;
+    mesh_export_defaults mesh_next_export;
     bool mesh_next_set;
+    mesh_export_defaults export_defaults; /* the model thread's; every snapshot a copy */
 };
 
 static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
@@ -647,6 +649,7 @@ static void build_and_publish(model *m)
         .ndirty_ips = m->dirty_ips.n,
         .shard_seq = &m->shard_seq,
         .jwks = m->jwks,
+        .export_defaults = &m->export_defaults,
     };
     mesh_snapshot *snap = model_build(&in, &changed, &nchanged);
     int64_t built_ns = util_now_ns();
@@ -696,6 +699,7 @@ static void build_and_publish(model *m)
     snap->root_ns = xstrdup(m->root_ns);
     snap->cluster_id = xstrdup(m->cluster_id);
     snap->auto_mtls = !m->auto_mtls_off;
+    mesh_export_defaults_copy(&snap->export_defaults, &m->export_defaults);
 
     pthread_mutex_lock(&m->snap_mu);
     mesh_snapshot *old = m->published;
@@ -791,8 +795,10 @@ void model_set_jwks(model *m, mesh_jwks_table *t)
 /* A new mesh config (m->mu not held): what the model keeps of it replaced, and the next
  * snapshot pushed in full with every kind changed, debounced like a config change: the
  * generators read mesh settings that shape every type. */
-static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off)
+static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off, mesh_export_defaults *exp)
 {
+    mesh_export_defaults_clear(&m->export_defaults);
+    m->export_defaults = *exp; /* taken */
     if (strcmp(m->root_ns, root_ns) != 0)
         LOG_INFO("model", "mesh config: rootNamespace %s -> %s", m->root_ns, root_ns);
     free(m->root_ns);
@@ -808,13 +814,18 @@ static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off)
     m->triggers[TRIGGER_UNKNOWN]++;
 }
 
-void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off)
+void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
+                    const mesh_export_defaults *export_defaults)
 {
     char *rn = xstrdup(root_namespace && *root_namespace ? root_namespace : "istio-system");
+    mesh_export_defaults exp;
+    mesh_export_defaults_copy(&exp, export_defaults);
     pthread_mutex_lock(&m->mu);
     free(m->mesh_next_root_ns);
     m->mesh_next_root_ns = rn;
     m->mesh_next_auto_mtls_off = auto_mtls_off;
+    mesh_export_defaults_clear(&m->mesh_next_export);
+    m->mesh_next_export = exp;
     m->mesh_next_set = true;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
@@ -854,10 +865,12 @@ static void *model_thread(void *arg)
         if (m->mesh_next_set) {
             char *rn = m->mesh_next_root_ns;
             bool off = m->mesh_next_auto_mtls_off;
+            mesh_export_defaults exp = m->mesh_next_export;
+            memset(&m->mesh_next_export, 0, sizeof m->mesh_next_export);
             m->mesh_next_root_ns = NULL;
             m->mesh_next_set = false;
             pthread_mutex_unlock(&m->mu);
-            apply_mesh(m, rn, off);
+            apply_mesh(m, rn, off, &exp);
             pthread_mutex_lock(&m->mu);
             continue;
         }
@@ -998,6 +1011,7 @@ model *model_new(const model_opts *opts)
                                                                        : "istio-system");
     m->cluster_id =
         xstrdup(opts->cluster_id && *opts->cluster_id ? opts->cluster_id : "Kubernetes");
+    mesh_export_defaults_copy(&m->export_defaults, opts->export_defaults);
     m->auto_mtls_off = opts->auto_mtls_off;
     m->debounce_after_ns = opts->debounce_after_ns;
     m->debounce_max_ns = opts->debounce_max_ns;
@@ -1130,6 +1144,8 @@ void model_free(model *m)
     free(m->domain);
     free(m->root_ns);
     free(m->mesh_next_root_ns);
+    mesh_export_defaults_clear(&m->mesh_next_export);
+    mesh_export_defaults_clear(&m->export_defaults);
     free(m->cluster_id);
     free(m);
 }

@@ -30,6 +30,7 @@ typedef struct model_opts {
     const char *root_namespace; /* mesh config rootNamespace; NULL: "istio-system" */
     const char *cluster_id;     /* --clusterID; NULL: "Kubernetes" */
     bool auto_mtls_off;         /* mesh config enableAutoMtls: false */
+    const mesh_export_defaults *export_defaults; /* mesh config default*ExportTo (copied) */
 } model_opts;
 
 /* Called on the model thread after each publish. snap is borrowed: retain to keep it. */
@@ -56,11 +57,13 @@ void model_free(model *m);
 void model_set_jwks(model *m, mesh_jwks_table *t);
 
 /* A new mesh config (any thread; never blocks beyond the mailbox lock): rootNamespace
- * (NULL or "": istio-system) and enableAutoMtls. The next snapshot carries them and is
+ * (NULL or "": istio-system), enableAutoMtls and the default*ExportTo lists (copied; NULL:
+ * none). The next snapshot carries them and is
  * pushed in full with every kind changed, debounced like a config change, so settings the
  * xDS generators read from mesh config (set on them before this call) reach every proxy.
  * A call before the model took the previous one replaces it. */
-void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off);
+void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
+                    const mesh_export_defaults *export_defaults);
 
 /* The current snapshot with one reference for the caller, or NULL before the first build. */
 mesh_snapshot *model_snapshot(model *m);

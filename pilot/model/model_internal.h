@@ -92,7 +92,11 @@ cJSON *model_unsupported_json(model *m);
 
 /* The DestinationRule index of a snapshot (snapshot.c), built with its drs array and shared
  * with it. */
-struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n);
+/* dflt: mesh config defaultDestinationRuleExportTo (copied), for rules without exportTo. */
+struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n,
+                                        char *const *dflt, size_t ndflt);
+/* Was x built with exactly these defaults? (Reused only then.) */
+bool snap_dr_index_has_defaults(const struct mesh_dr_index *x, char *const *dflt, size_t ndflt);
 void snap_dr_index_retain(struct mesh_dr_index *x);
 void snap_dr_index_release(struct mesh_dr_index *x);
 
@@ -113,6 +117,7 @@ typedef struct model_build_in {
     size_t ndirty_ips;
     uint64_t *shard_seq;   /* model-wide shard version counter */
     mesh_jwks_table *jwks; /* the fetcher's latest table (the snapshot takes a reference) */
+    const mesh_export_defaults *export_defaults; /* mesh config default*ExportTo; NULL: none */
 } model_build_in;
 
 /* Builds the next snapshot beside in->prev (version fields left for the caller). On return

@@ -259,6 +259,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     mesh_jwks_table_release(s->jwks);
     free(s->domain);
     free(s->root_ns);
+    mesh_export_defaults_clear(&s->export_defaults);
     free(s->cluster_id);
     free(s);
 }
@@ -426,6 +427,8 @@ typedef struct dr_pool {
 
 struct mesh_dr_index {
     atomic_int refs;
+    char **dflt; /* mesh config defaultDestinationRuleExportTo it was built with (owned) */
+    size_t ndflt;
     dr_pool local, exported, priv;
     const char **sel_ns; /* namespaces holding a workloadSelector rule, sorted, unique */
     size_t nsel_ns;
@@ -614,10 +617,14 @@ static void pool_free(dr_pool *p)
     }
 }
 
-struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n)
+struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_t n,
+                                        char *const *dflt, size_t ndflt)
 {
     struct mesh_dr_index *x = xcalloc(1, sizeof(*x));
     atomic_init(&x->refs, 1);
+    x->dflt = xcalloc(ndflt ? ndflt : 1, sizeof(*x->dflt));
+    for (size_t i = 0; i < ndflt; i++)
+        x->dflt[x->ndflt++] = xstrdup(dflt[i] ? dflt[i] : "");
     const mesh_destination_rule **v = xcalloc(n ? n : 1, sizeof(*v));
     size_t nv = 0;
     for (size_t i = 0; i < n; i++)
@@ -637,6 +644,8 @@ struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_
             const char *const *to =
                 r->has_workload_selector ? dr_private_set : (const char *const *)r->export_to;
             size_t nto = r->has_workload_selector ? 1 : r->nexport_to;
+            /* no exportTo of its own: mesh config defaultDestinationRuleExportTo */
+            mesh_export_or_default((char *const **)&to, &nto, x->dflt, x->ndflt);
             if (r->has_workload_selector &&
                 (x->nsel_ns == 0 || strcmp(x->sel_ns[x->nsel_ns - 1], ns) != 0))
                 x->sel_ns[x->nsel_ns++] = ns;
@@ -661,6 +670,16 @@ struct mesh_dr_index *snap_dr_index_new(mesh_destination_rule *const *drs, size_
     return x;
 }
 
+bool snap_dr_index_has_defaults(const struct mesh_dr_index *x, char *const *dflt, size_t ndflt)
+{
+    if (!x || x->ndflt != ndflt)
+        return false;
+    for (size_t i = 0; i < ndflt; i++)
+        if (strcmp(x->dflt[i], dflt[i] ? dflt[i] : "") != 0)
+            return false;
+    return true;
+}
+
 void snap_dr_index_retain(struct mesh_dr_index *x)
 {
     if (x)
@@ -675,6 +694,7 @@ void snap_dr_index_release(struct mesh_dr_index *x)
     pool_free(&x->exported);
     pool_free(&x->priv);
     free(x->sel_ns);
+    util_strv_free(x->dflt, x->ndflt);
     free(x);
 }
 
@@ -790,4 +810,32 @@ bool mesh_snapshot_dr_selects(const mesh_snapshot *s, const char *proxy_ns)
     const struct mesh_dr_index *x = s->dr_index;
     return x->nsel_ns &&
            bsearch(&proxy_ns, x->sel_ns, x->nsel_ns, sizeof(*x->sel_ns), util_strp_cmp) != NULL;
+}
+
+/* ---- mesh config exportTo defaults ------------------------------------------------------ */
+
+static char **strv_dup(char *const *v, size_t n)
+{
+    char **d = xcalloc(n ? n : 1, sizeof(*d));
+    for (size_t i = 0; i < n; i++)
+        d[i] = xstrdup(v[i] ? v[i] : "");
+    return d;
+}
+
+void mesh_export_defaults_copy(mesh_export_defaults *dst, const mesh_export_defaults *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (!src)
+        return;
+    dst->svc = strv_dup(src->svc, src->nsvc), dst->nsvc = src->nsvc;
+    dst->vs = strv_dup(src->vs, src->nvs), dst->nvs = src->nvs;
+    dst->dr = strv_dup(src->dr, src->ndr), dst->ndr = src->ndr;
+}
+
+void mesh_export_defaults_clear(mesh_export_defaults *d)
+{
+    util_strv_free(d->svc, d->nsvc);
+    util_strv_free(d->vs, d->nvs);
+    util_strv_free(d->dr, d->ndr);
+    memset(d, 0, sizeof(*d));
 }

@@ -43,6 +43,32 @@ const mesh_jwks_entry *mesh_jwks_table_find(const mesh_jwks_table *t, const char
 
 /* ---- the snapshot ---------------------------------------------------------------------- */
 
+/* Mesh config defaultServiceExportTo, defaultVirtualServiceExportTo and
+ * defaultDestinationRuleExportTo: the exportTo of an object that has none ("*", ".", "~" or
+ * namespaces, as in exportTo). An empty list is istiod's default, every namespace. */
+typedef struct mesh_export_defaults {
+    char **svc;
+    size_t nsvc;
+    char **vs;
+    size_t nvs;
+    char **dr;
+    size_t ndr;
+} mesh_export_defaults;
+
+/* A deep copy of src into *dst (which it overwrites); src NULL: empty. */
+void mesh_export_defaults_copy(mesh_export_defaults *dst, const mesh_export_defaults *src);
+/* Frees what d holds (not d) and zeroes it. */
+void mesh_export_defaults_clear(mesh_export_defaults *d);
+/* The exportTo that applies to an object with (to, n): its own, else the default (dto, dn)
+ * (replaced in place). */
+static inline void mesh_export_or_default(char *const **to, size_t *n, char *const *dto, size_t dn)
+{
+    if (*n == 0) {
+        *to = dto;
+        *n = dn;
+    }
+}
+
 /* Everything the xDS generators and debug endpoints read. Arrays are sorted by
  * (namespace, name) for Istio kinds and by hostname for services, so lookups can bisect
  * and output is deterministic. Each listed object is held by one reference. */
@@ -55,6 +81,7 @@ typedef struct mesh_snapshot {
     char *root_ns;    /* mesh config rootNamespace: rules there apply mesh-wide */
     char *cluster_id; /* --clusterID: the cluster this registry describes */
     bool auto_mtls;   /* mesh config enableAutoMtls (default true) */
+    mesh_export_defaults export_defaults; /* mesh config default*ExportTo (owned) */
 
     mesh_service **services; /* Kubernetes Services and ServiceEntry hosts */
     size_t nservices;

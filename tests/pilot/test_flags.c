@@ -246,6 +246,39 @@ static void write_mesh(const char *path, const char *yaml)
     fclose(fp);
 }
 
+/* flags_mesh_parse directly (what pilot/meshwatch.c calls on each new version): the
+ * default*ExportTo lists and outboundTrafficPolicy; a bad entry refused by field and index,
+ * with *out cleared. */
+static void test_mesh_parse_live_fields(void **state)
+{
+    (void)state;
+    pilot_mesh m;
+    char err[256];
+    const char *ok = "defaultServiceExportTo: [\".\"]\ndefaultVirtualServiceExportTo: [\"*\"]\n"
+                     "defaultDestinationRuleExportTo: [\"~\", team-a]\n"
+                     "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n";
+    assert_int_equal(flags_mesh_parse(ok, strlen(ok), "t", &m, err, sizeof err), 0);
+    assert_int_equal(m.export_defaults.nsvc, 1);
+    assert_string_equal(m.export_defaults.svc[0], ".");
+    assert_string_equal(m.export_defaults.vs[0], "*");
+    assert_int_equal(m.export_defaults.ndr, 2);
+    assert_string_equal(m.export_defaults.dr[1], "team-a");
+    assert_int_equal(m.outbound_mode, XDS_OUTBOUND_REGISTRY_ONLY);
+    assert_string_equal(m.root_namespace, "istio-system");
+    flags_mesh_clear(&m);
+    assert_int_equal(flags_mesh_parse("", 0, "t", &m, err, sizeof err), 0);
+    assert_int_equal(m.export_defaults.nsvc + m.export_defaults.nvs + m.export_defaults.ndr, 0);
+    assert_int_equal(m.outbound_mode, XDS_OUTBOUND_ALLOW_ANY);
+    flags_mesh_clear(&m);
+    const char *bad = "defaultServiceExportTo: [\".\", \"Not_A_Namespace\"]\n";
+    assert_int_equal(flags_mesh_parse(bad, strlen(bad), "t", &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "defaultServiceExportTo[1]: want *, ., ~ or a namespace name"));
+    assert_null(m.root_namespace);
+    const char *bad2 = "outboundTrafficPolicy: {mode: SOMETIMES}\n";
+    assert_int_equal(flags_mesh_parse(bad2, strlen(bad2), "t", &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "outboundTrafficPolicy.mode: want REGISTRY_ONLY or ALLOW_ANY"));
+}
+
 /* trustDomainAliases and the ext_authz extensionProviders: the fields istiod's builder
  * reads; other provider kinds skipped; wrong shapes refused naming the field. */
 static void test_mesh_config_authz(void **state)
@@ -450,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_https_addr),
         cmocka_unit_test(test_mesh_config),
+        cmocka_unit_test(test_mesh_parse_live_fields),
         cmocka_unit_test(test_mesh_config_authz),
         cmocka_unit_test(test_mesh_config_telemetry),
         cmocka_unit_test(test_keepalive),

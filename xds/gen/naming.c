@@ -116,7 +116,11 @@ bool gen_service_exported(gen_ctx *c, const mesh_service *svc)
      * restriction */
     if (c->grpc || !svc)
         return true;
-    return gen_exported(svc->export_to, svc->nexport_to, svc->meta.ns, c->p->ns);
+    char *const *to = svc->export_to;
+    size_t n = svc->nexport_to;
+    /* none of its own: mesh config defaultServiceExportTo */
+    mesh_export_or_default(&to, &n, c->s->export_defaults.svc, c->s->export_defaults.nsvc);
+    return gen_exported(to, n, svc->meta.ns, c->p->ns);
 }
 
 bool gen_service_visible(gen_ctx *c, const mesh_service *svc)
@@ -128,7 +132,11 @@ bool gen_vs_visible(gen_ctx *c, const mesh_virtual_service *vs)
 {
     if (c->grpc || !vs)
         return true;
-    return gen_exported(vs->export_to, vs->nexport_to, vs->meta.ns, c->p->ns);
+    char *const *to = vs->export_to;
+    size_t n = vs->nexport_to;
+    /* none of its own: mesh config defaultVirtualServiceExportTo */
+    mesh_export_or_default(&to, &n, c->s->export_defaults.vs, c->s->export_defaults.nvs);
+    return gen_exported(to, n, vs->meta.ns, c->p->ns);
 }
 
 const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostname)
@@ -155,7 +163,10 @@ const mesh_virtual_service *gen_mesh_vs_for_host(gen_ctx *c, const char *hostnam
 char *gen_vs_proxy_key(gen_ctx *c, const mesh_virtual_service *vs)
 {
     /* exportTo makes the VirtualService a proxy sees depend on its namespace */
-    bool uses = vs && !c->grpc && gen_export_restricted(vs->export_to, vs->nexport_to);
+    char *const *to = vs ? vs->export_to : NULL;
+    size_t nto = vs ? vs->nexport_to : 0;
+    mesh_export_or_default(&to, &nto, c->s->export_defaults.vs, c->s->export_defaults.nvs);
+    bool uses = vs && !c->grpc && gen_export_restricted(to, nto);
     for (size_t i = 0; vs && i < vs->nhttp && !uses; i++)
         for (size_t m = 0; m < vs->http[i].nmatches && !uses; m++)
             uses = vs->http[i].matches[m].source_labels.n ||

@@ -40,15 +40,32 @@ static mesh_snapshot *fx_finish(model *m)
     return s;
 }
 
-static model *fx_model(void)
+static model *fx_model_export(const mesh_export_defaults *d)
 {
     model_opts o = {.domain = "cluster.local",
                     .debounce_after_ns = 1000000,
                     .debounce_max_ns = 10000000,
-                    .nsources = 0};
+                    .nsources = 0,
+                    .export_defaults = d};
     model *m = model_new(&o);
     assert_non_null(m);
     return m;
+}
+
+static model *fx_model(void)
+{
+    return fx_model_export(NULL);
+}
+
+mesh_snapshot *fx_snapshot_export(const mesh_export_defaults *d, const char *yaml, ...)
+{
+    model *m = fx_model_export(d);
+    va_list ap;
+    va_start(ap, yaml);
+    for (const char *y = yaml; y; y = va_arg(ap, const char *))
+        fx_feed(m, y, strlen(y));
+    va_end(ap);
+    return fx_finish(m);
 }
 
 mesh_snapshot *fx_snapshot(const char *yaml, ...)

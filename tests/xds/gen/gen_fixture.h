@@ -11,6 +11,8 @@
 /* Every document of each YAML text becomes one event; NULL-terminated list.
  * Returns a snapshot with one reference (release with mesh_snapshot_release). */
 mesh_snapshot *fx_snapshot(const char *yaml, ...);
+/* Same, under mesh config default*ExportTo lists (copied). */
+mesh_snapshot *fx_snapshot_export(const mesh_export_defaults *d, const char *yaml, ...);
 /* Same, from files; NULL-terminated. NULL when a file cannot be read. */
 mesh_snapshot *fx_snapshot_files(const char *path, ...);
 
