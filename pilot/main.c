@@ -166,6 +166,7 @@ static int run_discovery(const pilot_flags *f)
         const char *wh_ns = pod_ns && *pod_ns ? pod_ns : f->mesh.root_namespace;
         /* istiod's files (./var/lib/istio/inject/{config,values}) win when present */
         winj = wh_injector_new(wh_ns, f->revision, "./var/lib/istio/inject");
+        pilot_meshwatch_set_injector(mw, winj);
         wh_server_opts wo = {
             .addr = f->https_addr,
             .cfg = {.domain = f->domain,
@@ -239,6 +240,8 @@ out:
         cfgdir_free(cd);
     wh_cabundle_stop(cab);
     wh_server_stop(wh);
+    if (mw)
+        pilot_meshwatch_set_injector(mw, NULL);
     wh_injector_free(winj);   /* after its sources and the server that read it */
     pilot_meshwatch_stop(mw); /* after the sources that call it, before what it applies to */
     /* The model thread may still be debouncing a push: stop it before the server its

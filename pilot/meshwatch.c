@@ -23,7 +23,8 @@ struct pilot_meshwatch {
     bool have_hash;
     model *m;
     xds_server *xds;
-    char *cm_ns; /* follow ConfigMap cm_ns/istio; NULL = not */
+    wh_injector *winj; /* guarded by mu; NULL: no webhooks */
+    char *cm_ns;       /* follow ConfigMap cm_ns/istio; NULL = not */
     cfgdir_filewatch *fw;
     source_sink next;
 };
@@ -64,6 +65,7 @@ static void mw_apply_text(pilot_meshwatch *w, const char *text, size_t len, cons
     /* generators before the model: the full push the model makes must find them */
     xds_server_set_mesh(w->xds, &nm.mesh_authz, &nm.mesh_telemetry, nm.outbound_mode);
     model_set_mesh(w->m, nm.root_namespace, nm.auto_mtls_off, &nm.export_defaults);
+    wh_injector_set_proxy_config(w->winj, nm.default_config); /* the next injections */
     mw_show(text, len, nm.root_namespace, w->trust_domain);
     flags_mesh_clear(&nm);
     w->cur_hash = h;
@@ -133,6 +135,13 @@ static void mw_synced(void *ud, const char *name)
 {
     pilot_meshwatch *w = ud;
     w->next.synced(w->next.ud, name);
+}
+
+void pilot_meshwatch_set_injector(pilot_meshwatch *w, wh_injector *wi)
+{
+    pthread_mutex_lock(&w->mu);
+    w->winj = wi;
+    pthread_mutex_unlock(&w->mu);
 }
 
 const char *pilot_meshwatch_configmap(const pilot_meshwatch *w, const char **name)

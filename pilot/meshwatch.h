@@ -11,7 +11,8 @@
  * force. One that parses is applied: the generators' settings first
  * (xds_server_set_mesh: access logs, metrics provider, trustDomainAliases,
  * extensionProviders, outboundTrafficPolicy), then the model (model_set_mesh:
- * rootNamespace, enableAutoMtls), whose next snapshot is pushed in full to every proxy.
+ * rootNamespace, enableAutoMtls, the default exportTo lists), whose next snapshot is
+ * pushed in full to every proxy, and the injector (defaultConfig, its PROXY_CONFIG).
  * trustDomain is the exception: the CA signs with the one it started with, so a change is
  * logged and takes effect at the next start (everything keeps using one trust domain).
  *
@@ -24,6 +25,7 @@
 #include "pilot/base/source.h"
 #include "pilot/flags.h"
 #include "pilot/model/model.h"
+#include "pilot/webhook/webhook.h"
 #include "xds/ads/server.h"
 
 typedef struct pilot_meshwatch pilot_meshwatch;
@@ -36,6 +38,9 @@ pilot_meshwatch *pilot_meshwatch_start(const pilot_flags *f, bool in_k8s, const 
 /* A sink in front of next that takes the ConfigMap events it follows and passes the rest
  * on. w must outlive the source that calls it. */
 source_sink pilot_meshwatch_sink(pilot_meshwatch *w, source_sink next);
+/* The injector whose PROXY_CONFIG follows defaultConfig from now on (NULL: none); call
+ * with NULL before freeing it. */
+void pilot_meshwatch_set_injector(pilot_meshwatch *w, wh_injector *wi);
 /* The namespace (the return) and name of the ConfigMap followed, or NULL when none: the
  * Kubernetes source must reflect it. */
 const char *pilot_meshwatch_configmap(const pilot_meshwatch *w, const char **name);

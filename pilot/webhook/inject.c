@@ -1524,6 +1524,10 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
     wh_settings *settings = wh_injector_acquire(cfg->injector);
     wh_values vals;
     wh_values_resolve(&cfg->inject, settings, &vals);
+    /* mesh config defaultConfig as it is now (pilot/meshwatch.c follows it) */
+    char *mesh_pc = NULL;
+    if (wh_injector_proxy_config(cfg->injector, &mesh_pc))
+        vals.proxy_config = mesh_pc;
     inj in = {.cfg = cfg, .v = &vals};
     cJSON *pod = NULL, *tmpl_spec = NULL, *orig_proxy = NULL, *orig_init = NULL;
     char image[512];
@@ -1769,11 +1773,13 @@ cJSON *wh_inject_pod(const wh_config *cfg, const wh_inject_params *pp, const cJS
     cJSON_Delete(orig_init);
     cJSON_Delete(in.proxy_config);
     wh_settings_release(settings);
+    free(mesh_pc);
     return pod;
 fail:
     cJSON_Delete(pod);
     cJSON_Delete(in.proxy_config);
     wh_settings_release(settings);
+    free(mesh_pc);
     return NULL;
 }
 

@@ -62,6 +62,10 @@ struct wh_injector {
     file_sig sig[2]; /* config, values */
     wh_sink_ctx sinks[WH_MAX_SINKS];
     size_t nsinks;
+    /* mesh config defaultConfig (compact JSON) as it is now, guarded by mu; NULL: none set
+     * (wh_config.inject.proxy_config, the one at start, applies) */
+    char *mesh_proxy_config;
+    bool mesh_proxy_config_set;
 };
 
 /* ---- the values the template reads ------------------------------------------------------ */
@@ -655,10 +659,36 @@ void wh_injector_free(wh_injector *wi)
         return;
     wh_settings_release(wi->cur);
     pthread_mutex_destroy(&wi->mu);
+    free(wi->mesh_proxy_config);
     free(wi->ns);
     free(wi->name);
     free(wi->dir);
     free(wi);
+}
+
+void wh_injector_set_proxy_config(wh_injector *wi, const char *json)
+{
+    if (!wi)
+        return;
+    char *c = json ? xstrdup(json) : NULL;
+    pthread_mutex_lock(&wi->mu);
+    free(wi->mesh_proxy_config);
+    wi->mesh_proxy_config = c;
+    wi->mesh_proxy_config_set = true;
+    pthread_mutex_unlock(&wi->mu);
+}
+
+bool wh_injector_proxy_config(wh_injector *wi, char **json)
+{
+    *json = NULL;
+    if (!wi)
+        return false;
+    pthread_mutex_lock(&wi->mu);
+    bool set = wi->mesh_proxy_config_set;
+    if (set && wi->mesh_proxy_config)
+        *json = xstrdup(wi->mesh_proxy_config);
+    pthread_mutex_unlock(&wi->mu);
+    return set;
 }
 
 const char *wh_injector_configmap(const wh_injector *wi)

@@ -72,6 +72,12 @@ typedef struct wh_injector wh_injector;
  * copied. */
 wh_injector *wh_injector_new(const char *istio_ns, const char *revision, const char *dir);
 void wh_injector_free(wh_injector *wi);
+/* Mesh config defaultConfig changed (compact JSON, copied; NULL: none): the next
+ * injections' PROXY_CONFIG, instead of wh_config.inject.proxy_config. Any thread. */
+void wh_injector_set_proxy_config(wh_injector *wi, const char *json);
+/* Whether a defaultConfig was set since start; *json then a copy (caller frees; NULL for
+ * none). */
+bool wh_injector_proxy_config(wh_injector *wi, char **json);
 /* The ConfigMap's name, "istio-sidecar-injector[-<rev>]". */
 const char *wh_injector_configmap(const wh_injector *wi);
 /* The namespace it is read from (istiod's). */

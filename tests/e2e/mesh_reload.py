@@ -10,7 +10,8 @@ one ADS stream of a sidecar that never reconnects:
 3. an in-place write turning outboundTrafficPolicy to REGISTRY_ONLY sends the sidecar's
    unknown-destination traffic to BlackHoleCluster instead of PassthroughCluster;
 4. trustDomain changed: logged as taking effect at the next start, the rest applied;
-5. pilot-discovery exits 0 on SIGTERM (sanitizers clean).
+5. defaultConfig changed: the next /inject answer's PROXY_CONFIG carries it;
+6. pilot-discovery exits 0 on SIGTERM (sanitizers clean).
 """
 import os
 import sys
@@ -113,8 +114,11 @@ def main():
     cm_version(mdir, "..2026_1", "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n")
     os.symlink("..data/mesh", os.path.join(mdir, "mesh"))
     mesh = os.path.join(mdir, "mesh")
+    https = ec.free_port()
     pilot = ec.Pilot(config_src=os.path.join(ec.env_path("PILOT_SRC"), "manifests", "samples"),
-                     workdir=work, extra_args=["--meshConfig", mesh])
+                     workdir=work, extra_args=["--meshConfig", mesh,
+                                               "--httpsAddr", "127.0.0.1:%d" % https,
+                                               "--caStateDir", os.path.join(work, "ca")])
     pilot.start()
     sc = None
     try:
@@ -168,6 +172,37 @@ def main():
         ok = sc.wait(lambda ls: catch_all(ls) == "PassthroughCluster", 15)
         check(ok and "takes effect at the next start" in pilot.read_log(),
               "a trustDomain change is logged for the next start, the rest applied")
+        # ---- 5. defaultConfig: the injector's PROXY_CONFIG follows ----
+        import webhook_cfgdir as wc
+        hooks = wc.Hooks(https, os.path.join(work, "ca", "root-cert.pem"))
+
+        def proxy_config():
+            st, body = hooks.post("/inject", wc.review(wc.POD))
+            if st != 200:
+                return None
+            import base64
+            import json
+            ops = json.loads(base64.b64decode(json.loads(body)["response"]["patch"]))
+            pod = wc.apply_patch(json.loads(json.dumps(wc.POD)), ops)
+            proxy = [c for c in pod["spec"]["containers"] if c["name"] == "istio-proxy"][0]
+            env = {e["name"]: e.get("value") for e in proxy.get("env", [])}
+            return json.loads(env.get("PROXY_CONFIG") or "{}")
+        before = proxy_config()
+        with open(mesh, "w") as f:
+            f.write("accessLogFile: /dev/stdout\ndefaultConfig:\n  concurrency: 3\n"
+                    "  discoveryAddress: istiod-canary.istio-system.svc:15012\n")
+        deadline = time.time() + 10
+        after = before
+        while time.time() < deadline:
+            after = proxy_config()
+            if after and after.get("discoveryAddress", "").startswith("istiod-canary"):
+                break
+            time.sleep(0.2)
+        check(before is not None and before.get("concurrency") != 3 and after and
+              after.get("concurrency") == 3 and
+              after.get("discoveryAddress") == "istiod-canary.istio-system.svc:15012",
+              "defaultConfig edited: the next injection's PROXY_CONFIG carries it (%s -> %s)" %
+              (before, after))
         check(sc.s.error is None and not sc.s.call.done(),
               "the same stream throughout (%d pushes)" % sc.pushes)
     finally:

@@ -731,14 +731,16 @@ static void kres_free(kres *v, size_t n)
  * resources in (newer wins) and drops the removed names. */
 static void known_apply(tstate *ts, kres *add, size_t nadd, const char **removed, size_t nrem)
 {
-    qsort(add, nadd, sizeof(*add), kres_cmp);
+    if (nadd > 1) /* add and removed may be NULL when empty: qsort wants a pointer */
+        qsort(add, nadd, sizeof(*add), kres_cmp);
     if (!L.delta) {
         kres_free(ts->known, ts->nknown);
         ts->known = add;
         ts->nknown = nadd;
         return;
     }
-    qsort(removed, nrem, sizeof(*removed), util_strp_cmp);
+    if (nrem > 1)
+        qsort(removed, nrem, sizeof(*removed), util_strp_cmp);
     kres *out = xcalloc(ts->nknown + nadd + 1, sizeof(*out));
     size_t i = 0, j = 0, k = 0;
     while (i < ts->nknown || j < nadd) {

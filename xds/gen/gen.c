@@ -147,6 +147,37 @@ typedef struct gen_mesh {
 
 static void gen_mesh_release(gen_mesh *m);
 
+/* What a sidecar's own IPs select in one snapshot, per IP: each endpoint at that IP with a
+ * port, as (port, protocol of its service port, service), in shard order, which is the
+ * order sidecar.c's inbound scan meets them. Sidecar LDS and CDS depend on the proxy's IPs
+ * only through that, so two pods with the same signature (the replicas of a Deployment,
+ * pods of the same ports and services) share one memo class and one generated set, where
+ * a class per IP cost every pod its own listing and set. Built once per snapshot version,
+ * on first use, in O(endpoints). */
+typedef struct gen_ipsig_port {
+    uint32_t port;
+    int protocol;
+} gen_ipsig_port;
+
+typedef struct gen_ipsig {
+    struct gen_ipsig *next;
+    char *ip;
+    strbuf sig; /* CDS: every (port, protocol, service): the inbound clusters' metadata */
+    /* LDS: the inbound ports, each with the protocol first seen, sorted by port: the
+     * virtualInbound chains (which name no service) */
+    gen_ipsig_port *ports;
+    size_t nports;
+    char *lds;
+} gen_ipsig;
+
+typedef struct gen_ipsig_idx {
+    uint64_t version; /* 0: empty */
+    gen_ipsig **b;
+    size_t nb;
+} gen_ipsig_idx;
+
+static void gen_ipsig_clear(gen_ipsig_idx *x);
+
 struct xds_gen {
     pthread_mutex_t mu;
     gen_mesh *mesh; /* guarded by mu; replaced whole by the setters */
@@ -164,6 +195,7 @@ struct xds_gen {
         uint64_t version;
         unsigned uses;
     } sl[2];
+    gen_ipsig_idx ipsig[2]; /* the inbound signatures of two snapshot versions (gen_ipsig) */
 };
 
 static const struct {
@@ -241,6 +273,8 @@ void xds_gen_free(xds_gen *g)
     }
     pthread_mutex_destroy(&g->mu);
     gen_mesh_release(g->mesh);
+    gen_ipsig_clear(&g->ipsig[0]);
+    gen_ipsig_clear(&g->ipsig[1]);
     free(g);
 }
 
@@ -420,6 +454,109 @@ static gen_entry *gen_find(xds_gen *g, const char *key, uint64_t kh)
 }
 
 /* A newer snapshot: forget entries built from snapshots older than the previous one. */
+static void gen_ipsig_clear(gen_ipsig_idx *x)
+{
+    for (size_t b = 0; b < x->nb; b++) {
+        gen_ipsig *e = x->b[b];
+        while (e) {
+            gen_ipsig *next = e->next;
+            free(e->ip);
+            strbuf_free(&e->sig);
+            free(e->ports);
+            free(e->lds);
+            free(e);
+            e = next;
+        }
+    }
+    free(x->b);
+    memset(x, 0, sizeof *x);
+}
+
+static gen_ipsig **gen_ipsig_slot(const gen_ipsig_idx *x, const char *ip)
+{
+    gen_ipsig **pp = &x->b[util_hash64(ip, strlen(ip), 0) % x->nb];
+    while (*pp && strcmp((*pp)->ip, ip) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void gen_ipsig_build(gen_ipsig_idx *x, const mesh_snapshot *s)
+{
+    size_t neps = 0;
+    for (size_t i = 0; i < s->nshards; i++)
+        neps += s->shards[i]->neps;
+    x->version = s->version;
+    x->nb = neps / 2 + 16;
+    x->b = xcalloc(x->nb, sizeof *x->b);
+    for (size_t i = 0; i < s->nshards; i++) {
+        const mesh_endpoint_shard *sh = s->shards[i];
+        const mesh_service *svc = sh->neps ? mesh_snapshot_service(s, sh->hostname) : NULL;
+        for (size_t e = 0; e < sh->neps; e++) {
+            const mesh_endpoint *ep = &sh->eps[e];
+            if (!ep->address || !ep->port)
+                continue;
+            gen_ipsig **pp = gen_ipsig_slot(x, ep->address);
+            if (!*pp) {
+                *pp = xcalloc(1, sizeof **pp);
+                (*pp)->ip = xstrdup(ep->address);
+                strbuf_init(&(*pp)->sig, 0);
+            }
+            const mesh_port *sp = svc ? gen_service_port(svc, ep->service_port) : NULL;
+            int proto = (int)(sp ? sp->protocol : MESH_PROTO_UNSUPPORTED);
+            gen_ipsig *x1 = *pp;
+            strbuf_appendf(&x1->sig, "%u/%d/%s;", ep->port, proto, svc ? svc->hostname : "-");
+            size_t k = 0;
+            while (k < x1->nports && x1->ports[k].port != ep->port)
+                k++;
+            if (k == x1->nports) {
+                x1->ports = xrealloc(x1->ports, (x1->nports + 1) * sizeof *x1->ports);
+                x1->ports[x1->nports].port = ep->port;
+                x1->ports[x1->nports++].protocol = proto;
+            }
+        }
+    }
+    for (size_t b = 0; b < x->nb; b++)
+        for (gen_ipsig *e = x->b[b]; e; e = e->next) {
+            /* insertion sort: a pod has a handful of ports */
+            for (size_t i = 1; i < e->nports; i++)
+                for (size_t j = i; j > 0 && e->ports[j - 1].port > e->ports[j].port; j--) {
+                    gen_ipsig_port t = e->ports[j];
+                    e->ports[j] = e->ports[j - 1];
+                    e->ports[j - 1] = t;
+                }
+            strbuf l;
+            strbuf_init(&l, 0);
+            for (size_t i = 0; i < e->nports; i++)
+                strbuf_appendf(&l, "%u/%d;", e->ports[i].port, e->ports[i].protocol);
+            e->lds = strbuf_steal(&l, NULL);
+        }
+}
+
+/* The inbound signature of IPs ips under s for LDS (lds) or CDS, in the call's arena:
+ * "sig|sig|..." per IP. */
+static char *gen_ipsig_of(xds_gen *g, const mesh_snapshot *s, char *const *ips, size_t nips,
+                          bool lds, gen_arena *a)
+{
+    gen_sbuf out = {0};
+    pthread_mutex_lock(&g->mu);
+    gen_ipsig_idx *x = g->ipsig[0].version == s->version   ? &g->ipsig[0]
+                       : g->ipsig[1].version == s->version ? &g->ipsig[1]
+                                                           : NULL;
+    if (!x) { /* replace the older one; a call still on it has copied what it needed */
+        x = g->ipsig[0].version <= g->ipsig[1].version ? &g->ipsig[0] : &g->ipsig[1];
+        gen_ipsig_clear(x);
+        gen_ipsig_build(x, s);
+    }
+    ga_cat(a, &out, "ipsig:");
+    for (size_t i = 0; i < nips; i++) {
+        gen_ipsig *e = ips[i] ? *gen_ipsig_slot(x, ips[i]) : NULL;
+        const char *sig = !e ? "" : lds ? e->lds : e->sig.data;
+        ga_cat(a, &out, "%s|", sig ? sig : "");
+    }
+    pthread_mutex_unlock(&g->mu);
+    return (char *)ga_sbuf_str(a, &out);
+}
+
 static void gen_note_version(xds_gen *g, uint64_t v)
 {
     if (v <= g->newest)
@@ -568,7 +705,7 @@ static unsigned gen_label_uses(xds_gen *g, const mesh_snapshot *s)
 
 /* Fills k with the inputs that shape table row ti for proxy p (the list in the header). */
 static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, size_t ti,
-                           const char *const *names, size_t nnames, gen_class *k)
+                           const char *const *names, size_t nnames, gen_arena *a, gen_class *k)
 {
     xds_flavour fl = gen_table[ti].flavour;
     const char *type = gen_table[ti].type_url;
@@ -584,11 +721,6 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
         ((lds || rds) && (uses & GEN_LABELS_SOURCE)) || (lds && (uses & GEN_LABELS_SECURITY)) ||
         ((cds || eds || rds) && mesh_snapshot_dr_selects(s, p->ns)))
         k->labels = &p->labels;
-    if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
-        static char *const no_ips[1] = {NULL};
-        k->ips = p->ips ? p->ips : no_ips; /* non-NULL marks "used" */
-        k->nips = p->ips ? p->nips : 0;
-    }
     k->names = names;
     k->nnames = names ? nnames : 0;
     /* Sidecar scoping (istiod's SidecarScope) shapes sidecar and gRPC xDS; within one
@@ -596,6 +728,26 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
      * version, so proxies under the same Sidecar (or none) share sets and others do not */
     if (fl != XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds || cds || eds))
         k->sidecar = mesh_snapshot_sidecar_for(s, p->ns, &p->labels);
+    if (fl == XDS_FLAVOUR_ENVOY_SIDECAR && (lds || cds)) {
+        /* The IPs shape inbound listeners and clusters only through what they select (the
+         * inbound signature), unless a Sidecar ingress listener's defaultEndpoint 0.0.0.0
+         * names the proxy's own IP in the bytes */
+        bool own_ip = false;
+        for (size_t i = 0; k->sidecar && i < k->sidecar->ningress && !own_ip; i++) {
+            const char *de = k->sidecar->ingress[i].default_endpoint;
+            own_ip = de && (util_has_prefix(de, "0.0.0.0:") || util_has_prefix(de, "[::]:"));
+        }
+        static char *const no_ips[1] = {NULL};
+        if (p->ips && !own_ip) {
+            char **v = ga_alloc(a, sizeof *v);
+            v[0] = gen_ipsig_of(g, s, p->ips, p->nips, lds, a);
+            k->ips = v;
+            k->nips = 1;
+        } else {
+            k->ips = p->ips ? p->ips : no_ips; /* non-NULL marks "used" */
+            k->nips = p->ips ? p->nips : 0;
+        }
+    }
 
     uint64_t h = gen_mix(0x243F6A8885A308D3ULL, ti);
     h = gen_mix(h, (uint64_t)(uintptr_t)k->sidecar);
@@ -833,13 +985,18 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
     pthread_mutex_unlock(&g->mu);
 
     gen_class k;
-    gen_class_init(g, p, s, ti, names, nnames, &k);
+    gen_class_init(g, p, s, ti, names, nnames, &a, &k);
     if (gen_memo_get(g, &k, s->version, out)) {
         rc = 0;
         goto out;
     }
 
-    gen_view view = {.ns = k.ns, .ips = k.ips, .nips = k.nips, .sidecar = k.sidecar};
+    /* the generators match the proxy's own IPs (the class may hold their signature) */
+    gen_view view = {.ns = k.ns, .sidecar = k.sidecar};
+    if (k.ips) {
+        view.ips = p->ips;
+        view.nips = p->ips ? p->nips : 0;
+    }
     if (k.labels)
         view.labels = *k.labels;
     gen_ctx c = {.a = &a,

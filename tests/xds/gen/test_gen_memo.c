@@ -353,6 +353,50 @@ static void test_sidecar_ips(void **state)
     mesh_snapshot_release(s);
 }
 
+/* Replicas: sidecars whose IPs select the same inbound endpoints (greeter-b's two pods)
+ * share one class for LDS and CDS, and what the second gets from the memo is what a fresh
+ * generator makes for it; a pod of another namespace's greeter (same port, another
+ * service) shares the listeners (ports and protocols) but not the clusters. */
+static void test_sidecar_replicas_share(void **state)
+{
+    (void)state;
+    mesh_snapshot *s = fx_snapshot(BASE, NULL);
+    xds_gen *g = xds_gen_new();
+    xds_proxy *r1 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "b", "10.2.0.1", "app=greeter");
+    xds_proxy *r2 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "b", "10.2.0.2", "app=greeter");
+    xds_proxy *a1 = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "b", "10.1.0.1", "app=greeter");
+    static const char *const types[] = {XDS_TYPE_LISTENER, XDS_TYPE_CLUSTER};
+    for (size_t t = 0; t < 2; t++) {
+        xds_resource_set x1, x2, xa, fresh;
+        uint64_t h0, m0, h1, m1;
+        gen_checked(g, r1, s, types[t], NULL, 0, &x1);
+        xds_gen_memo_stats(g, &h0, &m0);
+        gen_checked(g, r2, s, types[t], NULL, 0, &x2);
+        xds_gen_memo_stats(g, &h1, &m1);
+        assert_true(x1.id == x2.id && h1 == h0 + 1 && m1 == m0); /* answered from the memo */
+        xds_gen *g2 = xds_gen_new();
+        gen_checked(g2, r2, s, types[t], NULL, 0, &fresh);
+        assert_true(same_content(&x2, &fresh));
+        xds_gen_free(g2);
+        gen_checked(g, a1, s, types[t], NULL, 0, &xa);
+        if (t == 0) { /* the same inbound port and protocol: the same listeners */
+            assert_true(xa.id == x1.id);
+        } else { /* the inbound cluster's metadata names greeter.a */
+            assert_true(xa.id != x1.id);
+            assert_false(same_content(&xa, &x1));
+        }
+        xds_resource_set_free(&x1);
+        xds_resource_set_free(&x2);
+        xds_resource_set_free(&xa);
+        xds_resource_set_free(&fresh);
+    }
+    xds_proxy_free(r1);
+    xds_proxy_free(r2);
+    xds_proxy_free(a1);
+    xds_gen_free(g);
+    mesh_snapshot_release(s);
+}
+
 /* Ids survive a snapshot version whose change leaves the class's set as it was, and
  * change when the content does. */
 static void test_ids_across_versions(void **state)
@@ -459,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_sidecar_ips),
         cmocka_unit_test(test_ids_across_versions),
         cmocka_unit_test(test_type_kinds),
+        cmocka_unit_test(test_sidecar_replicas_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
