@@ -750,13 +750,10 @@ static mbox_item *mbox_take(model *m)
     return list;
 }
 
-/* A table the fetcher handed (m->mu not held): the next snapshot carries it, as a config
- * change (debounced like one, pushed in full: the jwt_authn filters inline the keys). */
-static void apply_jwks(model *m, mesh_jwks_table *t)
+/* Something other than a source's object changed (the JWKS, the mesh config): counted and
+ * debounced as one config event. */
+static void mark_changed(model *m)
 {
-    mesh_jwks_table_release(m->jwks);
-    m->jwks = t;
-    m->jwks_changed = true;
     int64_t now = util_now_ns();
     if (!m->dirty)
         m->first_ev_ns = now;
@@ -764,6 +761,16 @@ static void apply_jwks(model *m, mesh_jwks_table *t)
     m->last_ev_ns = now;
     m->nevents++;
     m->triggers[TRIGGER_UNKNOWN]++;
+}
+
+/* A table the fetcher handed (m->mu not held): the next snapshot carries it, as a config
+ * change (debounced like one, pushed in full: the jwt_authn filters inline the keys). */
+static void apply_jwks(model *m, mesh_jwks_table *t)
+{
+    mesh_jwks_table_release(m->jwks);
+    m->jwks = t;
+    m->jwks_changed = true;
+    mark_changed(m);
 }
 
 /* Takes the table the fetcher handed, if any (m->mu held). */
@@ -805,13 +812,7 @@ static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off, mesh_export_
     m->root_ns = root_ns;
     m->auto_mtls_off = auto_mtls_off;
     m->force_full = true;
-    int64_t now = util_now_ns();
-    if (!m->dirty)
-        m->first_ev_ns = now;
-    m->dirty = true;
-    m->last_ev_ns = now;
-    m->nevents++;
-    m->triggers[TRIGGER_UNKNOWN]++;
+    mark_changed(m);
 }
 
 void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
