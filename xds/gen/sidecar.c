@@ -590,6 +590,15 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
         l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND;
         l->default_filter_chain =
             sc_out_tcp_chain(c, "PassthroughFilterChain", gen_tcp_proxy_filter(c, eg, eg, true));
+        /* istiod's blackholeFilterChain first: traffic addressed to 15001 itself (not
+         * redirected to it by iptables) goes nowhere, so it cannot loop back in */
+        Envoy__Config__Listener__V3__FilterChain *bh = sc_out_tcp_chain(
+            c, "virtualOutbound-blackhole",
+            gen_tcp_proxy_filter(c, "BlackHoleCluster", "BlackHoleCluster", false));
+        bh->filter_chain_match = GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChainMatch,
+                                        envoy__config__listener__v3__filter_chain_match__init);
+        bh->filter_chain_match->destination_port = gen_u32(c, 15001);
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, bh);
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains,
                 sc_out_tcp_chain(c, "virtualOutbound-catchall-tcp",
                                  gen_tcp_proxy_filter(c, eg, eg, true)));

@@ -120,7 +120,14 @@ static void test_sidecar_lds(void **state)
     Listener *vo = get_listener(&set, "virtualOutbound");
     assert_int_equal(vo->address->socket_address->port_value, 15001);
     assert_true(vo->use_original_dst && vo->use_original_dst->value);
+    /* istiod's order: the blackhole for traffic addressed to 15001 itself, then the
+     * catch-all to PassthroughCluster */
+    assert_int_equal(vo->n_filter_chains, 2);
+    assert_string_equal(vo->filter_chains[0]->name, "virtualOutbound-blackhole");
+    assert_int_equal(vo->filter_chains[0]->filter_chain_match->destination_port->value, 15001);
     assert_string_equal(chain_tcp_cluster(vo->filter_chains[0], buf, sizeof buf),
+                        "BlackHoleCluster");
+    assert_string_equal(chain_tcp_cluster(vo->filter_chains[1], buf, sizeof buf),
                         "PassthroughCluster");
     protobuf_c_message_free_unpacked(&vo->base, NULL);
 
