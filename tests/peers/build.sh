@@ -3,6 +3,7 @@
 #   kube-apiserver, kubectl, kube-controller-manager
 #                            k8s.io/kubernetes (cmd/...)
 #   etcd                     go.etcd.io/etcd/server/v3
+#   istioctl                 istio.io/istio (istioctl/cmd/istioctl)
 #   xdscheck, grpcxds        ours (tests/peers/xdscheck, tests/peers/grpcxds)
 # into CACHE_DIR/bin, with GOMODCACHE=CACHE_DIR/mod and GOCACHE=CACHE_DIR/build.
 # Skips the build when CACHE_DIR/bin/.stamp holds the hash of go.mod, go.sum, the Go
@@ -50,7 +51,7 @@ stamp=$(
     } | sha256sum | cut -d' ' -f1
 )
 
-binaries=(kube-apiserver kubectl kube-controller-manager etcd xdscheck grpcxds)
+binaries=(kube-apiserver kubectl kube-controller-manager etcd istioctl xdscheck grpcxds)
 have_all() {
     local b
     for b in "${binaries[@]}"; do
@@ -63,6 +64,7 @@ print_versions() {
     first_line "$bin/kube-apiserver" --version
     first_line "$bin/kubectl" version --client
     first_line "$bin/etcd" --version
+    echo "istioctl: istio.io/istio $(mod_version istio.io/istio)"
     echo "xdscheck, grpcxds: go-control-plane/envoy $gcp, grpc-go $grpcv"
 }
 
@@ -76,7 +78,7 @@ if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp" ] && have_all; th
     exit 0
 fi
 
-echo "peers: building kube-apiserver, kube-controller-manager, etcd, kubectl, xdscheck, grpcxds (cold build: several minutes)"
+echo "peers: building kube-apiserver, kube-controller-manager, etcd, kubectl, istioctl, xdscheck, grpcxds (cold build: several minutes)"
 rm -f "$bin/.stamp"
 mkdir -p "$bin"
 
@@ -98,6 +100,7 @@ build=(go build -p 2 -trimpath)
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
     k8s.io/kubernetes/cmd/kube-controller-manager
 "${build[@]}" -ldflags="-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+"${build[@]}" -ldflags="-s -w" -o "$bin/istioctl" istio.io/istio/istioctl/cmd/istioctl
 "${build[@]}" -ldflags="-s -w" -o "$bin/" ./xdscheck ./grpcxds
 
 have_all
