@@ -31,6 +31,11 @@ typedef struct sc_inbound {
      * or an IP, with ep_port */
     const char *ep;
     uint32_t ep_port;
+    /* a Sidecar ingress listener with captureMode NONE: a listener of its own bound to
+     * bind:port ("<bind>_<port>", bind 0.0.0.0 when not given) instead of a virtualInbound
+     * chain, as istiod's inboundCustomListener */
+    bool bound;
+    const char *bind;
 } sc_inbound;
 
 typedef struct sc_ctx {
@@ -68,7 +73,7 @@ static const char *sc_own_ip(gen_ctx *c, bool v6)
  * default), each to "inbound|<port>||" whose endpoint is defaultEndpoint: 127.0.0.1 (or
  * [::1]) the loopback, 0.0.0.0 (or [::]) the proxy's own IP, unix:// a socket, none the
  * original destination. A port the services also name keeps their telemetry metadata.
- * Listeners with captureMode NONE (a port of their own) are not built. */
+ * A listener with captureMode NONE gets a listener of its own (sc_inbound.bound). */
 static void sc_ingress(gen_ctx *c, sc_ctx *x)
 {
     const mesh_sidecar *sc = c->p->sidecar;
@@ -76,14 +81,18 @@ static void sc_ingress(gen_ctx *c, sc_ctx *x)
     size_t nin = 0;
     for (size_t i = 0; i < sc->ningress; i++) {
         const mesh_sidecar_ingress *ig = &sc->ingress[i];
-        if (ig->capture_mode == MESH_CAPTURE_NONE || !ig->port.number)
+        if (!ig->port.number)
             continue;
         bool dup = false;
         for (size_t k = 0; k < nin && !dup; k++)
             dup = in[k].port == ig->port.number; /* istiod keeps the first */
         if (dup)
             continue;
-        sc_inbound v = {.port = ig->port.number, .protocol = ig->port.protocol, .ep = ""};
+        sc_inbound v = {.port = ig->port.number,
+                        .protocol = ig->port.protocol,
+                        .ep = "",
+                        .bound = ig->capture_mode == MESH_CAPTURE_NONE,
+                        .bind = ig->bind && *ig->bind ? ig->bind : "0.0.0.0"};
         for (size_t k = 0; k < x->nin; k++)
             if (x->in[k].port == v.port) {
                 v.svcs = x->in[k].svcs;
@@ -148,15 +157,16 @@ static sc_ctx *sc_get(gen_ctx *c)
     x->in_key = ga_strdup(c->a, "in=");
     for (size_t k = 0; k < x->nin; k++)
         x->in_key =
-            ga_printf(c->a, "%s%u/%d/%s:%u,", x->in_key, x->in[k].port, (int)x->in[k].protocol,
-                      x->in[k].ep ? x->in[k].ep : "-", x->in[k].ep_port);
+            ga_printf(c->a, "%s%u/%d/%s:%u%s%s,", x->in_key, x->in[k].port, (int)x->in[k].protocol,
+                      x->in[k].ep ? x->in[k].ep : "-", x->in[k].ep_port,
+                      x->in[k].bound ? "/bound:" : "", x->in[k].bound ? x->in[k].bind : "");
     c->fctx = x;
     return x;
 }
 
 /* ---- LDS ------------------------------------------------------------------------------------ */
 
-enum { SC_L_VOUT = 1, SC_L_VIN, SC_L_HTTP, SC_L_TCP };
+enum { SC_L_VOUT = 1, SC_L_VIN, SC_L_HTTP, SC_L_TCP, SC_L_INBOUND_BOUND };
 /* or'ed into a listener kind: the listener binds its port (captureMode NONE) */
 #define SC_L_BOUND ((uintptr_t)0x100)
 
@@ -261,6 +271,20 @@ static void sc_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                    .ref = (void *)(uintptr_t)SC_L_VIN};
     gen_items_add(c, &all, &vo);
     gen_items_add(c, &all, &vi);
+    /* captureMode NONE ingress listeners, before the outbound ones: a name an outbound
+     * listener would take too stays the inbound one's (istiod builds inbound first) */
+    for (size_t k = 0; k < x->nin; k++) {
+        if (!x->in[k].bound)
+            continue;
+        char *name = ga_printf(c->a, "%s_%u", x->in[k].bind, x->in[k].port);
+        if (sc_port_seen(&all, name))
+            continue;
+        gen_item b = {.name = name,
+                      .port = x->in[k].port,
+                      .extra = vi.extra,
+                      .ref = (void *)(uintptr_t)SC_L_INBOUND_BOUND};
+        gen_items_add(c, &all, &b);
+    }
     sc_lds_outbound(c, &all);
     for (size_t i = 0; i < all.n; i++)
         if (!names || gen_names_has(names, nnames, all.v[i].name))
@@ -518,6 +542,50 @@ static Envoy__Config__Listener__V3__FilterChain *sc_http_chain(gen_ctx *c, const
     return fc;
 }
 
+/* One inbound port's chains on l, as its PeerAuthentication mode lays them out; *need_tls
+ * set when one matches TLS. match_port: filter on the destination port (virtualInbound),
+ * not on a listener of the port's own. */
+static void sc_inbound_port_chains(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
+                                   const sc_inbound *in, const char *chain, bool match_port,
+                                   bool *need_tls)
+{
+    sc_fc_opt opts[3];
+    uint32_t port = in->port;
+    bool http = mesh_protocol_is_http(in->protocol);
+    char *cl = ga_printf(c->a, "inbound|%u||", port);
+    size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, false, opts);
+    for (size_t o = 0; o < n; o++) {
+        Envoy__Config__Listener__V3__FilterChain *fc =
+            http ? sc_http_chain(c, chain, port, cl) : sc_tcp_chain(c, chain, cl);
+        fc->filter_chain_match = sc_fcm(c, match_port ? port : 0, &opts[o]);
+        if (opts[o].terminate)
+            fc->transport_socket = sc_downstream_tls(c, http);
+        *need_tls |= strcmp(opts[o].transport, "tls") == 0;
+        GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
+    }
+}
+
+/* A Sidecar ingress listener with captureMode NONE: bound to its own address and port. */
+static Envoy__Config__Listener__V3__Listener *sc_inbound_bound_listener(gen_ctx *c,
+                                                                        const gen_item *it)
+{
+    sc_ctx *x = sc_get(c);
+    const sc_inbound *in = NULL;
+    for (size_t k = 0; k < x->nin && !in; k++)
+        if (x->in[k].bound && x->in[k].port == it->port)
+            in = &x->in[k];
+    if (!in)
+        return NULL;
+    Envoy__Config__Listener__V3__Listener *l = sc_listener(c, it->name, in->bind, in->port);
+    l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
+    bool need_tls = false;
+    sc_inbound_port_chains(c, l, in, it->name, false, &need_tls);
+    if (need_tls)
+        gen_add_tls_inspector(c, l);
+    gen_listener_access_log(c, l);
+    return l;
+}
+
 static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, const char *name)
 {
     sc_ctx *x = sc_get(c);
@@ -529,23 +597,10 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
     gen_listener_filter_add(c, l, "envoy.filters.listener.original_dst", &od->base);
     bool need_tls = false;
     sc_fc_opt opts[3];
-    for (size_t k = 0; k < x->nin; k++) {
-        uint32_t port = x->in[k].port;
-        bool http = mesh_protocol_is_http(x->in[k].protocol);
-        char *cl = ga_printf(c->a, "inbound|%u||", port);
-        char *chain = ga_printf(c->a, "0.0.0.0_%u", port);
-        size_t n =
-            sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, false, opts);
-        for (size_t o = 0; o < n; o++) {
-            Envoy__Config__Listener__V3__FilterChain *fc =
-                http ? sc_http_chain(c, chain, port, cl) : sc_tcp_chain(c, chain, cl);
-            fc->filter_chain_match = sc_fcm(c, port, &opts[o]);
-            if (opts[o].terminate)
-                fc->transport_socket = sc_downstream_tls(c, http);
-            need_tls |= strcmp(opts[o].transport, "tls") == 0;
-            GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
-        }
-    }
+    for (size_t k = 0; k < x->nin; k++)
+        if (!x->in[k].bound) /* those have a listener of their own */
+            sc_inbound_port_chains(c, l, &x->in[k], ga_printf(c->a, "0.0.0.0_%u", x->in[k].port),
+                                   true, &need_tls);
     /* traffic addressed to 15006 itself would loop; counted, not logged (istiod's) */
     Envoy__Config__Listener__V3__FilterChain *bh =
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,
@@ -607,6 +662,9 @@ static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
     }
     case SC_L_VIN:
         l = sc_inbound_listener(c, it->name);
+        break;
+    case SC_L_INBOUND_BOUND:
+        l = sc_inbound_bound_listener(c, it);
         break;
     case SC_L_HTTP: {
         const char *addr = it->subset ? it->subset : "0.0.0.0";

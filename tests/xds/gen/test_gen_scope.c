@@ -61,7 +61,9 @@ static const char *MESH =
     "  - {port: {number: 7070, protocol: TCP, name: tcp}, defaultEndpoint: \"0.0.0.0:7000\"}\n"
     "  - {port: {number: 6060, protocol: TCP, name: tcp-od}}\n"
     "  - {port: {number: 5050, protocol: TCP, name: tcp-uds}, defaultEndpoint: "
-    "\"unix:///var/run/app.sock\"}\n";
+    "\"unix:///var/run/app.sock\"}\n"
+    "  - {port: {number: 4040, protocol: HTTP, name: http-own}, captureMode: NONE, bind: "
+    "10.1.0.40, defaultEndpoint: \"127.0.0.1:4000\"}\n";
 
 static mesh_snapshot *snap;
 
@@ -321,6 +323,17 @@ static void test_ingress(void **state)
     assert_true(json_has(vi, "\"cluster\":\"inbound|6060||\""));
     assert_true(json_has(vi, "\"cluster\":\"inbound|5050||\""));
     assert_true(json_has(vi, "envoy.filters.network.http_connection_manager"));
+    /* captureMode NONE: not a virtualInbound chain but a listener of its own, bound to
+     * bind:port (bind_to_port left at Envoy's true), HTTP to inbound|4040|| */
+    assert_false(json_has(vi, "\"name\":\"0.0.0.0_4040\""));
+    const xds_resource *own = fx_find(&set, "10.1.0.40_4040");
+    assert_non_null(own);
+    assert_true(json_has(own, "\"address\":\"10.1.0.40\",\"port_value\":4040"));
+    assert_true(json_has(own, "\"traffic_direction\":\"INBOUND\""));
+    assert_false(json_has(own, "bind_to_port"));
+    assert_false(json_has(own, "destination_port"));
+    assert_true(json_has(own, "envoy.filters.network.http_connection_manager"));
+    assert_true(json_has(own, "inbound|4040||"));
     xds_resource_set_free(&set);
     fx_gen(g, p, snap, XDS_TYPE_CLUSTER, NULL, 0, &set);
     const xds_resource *c9 = fx_find(&set, "inbound|9080||");
@@ -336,6 +349,9 @@ static void test_ingress(void **state)
     assert_true(json_has(c6, "\"type\":\"ORIGINAL_DST\""));
     assert_false(json_has(c6, "load_assignment"));
     assert_true(json_has(c5, "\"pipe\":{\"path\":\"/var/run/app.sock\"}"));
+    const xds_resource *c4 = fx_find(&set, "inbound|4040||");
+    assert_non_null(c4);
+    assert_true(json_has(c4, "\"address\":\"127.0.0.1\",\"port_value\":4000"));
     xds_resource_set_free(&set);
     xds_proxy_free(p);
     xds_gen_free(g);
