@@ -790,6 +790,41 @@ class Cluster:
         return not other, txt
 
 
+
+def run_against_cluster(title, prefix, failures, run, apiserver_args=(), banner_extra=""):
+    """The main of a real-cluster test: a work directory, a Cluster started in it (with
+    apiserver_args), run(work, k8s) called, any exception recorded in failures, the cluster
+    stopped, the work directory removed unless something failed (then kept and named).
+    Returns the exit code: 0, or 1 with the count of failed checks printed."""
+    import traceback
+    t0 = time.time()
+    work = tempfile.mkdtemp(prefix=prefix)
+    k8s = None
+    try:
+        k8s = Cluster(work=os.path.join(work, "k8s"), apiserver_args=apiserver_args)
+        print("against " + k8s.banner() + banner_extra, flush=True)
+        k8s.start()
+        print("     cluster up in %.1f s" % k8s.startup_s, flush=True)
+        run(work, k8s)
+    except SystemExit:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    except Exception as e:  # reported below, logs kept
+        traceback.print_exc()
+        failures.append("exception: %s" % e)
+    finally:
+        if k8s is not None:
+            k8s.stop()
+        if not failures:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("logs kept in", work)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("%s passed in %.0f s" % (title, time.time() - t0))
+    return 0
+
 def _ts(s):
     """Epoch seconds of an audit timestamp (RFC 3339, microseconds, Z)."""
     import datetime

@@ -381,38 +381,12 @@ def main():
     bookinfo = bookinfo_dir()
     if not bookinfo:
         ec.skip("Istio's bookinfo sample not found (PILOT_SHARED/istio/samples/bookinfo)")
-    t0 = time.time()
-    work = tempfile.mkdtemp(prefix="k8s-walk-")
-    k8s = None
-    try:
-        k8s = realk8s.Cluster(work=os.path.join(work, "k8s"),
-                              apiserver_args=["--enable-aggregator-routing=true"])
-        if not os.path.exists(os.path.join(k8s.bin, "kube-controller-manager")):
-            ec.skip("no kube-controller-manager in %s (make peers)" % k8s.bin)
-        print("against " + k8s.banner() + ", kube-controller-manager; webhooks at " + ip,
-              flush=True)
-        k8s.start()
-        run(work, k8s, ip, bookinfo)
-    except SystemExit:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    except Exception as e:  # reported below, logs kept
-        import traceback
-        traceback.print_exc()
-        failures.append("exception: %s" % e)
-    finally:
-        if k8s is not None:
-            k8s.stop()
-        if not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("logs kept in", work)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("k8s inject walk passed in %.0f s" % (time.time() - t0))
-    return 0
-
+    if not os.path.exists(os.path.join(realk8s.peers_bin(), "kube-controller-manager")):
+        ec.skip("no kube-controller-manager in %s (make peers)" % realk8s.peers_bin())
+    return realk8s.run_against_cluster(
+        "k8s inject walk", "k8s-walk-", failures, lambda work, k8s: run(work, k8s, ip, bookinfo),
+        apiserver_args=["--enable-aggregator-routing=true"],
+        banner_extra=", kube-controller-manager; webhooks at " + ip)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -291,34 +291,7 @@ def main():
     if not shutil.which("openssl"):
         ec.skip("openssl is not installed")
     ec.env_path("PILOT_BUILD")
-    t0 = time.time()
-    work = tempfile.mkdtemp(prefix="k8s-leader-")
-    k8s = None
-    try:
-        k8s = realk8s.Cluster(work=os.path.join(work, "k8s"))
-        print("against " + k8s.banner(), flush=True)
-        k8s.start()
-        run(work, k8s)
-    except SystemExit:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    except Exception as e:  # reported below, logs kept
-        import traceback
-        traceback.print_exc()
-        failures.append("exception: %s" % e)
-    finally:
-        if k8s is not None:
-            k8s.stop()
-        if not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("logs kept in", work)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("k8s leader test passed in %.0f s" % (time.time() - t0))
-    return 0
-
+    return realk8s.run_against_cluster("k8s leader test", "k8s-leader-", failures, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -281,40 +281,15 @@ def main():
     for tool in ("openssl", "protoc"):
         if not shutil.which(tool):
             ec.skip("%s is not installed" % tool)
-    t0 = time.time()
-    work = tempfile.mkdtemp(prefix="k8s-startup-")
-    k8s = None
-    try:
-        k8s = realk8s.Cluster(work=os.path.join(work, "k8s"))
-        print("against " + k8s.banner(), flush=True)
-        k8s.start()
-        print("     cluster up in %.1f s" % k8s.startup_s, flush=True)
+
+    def run(work, k8s):
         k8s.install_istio(crds=False)
         k8s.ensure_namespace(NS)
         kc = k8s.istiod_kubeconfig()
         protos = ec.Protos(work)
         part_delayed_apiserver(work, protos, k8s, kc)
         part_sigterm_while_waiting(work, k8s, kc)
-    except SystemExit:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    except Exception as e:  # reported below, logs kept
-        import traceback
-        traceback.print_exc()
-        failures.append("exception: %s" % e)
-    finally:
-        if k8s is not None:
-            k8s.stop()
-        if not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("logs kept in", work)
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("k8s start-up test passed in %.0f s" % (time.time() - t0))
-    return 0
-
+    return realk8s.run_against_cluster("k8s start-up test", "k8s-startup-", failures, run)
 
 if __name__ == "__main__":
     sys.exit(main())
