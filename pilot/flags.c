@@ -146,6 +146,23 @@ static int env_duration(const char *name, const char *def, int64_t *out, char *e
     return 0;
 }
 
+/* A boolean of istiod's environment (its env.Register bools): unset or "" = def. */
+static int env_bool(const char *name, bool def, bool *out, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        *out = def;
+    else if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else {
+        snprintf(err, errlen, "%s=%.64s: want true or false", name, v);
+        return -1;
+    }
+    return 0;
+}
+
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     char *buf = NULL;
@@ -702,13 +719,9 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         return -1;
     const char *rev = getenv("REVISION");
     f->revision = rev ? rev : "";
-    const char *nat = getenv("ENABLE_NATIVE_SIDECARS");
-    if (nat && *nat && strcmp(nat, "true") != 0 && strcmp(nat, "false") != 0 &&
-        strcmp(nat, "1") != 0 && strcmp(nat, "0") != 0) {
-        snprintf(err, errlen, "ENABLE_NATIVE_SIDECARS=%.64s: want true or false", nat);
+    if (env_bool("ENABLE_NATIVE_SIDECARS", false, &f->native_sidecars, err, errlen) != 0 ||
+        env_bool("ENABLE_TLS_ON_SIDECAR_INGRESS", false, &f->sidecar_ingress_tls, err, errlen) != 0)
         return -1;
-    }
-    f->native_sidecars = nat && (strcmp(nat, "true") == 0 || strcmp(nat, "1") == 0);
     if (f->ca_default_ttl_ns <= 0 || f->ca_max_ttl_ns <= 0 || f->ca_root_ttl_ns <= 0 ||
         f->ca_check_interval_ns <= 0 || f->ca_default_ttl_ns > f->ca_max_ttl_ns) {
         snprintf(err, errlen,

@@ -78,6 +78,8 @@ typedef struct pilot_flags {
     /* The sidecar injector (pilot/webhook), from istiod's environment (it has no flags). */
     const char *revision; /* REVISION, "" = the default revision (borrowed from environ) */
     bool native_sidecars; /* ENABLE_NATIVE_SIDECARS, false (Istio 1.24's default) */
+    /* ENABLE_TLS_ON_SIDECAR_INGRESS, false (istiod's default): Sidecar ingress `tls` applies */
+    bool sidecar_ingress_tls;
     /* The built-in CA (certs/). */
     char *ca_certs_dir;           /* --caCertsDir, "/etc/cacerts": plug-in CA, wins when present */
     char *ca_state_dir;           /* --caStateDir, "./var/run/pilot-ca" (config-directory mode) */

@@ -144,6 +144,7 @@ static int run_discovery(const pilot_flags *f)
     xo.mesh_authz = &f->mesh.mesh_authz;         /* trustDomainAliases, extensionProviders */
     xo.mesh_telemetry = &f->mesh.mesh_telemetry; /* access logs, default metrics provider */
     xo.outbound_mode = f->mesh.outbound_mode;    /* outboundTrafficPolicy.mode */
+    xo.sidecar_ingress_tls = f->sidecar_ingress_tls;
     xds = xds_server_new(&xo);
     if (!xds) {
         LOG_ERR("default", "cannot create the xDS server");

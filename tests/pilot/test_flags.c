@@ -183,6 +183,36 @@ static void test_table(void **state)
     unsetenv("PILOT_DEBOUNCE_MAX");
 }
 
+/* istiod's boolean environment (ENABLE_NATIVE_SIDECARS, ENABLE_TLS_ON_SIDECAR_INGRESS):
+ * unset false, true/1 and false/0 read, anything else an error naming the variable. */
+static void test_env_bools(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int rc;
+        bool want;
+    } vals[] = {{NULL, 0, false},    {"true", 0, true}, {"1", 0, true},
+                {"false", 0, false}, {"0", 0, false},   {"yes", -1, false}};
+    static const char *const names[] = {"ENABLE_NATIVE_SIDECARS", "ENABLE_TLS_ON_SIDECAR_INGRESS"};
+    for (size_t n = 0; n < 2; n++)
+        for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+            char *argv[] = {"pilot-discovery", "discovery"};
+            set_env(names[n], vals[i].v);
+            pilot_flags f;
+            char err[256] = "";
+            int rc = flags_parse(2, argv, &f, err, sizeof err);
+            if (rc != vals[i].rc)
+                fail_msg("%s=%s: rc %d (%s)", names[n], vals[i].v ? vals[i].v : "", rc, err);
+            if (rc != 0)
+                assert_non_null(strstr(err, names[n]));
+            else
+                assert_int_equal(n ? f.sidecar_ingress_tls : f.native_sidecars, vals[i].want);
+            flags_free(&f);
+            unsetenv(names[n]);
+        }
+}
+
 /* --httpsAddr (istiod's flag): the webhooks' port, ":15017" unless given; "" turns it off. */
 static void test_https_addr(void **state)
 {
@@ -482,6 +512,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_https_addr),
+        cmocka_unit_test(test_env_bools),
         cmocka_unit_test(test_mesh_config),
         cmocka_unit_test(test_mesh_parse_live_fields),
         cmocka_unit_test(test_mesh_config_authz),

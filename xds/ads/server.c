@@ -922,6 +922,7 @@ xds_server *xds_server_new(const xds_server_opts *opts)
     xds_gen_set_mesh_authz(s->gen, opts->mesh_authz);
     xds_gen_set_mesh_telemetry(s->gen, opts->mesh_telemetry);
     xds_gen_set_outbound_mode(s->gen, opts->outbound_mode);
+    xds_gen_set_sidecar_ingress_tls(s->gen, opts->sidecar_ingress_tls);
     s->env.gen = s->gen;
     s->env.domain = s->domain;
     s->env.bodies = xds_body_cache_new(SRV_BODY_CACHE_BYTES);

@@ -58,6 +58,8 @@ typedef struct xds_server_opts {
     const xds_mesh_telemetry *mesh_telemetry;
     /* mesh config outboundTrafficPolicy.mode */
     xds_outbound_mode outbound_mode;
+    /* ENABLE_TLS_ON_SIDECAR_INGRESS: Sidecar ingress listeners' `tls` terminates there */
+    bool sidecar_ingress_tls;
     xds_token_review_fn review; /* NULL: client certificates only */
     void *review_ud;
 } xds_server_opts;

@@ -142,6 +142,32 @@ void gen_sds_validation(gen_ctx *c,
         gen_sds_secret(c, cred ? ga_printf(c->a, "kubernetes://%s-cacert", cred) : "ROOTCA");
 }
 
+void gen_file_server_tls(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cert, const char *key, const char *ca, const char *crl,
+                         bool validate)
+{
+    const char *name =
+        cert && *cert && key && *key ? ga_printf(c->a, "file-cert:%s~%s", cert, key) : "default";
+    GA_PUSH(c->a, ct->tls_certificate_sds_secret_configs, ct->n_tls_certificate_sds_secret_configs,
+            gen_sds_secret(c, name));
+    if (!validate)
+        return;
+    CombinedValidation *cv = gen_san_validation(c, NULL, 0);
+    if (crl && *crl) {
+        Envoy__Config__Core__V3__DataSource *ds = GA_MSG(
+            c->a, Envoy__Config__Core__V3__DataSource, envoy__config__core__v3__data_source__init);
+        ds->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+        ds->filename = ga_strdup(c->a, crl);
+        cv->default_validation_context->crl = ds;
+    }
+    cv->validation_context_sds_secret_config =
+        gen_sds_secret(c, ca && *ca ? ga_printf(c->a, "file-root:%s", ca) : "ROOTCA");
+    ct->validation_context_type_case =
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+    ct->combined_validation_context = cv;
+}
+
 void gen_istio_mtls_context(gen_ctx *c,
                             Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
                             char *const *sans, size_t nsans)

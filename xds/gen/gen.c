@@ -143,6 +143,7 @@ typedef struct gen_mesh {
     xds_mesh_authz authz;         /* zero = no providers, no aliases */
     xds_mesh_telemetry telemetry; /* zero = istiod's defaults */
     bool registry_only;           /* outboundTrafficPolicy.mode REGISTRY_ONLY */
+    bool ingress_tls;             /* ENABLE_TLS_ON_SIDECAR_INGRESS (start-only) */
 } gen_mesh;
 
 static void gen_mesh_release(gen_mesh *m);
@@ -308,6 +309,7 @@ static gen_mesh *gen_mesh_dup(const gen_mesh *o)
     xds_mesh_authz_copy(&m->authz, &o->authz);
     telemetry_copy(&m->telemetry, &o->telemetry);
     m->registry_only = o->registry_only;
+    m->ingress_tls = o->ingress_tls;
     return m;
 }
 
@@ -341,6 +343,13 @@ void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain)
     gen_mesh *m = gen_mesh_begin(g);
     free(m->trust_domain);
     m->trust_domain = trust_domain && trust_domain[0] ? xstrdup(trust_domain) : NULL;
+    gen_mesh_commit(g, m);
+}
+
+void xds_gen_set_sidecar_ingress_tls(xds_gen *g, bool on)
+{
+    gen_mesh *m = gen_mesh_begin(g);
+    m->ingress_tls = on;
     gen_mesh_commit(g, m);
 }
 
@@ -1007,7 +1016,8 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .trust_domain = mesh ? mesh->trust_domain : NULL,
                  .mesh_authz = mesh ? &mesh->authz : &gen_no_mesh_authz,
                  .telemetry = mesh ? &mesh->telemetry : &gen_no_mesh_telemetry,
-                 .registry_only = mesh && mesh->registry_only};
+                 .registry_only = mesh && mesh->registry_only,
+                 .ingress_tls = mesh && mesh->ingress_tls};
     gen_items items = {0};
     ops->list(&c, names, nnames, &items);
 

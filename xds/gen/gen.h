@@ -100,6 +100,11 @@ void xds_gen_free(xds_gen *g);
  * "" = "cluster.local" (the default). Any time, like the mesh config settings below. */
 void xds_gen_set_trust_domain(xds_gen *g, const char *trust_domain);
 
+/* istiod's ENABLE_TLS_ON_SIDECAR_INGRESS (off by default, as istiod): a Sidecar ingress
+ * listener's `tls` terminates TLS on its port when the port's PeerAuthentication mode is
+ * DISABLE. Set at start, like the trust domain. */
+void xds_gen_set_sidecar_ingress_tls(xds_gen *g, bool on);
+
 /* ---- mesh config that shapes authorization ------------------------------------------- */
 
 /* An ext_authz provider of mesh config extensionProviders (envoyExtAuthzHttp or

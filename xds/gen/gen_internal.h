@@ -122,6 +122,7 @@ typedef struct gen_ctx {
     /* the mesh config file access log, built once per call (telemetry.c) */
     Envoy__Config__Accesslog__V3__AccessLog *access_log;
     bool registry_only;              /* mesh config outboundTrafficPolicy.mode REGISTRY_ONLY */
+    bool ingress_tls;                /* ENABLE_TLS_ON_SIDECAR_INGRESS */
     struct gen_scope *scope;         /* the Sidecar scope, built once per call (scope.c) */
     const struct gen_egress *egress; /* set while building for one egress listener, else NULL */
 } gen_ctx;
@@ -457,6 +458,14 @@ void gen_sds_certificate(gen_ctx *c,
 void gen_sds_validation(gen_ctx *c,
                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
                         const char *cred);
+/* A server's certificate from files in the proxy, served by its agent's SDS (istiod's
+ * ApplyToCommonTLSContext for ServerTLSSettings without credentialName): "file-cert:
+ * <cert>~<key>" (else "default"); with validate, client certificates checked against
+ * "file-root:<ca>" (else "ROOTCA") and crl (a file; NULL or "" = none). */
+void gen_file_server_tls(gen_ctx *c,
+                         Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
+                         const char *cert, const char *key, const char *ca, const char *crl,
+                         bool validate);
 /* TransportSocket "envoy.transport_sockets.tls" wrapping an Upstream/DownstreamTlsContext. */
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx);

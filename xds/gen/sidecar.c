@@ -31,10 +31,13 @@ typedef struct sc_inbound {
      * or an IP, with ep_port */
     const char *ep;
     uint32_t ep_port;
-    /* a Sidecar ingress listener with captureMode NONE: a listener of its own bound to
-     * bind:port ("<bind>_<port>", bind 0.0.0.0 when not given) instead of a virtualInbound
-     * chain, as istiod's inboundCustomListener */
+    /* the Sidecar ingress listener the port comes from, NULL for the workload's own */
+    const mesh_sidecar_ingress *ig;
+    /* with captureMode NONE: a listener of its own bound to bind:port instead of a
+     * virtualInbound chain, as istiod's inboundCustomListener */
     bool bound;
+    /* a Sidecar ingress listener's bind, 0.0.0.0 when not given (NULL for the workload's
+     * own ports): istiod names the port's chains (and listener) "<bind>_<port>" */
     const char *bind;
 } sc_inbound;
 
@@ -91,6 +94,7 @@ static void sc_ingress(gen_ctx *c, sc_ctx *x)
         sc_inbound v = {.port = ig->port.number,
                         .protocol = ig->port.protocol,
                         .ep = "",
+                        .ig = ig,
                         .bound = ig->capture_mode == MESH_CAPTURE_NONE,
                         .bind = ig->bind && *ig->bind ? ig->bind : "0.0.0.0"};
         for (size_t k = 0; k < x->nin; k++)
@@ -157,9 +161,13 @@ static sc_ctx *sc_get(gen_ctx *c)
     x->in_key = ga_strdup(c->a, "in=");
     for (size_t k = 0; k < x->nin; k++)
         x->in_key =
-            ga_printf(c->a, "%s%u/%d/%s:%u%s%s,", x->in_key, x->in[k].port, (int)x->in[k].protocol,
+            ga_printf(c->a, "%s%u/%d/%s:%u%s@%s,", x->in_key, x->in[k].port, (int)x->in[k].protocol,
                       x->in[k].ep ? x->in[k].ep : "-", x->in[k].ep_port,
-                      x->in[k].bound ? "/bound:" : "", x->in[k].bound ? x->in[k].bind : "");
+                      x->in[k].bound ? "/bound" : "", x->in[k].bind ? x->in[k].bind : "");
+    /* ingress chains carry the Sidecar's name (metadata) and its tls settings */
+    if (c->p->sidecar && c->p->sidecar->ningress)
+        x->in_key = ga_printf(c->a, "%ssc=%s/%s,", x->in_key, c->p->sidecar->meta.ns,
+                              c->p->sidecar->meta.name);
     c->fctx = x;
     return x;
 }
@@ -327,11 +335,11 @@ sc_out_tcp_chain(gen_ctx *c, const char *name, Envoy__Config__Listener__V3__Filt
 }
 
 /* Inbound HTTP: an inline route straight to the local inbound cluster. */
-static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, uint32_t port,
-                                                            const char *cluster)
+static Envoy__Config__Listener__V3__Filter *sc_inbound_http(gen_ctx *c, const char *chain,
+                                                            uint32_t port, const char *cluster)
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h =
-        gen_hcm(c, ga_printf(c->a, "inbound_0.0.0.0_%u", port), "");
+        gen_hcm(c, ga_printf(c->a, "inbound_%s", chain), "");
     gen_hcm_security_filters(c, h);
     gen_hcm_telemetry(c, h, GEN_CLASS_SIDECAR_INBOUND);
     /* as istiod on every inbound HCM: the caller's identity reaches the app in XFCC */
@@ -538,28 +546,88 @@ static Envoy__Config__Listener__V3__FilterChain *sc_http_chain(gen_ctx *c, const
                envoy__config__listener__v3__filter_chain__init);
     fc->name = ga_strdup(c->a, name);
     gen_tcp_mx_filter(c, &fc->filters, &fc->n_filters);
-    GA_PUSH(c->a, fc->filters, fc->n_filters, sc_inbound_http(c, port, cluster));
+    GA_PUSH(c->a, fc->filters, fc->n_filters, sc_inbound_http(c, name, port, cluster));
     return fc;
+}
+
+/* istiod's BuildListenerTLSContext for a Sidecar ingress listener's own `tls` (files in
+ * the proxy; validation admits no credentialName, SANs or ISTIO_MUTUAL there): ALPN
+ * h2/http1.1, client certificates required for MUTUAL, checked for OPTIONAL_MUTUAL too;
+ * the versions and cipher suites given, for every mode but PASSTHROUGH. */
+static Envoy__Config__Core__V3__TransportSocket *sc_ingress_tls(gen_ctx *c,
+                                                                const mesh_sidecar_ingress *ig)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    d->common_tls_context = ct;
+    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
+    GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
+    mesh_server_tls_mode mode = ig->tls.mode;
+    d->require_client_certificate = gen_bool(c, mode == MESH_SERVER_TLS_MUTUAL);
+    gen_file_server_tls(c, ct, ig->tls.server_certificate, ig->tls.private_key,
+                        ig->tls.ca_certificates, ig->tls.ca_crl,
+                        mode == MESH_SERVER_TLS_MUTUAL || mode == MESH_SERVER_TLS_OPTIONAL_MUTUAL);
+    if (mode != MESH_SERVER_TLS_PASSTHROUGH &&
+        (ig->tls.min_protocol_version || ig->tls.max_protocol_version || ig->tls.ncipher_suites)) {
+        Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
+            GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters,
+                   envoy__extensions__transport_sockets__tls__v3__tls_parameters__init);
+        /* the API's TLS_AUTO .. TLSV1_3 are Envoy's TLS_AUTO .. TLSv1_3, in order */
+        tp->tls_minimum_protocol_version = ig->tls.min_protocol_version;
+        tp->tls_maximum_protocol_version = ig->tls.max_protocol_version;
+        for (size_t i = 0; i < ig->tls.ncipher_suites; i++)
+            GA_PUSH(c->a, tp->cipher_suites, tp->n_cipher_suites,
+                    ga_strdup(c->a, ig->tls.cipher_suites[i]));
+        ct->tls_params = tp;
+    }
+    return gen_tls_transport_socket(c, &d->base);
+}
+
+/* The name of an inbound port's chains: "<bind>_<port>" (istiod's getListenerName). */
+static const char *sc_chain_name(gen_ctx *c, const sc_inbound *in)
+{
+    return ga_printf(c->a, "%s_%u", in->bind ? in->bind : "0.0.0.0", in->port);
 }
 
 /* One inbound port's chains on l, as its PeerAuthentication mode lays them out; *need_tls
  * set when one matches TLS. match_port: filter on the destination port (virtualInbound),
- * not on a listener of the port's own. */
+ * not on a listener of the port's own. A Sidecar ingress listener's own `tls` (with
+ * ENABLE_TLS_ON_SIDECAR_INGRESS) applies only where the mode is DISABLE, as istiod: one
+ * chain terminating it, HTTPS then served as HTTP and TLS as TCP. */
 static void sc_inbound_port_chains(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l,
-                                   const sc_inbound *in, const char *chain, bool match_port,
-                                   bool *need_tls)
+                                   const sc_inbound *in, bool match_port, bool *need_tls)
 {
     sc_fc_opt opts[3];
     uint32_t port = in->port;
-    bool http = mesh_protocol_is_http(in->protocol);
+    const char *chain = sc_chain_name(c, in);
+    mesh_protocol proto = in->protocol;
     char *cl = ga_printf(c->a, "inbound|%u||", port);
-    size_t n = sc_fc_opts(gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port), http, false, opts);
+    mesh_mtls_mode mode = gen_peer_mtls(c->s, c->p->ns, &c->p->labels, port);
+    bool own_tls = in->ig && in->ig->has_tls && c->ingress_tls && mode == MESH_MTLS_DISABLE;
+    if (own_tls)
+        proto = proto == MESH_PROTO_HTTPS ? MESH_PROTO_HTTP
+                : proto == MESH_PROTO_TLS ? MESH_PROTO_TCP
+                                          : proto;
+    bool http = mesh_protocol_is_http(proto);
+    size_t n = 1;
+    if (own_tls)
+        opts[0] = (sc_fc_opt){"tls", NULL, true};
+    else
+        n = sc_fc_opts(mode, http, false, opts);
     for (size_t o = 0; o < n; o++) {
         Envoy__Config__Listener__V3__FilterChain *fc =
             http ? sc_http_chain(c, chain, port, cl) : sc_tcp_chain(c, chain, cl);
         fc->filter_chain_match = sc_fcm(c, match_port ? port : 0, &opts[o]);
         if (opts[o].terminate)
-            fc->transport_socket = sc_downstream_tls(c, http);
+            fc->transport_socket = own_tls ? sc_ingress_tls(c, in->ig) : sc_downstream_tls(c, http);
+        /* istiod's config metadata on the chains a Sidecar's ingress made */
+        if (in->ig)
+            gen_config_metadata(c, &fc->metadata, "sidecar", c->p->sidecar->meta.ns,
+                                c->p->sidecar->meta.name);
         *need_tls |= strcmp(opts[o].transport, "tls") == 0;
         GA_PUSH(c->a, l->filter_chains, l->n_filter_chains, fc);
     }
@@ -579,7 +647,7 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_bound_listener(gen_ctx 
     Envoy__Config__Listener__V3__Listener *l = sc_listener(c, it->name, in->bind, in->port);
     l->traffic_direction = ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
     bool need_tls = false;
-    sc_inbound_port_chains(c, l, in, it->name, false, &need_tls);
+    sc_inbound_port_chains(c, l, in, false, &need_tls);
     if (need_tls)
         gen_add_tls_inspector(c, l);
     gen_listener_access_log(c, l);
@@ -599,8 +667,7 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
     sc_fc_opt opts[3];
     for (size_t k = 0; k < x->nin; k++)
         if (!x->in[k].bound) /* those have a listener of their own */
-            sc_inbound_port_chains(c, l, &x->in[k], ga_printf(c->a, "0.0.0.0_%u", x->in[k].port),
-                                   true, &need_tls);
+            sc_inbound_port_chains(c, l, &x->in[k], true, &need_tls);
     /* traffic addressed to 15006 itself would loop; counted, not logged (istiod's) */
     Envoy__Config__Listener__V3__FilterChain *bh =
         GA_MSG(c->a, Envoy__Config__Listener__V3__FilterChain,

@@ -10,6 +10,7 @@
  *   --access-log PATH, --access-log-encoding TEXT|JSON, --access-log-format F
  *                mesh config accessLogFile, accessLogEncoding, accessLogFormat
  *   --outbound-mode REGISTRY_ONLY|ALLOW_ANY  mesh config outboundTrafficPolicy.mode
+ *   --sidecar-ingress-tls true|false  istiod's ENABLE_TLS_ON_SIDECAR_INGRESS
  * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
  * resource as config_dump JSON (private keys redacted), for the golden file comparison.
  * Envoy nodes ask for every type with a wildcard (SDS: every credential of the proxy's
@@ -305,7 +306,7 @@ static int usage(void)
     fprintf(stderr, "usage: gen_dump [--flavours sidecar,gateway,grpc-client,grpc-server] "
                     "[--grpc-ns NS] [--grpc-lds HOST:PORT]... [--access-log PATH] "
                     "[--access-log-encoding TEXT|JSON] [--access-log-format F] "
-                    "[--outbound-mode REGISTRY_ONLY|ALLOW_ANY] "
+                    "[--outbound-mode REGISTRY_ONLY|ALLOW_ANY] [--sidecar-ingress-tls true] "
                     "OUTDIR FIXTURE.yaml...\n");
     return 2;
 }
@@ -316,6 +317,7 @@ int main(int argc, char **argv)
     name_set client_lds = {0};
     xds_mesh_telemetry tel = {0}; /* borrowed from argv; copied by the generator */
     xds_outbound_mode outbound = XDS_OUTBOUND_ALLOW_ANY;
+    bool ingress_tls = false;
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (a + 1 >= argc)
@@ -336,6 +338,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--outbound-mode") == 0)
             outbound = strcmp(argv[a + 1], "REGISTRY_ONLY") == 0 ? XDS_OUTBOUND_REGISTRY_ONLY
                                                                  : XDS_OUTBOUND_ALLOW_ANY;
+        else if (strcmp(argv[a], "--sidecar-ingress-tls") == 0)
+            ingress_tls = strcmp(argv[a + 1], "true") == 0;
         else
             return usage();
     }
@@ -356,6 +360,7 @@ int main(int argc, char **argv)
     xds_gen *g = xds_gen_new();
     xds_gen_set_mesh_telemetry(g, &tel);
     xds_gen_set_outbound_mode(g, outbound);
+    xds_gen_set_sidecar_ingress_tls(g, ingress_tls);
     char path[2048];
     snprintf(path, sizeof path, "%s/index", dir);
     dump_out o = {.idx = fopen(path, "w"), .all = cJSON_CreateArray(), .dir = dir};

@@ -63,7 +63,29 @@ static const char *MESH =
     "  - {port: {number: 5050, protocol: TCP, name: tcp-uds}, defaultEndpoint: "
     "\"unix:///var/run/app.sock\"}\n"
     "  - {port: {number: 4040, protocol: HTTP, name: http-own}, captureMode: NONE, bind: "
-    "10.1.0.40, defaultEndpoint: \"127.0.0.1:4000\"}\n";
+    "10.1.0.40, defaultEndpoint: \"127.0.0.1:4000\"}\n"
+    /* t: ingress listeners with their own tls, mTLS off but for port 7443 */
+    "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: t, "
+    "namespace: t}\n"
+    "spec: {selector: {matchLabels: {app: t}}, mtls: {mode: DISABLE}, portLevelMtls: {7443: "
+    "{mode: STRICT}}}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: tls, namespace: "
+    "t}\n"
+    "spec:\n  ingress:\n"
+    "  - port: {number: 9443, protocol: HTTPS, name: https}\n"
+    "    defaultEndpoint: 127.0.0.1:9080\n"
+    "    tls: {mode: SIMPLE, serverCertificate: /etc/certs/cert.pem, privateKey: "
+    "/etc/certs/key.pem, minProtocolVersion: TLSV1_2, cipherSuites: "
+    "[ECDHE-RSA-AES128-GCM-SHA256]}\n"
+    "  - port: {number: 8443, protocol: TLS, name: tls}\n"
+    "    bind: 10.1.0.50\n"
+    "    defaultEndpoint: 127.0.0.1:8080\n"
+    "    tls: {mode: MUTUAL, serverCertificate: /etc/certs/cert.pem, privateKey: "
+    "/etc/certs/key.pem, caCertificates: /etc/certs/ca.pem, caCrl: /etc/certs/crl.pem}\n"
+    "  - port: {number: 7443, protocol: HTTPS, name: https-strict}\n"
+    "    defaultEndpoint: 127.0.0.1:7080\n"
+    "    tls: {mode: SIMPLE, serverCertificate: /etc/certs/cert.pem, privateKey: "
+    "/etc/certs/key.pem}\n";
 
 static mesh_snapshot *snap;
 
@@ -71,7 +93,7 @@ static int setup(void **state)
 {
     (void)state;
     snap = fx_snapshot(MESH, NULL);
-    return snap && snap->nsidecars == 4 ? 0 : -1;
+    return snap && snap->nsidecars == 5 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -357,6 +379,95 @@ static void test_ingress(void **state)
     xds_gen_free(g);
 }
 
+/* The filter chains of listener r named name: how many, and the first (owned by *doc). */
+static const cJSON *chain_named(const xds_resource *r, const char *name, size_t *n, cJSON **doc)
+{
+    *doc = xds_resource_to_json(r);
+    assert_non_null(*doc);
+    const cJSON *first = NULL, *fc;
+    *n = 0;
+    cJSON_ArrayForEach(fc, cJSON_GetObjectItemCaseSensitive(*doc, "filter_chains"))
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fc, "name");
+        if (cJSON_IsString(nm) && strcmp(nm->valuestring, name) == 0 && (*n)++ == 0)
+            first = fc;
+    }
+    return first;
+}
+
+static bool cjson_has(const cJSON *j, const char *needle)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    bool has = strstr(s, needle) != NULL;
+    free(s);
+    return has;
+}
+
+/* t's Sidecar ingress `tls` with ENABLE_TLS_ON_SIDECAR_INGRESS: on a port whose mTLS is
+ * DISABLE one chain terminating the given TLS (files through the agent's SDS; HTTPS then
+ * served as HTTP, TLS as TCP), named "<bind>_<port>" and carrying the Sidecar's config
+ * metadata; on the STRICT port Istio mTLS as always; without the flag, no custom TLS. */
+static void test_ingress_tls(void **state)
+{
+    (void)state;
+    xds_gen *g = xds_gen_new();
+    xds_gen_set_sidecar_ingress_tls(g, true);
+    xds_proxy *p = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "t", "10.1.0.50", "app=t");
+    xds_resource_set set;
+    fx_gen(g, p, snap, XDS_TYPE_LISTENER, NULL, 0, &set);
+    const xds_resource *vi = fx_find(&set, "virtualInbound");
+    assert_non_null(vi);
+    size_t n;
+    cJSON *doc;
+    const cJSON *fc = chain_named(vi, "0.0.0.0_9443", &n, &doc);
+    assert_int_equal(n, 1);
+    assert_true(cjson_has(fc, "\"transport_protocol\":\"tls\""));
+    assert_true(cjson_has(fc, "envoy.filters.network.http_connection_manager"));
+    assert_true(cjson_has(fc, "\"stat_prefix\":\"inbound_0.0.0.0_9443\""));
+    assert_true(cjson_has(fc, "\"tls_certificate_sds_secret_configs\":[{\"name\":\"file-cert:/etc/"
+                              "certs/cert.pem~/etc/certs/key.pem\""));
+    assert_true(cjson_has(fc, "\"alpn_protocols\":[\"h2\",\"http/1.1\"]"));
+    assert_true(cjson_has(fc, "\"require_client_certificate\":false"));
+    assert_true(cjson_has(fc, "\"tls_minimum_protocol_version\":\"TLSv1_2\""));
+    assert_true(cjson_has(fc, "\"cipher_suites\":[\"ECDHE-RSA-AES128-GCM-SHA256\"]"));
+    assert_false(cjson_has(fc, "ROOTCA"));
+    assert_false(cjson_has(fc, "validation_context"));
+    assert_true(
+        cjson_has(fc, "\"config\":\"/apis/networking.istio.io/v1/namespaces/t/sidecar/tls\""));
+    cJSON_Delete(doc);
+    fc = chain_named(vi, "10.1.0.50_8443", &n, &doc);
+    assert_int_equal(n, 1);
+    assert_true(cjson_has(fc, "envoy.filters.network.tcp_proxy"));
+    assert_false(cjson_has(fc, "http_connection_manager"));
+    assert_true(cjson_has(fc, "\"require_client_certificate\":true"));
+    assert_true(cjson_has(fc, "\"name\":\"file-root:/etc/certs/ca.pem\""));
+    assert_true(cjson_has(fc, "\"crl\":{\"filename\":\"/etc/certs/crl.pem\"}"));
+    assert_false(cjson_has(fc, "tls_params"));
+    cJSON_Delete(doc);
+    /* STRICT: the port's own tls does not apply (istiod's MTLSDisable condition) */
+    fc = chain_named(vi, "0.0.0.0_7443", &n, &doc);
+    assert_int_equal(n, 1);
+    assert_true(cjson_has(fc, "\"name\":\"ROOTCA\""));
+    assert_false(cjson_has(fc, "file-cert:"));
+    cJSON_Delete(doc);
+    xds_resource_set_free(&set);
+    xds_gen_free(g);
+
+    /* without ENABLE_TLS_ON_SIDECAR_INGRESS the plaintext chain of mTLS DISABLE */
+    g = xds_gen_new();
+    fx_gen(g, p, snap, XDS_TYPE_LISTENER, NULL, 0, &set);
+    vi = fx_find(&set, "virtualInbound");
+    assert_non_null(vi);
+    fc = chain_named(vi, "0.0.0.0_9443", &n, &doc);
+    assert_int_equal(n, 1);
+    assert_true(cjson_has(fc, "\"transport_protocol\":\"raw_buffer\""));
+    assert_false(cjson_has(fc, "file-cert:"));
+    cJSON_Delete(doc);
+    xds_resource_set_free(&set);
+    xds_proxy_free(p);
+    xds_gen_free(g);
+}
+
 /* ---- memo classes follow the Sidecar ----------------------------------------------------- */
 
 static void same_as_fresh(const xds_proxy *p, const char *type, const char *const *names, size_t n,
@@ -451,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_egress_port_registry_only),
         cmocka_unit_test(test_egress_proxy_and_mesh_mode),
         cmocka_unit_test(test_ingress),
+        cmocka_unit_test(test_ingress_tls),
         cmocka_unit_test(test_memo_follows_sidecar),
         cmocka_unit_test(test_grpc_scope),
     };
