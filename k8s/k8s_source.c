@@ -62,6 +62,11 @@ static const k8s_resdef res_pods = {"", "Pod", "pods", "Pods", false};
 static const k8s_resdef res_slices = {"discovery.k8s.io", "EndpointSlice", "endpointslices",
                                       "EndpointSlice", false};
 static const k8s_resdef res_endpoints = {"", "Endpoints", "endpoints", "Endpoints", false};
+/* Kubernetes Ingresses and their classes: istiod's ingress controller (pilot/model/ingress.c) */
+static const k8s_resdef res_ingresses = {"networking.k8s.io", "Ingress", "ingresses", "Ingress",
+                                         false};
+static const k8s_resdef res_ingress_classes = {"networking.k8s.io", "IngressClass",
+                                               "ingressclasses", "IngressClass", false};
 /* The CA's root ConfigMaps (k8s_config.ca_root_configmaps), only those. */
 static const k8s_resdef res_root_cms = {
     "",           "ConfigMap", "configmaps",
@@ -311,6 +316,10 @@ static bool discover(k8s_source *s)
     } else {
         LOG_WARN("k8s", "discovery.k8s.io/v1 is not served: reading core v1 Endpoints");
         add_refl(s, &res_endpoints, "v1");
+    }
+    if (group_has(groups, "networking.k8s.io", "v1")) {
+        add_refl(s, &res_ingresses, "v1");
+        add_refl(s, &res_ingress_classes, "v1");
     }
     for (size_t i = 0; i < NELEM(istio_groups); i++) {
         if (add_istio(s, &istio_groups[i], groups))

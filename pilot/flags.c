@@ -487,6 +487,40 @@ static int mc_outbound(const cJSON *doc, const char *where, xds_outbound_mode *m
     return -1;
 }
 
+/* ingressClass, ingressControllerMode, ingressService, ingressSelector: istiod's Kubernetes
+ * Ingress controller (pilot/model/ingress.c). Empty strings mean the defaults. */
+static int mc_ingress(const cJSON *doc, const char *where, mesh_ingress_settings *o, char *err,
+                      size_t errlen)
+{
+    if (mc_str(doc, "ingressClass", where, &o->ingress_class, err, errlen) != 0 ||
+        mc_str(doc, "ingressService", where, &o->ingress_service, err, errlen) != 0 ||
+        mc_str(doc, "ingressSelector", where, &o->ingress_selector, err, errlen) != 0)
+        return -1;
+    char **strs[] = {&o->ingress_class, &o->ingress_service, &o->ingress_selector};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (*strs[i] && !**strs[i]) {
+            free(*strs[i]);
+            *strs[i] = NULL;
+        }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "ingressControllerMode");
+    o->mode = MESH_INGRESS_STRICT;
+    if (!m || cJSON_IsNull(m))
+        return 0;
+    /* the proto enum: UNSPECIFIED 0, OFF 1, DEFAULT 2, STRICT 3 */
+    const char *v = cJSON_IsString(m) ? m->valuestring : NULL;
+    double n = cJSON_IsNumber(m) ? m->valuedouble : -1;
+    if ((v && strcmp(v, "OFF") == 0) || n == 1)
+        o->mode = MESH_INGRESS_OFF;
+    else if ((v && strcmp(v, "DEFAULT") == 0) || n == 2)
+        o->mode = MESH_INGRESS_DEFAULT;
+    else if (!((v && (strcmp(v, "STRICT") == 0 || strcmp(v, "UNSPECIFIED") == 0)) || n == 3 ||
+               n == 0)) {
+        snprintf(err, errlen, "%s: ingressControllerMode: want OFF, DEFAULT or STRICT", where);
+        return -1;
+    }
+    return 0;
+}
+
 /* A default*ExportTo list: "*", ".", "~" or namespace names, as an object's exportTo. */
 static int mc_export(const cJSON *doc, const char *key, const char *where, char ***out, size_t *n,
                      char *err, size_t errlen)
@@ -571,6 +605,8 @@ int flags_mesh_parse(const char *text, size_t len, const char *where, pilot_mesh
             goto out;
         if (mc_outbound(doc, where, &out->outbound_mode, err, errlen) != 0)
             goto out;
+        if (mc_ingress(doc, where, &out->ingress, err, errlen) != 0)
+            goto out;
         if (mc_export(doc, "defaultServiceExportTo", where, &out->export_defaults.svc,
                       &out->export_defaults.nsvc, err, errlen) != 0 ||
             mc_export(doc, "defaultVirtualServiceExportTo", where, &out->export_defaults.vs,
@@ -597,6 +633,7 @@ void flags_mesh_clear(pilot_mesh *m)
     xds_mesh_authz_clear(&m->mesh_authz);
     xds_mesh_telemetry_clear(&m->mesh_telemetry);
     mesh_export_defaults_clear(&m->export_defaults);
+    mesh_ingress_settings_clear(&m->ingress);
     memset(m, 0, sizeof *m);
 }
 
@@ -719,6 +756,8 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
         return -1;
     const char *rev = getenv("REVISION");
     f->revision = rev ? rev : "";
+    const char *ins = getenv("K8S_INGRESS_NS");
+    f->ingress_ns = ins && *ins ? ins : "istio-system";
     if (env_bool("ENABLE_NATIVE_SIDECARS", false, &f->native_sidecars, err, errlen) != 0 ||
         env_bool("ENABLE_TLS_ON_SIDECAR_INGRESS", false, &f->sidecar_ingress_tls, err, errlen) != 0)
         return -1;

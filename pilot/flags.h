@@ -41,6 +41,8 @@ typedef struct pilot_mesh {
     xds_outbound_mode outbound_mode; /* outboundTrafficPolicy.mode, ALLOW_ANY by default */
     /* defaultServiceExportTo, defaultVirtualServiceExportTo, defaultDestinationRuleExportTo */
     mesh_export_defaults export_defaults;
+    /* ingressClass, ingressControllerMode, ingressService, ingressSelector */
+    mesh_ingress_settings ingress;
 } pilot_mesh;
 
 /* Parses one mesh config document (YAML or JSON, len bytes of text; "" or only comments =
@@ -80,6 +82,8 @@ typedef struct pilot_flags {
     bool native_sidecars; /* ENABLE_NATIVE_SIDECARS, false (Istio 1.24's default) */
     /* ENABLE_TLS_ON_SIDECAR_INGRESS, false (istiod's default): Sidecar ingress `tls` applies */
     bool sidecar_ingress_tls;
+    /* K8S_INGRESS_NS: where Kubernetes Ingresses' Gateways live (borrowed from environ) */
+    const char *ingress_ns;
     /* The built-in CA (certs/). */
     char *ca_certs_dir;           /* --caCertsDir, "/etc/cacerts": plug-in CA, wins when present */
     char *ca_state_dir;           /* --caStateDir, "./var/run/pilot-ca" (config-directory mode) */

@@ -105,6 +105,8 @@ static int run_discovery(const pilot_flags *f)
         .cluster_id = f->cluster_id,
         .auto_mtls_off = f->mesh.auto_mtls_off,
         .export_defaults = &f->mesh.export_defaults,
+        .ingress = &f->mesh.ingress,
+        .ingress_ns = f->ingress_ns,
     };
     m = model_new(&mo);
     if (!m) {

@@ -64,7 +64,7 @@ static void mw_apply_text(pilot_meshwatch *w, const char *text, size_t len, cons
                  where, w->trust_domain, nm.trust_domain, w->trust_domain);
     /* generators before the model: the full push the model makes must find them */
     xds_server_set_mesh(w->xds, &nm.mesh_authz, &nm.mesh_telemetry, nm.outbound_mode);
-    model_set_mesh(w->m, nm.root_namespace, nm.auto_mtls_off, &nm.export_defaults);
+    model_set_mesh(w->m, nm.root_namespace, nm.auto_mtls_off, &nm.export_defaults, &nm.ingress);
     wh_injector_set_proxy_config(w->winj, nm.default_config); /* the next injections */
     mw_show(text, len, nm.root_namespace, w->trust_domain);
     flags_mesh_clear(&nm);

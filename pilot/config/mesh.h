@@ -304,6 +304,9 @@ typedef struct mesh_virtual_service {
     size_t ntls;
     char **export_to;
     size_t nexport_to;
+    /* annotation internal.istio.io/route-semantics: ingress (what istiod's Ingress
+     * conversion writes): a uri prefix matches whole path segments */
+    bool ingress_semantics;
 } mesh_virtual_service;
 
 typedef enum {
@@ -776,6 +779,52 @@ typedef struct mesh_secret {
     size_t ca_cert_len;
 } mesh_secret;
 
+/* ---- Kubernetes Ingress (networking.k8s.io/v1), served as istiod's ingress controller -- */
+
+typedef enum {
+    MESH_INGRESS_PATH_IMPLEMENTATION_SPECIFIC = 0, /* also pathType absent */
+    MESH_INGRESS_PATH_EXACT,
+    MESH_INGRESS_PATH_PREFIX,
+} mesh_ingress_path_type;
+
+typedef struct mesh_ingress_path {
+    char *path; /* may be NULL */
+    mesh_ingress_path_type type;
+    char *service;   /* backend.service.name; NULL: no service backend (resource) */
+    uint32_t port;   /* backend.service.port.number, 0 when named */
+    char *port_name; /* backend.service.port.name, NULL when numbered */
+} mesh_ingress_path;
+
+typedef struct mesh_ingress_rule {
+    char *host; /* NULL or "" = any */
+    bool has_http;
+    mesh_ingress_path *paths;
+    size_t npaths;
+} mesh_ingress_rule;
+
+typedef struct mesh_ingress_tls {
+    char **hosts;
+    size_t nhosts;
+    char *secret_name; /* NULL: the entry is skipped, as istiod */
+} mesh_ingress_tls;
+
+typedef struct mesh_ingress {
+    mesh_meta meta;
+    char *class_annotation; /* kubernetes.io/ingress.class, NULL when absent */
+    char *class_name;       /* spec.ingressClassName, NULL when absent */
+    mesh_ingress_tls *tls;
+    size_t ntls;
+    mesh_ingress_rule *rules;
+    size_t nrules;
+    bool has_default_backend; /* istiod ignores it (logged) */
+} mesh_ingress;
+
+/* networking.k8s.io/v1 IngressClass (cluster-scoped: meta.ns ""). */
+typedef struct mesh_ingress_class {
+    mesh_meta meta;
+    char *controller; /* spec.controller; istiod's is "istio.io/ingress-controller" */
+} mesh_ingress_class;
+
 /* ---- parsing and validation ---------------------------------------------------------- */
 
 typedef enum {
@@ -792,7 +841,9 @@ typedef enum {
     MESH_KIND_PEER_AUTHENTICATION,
     MESH_KIND_REQUEST_AUTHENTICATION,
     MESH_KIND_AUTHORIZATION_POLICY,
-    MESH_KIND_SIDECAR, /* networking.istio.io Sidecar */
+    MESH_KIND_SIDECAR,       /* networking.istio.io Sidecar */
+    MESH_KIND_INGRESS,       /* networking.k8s.io Ingress */
+    MESH_KIND_INGRESS_CLASS, /* networking.k8s.io IngressClass */
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -824,6 +875,8 @@ typedef struct mesh_object {
         mesh_request_authentication *ra;
         mesh_authorization_policy *ap;
         mesh_sidecar *sc;
+        mesh_ingress *ing;
+        mesh_ingress_class *ingc;
     } u;
 } mesh_object;
 

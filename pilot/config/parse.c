@@ -38,6 +38,10 @@ static size_t kind_size(mesh_kind k)
         return sizeof(mesh_authorization_policy);
     case MESH_KIND_SIDECAR:
         return sizeof(mesh_sidecar);
+    case MESH_KIND_INGRESS:
+        return sizeof(mesh_ingress);
+    case MESH_KIND_INGRESS_CLASS:
+        return sizeof(mesh_ingress_class);
     default:
         return 0;
     }
@@ -69,6 +73,10 @@ static int parse_meta(mp_ctx *c, const cJSON *obj, mesh_kind kind, const mesh_pa
         m->ns = xstrdup("");
         if (!mp_is_dns1123_label(m->name))
             return mp_fail(c, "metadata.name", "%s is not a valid DNS-1123 label", c->name);
+    } else if (kind == MESH_KIND_INGRESS_CLASS) { /* cluster-scoped too */
+        m->ns = xstrdup("");
+        if (!mp_is_dns1123_subdomain(m->name))
+            return mp_fail(c, "metadata.name", "%s is not a valid DNS-1123 subdomain", c->name);
     } else {
         if (mp_get_str(c, md, "namespace", "metadata", &m->ns) != 0)
             return -1;
@@ -128,6 +136,10 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_authorization_policy(c, obj, (mesh_authorization_policy *)m);
     case MESH_KIND_SIDECAR:
         return mp_parse_sidecar(c, obj, (mesh_sidecar *)m);
+    case MESH_KIND_INGRESS:
+        return mp_parse_ingress(c, obj, (mesh_ingress *)m);
+    case MESH_KIND_INGRESS_CLASS:
+        return mp_parse_ingress_class(c, obj, (mesh_ingress_class *)m);
     default:
         return -1;
     }

@@ -557,6 +557,8 @@ int mp_parse_virtual_service(mp_ctx *c, const cJSON *obj, mesh_virtual_service *
 
     if (mp_get_spec(c, obj, &spec) != 0)
         goto out;
+    const char *sem = mesh_labels_get(&o->meta.annotations, "internal.istio.io/route-semantics");
+    o->ingress_semantics = sem && strcmp(sem, "ingress") == 0;
     if (mp_get_strv(c, spec, "hosts", "spec", &o->hosts, &o->nhosts) != 0 ||
         mp_get_strv(c, spec, "gateways", "spec", &gws, &ngws) != 0)
         goto out;

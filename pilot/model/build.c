@@ -205,7 +205,71 @@ static void **config_array(const model_build_in *in, mesh_kind k, void **prev_it
     return a->items;
 }
 
-static struct mesh_configz *build_configz(const model_build_in *in)
+/* What the Ingresses make (ingress.c), converted at most once per build. */
+typedef struct ing_docs {
+    bool done;
+    cJSON *gws, *vss;
+} ing_docs;
+
+static void ing_docs_get(const model_build_in *in, ing_docs *d)
+{
+    if (d->done)
+        return;
+    d->done = true;
+    d->gws = cJSON_CreateArray();
+    d->vss = cJSON_CreateArray();
+    model_ingress_docs(in, d->gws, d->vss);
+}
+
+static void ing_docs_free(ing_docs *d)
+{
+    cJSON_Delete(d->gws);
+    cJSON_Delete(d->vss);
+}
+
+/* The kinds the Ingress-made objects depend on: a mesh config change marks every kind. */
+static uint32_t ing_kinds(const model_build_in *in, mesh_kind k)
+{
+    uint32_t from = (1u << MESH_KIND_INGRESS) | (1u << MESH_KIND_INGRESS_CLASS);
+    if (k == MESH_KIND_VIRTUAL_SERVICE && in->stores[MESH_KIND_INGRESS].n)
+        from |= 1u << MESH_KIND_SERVICE; /* named backend ports */
+    return from;
+}
+
+/* The Gateways or VirtualServices (k) of the store followed by those the Ingresses make,
+ * reused from prev unless one of the kinds they come from changed. */
+static void **config_array_ingress(const model_build_in *in, ing_docs *docs, mesh_kind k,
+                                   void **prev_items, size_t prev_n, size_t *n)
+{
+    if (in->prev && prev_items && !(in->kinds_changed & ((1u << k) | ing_kinds(in, k)))) {
+        snap_arr_retain(snap_arr_of(prev_items));
+        *n = prev_n;
+        return prev_items;
+    }
+    ing_docs_get(in, docs);
+    const cJSON *conv = k == MESH_KIND_GATEWAY ? docs->gws : docs->vss;
+    size_t ne;
+    store_entry **ents = store_sorted(&in->stores[k], &ne);
+    snap_arr *a = snap_arr_new(k, ne + (size_t)cJSON_GetArraySize(conv));
+    for (size_t i = 0; i < ne; i++) {
+        mesh_object_retain(ents[i]->obj);
+        a->items[i] = ents[i]->obj.u.meta;
+    }
+    free(ents);
+    size_t w = ne;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, conv)
+    {
+        void *o = model_ingress_parse(in, d, k);
+        if (o)
+            a->items[w++] = o;
+    }
+    a->n = w; /* those that did not parse are left out */
+    *n = w;
+    return a->items;
+}
+
+static struct mesh_configz *build_configz(const model_build_in *in, ing_docs *docs)
 {
     static const mesh_kind kinds[] = {MESH_KIND_GATEWAY,
                                       MESH_KIND_VIRTUAL_SERVICE,
@@ -219,6 +283,7 @@ static struct mesh_configz *build_configz(const model_build_in *in)
     uint32_t mask = 0;
     for (size_t k = 0; k < nkinds; k++)
         mask |= 1u << kinds[k];
+    mask |= ing_kinds(in, MESH_KIND_VIRTUAL_SERVICE);
     if (in->prev && in->prev->configz && !(in->kinds_changed & mask)) {
         snap_configz_retain(in->prev->configz);
         return in->prev->configz;
@@ -232,6 +297,11 @@ static struct mesh_configz *build_configz(const model_build_in *in)
                 cJSON_AddItemToArray(arr, cJSON_Duplicate(ents[i]->configz, true));
         free(ents);
     }
+    /* as istiod, whose config store lists its ingress controller's objects too */
+    ing_docs_get(in, docs);
+    const cJSON *d;
+    cJSON_ArrayForEach(d, docs->gws) cJSON_AddItemToArray(arr, cJSON_Duplicate(d, true));
+    cJSON_ArrayForEach(d, docs->vss) cJSON_AddItemToArray(arr, cJSON_Duplicate(d, true));
     return snap_configz_new(arr);
 }
 
@@ -695,16 +765,17 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         snap_configz_retain(prev->configz);
         s->configz = prev->configz;
     } else {
-        s->vss = (mesh_virtual_service **)config_array(in, MESH_KIND_VIRTUAL_SERVICE,
-                                                       prev ? (void **)prev->vss : NULL,
-                                                       prev ? prev->nvss : 0, &s->nvss);
+        ing_docs docs = {0};
+        s->vss = (mesh_virtual_service **)config_array_ingress(in, &docs, MESH_KIND_VIRTUAL_SERVICE,
+                                                               prev ? (void **)prev->vss : NULL,
+                                                               prev ? prev->nvss : 0, &s->nvss);
         s->drs = (mesh_destination_rule **)config_array(in, MESH_KIND_DESTINATION_RULE,
                                                         prev ? (void **)prev->drs : NULL,
                                                         prev ? prev->ndrs : 0, &s->ndrs);
         s->dr_index = build_dr_index(in, s, prev && s->drs == prev->drs);
-        s->gws =
-            (mesh_gateway **)config_array(in, MESH_KIND_GATEWAY, prev ? (void **)prev->gws : NULL,
-                                          prev ? prev->ngws : 0, &s->ngws);
+        s->gws = (mesh_gateway **)config_array_ingress(in, &docs, MESH_KIND_GATEWAY,
+                                                       prev ? (void **)prev->gws : NULL,
+                                                       prev ? prev->ngws : 0, &s->ngws);
         s->ses = (mesh_service_entry **)config_array(in, MESH_KIND_SERVICE_ENTRY,
                                                      prev ? (void **)prev->ses : NULL,
                                                      prev ? prev->nses : 0, &s->nses);
@@ -727,7 +798,8 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->sidecars = (mesh_sidecar **)config_array(in, MESH_KIND_SIDECAR,
                                                     prev ? (void **)prev->sidecars : NULL,
                                                     prev ? prev->nsidecars : 0, &s->nsidecars);
-        s->configz = build_configz(in);
+        s->configz = build_configz(in, &docs);
+        ing_docs_free(&docs);
     }
 
     /* Nothing a shard is made of changed (a VirtualService or Gateway edit, a resync with

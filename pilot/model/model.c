@@ -123,8 +123,11 @@ struct model {
     char *mesh_next_root_ns;
     bool mesh_next_auto_mtls_off;
     mesh_export_defaults mesh_next_export;
+    mesh_ingress_settings mesh_next_ingress;
     bool mesh_next_set;
     mesh_export_defaults export_defaults; /* the model thread's; every snapshot a copy */
+    mesh_ingress_settings ingress;        /* the model thread's (Ingress conversion) */
+    char *ingress_ns;                     /* K8S_INGRESS_NS */
 };
 
 static metric *m_inbound, *m_rejects, *m_services, *m_vservices, *m_debounce, *m_build,
@@ -350,7 +353,7 @@ static const char *const trigger_names[TRIGGER__COUNT] = {"endpoint",  "service"
 
 static char *make_key(mesh_kind k, const char *ns, const char *name)
 {
-    if (k == MESH_KIND_NAMESPACE)
+    if (k == MESH_KIND_NAMESPACE || k == MESH_KIND_INGRESS_CLASS) /* cluster-scoped */
         return xstrdup(name ? name : "");
     return xasprintf("%s/%s", ns && *ns ? ns : "default", name ? name : "");
 }
@@ -416,6 +419,10 @@ static void note_change(model *m, mesh_kind k)
     m->dirty = true;
     m->last_ev_ns = now;
     m->kinds_changed |= 1u << k;
+    /* Ingresses reach the proxies as the Gateways and VirtualServices they make (ingress.c):
+     * what a push skips or sends is decided by those kinds */
+    if (k == MESH_KIND_INGRESS || k == MESH_KIND_INGRESS_CLASS)
+        m->kinds_changed |= (1u << MESH_KIND_GATEWAY) | (1u << MESH_KIND_VIRTUAL_SERVICE);
     m->nevents++;
     m->triggers[trigger_of(k)]++;
     metric_add(m_inbound, update_type(k), 1);
@@ -650,6 +657,8 @@ static void build_and_publish(model *m)
         .shard_seq = &m->shard_seq,
         .jwks = m->jwks,
         .export_defaults = &m->export_defaults,
+        .ingress = &m->ingress,
+        .ingress_ns = m->ingress_ns,
     };
     mesh_snapshot *snap = model_build(&in, &changed, &nchanged);
     int64_t built_ns = util_now_ns();
@@ -802,10 +811,18 @@ void model_set_jwks(model *m, mesh_jwks_table *t)
 /* A new mesh config (m->mu not held): what the model keeps of it replaced, and the next
  * snapshot pushed in full with every kind changed, debounced like a config change: the
  * generators read mesh settings that shape every type. */
-static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off, mesh_export_defaults *exp)
+static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off, mesh_export_defaults *exp,
+                       mesh_ingress_settings *ing)
 {
     mesh_export_defaults_clear(&m->export_defaults);
     m->export_defaults = *exp; /* taken */
+    /* the Ingress conversion reads these: rebuild what it makes (the build reuses arrays
+     * whose kinds did not change) */
+    if (!mesh_ingress_settings_equal(&m->ingress, ing))
+        m->kinds_changed |= (1u << MESH_KIND_INGRESS) | (1u << MESH_KIND_GATEWAY) |
+                            (1u << MESH_KIND_VIRTUAL_SERVICE);
+    mesh_ingress_settings_clear(&m->ingress);
+    m->ingress = *ing; /* taken */
     if (strcmp(m->root_ns, root_ns) != 0)
         LOG_INFO("model", "mesh config: rootNamespace %s -> %s", m->root_ns, root_ns);
     free(m->root_ns);
@@ -816,8 +833,11 @@ static void apply_mesh(model *m, char *root_ns, bool auto_mtls_off, mesh_export_
 }
 
 void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
-                    const mesh_export_defaults *export_defaults)
+                    const mesh_export_defaults *export_defaults,
+                    const mesh_ingress_settings *ingress)
 {
+    mesh_ingress_settings ing;
+    mesh_ingress_settings_copy(&ing, ingress);
     char *rn = xstrdup(root_namespace && *root_namespace ? root_namespace : "istio-system");
     mesh_export_defaults exp;
     mesh_export_defaults_copy(&exp, export_defaults);
@@ -827,6 +847,8 @@ void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
     m->mesh_next_auto_mtls_off = auto_mtls_off;
     mesh_export_defaults_clear(&m->mesh_next_export);
     m->mesh_next_export = exp;
+    mesh_ingress_settings_clear(&m->mesh_next_ingress);
+    m->mesh_next_ingress = ing;
     m->mesh_next_set = true;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
@@ -840,6 +862,26 @@ static void drain_and_apply(model *m, mbox_item *list)
         item_free(list);
         list = next;
     }
+}
+
+/* The mesh config model_set_mesh handed over, applied (m->mu not held on entry). */
+static void take_and_apply_mesh(model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    if (!m->mesh_next_set) {
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    char *rn = m->mesh_next_root_ns;
+    bool off = m->mesh_next_auto_mtls_off;
+    mesh_export_defaults exp = m->mesh_next_export;
+    mesh_ingress_settings ing = m->mesh_next_ingress;
+    memset(&m->mesh_next_export, 0, sizeof m->mesh_next_export);
+    memset(&m->mesh_next_ingress, 0, sizeof m->mesh_next_ingress);
+    m->mesh_next_root_ns = NULL;
+    m->mesh_next_set = false;
+    pthread_mutex_unlock(&m->mu);
+    apply_mesh(m, rn, off, &exp, &ing);
 }
 
 static void *model_thread(void *arg)
@@ -864,14 +906,8 @@ static void *model_thread(void *arg)
             continue;
         }
         if (m->mesh_next_set) {
-            char *rn = m->mesh_next_root_ns;
-            bool off = m->mesh_next_auto_mtls_off;
-            mesh_export_defaults exp = m->mesh_next_export;
-            memset(&m->mesh_next_export, 0, sizeof m->mesh_next_export);
-            m->mesh_next_root_ns = NULL;
-            m->mesh_next_set = false;
             pthread_mutex_unlock(&m->mu);
-            apply_mesh(m, rn, off, &exp);
+            take_and_apply_mesh(m);
             pthread_mutex_lock(&m->mu);
             continue;
         }
@@ -1013,6 +1049,9 @@ model *model_new(const model_opts *opts)
     m->cluster_id =
         xstrdup(opts->cluster_id && *opts->cluster_id ? opts->cluster_id : "Kubernetes");
     mesh_export_defaults_copy(&m->export_defaults, opts->export_defaults);
+    mesh_ingress_settings_copy(&m->ingress, opts->ingress);
+    m->ingress_ns =
+        xstrdup(opts->ingress_ns && *opts->ingress_ns ? opts->ingress_ns : "istio-system");
     m->auto_mtls_off = opts->auto_mtls_off;
     m->debounce_after_ns = opts->debounce_after_ns;
     m->debounce_max_ns = opts->debounce_max_ns;
@@ -1076,6 +1115,7 @@ void model_flush(model *m)
         drain_and_apply(m, list);
         if (have_jwks)
             apply_jwks(m, jt);
+        take_and_apply_mesh(m);
         build_and_publish(m);
         return;
     }
@@ -1147,6 +1187,9 @@ void model_free(model *m)
     free(m->mesh_next_root_ns);
     mesh_export_defaults_clear(&m->mesh_next_export);
     mesh_export_defaults_clear(&m->export_defaults);
+    mesh_ingress_settings_clear(&m->mesh_next_ingress);
+    mesh_ingress_settings_clear(&m->ingress);
+    free(m->ingress_ns);
     free(m->cluster_id);
     free(m);
 }

@@ -31,6 +31,9 @@ typedef struct model_opts {
     const char *cluster_id;     /* --clusterID; NULL: "Kubernetes" */
     bool auto_mtls_off;         /* mesh config enableAutoMtls: false */
     const mesh_export_defaults *export_defaults; /* mesh config default*ExportTo (copied) */
+    const mesh_ingress_settings *ingress;        /* mesh config ingress* (copied; NULL: defaults) */
+    const char
+        *ingress_ns; /* K8S_INGRESS_NS: the Ingress Gateways' namespace; NULL: istio-system */
 } model_opts;
 
 /* Called on the model thread after each publish. snap is borrowed: retain to keep it. */
@@ -63,7 +66,8 @@ void model_set_jwks(model *m, mesh_jwks_table *t);
  * xDS generators read from mesh config (set on them before this call) reach every proxy.
  * A call before the model took the previous one replaces it. */
 void model_set_mesh(model *m, const char *root_namespace, bool auto_mtls_off,
-                    const mesh_export_defaults *export_defaults);
+                    const mesh_export_defaults *export_defaults,
+                    const mesh_ingress_settings *ingress);
 
 /* The current snapshot with one reference for the caller, or NULL before the first build. */
 mesh_snapshot *model_snapshot(model *m);

@@ -118,7 +118,17 @@ typedef struct model_build_in {
     uint64_t *shard_seq;   /* model-wide shard version counter */
     mesh_jwks_table *jwks; /* the fetcher's latest table (the snapshot takes a reference) */
     const mesh_export_defaults *export_defaults; /* mesh config default*ExportTo; NULL: none */
+    const mesh_ingress_settings *ingress;        /* mesh config ingress*; NULL: defaults */
+    const char *ingress_ns;                      /* the Ingress Gateways' namespace */
 } model_build_in;
+
+/* istiod's Kubernetes Ingress controller (ingress.c): the Gateways and VirtualServices the
+ * processed Ingresses of in->stores make, as the Istio objects istiod lists, appended to the
+ * cJSON arrays gws and vss (the caller's). */
+void model_ingress_docs(const model_build_in *in, cJSON *gws, cJSON *vss);
+/* One of those documents parsed (the object with one reference, the caller's), or NULL,
+ * logged, when it does not validate or is not of kind want. */
+void *model_ingress_parse(const model_build_in *in, const cJSON *doc, mesh_kind want);
 
 /* Builds the next snapshot beside in->prev (version fields left for the caller). On return
  * *changed (malloc'd strings, caller frees) lists the hostnames whose shard differs from

@@ -839,3 +839,34 @@ void mesh_export_defaults_clear(mesh_export_defaults *d)
     util_strv_free(d->dr, d->ndr);
     memset(d, 0, sizeof(*d));
 }
+
+void mesh_ingress_settings_copy(mesh_ingress_settings *dst, const mesh_ingress_settings *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (!src)
+        return;
+    dst->ingress_class = src->ingress_class ? xstrdup(src->ingress_class) : NULL;
+    dst->mode = src->mode;
+    dst->ingress_service = src->ingress_service ? xstrdup(src->ingress_service) : NULL;
+    dst->ingress_selector = src->ingress_selector ? xstrdup(src->ingress_selector) : NULL;
+}
+
+void mesh_ingress_settings_clear(mesh_ingress_settings *d)
+{
+    free(d->ingress_class);
+    free(d->ingress_service);
+    free(d->ingress_selector);
+    memset(d, 0, sizeof(*d));
+}
+
+static bool opt_str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool mesh_ingress_settings_equal(const mesh_ingress_settings *a, const mesh_ingress_settings *b)
+{
+    return a->mode == b->mode && opt_str_eq(a->ingress_class, b->ingress_class) &&
+           opt_str_eq(a->ingress_service, b->ingress_service) &&
+           opt_str_eq(a->ingress_selector, b->ingress_selector);
+}

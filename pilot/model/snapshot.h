@@ -55,6 +55,27 @@ typedef struct mesh_export_defaults {
     size_t ndr;
 } mesh_export_defaults;
 
+/* Mesh config for istiod's Kubernetes Ingress controller: which Ingresses are served
+ * (ingressControllerMode, ingressClass) and which gateway proxies serve them (ingressSelector,
+ * else ingressService, as the label istio=<value>). */
+typedef enum {
+    MESH_INGRESS_STRICT = 0, /* istiod's default: only Ingresses of class ingressClass */
+    MESH_INGRESS_DEFAULT,    /* also Ingresses without a class */
+    MESH_INGRESS_OFF,
+} mesh_ingress_mode;
+
+typedef struct mesh_ingress_settings {
+    char *ingress_class; /* NULL: "istio" */
+    mesh_ingress_mode mode;
+    char *ingress_service;  /* NULL: "istio-ingressgateway" */
+    char *ingress_selector; /* NULL: none */
+} mesh_ingress_settings;
+
+/* A deep copy of src into *dst (which it overwrites); src NULL: the defaults. */
+void mesh_ingress_settings_copy(mesh_ingress_settings *dst, const mesh_ingress_settings *src);
+void mesh_ingress_settings_clear(mesh_ingress_settings *d);
+bool mesh_ingress_settings_equal(const mesh_ingress_settings *a, const mesh_ingress_settings *b);
+
 /* A deep copy of src into *dst (which it overwrites); src NULL: empty. */
 void mesh_export_defaults_copy(mesh_export_defaults *dst, const mesh_export_defaults *src);
 /* Frees what d holds (not d) and zeroes it. */

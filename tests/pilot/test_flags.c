@@ -307,6 +307,26 @@ static void test_mesh_parse_live_fields(void **state)
     const char *bad2 = "outboundTrafficPolicy: {mode: SOMETIMES}\n";
     assert_int_equal(flags_mesh_parse(bad2, strlen(bad2), "t", &m, err, sizeof err), -1);
     assert_non_null(strstr(err, "outboundTrafficPolicy.mode: want REGISTRY_ONLY or ALLOW_ANY"));
+    /* the Kubernetes Ingress controller's fields: STRICT, istio, istio-ingressgateway unless
+     * set; "" is the default too */
+    const char *ing = "ingressClass: public\ningressControllerMode: DEFAULT\n"
+                      "ingressService: edge-gw\ningressSelector: \"\"\n";
+    assert_int_equal(flags_mesh_parse(ing, strlen(ing), "t", &m, err, sizeof err), 0);
+    assert_string_equal(m.ingress.ingress_class, "public");
+    assert_int_equal(m.ingress.mode, MESH_INGRESS_DEFAULT);
+    assert_string_equal(m.ingress.ingress_service, "edge-gw");
+    assert_null(m.ingress.ingress_selector);
+    flags_mesh_clear(&m);
+    assert_int_equal(flags_mesh_parse("", 0, "t", &m, err, sizeof err), 0);
+    assert_int_equal(m.ingress.mode, MESH_INGRESS_STRICT);
+    assert_null(m.ingress.ingress_class);
+    flags_mesh_clear(&m);
+    const char *bad3 = "ingressControllerMode: SOMETIMES\n";
+    assert_int_equal(flags_mesh_parse(bad3, strlen(bad3), "t", &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "ingressControllerMode: want OFF, DEFAULT or STRICT"));
+    const char *bad4 = "ingressClass: [a]\n";
+    assert_int_equal(flags_mesh_parse(bad4, strlen(bad4), "t", &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "ingressClass: want a string"));
 }
 
 /* trustDomainAliases and the ext_authz extensionProviders: the fields istiod's builder

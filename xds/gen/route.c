@@ -82,7 +82,11 @@ static HeaderMatcher *gen_header_matcher(gen_ctx *c, const char *name, const mes
     return h;
 }
 
-static Envoy__Config__Route__V3__RouteMatch *gen_route_match(gen_ctx *c, const mesh_http_match *m)
+/* ingress: the VirtualService has Ingress semantics (istiod's UseIngressSemantics): a uri
+ * prefix other than "/" matches whole path segments (path_separated_prefix, without a
+ * trailing "/"). Not for gRPC, whose routing has no such matcher. */
+static Envoy__Config__Route__V3__RouteMatch *gen_route_match(gen_ctx *c, const mesh_http_match *m,
+                                                             bool ingress)
 {
     Envoy__Config__Route__V3__RouteMatch *rm = GA_MSG(c->a, Envoy__Config__Route__V3__RouteMatch,
                                                       envoy__config__route__v3__route_match__init);
@@ -90,6 +94,17 @@ static Envoy__Config__Route__V3__RouteMatch *gen_route_match(gen_ctx *c, const m
     if (uri && uri->kind == MESH_MATCH_EXACT) {
         rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH;
         rm->path = ga_strdup(c->a, uri->value);
+    } else if (uri && uri->kind == MESH_MATCH_PREFIX && ingress && !c->grpc && uri->value &&
+               uri->value[0] && strcmp(uri->value, "/") != 0) {
+        rm->path_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH_SEPARATED_PREFIX;
+        size_t n = strlen(uri->value);
+        if (n > 1 && uri->value[n - 1] == '/') /* strings.TrimSuffix: one */
+            n--;
+        char *p = ga_alloc(c->a, n + 1);
+        memcpy(p, uri->value, n);
+        p[n] = '\0';
+        rm->path_separated_prefix = p;
     } else if (uri && uri->kind == MESH_MATCH_REGEX) {
         rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX;
         rm->safe_regex = gen_regex(c, uri->value);
@@ -508,7 +523,7 @@ static Route *gen_http_route(gen_ctx *c, const mesh_virtual_service *vs, const m
 {
     Route *r = GA_MSG(c->a, Route, envoy__config__route__v3__route__init);
     r->name = ga_strdup(c->a, hr->name ? hr->name : (m && m->name ? m->name : ""));
-    r->match = gen_route_match(c, m);
+    r->match = gen_route_match(c, m, vs->ingress_semantics);
     /* istiod names the VirtualService on every route made from it (gRPC too: grpcgen
      * builds its routes with the sidecar's route translation) */
     gen_config_metadata(c, &r->metadata, "virtual-service", vs->meta.ns, vs->meta.name);
