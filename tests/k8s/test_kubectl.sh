@@ -152,6 +152,7 @@ import json, sys
 rules = json.load(open(sys.argv[1]))["rules"]
 got = {(g, r): sorted(x["verbs"]) for x in rules for g in x["apiGroups"] for r in x["resources"]}
 for key in [("", "services"), ("", "pods"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
+            ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "ingressclasses"),
             ("networking.istio.io", "virtualservices"), ("security.istio.io", "peerauthentications")]:
     assert got[key] == ["list", "watch"], (key, got.get(key))
 assert got[("", "configmaps")] == ["create", "delete", "get", "list", "update", "watch"], got
@@ -162,6 +163,7 @@ assert not any("*" in v for v in got.values()), got
 # Nothing beyond what the code uses.
 assert set(got) == {("", r) for r in ("namespaces", "services", "pods", "endpoints", "configmaps",
                                       "secrets")} | {("discovery.k8s.io", "endpointslices"),
+                    ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "ingressclasses"),
                     ("authentication.k8s.io", "tokenreviews")} | {
     ("networking.istio.io", r) for r in ("gateways", "virtualservices", "destinationrules",
                                          "serviceentries", "sidecars")} | {
@@ -189,6 +191,7 @@ can() {  # want verb resource [namespace]
     [ "$got" = "$want" ] || fail "can-i $verb $res ${ns:-(all namespaces)} as istiod: '$got', want '$want'"
 }
 for r in namespaces services pods endpoints endpointslices.discovery.k8s.io secrets \
+         ingresses.networking.k8s.io ingressclasses.networking.k8s.io \
          configmaps gateways.networking.istio.io virtualservices.networking.istio.io \
          destinationrules.networking.istio.io serviceentries.networking.istio.io \
          sidecars.networking.istio.io \
