@@ -187,7 +187,7 @@ bool mesh_protocol_is_http(mesh_protocol p)
 
 /* ---- kinds ------------------------------------------------------------------------- */
 
-typedef enum { KG_CORE = 0, KG_DISCOVERY, KG_NETWORKING, KG_SECURITY } kind_group;
+typedef enum { KG_CORE = 0, KG_DISCOVERY, KG_NETWORKING, KG_SECURITY, KG_TELEMETRY } kind_group;
 
 static const struct {
     const char *kind;
@@ -209,6 +209,7 @@ static const struct {
                                           KG_SECURITY},
     [MESH_KIND_AUTHORIZATION_POLICY] = {"AuthorizationPolicy", "security.istio.io/v1", KG_SECURITY},
     [MESH_KIND_SIDECAR] = {"Sidecar", "networking.istio.io/v1", KG_NETWORKING},
+    [MESH_KIND_TELEMETRY] = {"Telemetry", "telemetry.istio.io/v1", KG_TELEMETRY},
 };
 
 /* The apiVersions each group is read in (istiod's: every served version, one schema). */
@@ -220,6 +221,7 @@ static bool kind_version_ok(kind_group g, const char *a)
         [KG_NETWORKING] = {"networking.istio.io/v1", "networking.istio.io/v1beta1",
                            "networking.istio.io/v1alpha3", NULL},
         [KG_SECURITY] = {"security.istio.io/v1", "security.istio.io/v1beta1", NULL},
+        [KG_TELEMETRY] = {"telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1", NULL},
     };
     for (size_t i = 0; versions[g][i]; i++)
         if (strcmp(versions[g][i], a) == 0)
@@ -342,6 +344,9 @@ void mp_object_free(mesh_kind k, mesh_meta *m)
         break;
     case MESH_KIND_SIDECAR:
         mp_free_sidecar((mesh_sidecar *)m);
+        break;
+    case MESH_KIND_TELEMETRY:
+        mp_free_telemetry((mesh_telemetry *)m);
         break;
     default:
         break;

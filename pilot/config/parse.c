@@ -38,6 +38,8 @@ static size_t kind_size(mesh_kind k)
         return sizeof(mesh_authorization_policy);
     case MESH_KIND_SIDECAR:
         return sizeof(mesh_sidecar);
+    case MESH_KIND_TELEMETRY:
+        return sizeof(mesh_telemetry);
     default:
         return 0;
     }
@@ -128,6 +130,8 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_authorization_policy(c, obj, (mesh_authorization_policy *)m);
     case MESH_KIND_SIDECAR:
         return mp_parse_sidecar(c, obj, (mesh_sidecar *)m);
+    case MESH_KIND_TELEMETRY:
+        return mp_parse_telemetry(c, obj, (mesh_telemetry *)m);
     default:
         return -1;
     }

@@ -96,6 +96,7 @@ int mp_parse_peer_authentication(mp_ctx *c, const cJSON *obj, mesh_peer_authenti
 int mp_parse_request_authentication(mp_ctx *c, const cJSON *obj, mesh_request_authentication *o);
 int mp_parse_authorization_policy(mp_ctx *c, const cJSON *obj, mesh_authorization_policy *o);
 int mp_parse_sidecar(mp_ctx *c, const cJSON *obj, mesh_sidecar *o);
+int mp_parse_telemetry(mp_ctx *c, const cJSON *obj, mesh_telemetry *o);
 
 /* Per-kind frees of the body (not the meta, not the struct itself). */
 void mp_free_k8s_service(mesh_k8s_service *o);
@@ -110,6 +111,7 @@ void mp_free_peer_authentication(mesh_peer_authentication *o);
 void mp_free_request_authentication(mesh_request_authentication *o);
 void mp_free_authorization_policy(mesh_authorization_policy *o);
 void mp_free_sidecar(mesh_sidecar *o);
+void mp_free_telemetry(mesh_telemetry *o);
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);
