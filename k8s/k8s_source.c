@@ -96,6 +96,10 @@ static const k8s_resdef res_security[] = {
      true},
 };
 
+static const k8s_resdef res_telemetry[] = {
+    {"telemetry.istio.io", "Telemetry", "telemetries", "Telemetry", true},
+};
+
 /* The Istio groups, each read in the newest version served (the CRDs serve every version
  * with one schema, like Istio's) and each waited for on its own: a cluster may have
  * networking.istio.io's CRDs before security.istio.io's. */
@@ -113,6 +117,7 @@ static const istio_group istio_groups[] = {
      res_networking,
      NELEM(res_networking)},
     {"security.istio.io", {"v1", "v1beta1", NULL}, res_security, NELEM(res_security)},
+    {"telemetry.istio.io", {"v1", "v1alpha1", NULL}, res_telemetry, NELEM(res_telemetry)},
 };
 _Static_assert(NELEM(istio_groups) <= 32, "k8s_source.istio_missing is a 32-bit mask");
 

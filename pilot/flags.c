@@ -402,8 +402,9 @@ static int mc_authz(const cJSON *doc, const char *where, xds_mesh_authz *m, char
 /* ---- mesh config: access logs, default metrics provider --------------------------------- */
 
 /* accessLogFile, accessLogEncoding, accessLogFormat, disableEnvoyListenerLog and
- * defaultProviders.metrics into m. A JSON accessLogFormat that is not a JSON object is
- * accepted with a warning, as istiod does (its generator then uses the default format). */
+ * defaultProviders (metrics, accessLogging) into m. A JSON accessLogFormat that is not a
+ * JSON object is accepted with a warning, as istiod does (its generator then uses the
+ * default format). */
 static int mc_telemetry(const cJSON *doc, const char *where, xds_mesh_telemetry *m, char *err,
                         size_t errlen)
 {
@@ -444,17 +445,76 @@ static int mc_telemetry(const cJSON *doc, const char *where, xds_mesh_telemetry 
         snprintf(err, errlen, "%s.defaultProviders: want a mapping", where);
         return -1;
     }
-    xds_strlist metrics = {0};
-    if (mc_strlist(dp, "metrics", where, &metrics, err, errlen) != 0)
+    /* defaultProviders written replaces the install's (metrics: [prometheus]) */
+    char dw[224];
+    snprintf(dw, sizeof dw, "%s.defaultProviders", where);
+    m->has_default_metrics = true;
+    if (mc_strlist(dp, "metrics", dw, &m->default_metrics, err, errlen) != 0 ||
+        mc_strlist(dp, "accessLogging", dw, &m->default_access_logging, err, errlen) != 0)
         return -1;
-    /* defaultProviders written replaces the install's: stats only if it names prometheus */
-    m->no_metrics = true;
-    for (size_t i = 0; i < metrics.n; i++) {
-        if (strcmp(metrics.v[i], "prometheus") == 0)
-            m->no_metrics = false;
-        free(metrics.v[i]);
+    return 0;
+}
+
+/* The extensionProviders the Telemetry API names (every named one: a name of a kind we do
+ * not build still resolves, to nothing, as in istiod), with envoyFileAccessLog's path and
+ * logFormat. The list's shape is checked by mc_authz. */
+static int mc_tel_providers(const cJSON *doc, const char *where, xds_mesh_telemetry *m, char *err,
+                            size_t errlen)
+{
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(doc, "extensionProviders"), *it;
+    if (!cJSON_IsArray(ps) || !cJSON_GetArraySize(ps))
+        return 0;
+    m->providers = xcalloc((size_t)cJSON_GetArraySize(ps), sizeof *m->providers);
+    size_t i = 0;
+    cJSON_ArrayForEach(it, ps)
+    {
+        char pw[224];
+        snprintf(pw, sizeof pw, "%s: extensionProviders[%zu]", where, i++);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0])
+            continue;
+        xds_tel_provider *p = &m->providers[m->nproviders++];
+        p->name = xstrdup(name->valuestring);
+        const cJSON *fl = cJSON_GetObjectItemCaseSensitive(it, "envoyFileAccessLog");
+        if (cJSON_GetObjectItemCaseSensitive(it, "prometheus"))
+            p->kind = XDS_TEL_PROVIDER_PROMETHEUS;
+        if (!fl || cJSON_IsNull(fl))
+            continue;
+        strncat(pw, ".envoyFileAccessLog", sizeof pw - strlen(pw) - 1);
+        if (!cJSON_IsObject(fl)) {
+            snprintf(err, errlen, "%s: want a mapping", pw);
+            return -1;
+        }
+        p->kind = XDS_TEL_PROVIDER_FILE_LOG;
+        if (mc_str(fl, "path", pw, &p->path, err, errlen) != 0)
+            return -1;
+        const cJSON *lf = cJSON_GetObjectItemCaseSensitive(fl, "logFormat");
+        if (!lf || cJSON_IsNull(lf))
+            continue;
+        if (!cJSON_IsObject(lf)) {
+            snprintf(err, errlen, "%s.logFormat: want a mapping", pw);
+            return -1;
+        }
+        strncat(pw, ".logFormat", sizeof pw - strlen(pw) - 1);
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(lf, "labels");
+        if (mc_str(lf, "text", pw, &p->text, err, errlen) != 0)
+            return -1;
+        if (p->text && labels && !cJSON_IsNull(labels)) {
+            snprintf(err, errlen, "%s: text and labels are exclusive", pw);
+            return -1;
+        }
+        p->format = p->text ? XDS_TEL_LOG_FORMAT_TEXT : XDS_TEL_LOG_FORMAT_NONE;
+        if (!labels || cJSON_IsNull(labels))
+            continue;
+        if (!cJSON_IsObject(labels)) {
+            snprintf(err, errlen, "%s.labels: want a mapping", pw);
+            return -1;
+        }
+        p->format = XDS_TEL_LOG_FORMAT_LABELS;
+        /* no labels: istiod's default JSON format */
+        if (cJSON_GetArraySize(labels))
+            p->labels = cJSON_PrintUnformatted(labels);
     }
-    free(metrics.v);
     return 0;
 }
 
@@ -601,7 +661,8 @@ int flags_mesh_parse(const char *text, size_t len, const char *where, pilot_mesh
             out->default_config = cJSON_PrintUnformatted(dc);
         if (mc_authz(doc, where, &out->mesh_authz, err, errlen) != 0)
             goto out;
-        if (mc_telemetry(doc, where, &out->mesh_telemetry, err, errlen) != 0)
+        if (mc_telemetry(doc, where, &out->mesh_telemetry, err, errlen) != 0 ||
+            mc_tel_providers(doc, where, &out->mesh_telemetry, err, errlen) != 0)
             goto out;
         if (mc_outbound(doc, where, &out->outbound_mode, err, errlen) != 0)
             goto out;

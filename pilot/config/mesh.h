@@ -694,6 +694,89 @@ typedef struct mesh_sidecar {
     mesh_conn_pool *inbound_connection_pool; /* may be NULL */
 } mesh_sidecar;
 
+/* ---- Telemetry (telemetry.istio.io v1, v1alpha1) --------------------------------------- */
+
+/* WorkloadMode: which side of the traffic a metrics override, access log or tracing entry
+ * applies to. */
+typedef enum {
+    MESH_TEL_CLIENT_AND_SERVER = 0,
+    MESH_TEL_CLIENT,
+    MESH_TEL_SERVER,
+} mesh_tel_mode;
+
+/* MetricSelector.IstioMetric, in the API's enum order (ALL_METRICS is 0). */
+typedef enum {
+    MESH_TEL_ALL_METRICS = 0,
+    MESH_TEL_REQUEST_COUNT,
+    MESH_TEL_REQUEST_DURATION,
+    MESH_TEL_REQUEST_SIZE,
+    MESH_TEL_RESPONSE_SIZE,
+    MESH_TEL_TCP_OPENED_CONNECTIONS,
+    MESH_TEL_TCP_CLOSED_CONNECTIONS,
+    MESH_TEL_TCP_SENT_BYTES,
+    MESH_TEL_TCP_RECEIVED_BYTES,
+    MESH_TEL_GRPC_REQUEST_MESSAGES,
+    MESH_TEL_GRPC_RESPONSE_MESSAGES,
+    MESH_TEL_METRIC__COUNT,
+} mesh_tel_metric;
+
+/* "ALL_METRICS", "REQUEST_COUNT", ...; NULL out of range. */
+const char *mesh_tel_metric_name(mesh_tel_metric m);
+
+/* A wrapped bool (google.protobuf.BoolValue): istiod tells "unset" from false. */
+typedef enum { MESH_TRI_UNSET = 0, MESH_TRI_FALSE, MESH_TRI_TRUE } mesh_tri;
+
+typedef struct mesh_tel_tag_override {
+    char *name;
+    bool remove; /* operation REMOVE; else UPSERT value */
+    char *value; /* NULL for REMOVE */
+} mesh_tel_tag_override;
+
+typedef struct mesh_tel_metrics_override {
+    mesh_tel_mode mode;     /* match.mode */
+    mesh_tel_metric metric; /* match.metric; ALL_METRICS when no match or no metric */
+    char *custom_metric;    /* match.customMetric, NULL when unset (then metric applies) */
+    mesh_tri disabled;
+    mesh_tel_tag_override *tags; /* tagOverrides, sorted by name, names unique */
+    size_t ntags;
+} mesh_tel_metrics_override;
+
+typedef struct mesh_tel_metrics {
+    mesh_strv providers; /* names; none = inherit */
+    mesh_tel_metrics_override *overrides;
+    size_t noverrides;
+    int64_t reporting_interval_ns; /* -1 unset */
+} mesh_tel_metrics;
+
+typedef struct mesh_tel_access_logging {
+    mesh_strv providers;
+    mesh_tel_mode mode; /* match.mode */
+    mesh_tri disabled;
+    char *filter; /* filter.expression (CEL), NULL without a filter */
+} mesh_tel_access_logging;
+
+typedef struct mesh_tel_tracing {
+    mesh_strv providers;
+    mesh_tel_mode mode;
+    double random_sampling_percentage; /* -1 unset, else [0, 100] */
+    mesh_tri disable_span_reporting;
+    mesh_tri use_request_id_for_trace_sampling;
+    size_t ncustom_tags; /* validated, not applied */
+} mesh_tel_tracing;
+
+typedef struct mesh_telemetry {
+    mesh_meta meta;
+    mesh_labels selector; /* empty = namespace-wide (mesh-wide in the root namespace) */
+    mesh_target_ref *target_refs;
+    size_t ntarget_refs;
+    mesh_tel_metrics *metrics;
+    size_t nmetrics;
+    mesh_tel_access_logging *logging; /* accessLogging */
+    size_t nlogging;
+    mesh_tel_tracing *tracing;
+    size_t ntracing;
+} mesh_telemetry;
+
 /* ---- Kubernetes objects the model joins ---------------------------------------------- */
 
 typedef struct mesh_k8s_service_port {
@@ -844,6 +927,7 @@ typedef enum {
     MESH_KIND_SIDECAR,       /* networking.istio.io Sidecar */
     MESH_KIND_INGRESS,       /* networking.k8s.io Ingress */
     MESH_KIND_INGRESS_CLASS, /* networking.k8s.io IngressClass */
+    MESH_KIND_TELEMETRY,     /* telemetry.istio.io Telemetry */
     MESH_KIND__COUNT,
     MESH_KIND_UNKNOWN = -1,
 } mesh_kind;
@@ -877,6 +961,7 @@ typedef struct mesh_object {
         mesh_sidecar *sc;
         mesh_ingress *ing;
         mesh_ingress_class *ingc;
+        mesh_telemetry *tel;
     } u;
 } mesh_object;
 

@@ -192,7 +192,8 @@ typedef enum {
     KG_DISCOVERY,
     KG_NETWORKING,
     KG_SECURITY,
-    KG_K8S_NETWORKING
+    KG_K8S_NETWORKING,
+    KG_TELEMETRY
 } kind_group;
 
 static const struct {
@@ -217,6 +218,7 @@ static const struct {
     [MESH_KIND_SIDECAR] = {"Sidecar", "networking.istio.io/v1", KG_NETWORKING},
     [MESH_KIND_INGRESS] = {"Ingress", "networking.k8s.io/v1", KG_K8S_NETWORKING},
     [MESH_KIND_INGRESS_CLASS] = {"IngressClass", "networking.k8s.io/v1", KG_K8S_NETWORKING},
+    [MESH_KIND_TELEMETRY] = {"Telemetry", "telemetry.istio.io/v1", KG_TELEMETRY},
 };
 
 /* The apiVersions each group is read in (istiod's: every served version, one schema). */
@@ -229,6 +231,7 @@ static bool kind_version_ok(kind_group g, const char *a)
                            "networking.istio.io/v1alpha3", NULL},
         [KG_SECURITY] = {"security.istio.io/v1", "security.istio.io/v1beta1", NULL},
         [KG_K8S_NETWORKING] = {"networking.k8s.io/v1", NULL},
+        [KG_TELEMETRY] = {"telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1", NULL},
     };
     for (size_t i = 0; versions[g][i]; i++)
         if (strcmp(versions[g][i], a) == 0)
@@ -357,6 +360,9 @@ void mp_object_free(mesh_kind k, mesh_meta *m)
         break;
     case MESH_KIND_INGRESS_CLASS:
         free(((mesh_ingress_class *)m)->controller);
+        break;
+    case MESH_KIND_TELEMETRY:
+        mp_free_telemetry((mesh_telemetry *)m);
         break;
     default:
         break;

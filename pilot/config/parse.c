@@ -42,6 +42,8 @@ static size_t kind_size(mesh_kind k)
         return sizeof(mesh_ingress);
     case MESH_KIND_INGRESS_CLASS:
         return sizeof(mesh_ingress_class);
+    case MESH_KIND_TELEMETRY:
+        return sizeof(mesh_telemetry);
     default:
         return 0;
     }
@@ -140,6 +142,8 @@ static int parse_body(mp_ctx *c, const cJSON *obj, mesh_kind k, mesh_meta *m)
         return mp_parse_ingress(c, obj, (mesh_ingress *)m);
     case MESH_KIND_INGRESS_CLASS:
         return mp_parse_ingress_class(c, obj, (mesh_ingress_class *)m);
+    case MESH_KIND_TELEMETRY:
+        return mp_parse_telemetry(c, obj, (mesh_telemetry *)m);
     default:
         return -1;
     }

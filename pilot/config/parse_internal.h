@@ -98,6 +98,7 @@ int mp_parse_authorization_policy(mp_ctx *c, const cJSON *obj, mesh_authorizatio
 int mp_parse_sidecar(mp_ctx *c, const cJSON *obj, mesh_sidecar *o);
 int mp_parse_ingress(mp_ctx *c, const cJSON *obj, mesh_ingress *o);
 int mp_parse_ingress_class(mp_ctx *c, const cJSON *obj, mesh_ingress_class *o);
+int mp_parse_telemetry(mp_ctx *c, const cJSON *obj, mesh_telemetry *o);
 
 /* Per-kind frees of the body (not the meta, not the struct itself). */
 void mp_free_k8s_service(mesh_k8s_service *o);
@@ -113,6 +114,7 @@ void mp_free_request_authentication(mesh_request_authentication *o);
 void mp_free_authorization_policy(mesh_authorization_policy *o);
 void mp_free_sidecar(mesh_sidecar *o);
 void mp_free_ingress(mesh_ingress *o);
+void mp_free_telemetry(mesh_telemetry *o);
 
 /* Frees the object whatever its kind: body, meta, struct. */
 void mp_object_free(mesh_kind k, mesh_meta *m);

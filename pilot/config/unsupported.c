@@ -228,6 +228,42 @@ static const char *const ra_paths[] = {
     NULL,
 };
 
+/* Telemetry (parse_telemetry.c). */
+static const char *const tel_paths[] = {
+    "spec.selector.matchLabels.*",
+    "spec.targetRef.group",
+    "spec.targetRef.kind",
+    "spec.targetRef.name",
+    "spec.targetRef.namespace",
+    "spec.targetRefs[].group",
+    "spec.targetRefs[].kind",
+    "spec.targetRefs[].name",
+    "spec.targetRefs[].namespace",
+    "spec.metrics[].providers[].name",
+    "spec.metrics[].overrides[].match.metric",
+    "spec.metrics[].overrides[].match.customMetric",
+    "spec.metrics[].overrides[].match.mode",
+    "spec.metrics[].overrides[].disabled",
+    "spec.metrics[].overrides[].tagOverrides.*.operation",
+    "spec.metrics[].overrides[].tagOverrides.*.value",
+    "spec.metrics[].reportingInterval",
+    "spec.accessLogging[].providers[].name",
+    "spec.accessLogging[].match.mode",
+    "spec.accessLogging[].disabled",
+    "spec.accessLogging[].filter.expression",
+    "spec.tracing[].providers[].name",
+    "spec.tracing[].match.mode",
+    "spec.tracing[].randomSamplingPercentage",
+    "spec.tracing[].disableSpanReporting",
+    "spec.tracing[].useRequestIdForTraceSampling",
+    "spec.tracing[].customTags.*.literal.value",
+    "spec.tracing[].customTags.*.header.name",
+    "spec.tracing[].customTags.*.header.defaultValue",
+    "spec.tracing[].customTags.*.environment.name",
+    "spec.tracing[].customTags.*.environment.defaultValue",
+    NULL,
+};
+
 /* AuthorizationPolicy (parse_authorizationpolicy.c). */
 static const char *const ap_paths[] = {
     "spec.selector.matchLabels.*",
@@ -431,6 +467,9 @@ void mesh_unsupported_fields(const cJSON *obj, char ***paths, size_t *npaths)
         break;
     case MESH_KIND_REQUEST_AUTHENTICATION:
         w.table = ra_paths;
+        break;
+    case MESH_KIND_TELEMETRY:
+        w.table = tel_paths;
         break;
     case MESH_KIND_SIDECAR:
         w.table = sc_paths;

@@ -278,7 +278,8 @@ static struct mesh_configz *build_configz(const model_build_in *in, ing_docs *do
                                       MESH_KIND_PEER_AUTHENTICATION,
                                       MESH_KIND_REQUEST_AUTHENTICATION,
                                       MESH_KIND_AUTHORIZATION_POLICY,
-                                      MESH_KIND_SIDECAR};
+                                      MESH_KIND_SIDECAR,
+                                      MESH_KIND_TELEMETRY};
     const size_t nkinds = sizeof kinds / sizeof kinds[0];
     uint32_t mask = 0;
     for (size_t k = 0; k < nkinds; k++)
@@ -751,11 +752,13 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->ras = prev->ras, s->nras = prev->nras;
         s->aps = prev->aps, s->naps = prev->naps;
         s->sidecars = prev->sidecars, s->nsidecars = prev->nsidecars;
+        s->telemetries = prev->telemetries, s->ntelemetries = prev->ntelemetries;
         snap_arr_retain(snap_arr_of(s->secrets));
         snap_arr_retain(snap_arr_of(s->pas));
         snap_arr_retain(snap_arr_of(s->ras));
         snap_arr_retain(snap_arr_of(s->aps));
         snap_arr_retain(snap_arr_of(s->sidecars));
+        snap_arr_retain(snap_arr_of(s->telemetries));
         snap_arr_retain(snap_arr_of(s->vss));
         snap_arr_retain(snap_arr_of(s->drs));
         s->dr_index = build_dr_index(in, s, true);
@@ -798,6 +801,9 @@ mesh_snapshot *model_build(const model_build_in *in, char ***changed, size_t *nc
         s->sidecars = (mesh_sidecar **)config_array(in, MESH_KIND_SIDECAR,
                                                     prev ? (void **)prev->sidecars : NULL,
                                                     prev ? prev->nsidecars : 0, &s->nsidecars);
+        s->telemetries = (mesh_telemetry **)config_array(
+            in, MESH_KIND_TELEMETRY, prev ? (void **)prev->telemetries : NULL,
+            prev ? prev->ntelemetries : 0, &s->ntelemetries);
         s->configz = build_configz(in, &docs);
         ing_docs_free(&docs);
     }

@@ -317,9 +317,18 @@ static void h_authorizationz(void *ud, const dbg_request *req, dbg_response *res
     mesh_snapshot_release(s);
 }
 
-/* istiod's TelemetryDebug. The Telemetry API (telemetry.istio.io) is not read here, so the
- * map is always empty: {"telemetries": {"namespace_to_telemetries": {}, "root_namespace"}}.
- * istiod's per-proxy form (?proxyID=) is not offered. */
+/* istiod's TelemetryDebug: {"telemetries": {"namespace_to_telemetries": {ns: [{name,
+ * namespace, spec}]}, "root_namespace"}} from the accepted Telemetries, each namespace's in
+ * istiod's order (creationTimestamp, then name). istiod's per-proxy form (?proxyID=) is not
+ * offered. */
+static bool tz_older(const mesh_telemetry *a, const mesh_telemetry *b)
+{
+    const char *ta = a->meta.creation_timestamp ? a->meta.creation_timestamp : "";
+    const char *tb = b->meta.creation_timestamp ? b->meta.creation_timestamp : "";
+    int c = strcmp(ta, tb);
+    return c != 0 ? c < 0 : strcmp(a->meta.name, b->meta.name) < 0;
+}
+
 static void h_telemetryz(void *ud, const dbg_request *req, dbg_response *resp)
 {
     mesh_snapshot *s = snap_or_503(ud, resp);
@@ -327,7 +336,31 @@ static void h_telemetryz(void *ud, const dbg_request *req, dbg_response *resp)
         return;
     cJSON *root = cJSON_CreateObject();
     cJSON *t = cJSON_AddObjectToObject(root, "telemetries");
-    cJSON_AddObjectToObject(t, "namespace_to_telemetries");
+    cJSON *byns = cJSON_AddObjectToObject(t, "namespace_to_telemetries");
+    const mesh_telemetry **run = xcalloc(s->ntelemetries + 1, sizeof *run);
+    for (size_t i = 0; i < s->ntelemetries;) {
+        /* one namespace's run (the array is sorted by namespace), sorted by age */
+        size_t n = 0;
+        const char *ns = s->telemetries[i]->meta.ns;
+        for (; i < s->ntelemetries && strcmp(s->telemetries[i]->meta.ns, ns) == 0; i++) {
+            size_t j = n++;
+            for (; j > 0 && tz_older(s->telemetries[i], run[j - 1]); j--)
+                run[j] = run[j - 1];
+            run[j] = s->telemetries[i];
+        }
+        cJSON *list = cJSON_AddArrayToObject(byns, ns);
+        for (size_t k = 0; k < n; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", run[k]->meta.name);
+            cJSON_AddStringToObject(o, "namespace", run[k]->meta.ns);
+            const cJSON *spec =
+                mesh_snapshot_configz_spec(s, "Telemetry", run[k]->meta.ns, run[k]->meta.name);
+            cJSON_AddItemToObject(o, "spec",
+                                  spec ? cJSON_Duplicate(spec, 1) : cJSON_CreateObject());
+            cJSON_AddItemToArray(list, o);
+        }
+    }
+    free(run);
     cJSON_AddStringToObject(t, "root_namespace", s->root_ns ? s->root_ns : "");
     dbg_send_json(req, resp, root);
     cJSON_Delete(root);

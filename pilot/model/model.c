@@ -312,7 +312,8 @@ static bool kind_is_istio(mesh_kind k)
     return k == MESH_KIND_GATEWAY || k == MESH_KIND_VIRTUAL_SERVICE ||
            k == MESH_KIND_DESTINATION_RULE || k == MESH_KIND_SERVICE_ENTRY ||
            k == MESH_KIND_PEER_AUTHENTICATION || k == MESH_KIND_REQUEST_AUTHENTICATION ||
-           k == MESH_KIND_AUTHORIZATION_POLICY || k == MESH_KIND_SIDECAR;
+           k == MESH_KIND_AUTHORIZATION_POLICY || k == MESH_KIND_SIDECAR ||
+           k == MESH_KIND_TELEMETRY;
 }
 
 static bool kind_is_eds(mesh_kind k)

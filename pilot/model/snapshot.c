@@ -255,6 +255,7 @@ void mesh_snapshot_release(mesh_snapshot *s)
     release_items(s->ras);
     release_items(s->aps);
     release_items(s->sidecars);
+    release_items(s->telemetries);
     snap_configz_release(s->configz);
     mesh_jwks_table_release(s->jwks);
     free(s->domain);

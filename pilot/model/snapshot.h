@@ -131,6 +131,10 @@ typedef struct mesh_snapshot {
      * found by bisection (mesh_snapshot_sidecar_for). */
     mesh_sidecar **sidecars;
     size_t nsidecars;
+    /* telemetry.istio.io Telemetries, sorted by (namespace, name) like the Sidecars: a
+     * namespace's are one run (mesh_snapshot_telemetries_for). */
+    mesh_telemetry **telemetries;
+    size_t ntelemetries;
 
     /* Endpoints, per service hostname, sorted by hostname. Kept apart so an endpoint-only
      * change builds a new snapshot that shares every config array above. */
@@ -185,6 +189,19 @@ const mesh_secret *mesh_snapshot_secret(const mesh_snapshot *s, const char *ns, 
  * Sidecars of the two namespaces). Borrowed from s. */
 const mesh_sidecar *mesh_snapshot_sidecar_for(const mesh_snapshot *s, const char *proxy_ns,
                                               const mesh_labels *proxy_labels);
+
+/* The Telemetries that apply to a proxy in proxy_ns with labels proxy_labels, in istiod's
+ * merge order (applicableTelemetries, pilot/pkg/model/telemetry.go): the root namespace's
+ * (s->root_ns) oldest Telemetry without selector or targetRefs, then proxy_ns's oldest one
+ * (when proxy_ns is not the root namespace), then every Telemetry of proxy_ns whose
+ * selector matches the labels, oldest first (creationTimestamp, then name). Later entries
+ * override earlier ones. targetRefs name Gateway API gateways and waypoints, which we do not
+ * serve: such Telemetries never apply. Fills out (room for s->ntelemetries entries,
+ * borrowed from s) and returns how many. */
+size_t mesh_snapshot_telemetries_for(const mesh_snapshot *s, const char *proxy_ns,
+                                     const mesh_labels *proxy_labels, const mesh_telemetry **out);
+/* Whether some Telemetry of proxy_ns has a selector: then which apply depends on labels. */
+bool mesh_snapshot_telemetry_selects(const mesh_snapshot *s, const char *proxy_ns);
 
 /* What changed between two snapshots; handed to the push scheduler. */
 typedef struct mesh_push_request {

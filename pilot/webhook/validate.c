@@ -5,9 +5,10 @@
  * allowed), top-level fields other than apiVersion, kind, metadata, spec and status are
  * refused, and the answer to an invalid object is "configuration is invalid: <reason>".
  * The kinds judged are mesh_kind_of's: networking.istio.io's Gateway, VirtualService,
- * DestinationRule, ServiceEntry, Sidecar and security.istio.io's PeerAuthentication,
- * RequestAuthentication, AuthorizationPolicy, in every version ingestion reads. Unlike
- * istiod, an Istio kind we do not model (EnvoyFilter, Telemetry...) is allowed rather than
+ * DestinationRule, ServiceEntry, Sidecar, security.istio.io's PeerAuthentication,
+ * RequestAuthentication, AuthorizationPolicy and telemetry.istio.io's Telemetry, in every
+ * version ingestion reads. Unlike istiod, an Istio kind we do not model (EnvoyFilter,
+ * WasmPlugin...) is allowed rather than
  * refused as unrecognized: we cannot judge it, and refusing would block config istiod
  * accepts. Kubernetes kinds (which the API server validates) are allowed as well. */
 #include <stdio.h>

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The same objects, two sources, the same xDS: manifests/samples (and Istio's bookinfo,
 bookinfo-gateway, destination-rule-all and virtual-service-reviews-jason-v2-v3 from
-$PILOT_SHARED when present) served by one pilot-discovery with --configDir and by one with
+$PILOT_SHARED when present, with tests/xds/gen/fixtures/bookinfo-telemetry.yaml's
+Telemetries) served by one pilot-discovery with --configDir and by one with
 --kubeconfig at a REAL kube-apiserver + etcd (tests/k8s/realk8s.py, binaries from
 $PILOT_PEERS_BIN; RBAC on, pilot-discovery authenticated only by a bound token of
 istio-system/istiod) after `kubectl apply` of the same files. For each node kind
@@ -243,7 +244,9 @@ def config_files(src, shared):
              os.path.join(bookinfo, "networking", "destination-rule-all.yaml"),
              os.path.join(bookinfo, "networking", "virtual-service-reviews-jason-v2-v3.yaml")]
     if all(os.path.exists(p) for p in extra):
-        files += extra
+        # and the Telemetries of the generator fixture (telemetry.istio.io v1 and v1alpha1)
+        files += extra + [os.path.join(src, "tests", "xds", "gen", "fixtures",
+                                       "bookinfo-telemetry.yaml")]
     else:
         print("note: %s missing, comparing manifests/samples only" % bookinfo)
     return files

@@ -168,7 +168,8 @@ assert set(got) == {("", r) for r in ("namespaces", "services", "pods", "endpoin
     ("networking.istio.io", r) for r in ("gateways", "virtualservices", "destinationrules",
                                          "serviceentries", "sidecars")} | {
     ("security.istio.io", r) for r in ("peerauthentications", "requestauthentications",
-                                       "authorizationpolicies")}, sorted(got)
+                                       "authorizationpolicies")} | {
+    ("telemetry.istio.io", "telemetries")}, sorted(got)
 ' || fail "ClusterRole istiod is not least-privilege"
 k get role istiod -n istio-system -o json >"$dir/out.json"
 pyq '
@@ -196,7 +197,7 @@ for r in namespaces services pods endpoints endpointslices.discovery.k8s.io secr
          destinationrules.networking.istio.io serviceentries.networking.istio.io \
          sidecars.networking.istio.io \
          peerauthentications.security.istio.io requestauthentications.security.istio.io \
-         authorizationpolicies.security.istio.io; do
+         authorizationpolicies.security.istio.io telemetries.telemetry.istio.io; do
     can yes list "$r"
     can yes watch "$r"
 done

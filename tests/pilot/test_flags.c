@@ -458,7 +458,7 @@ static void test_mesh_config_telemetry(void **state)
     write_mesh(path, "trustDomain: cluster.local\n");
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
     assert_null(f.mesh.mesh_telemetry.access_log_file);
-    assert_false(f.mesh.mesh_telemetry.no_metrics);
+    assert_false(f.mesh.mesh_telemetry.has_default_metrics);
     flags_free(&f);
 
     write_mesh(path, "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"
@@ -471,7 +471,9 @@ static void test_mesh_config_telemetry(void **state)
     assert_int_equal(f.mesh.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_JSON);
     assert_string_equal(f.mesh.mesh_telemetry.access_log_format, "{\"a\": \"%START_TIME%\"}");
     assert_true(f.mesh.mesh_telemetry.no_listener_access_log);
-    assert_false(f.mesh.mesh_telemetry.no_metrics);
+    assert_true(f.mesh.mesh_telemetry.has_default_metrics);
+    assert_int_equal(f.mesh.mesh_telemetry.default_metrics.n, 2);
+    assert_string_equal(f.mesh.mesh_telemetry.default_metrics.v[1], "prometheus");
     flags_free(&f);
 
     /* "" is no access log; defaultProviders without prometheus turns istio.stats off */
@@ -480,7 +482,34 @@ static void test_mesh_config_telemetry(void **state)
     assert_int_equal(flags_parse(4, argv, &f, err, sizeof(err)), 0);
     assert_null(f.mesh.mesh_telemetry.access_log_file);
     assert_int_equal(f.mesh.mesh_telemetry.access_log_encoding, XDS_ACCESS_LOG_TEXT);
-    assert_true(f.mesh.mesh_telemetry.no_metrics);
+    assert_true(f.mesh.mesh_telemetry.has_default_metrics);
+    assert_int_equal(f.mesh.mesh_telemetry.default_metrics.n, 0);
+    assert_int_equal(f.mesh.mesh_telemetry.default_access_logging.n, 1);
+    assert_string_equal(f.mesh.mesh_telemetry.default_access_logging.v[0], "envoy");
+    flags_free(&f);
+
+    /* the telemetry extensionProviders: envoyFileAccessLog with text or labels, prometheus,
+     * and the other kinds by name only */
+    write_mesh(path, "extensionProviders:\n"
+                     "- {name: json-log, envoyFileAccessLog: {path: /tmp/a.log, logFormat: "
+                     "{labels: {code: '%RESPONSE_CODE%'}}}}\n"
+                     "- {name: text-log, envoyFileAccessLog: {logFormat: {text: '%START_TIME%'}}}\n"
+                     "- {name: prom2, prometheus: {}}\n"
+                     "- {name: zipkin, zipkin: {service: z.istio-system.svc.cluster.local, "
+                     "port: 9411}}\n");
+    if (flags_parse(4, argv, &f, err, sizeof(err)) != 0)
+        fail_msg("refused: %s", err);
+    const xds_mesh_telemetry *mt = &f.mesh.mesh_telemetry;
+    assert_int_equal(mt->nproviders, 4);
+    assert_int_equal(mt->providers[0].kind, XDS_TEL_PROVIDER_FILE_LOG);
+    assert_string_equal(mt->providers[0].path, "/tmp/a.log");
+    assert_int_equal(mt->providers[0].format, XDS_TEL_LOG_FORMAT_LABELS);
+    assert_string_equal(mt->providers[0].labels, "{\"code\":\"%RESPONSE_CODE%\"}");
+    assert_int_equal(mt->providers[1].format, XDS_TEL_LOG_FORMAT_TEXT);
+    assert_null(mt->providers[1].path);
+    assert_string_equal(mt->providers[1].text, "%START_TIME%");
+    assert_int_equal(mt->providers[2].kind, XDS_TEL_PROVIDER_PROMETHEUS);
+    assert_int_equal(mt->providers[3].kind, XDS_TEL_PROVIDER_OTHER);
     flags_free(&f);
 
     static const struct {

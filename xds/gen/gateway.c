@@ -363,6 +363,7 @@ static Envoy__Config__Listener__V3__Filter *gw_hcm_filter(gen_ctx *c, uint32_t b
 static ProtobufCMessage *gw_lds_build(gen_ctx *c, const gen_item *it)
 {
     gw_ctx *g = gw_get(c);
+    c->tel_class = GEN_CLASS_GATEWAY; /* for the tcp_proxy filters' access logs */
     Envoy__Config__Listener__V3__Listener *l = GA_MSG(c->a, Envoy__Config__Listener__V3__Listener,
                                                       envoy__config__listener__v3__listener__init);
     l->name = ga_strdup(c->a, it->name);

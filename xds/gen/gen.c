@@ -283,21 +283,6 @@ void xds_gen_free(xds_gen *g)
 static const xds_mesh_authz gen_no_mesh_authz;
 static const xds_mesh_telemetry gen_no_mesh_telemetry;
 
-static void telemetry_copy(xds_mesh_telemetry *d, const xds_mesh_telemetry *m)
-{
-    *d = *m;
-    d->access_log_file =
-        m->access_log_file && m->access_log_file[0] ? xstrdup(m->access_log_file) : NULL;
-    d->access_log_format = m->access_log_format ? xstrdup(m->access_log_format) : NULL;
-}
-
-void xds_mesh_telemetry_clear(xds_mesh_telemetry *m)
-{
-    free(m->access_log_file);
-    free(m->access_log_format);
-    memset(m, 0, sizeof *m);
-}
-
 /* A copy of the generator's current settings (g->mu held), for a setter to change. */
 static gen_mesh *gen_mesh_dup(const gen_mesh *o)
 {
@@ -307,7 +292,7 @@ static gen_mesh *gen_mesh_dup(const gen_mesh *o)
         return m;
     m->trust_domain = o->trust_domain ? xstrdup(o->trust_domain) : NULL;
     xds_mesh_authz_copy(&m->authz, &o->authz);
-    telemetry_copy(&m->telemetry, &o->telemetry);
+    xds_mesh_telemetry_copy(&m->telemetry, &o->telemetry);
     m->registry_only = o->registry_only;
     m->ingress_tls = o->ingress_tls;
     return m;
@@ -367,7 +352,7 @@ void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *t)
     gen_mesh *m = gen_mesh_begin(g);
     xds_mesh_telemetry_clear(&m->telemetry);
     if (t)
-        telemetry_copy(&m->telemetry, t);
+        xds_mesh_telemetry_copy(&m->telemetry, t);
     gen_mesh_commit(g, m);
 }
 
@@ -387,7 +372,7 @@ void xds_gen_set_mesh(xds_gen *g, const xds_mesh_authz *authz, const xds_mesh_te
         xds_mesh_authz_copy(&m->authz, authz);
     xds_mesh_telemetry_clear(&m->telemetry);
     if (telemetry)
-        telemetry_copy(&m->telemetry, telemetry);
+        xds_mesh_telemetry_copy(&m->telemetry, telemetry);
     m->registry_only = mode == XDS_OUTBOUND_REGISTRY_ONLY;
     gen_mesh_commit(g, m);
 }
@@ -728,7 +713,9 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
     unsigned uses = (lds || rds) ? gen_label_uses(g, s) : 0;
     if ((fl == XDS_FLAVOUR_ENVOY_GATEWAY && (lds || rds)) ||
         ((lds || rds) && (uses & GEN_LABELS_SOURCE)) || (lds && (uses & GEN_LABELS_SECURITY)) ||
-        ((cds || eds || rds) && mesh_snapshot_dr_selects(s, p->ns)))
+        ((cds || eds || rds) && mesh_snapshot_dr_selects(s, p->ns)) ||
+        /* a Telemetry with a selector: which apply (stats, access logs) follows labels */
+        (lds && fl != XDS_FLAVOUR_GRPC && mesh_snapshot_telemetry_selects(s, p->ns)))
         k->labels = &p->labels;
     k->names = names;
     k->nnames = names ? nnames : 0;
@@ -917,10 +904,12 @@ void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses)
  * time.
  * - Envoy sidecar CDS: outbound clusters plus inbound clusters (endpoints), so services,
  *   DestinationRules, endpoints; sidecar LDS/RDS and gateway LDS/RDS read everything
- *   (Gateways, VirtualServices with TCP/TLS routes, inbound ports): every kind.
+ *   (Gateways, VirtualServices with TCP/TLS routes, inbound ports, Telemetries: the stats
+ *   filters and access logs of every Envoy listener): every kind.
  * - SDS has no generator: every kind (it is cheap and always empty).
  */
 #define K(k) (1u << (k))
+_Static_assert(MESH_KIND__COUNT <= 32, "kinds_changed is a 32-bit mask");
 #define GEN_K_SERVICES (K(MESH_KIND_SERVICE) | K(MESH_KIND_SERVICE_ENTRY) | K(MESH_KIND_NAMESPACE))
 #define GEN_K_ENDPOINTS (K(MESH_KIND_POD) | K(MESH_KIND_ENDPOINTS) | K(MESH_KIND_ENDPOINT_SLICE))
 
@@ -1020,6 +1009,13 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
                  .ingress_tls = mesh && mesh->ingress_tls};
     gen_items items = {0};
     ops->list(&c, names, nnames, &items);
+    /* every Envoy listener carries the stats filters and access logs of the Telemetries
+     * that apply to the proxy: they are part of each one's key */
+    if (!c.grpc && strcmp(type_url, XDS_TYPE_LISTENER) == 0) {
+        const char *tk = gen_telemetry_key(&c);
+        for (size_t i = 0; i < items.n; i++)
+            items.v[i].extra = ga_printf(&a, "%s|%s", items.v[i].extra ? items.v[i].extra : "", tk);
+    }
 
     out->items = xcalloc(items.n ? items.n : 1, sizeof *out->items);
     for (size_t i = 0; i < items.n; i++) {

@@ -166,21 +166,52 @@ typedef enum {
     XDS_ACCESS_LOG_JSON,
 } xds_access_log_encoding;
 
-/* What istiod reads from mesh config for its telemetry filters when no Telemetry resource
- * applies (we do not read Telemetry resources): the legacy access log fields and whether
- * the prometheus provider is a default metrics provider. */
+/* A telemetry extensionProvider of mesh config, as the Telemetry API resolves provider
+ * names (istiod's fetchProvider: first by name, ignoring case). The built-in prometheus,
+ * stackdriver and envoy (file access log to /dev/stdout) providers need no entry; an entry
+ * of the same name replaces the built-in one. */
+typedef enum {
+    XDS_TEL_PROVIDER_OTHER = 0, /* a kind we do not build (zipkin, opentelemetry, ALS, ...) */
+    XDS_TEL_PROVIDER_PROMETHEUS,
+    XDS_TEL_PROVIDER_FILE_LOG, /* envoyFileAccessLog */
+} xds_tel_provider_kind;
+
+typedef enum {
+    XDS_TEL_LOG_FORMAT_NONE = 0, /* logFormat unset */
+    XDS_TEL_LOG_FORMAT_TEXT,     /* logFormat.text (may be empty: istiod's default text) */
+    XDS_TEL_LOG_FORMAT_LABELS,   /* logFormat.labels (JSON; empty: istiod's default JSON) */
+} xds_tel_log_format;
+
+typedef struct xds_tel_provider {
+    char *name;
+    xds_tel_provider_kind kind;
+    char *path; /* envoyFileAccessLog.path; NULL or "" = /dev/stdout */
+    xds_tel_log_format format;
+    char *text;   /* logFormat.text */
+    char *labels; /* logFormat.labels as a JSON object text */
+} xds_tel_provider;
+
+/* What istiod reads from mesh config for its telemetry filters: the legacy access log
+ * fields (used when no Telemetry resource or default provider configures access logs),
+ * defaultProviders and the telemetry extensionProviders. */
 typedef struct xds_mesh_telemetry {
     char *access_log_file; /* accessLogFile; NULL = no access logs */
     xds_access_log_encoding access_log_encoding;
     char *access_log_format;     /* accessLogFormat as written; NULL = istiod's default */
     bool no_listener_access_log; /* disableEnvoyListenerLog */
-    /* defaultProviders.metrics given without "prometheus": no istio.stats filters. Absent
-     * defaultProviders means Istio's install default, metrics: [prometheus]. */
-    bool no_metrics;
+    /* defaultProviders.metrics, when has_default_metrics; else Istio's install default,
+     * metrics: [prometheus] */
+    bool has_default_metrics;
+    xds_strlist default_metrics;
+    xds_strlist default_access_logging; /* defaultProviders.accessLogging */
+    xds_tel_provider *providers;        /* the telemetry extensionProviders, in file order */
+    size_t nproviders;
 } xds_mesh_telemetry;
 
 /* Frees what m holds (not m) and zeroes it. */
 void xds_mesh_telemetry_clear(xds_mesh_telemetry *m);
+/* A deep copy of src into *dst (which it overwrites). */
+void xds_mesh_telemetry_copy(xds_mesh_telemetry *dst, const xds_mesh_telemetry *src);
 /* The telemetry settings this generator uses (copied; NULL = istiod's defaults: stats on,
  * no access log). Any time, like the authorization settings. */
 void xds_gen_set_mesh_telemetry(xds_gen *g, const xds_mesh_telemetry *m);

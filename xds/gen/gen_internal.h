@@ -106,8 +106,16 @@ typedef struct gen_view {
     const mesh_sidecar *sidecar;
 } gen_view;
 
+/* istiod's listener classes, which pick the metadata exchange and stats configuration. */
+typedef enum {
+    GEN_CLASS_SIDECAR_INBOUND = 0,
+    GEN_CLASS_SIDECAR_OUTBOUND,
+    GEN_CLASS_GATEWAY,
+} gen_listener_class;
+
 struct gen_scope;
 struct gen_egress;
+struct gen_tel;
 
 typedef struct gen_ctx {
     gen_arena *a;
@@ -119,8 +127,11 @@ typedef struct gen_ctx {
     const xds_mesh_authz *mesh_authz; /* trust domain aliases, ext_authz providers; may be NULL */
     const xds_mesh_telemetry *telemetry; /* access log and metrics settings; never NULL */
     void *fctx;                          /* flavour-specific per-call data, built lazily (arena) */
-    /* the mesh config file access log, built once per call (telemetry.c) */
-    Envoy__Config__Accesslog__V3__AccessLog *access_log;
+    /* the Telemetries that apply to the proxy and what they make of each class, built
+     * once per call (telemetry.c) */
+    struct gen_tel *tel;
+    /* the class of the listener being built: the access logs of its tcp_proxy filters */
+    gen_listener_class tel_class;
     bool registry_only;              /* mesh config outboundTrafficPolicy.mode REGISTRY_ONLY */
     bool ingress_tls;                /* ENABLE_TLS_ON_SIDECAR_INGRESS */
     struct gen_scope *scope;         /* the Sidecar scope, built once per call (scope.c) */
@@ -309,13 +320,6 @@ Envoy__Config__Listener__V3__Filter *gen_tcp_proxy_filter(gen_ctx *c, const char
 
 /* ---- telemetry (telemetry.c) ------------------------------------------------------------ */
 
-/* istiod's listener classes, which pick the metadata exchange and stats configuration. */
-typedef enum {
-    GEN_CLASS_SIDECAR_INBOUND = 0,
-    GEN_CLASS_SIDECAR_OUTBOUND,
-    GEN_CLASS_GATEWAY,
-} gen_listener_class;
-
 /* An HCM's telemetry as istiod's default install has it: istio.metadata_exchange first
  * (ahead of the authentication and authorization filters, so their denials carry peer
  * metadata: call after gen_hcm_security_filters), istio.stats just before the router, and
@@ -327,7 +331,8 @@ void gen_hcm_telemetry(
 /* Appends the network istio.metadata_exchange filter (inbound chains, ISTIO_MUTUAL gateway
  * TCP servers) to *f. */
 void gen_tcp_mx_filter(gen_ctx *c, Envoy__Config__Listener__V3__Filter ***f, size_t *n);
-/* Appends the network istio.stats filter of cls to *f (nothing when metrics are off). */
+/* Appends the network istio.stats filters of cls to *f (one per prometheus provider in
+ * force; nothing when metrics are off). */
 void gen_tcp_stats_filter(gen_ctx *c, gen_listener_class cls,
                           Envoy__Config__Listener__V3__Filter ***f, size_t *n);
 /* Appends the upstream istio.metadata_exchange filter to a cluster's filters: the client
@@ -338,8 +343,12 @@ void gen_cluster_mx_filter(gen_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl);
 /* The listener-level access log (only connections no chain took, response flag NR) on l,
  * as istiod sets it on virtualInbound, virtualOutbound and gateway listeners. */
 void gen_listener_access_log(gen_ctx *c, Envoy__Config__Listener__V3__Listener *l);
-/* The mesh config file access log, appended to *logs (nothing without accessLogFile). */
+/* The access logs of c->tel_class, appended to *logs: the Telemetry API's providers, else
+ * the mesh config file access log (nothing without accessLogFile). */
 void gen_access_log_add(gen_ctx *c, Envoy__Config__Accesslog__V3__AccessLog ***logs, size_t *n);
+/* The Telemetries that apply to the proxy ("tel=ns/a,ns/b" or "tel=-"), for the cache keys
+ * of every listener: they shape its stats filters and access logs. Arena-owned. */
+const char *gen_telemetry_key(gen_ctx *c);
 
 /* ---- L4 routes (VirtualService tcp and tls) ----------------------------------------------- */
 

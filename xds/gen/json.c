@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
+#include "envoy/extensions/access_loggers/filters/cel/v3/cel.pb-c.h"
 #include "envoy/extensions/formatter/cel/v3/cel.pb-c.h"
 #include "envoy/extensions/formatter/metadata/v3/metadata.pb-c.h"
 #include "envoy/extensions/formatter/req_without_query/v3/req_without_query.pb-c.h"
@@ -60,6 +61,7 @@ static const ProtobufCMessageDescriptor *const json_registry[] = {
     &envoy__extensions__filters__network__ext_authz__v3__ext_authz__descriptor,
     &envoy__extensions__filters__http__jwt_authn__v3__jwt_authentication__descriptor,
     &envoy__extensions__access_loggers__file__v3__file_access_log__descriptor,
+    &envoy__extensions__access_loggers__filters__cel__v3__expression_filter__descriptor,
     &envoy__extensions__formatter__cel__v3__cel__descriptor,
     &envoy__extensions__formatter__metadata__v3__metadata__descriptor,
     &envoy__extensions__formatter__req_without_query__v3__req_without_query__descriptor,

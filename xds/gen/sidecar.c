@@ -701,7 +701,11 @@ static Envoy__Config__Listener__V3__Listener *sc_inbound_listener(gen_ctx *c, co
 static ProtobufCMessage *sc_lds_build(gen_ctx *c, const gen_item *it)
 {
     Envoy__Config__Listener__V3__Listener *l = NULL;
-    switch ((uintptr_t)it->ref & ~SC_L_BOUND) {
+    uintptr_t kind = (uintptr_t)it->ref & ~SC_L_BOUND;
+    /* the class the tcp_proxy filters' access logs follow (Telemetry match.mode) */
+    c->tel_class = kind == SC_L_VIN || kind == SC_L_INBOUND_BOUND ? GEN_CLASS_SIDECAR_INBOUND
+                                                                  : GEN_CLASS_SIDECAR_OUTBOUND;
+    switch (kind) {
     case SC_L_VOUT: {
         /* istiod's buildOutboundCatchAllNetworkFiltersOnly: unknown destinations go to
          * PassthroughCluster (ALLOW_ANY), the egressProxy's cluster, or BlackHoleCluster

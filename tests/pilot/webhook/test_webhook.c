@@ -119,6 +119,25 @@ static const hcase hcases[] = {
      200,
      "'warnings':['Sidecar default/s: spec.workloadSelector: sidecar: workload selector "
      "specified without labels, will be applied to all services in namespace']"},
+    /* Telemetry is judged too (telemetry.istio.io v1 and v1alpha1), istiod's reasons */
+    {"invalid telemetry denied with istiod's reason", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'telemetry.istio.io/v1','kind':'Telemetry','metadata':{'"
+                      "name':'t'},'spec':{'tracing':[{'randomSamplingPercentage':101}]}}"),
+     200,
+     "'allowed':false,'status':{'message':'configuration is invalid: Telemetry default/t: "
+     "spec.tracing[0].randomSamplingPercentage: randomSamplingPercentage must be in range "
+     "[0.0, 100.0]'}"},
+    {"valid telemetry (v1alpha1) allowed", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'telemetry.istio.io/v1alpha1','kind':'Telemetry',"
+                      "'metadata':{'name':'t'},'spec':{'metrics':[{'overrides':[{'match':{"
+                      "'metric':'REQUEST_COUNT'},'tagOverrides':{'x':{'value':'y'}}}]}]}}"),
+     200, "'uid':'u-1','allowed':true}"},
+    {"telemetry warning returned", "/validate", "application/json",
+     REVIEW("CREATE", "{'apiVersion':'telemetry.istio.io/v1','kind':'Telemetry','metadata':{'"
+                      "name':'t'},'spec':{'tracing':[{},{}]}}"),
+     200,
+     "'warnings':['Telemetry default/t: spec.tracing: multiple tracing is not currently "
+     "supported']"},
     {"kubernetes kind allowed", "/validate", "application/json",
      REVIEW("CREATE", "{'apiVersion':'v1','kind':'Service','metadata':{'name':'S_S'}}"), 200,
      "'allowed':true"},

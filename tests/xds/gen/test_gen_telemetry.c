@@ -464,7 +464,7 @@ static void test_access_log_json(void **state)
 static void test_no_metrics(void **state)
 {
     (void)state;
-    xds_mesh_telemetry t = {.no_metrics = true};
+    xds_mesh_telemetry t = {.has_default_metrics = true}; /* defaultProviders.metrics: [] */
     xds_resource_set set;
     listeners(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.5", "app=app", &t, &set);
     char buf[512];
