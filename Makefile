@@ -2,9 +2,10 @@
 #   make        install what is missing, configure, build build/pilot/pilot-discovery
 #   make demo   ... and run the control plane on manifests/samples
 #   make test   ... build the test peers (tests/peers: kube-apiserver, etcd, kubectl,
-#               xdscheck, grpcxds from pinned Go modules, cached in PEERS_CACHE) and run the
-#               whole suite under ASan+UBSan (build-san/) and the threaded unit tests under
-#               TSan (build-tsan/), ending with one line "N passed, N failed, N skipped"
+#               xdscheck, grpcxds, kialicheck from pinned Go modules, cached in
+#               PEERS_CACHE) and run the whole suite under ASan+UBSan (build-san/) and
+#               the threaded unit tests under TSan (build-tsan/), ending with one line
+#               "N passed, N failed, N skipped"
 #   make peers  only the test peers
 #   make fuzz   every libFuzzer target (clang) for 10 million runs or 30 min each
 #               (FUZZ_RUNS, FUZZ_TIME), new-coverage inputs merged into tests/fuzz/corpus

@@ -10,6 +10,10 @@
  *   data.values  the Helm values (JSON or YAML): the fields the default template reads
  *                (the table below), each type-checked.
  *
+ * /debug/inject shows the config's `templates` as istiod does (its RawTemplates: name ->
+ * template text, `{}` before any settings): the text the ConfigMap holds, which tools
+ * read, though the injection itself is inject.c's.
+ *
  * Both keys must be present and every field we read must have its type, or the whole
  * ConfigMap is refused with a line naming the key and field, and the last good settings
  * stay (istiod keeps its last config too). A delete keeps them as well.
@@ -28,6 +32,7 @@
 
 #include "pilot/base/log.h"
 #include "pilot/base/yaml.h"
+#include "pilot/obs/debug.h"
 #include "pilot/webhook/webhook_internal.h"
 
 #define WH_CM_NAME "istio-sidecar-injector"
@@ -629,6 +634,26 @@ static void files_check_locked(wh_injector *wi)
     free(v);
 }
 
+/* /debug/inject: istiod's injectTemplateHandler, the current settings' templates by name
+ * (string entries only: istiod's map[string]string refuses anything else). */
+static void h_inject(void *ud, const dbg_request *req, dbg_response *resp)
+{
+    wh_settings *s = wh_injector_acquire(ud);
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *t = s ? cJSON_GetObjectItemCaseSensitive(s->config, "templates") : NULL;
+    const cJSON *it;
+    if (cJSON_IsObject(t)) {
+        cJSON_ArrayForEach(it, t)
+        {
+            if (cJSON_IsString(it))
+                cJSON_AddStringToObject(out, it->string, it->valuestring);
+        }
+    }
+    dbg_send_json(req, resp, out);
+    cJSON_Delete(out);
+    wh_settings_release(s);
+}
+
 wh_injector *wh_injector_new(const char *istio_ns, const char *revision, const char *dir)
 {
     wh_injector *wi = xcalloc(1, sizeof *wi);
@@ -650,6 +675,7 @@ wh_injector *wh_injector_new(const char *istio_ns, const char *revision, const c
             wi->next_check_ns = util_now_ns() + WH_FILES_CHECK_NS;
         }
     }
+    dbg_register("/debug/inject", "Active inject template", h_inject, wi);
     return wi;
 }
 
@@ -657,6 +683,7 @@ void wh_injector_free(wh_injector *wi)
 {
     if (!wi)
         return;
+    dbg_unregister("/debug/inject", wi); /* waits for a handler call still reading wi */
     wh_settings_release(wi->cur);
     pthread_mutex_destroy(&wi->mu);
     free(wi->mesh_proxy_config);

@@ -69,7 +69,8 @@ typedef struct wh_injector wh_injector;
  * istio-sidecar-injector, else istio-sidecar-injector-<rev>, as istiod names it); dir: when
  * dir/config exists at start, dir/config and dir/values are read instead of the ConfigMap
  * and re-read when they change (istiod's ./var/lib/istio/inject), NULL = none. Strings are
- * copied. */
+ * copied. Registers /debug/inject (the settings' templates, as istiod shows them) until
+ * wh_injector_free, which must not run inside a debug handler. */
 wh_injector *wh_injector_new(const char *istio_ns, const char *revision, const char *dir);
 void wh_injector_free(wh_injector *wi);
 /* Mesh config defaultConfig changed (compact JSON, copied; NULL: none): the next

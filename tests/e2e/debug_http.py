@@ -2,9 +2,12 @@
 """istiod's HTTP debug endpoints and dashboard gauges against the real pilot-discovery.
 
 Checks: /debug/push_status, /debug/mesh, /debug/authorizationz, /debug/endpointz,
-/debug/telemetryz, /debug/networkz, /debug/instancesz, /debug/sidecarz answer istiod's JSON keys with our data; /debug/list
+/debug/telemetryz, /debug/networkz, /debug/instancesz, /debug/sidecarz answer istiod's JSON keys with our data;
+/debug/inject gives the injector ConfigMap's templates by name and follows a change; /debug/list
 names them; pilot_services and pilot_virt_services equal what registryz and configz list;
 pilot_proxy_queue_time counts the push a config change makes to a connected stream;
+pilot_conflict_outbound_listener_tcp_over_current_tcp counts two ServiceEntries on one
+address and TCP port once the proxy's listeners are generated;
 istiod's allowAuthenticatedOrLocalhost: from a non-loopback address of this host, /debug/*
 answers 401 (no TokenReview configured here, so no token can pass) while /ready, /version
 and the /debug index stay open.
@@ -37,6 +40,37 @@ spec:
   egress:
   - hosts: ["./*", "istio-system/*"]
 """
+INJECTOR = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio-sidecar-injector, namespace: istio-system}
+data:
+  config: |
+    policy: enabled
+    defaultTemplates: [sidecar]
+    templates:
+      sidecar: |
+        spec:
+          containers:
+          - name: istio-proxy
+      %s: |
+        metadata:
+          labels: {custom: "yes"}
+  values: |
+    {"global": {"hub": "example.org/istio"}}
+"""
+# two ServiceEntries on one address and TCP port: one listener, istiod's tcp-over-tcp conflict
+CONFLICT = "".join("""---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zdb%d, namespace: default}
+spec:
+  hosts: [zdb%d.example.com]
+  addresses: [240.0.0.10]
+  resolution: NONE
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}]
+""" % (i, i) for i in (1, 2))
+SIDECAR_TEXT = "spec:\n  containers:\n  - name: istio-proxy\n"
+CUSTOM_TEXT = 'metadata:\n  labels: {custom: "yes"}\n'
 MESH = "rootNamespace: istio-system\ntrustDomain: example.org\naccessLogFile: /dev/stdout\n"
 
 failures = []
@@ -70,9 +104,13 @@ def main():
     with open(mesh, "w") as f:
         f.write(MESH)
     pilot = ec.Pilot(config_src=os.path.join(src, "manifests", "samples"),
-                     config_files={"zz-ap.yaml": AP, "zz-sidecar.yaml": SIDECAR}, workdir=work)
-    # every interface, so that a non-loopback caller can be tried (the last flag wins)
-    pilot.extra_args = ["--meshConfig", mesh, "--httpAddr", "0.0.0.0:%d" % pilot.http_port]
+                     config_files={"zz-ap.yaml": AP, "zz-sidecar.yaml": SIDECAR,
+                                   "zz-injector.yaml": INJECTOR % "custom",
+                                   "zz-conflict.yaml": CONFLICT}, workdir=work)
+    # every interface, so that a non-loopback caller can be tried (the last flag wins); the
+    # webhooks on a port of their own (the injector, and so /debug/inject, comes with them)
+    pilot.extra_args = ["--meshConfig", mesh, "--httpAddr", "0.0.0.0:%d" % pilot.http_port,
+                        "--httpsAddr", "127.0.0.1:%d" % ec.free_port()]
     pilot.start()
     rc = 1
     try:
@@ -98,9 +136,20 @@ def main():
               "/debug/telemetryz: istiod's keys, no Telemetry objects (%s)" % tz)
         st, body = ec.http_get(pilot.url("/debug/networkz"))
         check(st == 200 and body.strip() == "null", "/debug/networkz: no gateways (null)")
+        inj = pilot.json("/debug/inject")
+        check(inj == {"sidecar": SIDECAR_TEXT, "custom": CUSTOM_TEXT},
+              "/debug/inject: the ConfigMap's templates by name, as written (%s)" % inj)
+        with open(os.path.join(pilot.config_dir, "zz-injector.yaml"), "w") as f:
+            f.write(INJECTOR % "renamed")
+        deadline = time.time() + 10
+        while time.time() < deadline and "renamed" not in pilot.json("/debug/inject"):
+            time.sleep(0.1)
+        inj = pilot.json("/debug/inject")
+        check(inj == {"sidecar": SIDECAR_TEXT, "renamed": CUSTOM_TEXT},
+              "/debug/inject follows the ConfigMap's change (%s)" % inj)
         paths = pilot.json("/debug/list")
         want = ["/debug/push_status", "/debug/mesh", "/debug/authorizationz",
-                "/debug/endpointz", "/debug/telemetryz", "/debug/networkz"]
+                "/debug/endpointz", "/debug/telemetryz", "/debug/networkz", "/debug/inject"]
         check(all(p in paths for p in want), "/debug/list names the new endpoints")
 
         nsvc = len(pilot.json("/debug/registryz"))
@@ -159,6 +208,20 @@ def main():
             while time.time() < deadline and pilot.metric("pilot_services") != nsvc + 1:
                 time.sleep(0.1)
             check(pilot.metric("pilot_services") == nsvc + 1, "pilot_services follows the push")
+            # the listeners: 240.0.0.10_5432 is zdb1's, zdb2's chain conflicts (istiod's
+            # pilot_conflict_outbound_listener_tcp_over_current_tcp, one per listener name)
+            s.send(Req(type_url="type.googleapis.com/envoy.config.listener.v3.Listener"))
+            r = s.recv(timeout=10)
+            check(r is not None and r.type_url.endswith("Listener"), "LDS answered")
+            gname = "pilot_conflict_outbound_listener_tcp_over_current_tcp"
+            deadline = time.time() + 5
+            while time.time() < deadline and pilot.metric(gname) != 1:
+                time.sleep(0.1)
+            check(pilot.metric(gname) == 1, "%s = 1 (%s)" % (gname, pilot.metric(gname)))
+            text = ec.http_get(pilot.murl("/metrics"))[1]
+            check("\npilot_conflict_inbound_listener 0\n" in text and
+                  "# TYPE pilot_conflict_inbound_listener gauge" in text,
+                  "pilot_conflict_inbound_listener exported, 0 (no pod port with two protocols)")
             s.close()
 
         ip = local_ip()
@@ -170,6 +233,8 @@ def main():
             check(st == 401, "off loopback (%s): /debug/syncz answers 401 (%d)" % (ip, st))
             st, _ = ec.http_get(base + "/debug/configz")
             check(st == 401, "off loopback: /debug/configz answers 401")
+            st, _ = ec.http_get(base + "/debug/inject")
+            check(st == 401, "off loopback: /debug/inject answers 401")
             req = urllib.request.Request(base + "/debug/syncz",
                                             headers={"Authorization": "Bearer not-a-jwt"})
             try:

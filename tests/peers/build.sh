@@ -5,6 +5,7 @@
 #   etcd                     go.etcd.io/etcd/server/v3
 #   istioctl                 istio.io/istio (istioctl/cmd/istioctl)
 #   xdscheck, grpcxds        ours (tests/peers/xdscheck, tests/peers/grpcxds)
+#   kialicheck               ours (tests/peers/kialicheck), on github.com/kiali/kiali
 # into CACHE_DIR/bin, with GOMODCACHE=CACHE_DIR/mod and GOCACHE=CACHE_DIR/build.
 # Skips the build when CACHE_DIR/bin/.stamp holds the hash of go.mod, go.sum, the Go
 # sources (not the tests), this script and the Go version. go.sum is never changed (-mod=readonly).
@@ -51,7 +52,7 @@ stamp=$(
     } | sha256sum | cut -d' ' -f1
 )
 
-binaries=(kube-apiserver kubectl kube-controller-manager etcd istioctl xdscheck grpcxds)
+binaries=(kube-apiserver kubectl kube-controller-manager etcd istioctl xdscheck grpcxds kialicheck)
 have_all() {
     local b
     for b in "${binaries[@]}"; do
@@ -66,6 +67,7 @@ print_versions() {
     first_line "$bin/etcd" --version
     echo "istioctl: istio.io/istio $(mod_version istio.io/istio)"
     echo "xdscheck, grpcxds: go-control-plane/envoy $gcp, grpc-go $grpcv"
+    echo "kialicheck: github.com/kiali/kiali $(mod_version github.com/kiali/kiali)"
 }
 
 mod_version() { go list -m -f '{{.Version}}' "$1"; }
@@ -78,7 +80,7 @@ if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp" ] && have_all; th
     exit 0
 fi
 
-echo "peers: building kube-apiserver, kube-controller-manager, etcd, kubectl, istioctl, xdscheck, grpcxds (cold build: several minutes)"
+echo "peers: building kube-apiserver, kube-controller-manager, etcd, kubectl, istioctl, xdscheck, grpcxds, kialicheck (cold build: several minutes)"
 rm -f "$bin/.stamp"
 mkdir -p "$bin"
 
@@ -101,7 +103,7 @@ build=(go build -p 2 -trimpath)
     k8s.io/kubernetes/cmd/kube-controller-manager
 "${build[@]}" -ldflags="-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
 "${build[@]}" -ldflags="-s -w" -o "$bin/istioctl" istio.io/istio/istioctl/cmd/istioctl
-"${build[@]}" -ldflags="-s -w" -o "$bin/" ./xdscheck ./grpcxds
+"${build[@]}" -ldflags="-s -w" -o "$bin/" ./xdscheck ./grpcxds ./kialicheck
 
 have_all
 echo "$stamp" >"$bin/.stamp"

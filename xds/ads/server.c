@@ -796,6 +796,9 @@ static void *shard_main(void *arg)
 void xds_server_on_push(void *ud, mesh_snapshot *snap, const mesh_push_request *req)
 {
     xds_server *srv = ud;
+    /* a full push is istiod's new PushContext: the conflict gauges count afresh */
+    if (snap != NULL && (req == NULL || req->full))
+        xds_gen_conflicts_reset(srv->gen, snap->version);
     for (int i = 0; i < XDS_SHARDS; i++) {
         srv_shard *sh = &srv->shards[i];
         pthread_mutex_lock(&sh->mbox_lock);

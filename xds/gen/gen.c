@@ -77,6 +77,20 @@
  *   that entry's id, so a stream that already sent it skips the type in O(1).
  * - Lifetime: entries of snapshot versions older than the previous one are dropped with
  *   the bytes cache's; at most GEN_MEMO_MAX entries (beyond, sets are simply not memoized).
+ *
+ * istiod's conflict gauges (pilot_conflict_inbound_listener,
+ * pilot_conflict_outbound_listener_tcp_over_current_tcp):
+ * - istiod records a conflict in the PushContext of the last full push, once per key (the
+ *   proxy ID inbound, the listener name outbound: PushContext.AddMetric), where its
+ *   listener builders resolve it, and the gauge is the number of keys. Here the generators
+ *   note the same conflicts where they resolve them (gen_conflict_note; inbound per proxy
+ *   from the inbound signature, so replicas sharing a memoized set are each counted); a full
+ *   push of snapshot version v (xds_gen_conflicts_reset) starts a new, zeroed count that the
+ *   regenerations from v on fill; notes from older snapshots are dropped. istiod publishes a
+ *   push's count when the next full push starts (or within 10 s); ours follows as notes come.
+ * - Keys are kept as 64-bit hashes, at most GEN_CONFLICT_MAX per kind (beyond, the gauge
+ *   stops growing). cf.mu is a leaf lock, never taken with g->mu held; generation threads
+ *   (every xDS shard) and the model thread (the reset) take it.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -84,6 +98,7 @@
 
 #include "pilot/base/log.h"
 #include "pilot/base/util.h"
+#include "pilot/obs/metrics.h"
 #include "xds/gen/gen_internal.h"
 
 #define GEN_CACHE_BUCKETS 8192u
@@ -158,6 +173,7 @@ static void gen_mesh_release(gen_mesh *m);
 typedef struct gen_ipsig_port {
     uint32_t port;
     int protocol;
+    uint64_t host; /* hash of the hostname of the service first seen on the port */
 } gen_ipsig_port;
 
 typedef struct gen_ipsig {
@@ -169,6 +185,9 @@ typedef struct gen_ipsig {
     gen_ipsig_port *ports;
     size_t nports;
     char *lds;
+    /* two services select the port with different protocols: istiod's inbound conflict
+     * (reportInboundConflict), resolved as sidecar.c does, for the first one */
+    bool conflict;
 } gen_ipsig;
 
 typedef struct gen_ipsig_idx {
@@ -178,6 +197,16 @@ typedef struct gen_ipsig_idx {
 } gen_ipsig_idx;
 
 static void gen_ipsig_clear(gen_ipsig_idx *x);
+
+#define GEN_CONFLICT_MAX 4096
+
+typedef struct gen_conflicts {
+    pthread_mutex_t mu;
+    uint64_t epoch; /* the snapshot version of the last full push: older notes are dropped */
+    uint64_t keys[GEN_CONFLICT_KINDS][GEN_CONFLICT_MAX];
+    size_t n[GEN_CONFLICT_KINDS];
+    metric *gauge[GEN_CONFLICT_KINDS];
+} gen_conflicts;
 
 struct xds_gen {
     pthread_mutex_t mu;
@@ -197,6 +226,7 @@ struct xds_gen {
         unsigned uses;
     } sl[2];
     gen_ipsig_idx ipsig[2]; /* the inbound signatures of two snapshot versions (gen_ipsig) */
+    gen_conflicts cf;       /* istiod's pilot_conflict_* gauges */
 };
 
 static const struct {
@@ -226,6 +256,13 @@ xds_gen *xds_gen_new(void)
 {
     xds_gen *g = xcalloc(1, sizeof *g);
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->cf.mu, NULL);
+    /* istiod's names and help texts (pilot/pkg/model/push_context.go) */
+    g->cf.gauge[GEN_CONFLICT_INBOUND] = metric_gauge(
+        "pilot_conflict_inbound_listener", "Number of conflicting inbound listeners.", NULL);
+    g->cf.gauge[GEN_CONFLICT_OUTBOUND_TCP] =
+        metric_gauge("pilot_conflict_outbound_listener_tcp_over_current_tcp",
+                     "Number of conflicting tcp listeners with current tcp listener.", NULL);
     return g;
 }
 
@@ -273,6 +310,7 @@ void xds_gen_free(xds_gen *g)
         }
     }
     pthread_mutex_destroy(&g->mu);
+    pthread_mutex_destroy(&g->cf.mu);
     gen_mesh_release(g->mesh);
     gen_ipsig_clear(&g->ipsig[0]);
     gen_ipsig_clear(&g->ipsig[1]);
@@ -499,13 +537,18 @@ static void gen_ipsig_build(gen_ipsig_idx *x, const mesh_snapshot *s)
             int proto = (int)(sp ? sp->protocol : MESH_PROTO_UNSUPPORTED);
             gen_ipsig *x1 = *pp;
             strbuf_appendf(&x1->sig, "%u/%d/%s;", ep->port, proto, svc ? svc->hostname : "-");
+            const char *hn = svc ? svc->hostname : "-";
+            uint64_t host = util_hash64(hn, strlen(hn), 0);
             size_t k = 0;
             while (k < x1->nports && x1->ports[k].port != ep->port)
                 k++;
             if (k == x1->nports) {
                 x1->ports = xrealloc(x1->ports, (x1->nports + 1) * sizeof *x1->ports);
                 x1->ports[x1->nports].port = ep->port;
+                x1->ports[x1->nports].host = host;
                 x1->ports[x1->nports++].protocol = proto;
+            } else if (x1->ports[k].protocol != proto && x1->ports[k].host != host) {
+                x1->conflict = true;
             }
         }
     }
@@ -527,9 +570,9 @@ static void gen_ipsig_build(gen_ipsig_idx *x, const mesh_snapshot *s)
 }
 
 /* The inbound signature of IPs ips under s for LDS (lds) or CDS, in the call's arena:
- * "sig|sig|..." per IP. */
+ * "sig|sig|..." per IP; *conflict: whether one of the IPs has an inbound conflict. */
 static char *gen_ipsig_of(xds_gen *g, const mesh_snapshot *s, char *const *ips, size_t nips,
-                          bool lds, gen_arena *a)
+                          bool lds, gen_arena *a, bool *conflict)
 {
     gen_sbuf out = {0};
     pthread_mutex_lock(&g->mu);
@@ -546,9 +589,44 @@ static char *gen_ipsig_of(xds_gen *g, const mesh_snapshot *s, char *const *ips, 
         gen_ipsig *e = ips[i] ? *gen_ipsig_slot(x, ips[i]) : NULL;
         const char *sig = !e ? "" : lds ? e->lds : e->sig.data;
         ga_cat(a, &out, "%s|", sig ? sig : "");
+        *conflict = *conflict || (e && e->conflict);
     }
     pthread_mutex_unlock(&g->mu);
     return (char *)ga_sbuf_str(a, &out);
+}
+
+void gen_conflict_note(xds_gen *g, const mesh_snapshot *s, gen_conflict_kind kind, const char *key)
+{
+    if (!g || !s || !key || kind >= GEN_CONFLICT_KINDS)
+        return;
+    uint64_t h = util_hash64(key, strlen(key), 0);
+    pthread_mutex_lock(&g->cf.mu);
+    size_t n = g->cf.n[kind];
+    if (s->version < g->cf.epoch || n >= GEN_CONFLICT_MAX)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (g->cf.keys[kind][i] == h)
+            goto out;
+    g->cf.keys[kind][n] = h;
+    g->cf.n[kind] = n + 1;
+    metric_set(g->cf.gauge[kind], NULL, (double)(n + 1));
+out:
+    pthread_mutex_unlock(&g->cf.mu);
+}
+
+void xds_gen_conflicts_reset(xds_gen *g, uint64_t version)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->cf.mu);
+    if (version > g->cf.epoch) {
+        g->cf.epoch = version;
+        for (int k = 0; k < GEN_CONFLICT_KINDS; k++) {
+            g->cf.n[k] = 0;
+            metric_set(g->cf.gauge[k], NULL, 0);
+        }
+    }
+    pthread_mutex_unlock(&g->cf.mu);
 }
 
 static void gen_note_version(xds_gen *g, uint64_t v)
@@ -736,9 +814,15 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
         static char *const no_ips[1] = {NULL};
         if (p->ips && !own_ip) {
             char **v = ga_alloc(a, sizeof *v);
-            v[0] = gen_ipsig_of(g, s, p->ips, p->nips, lds, a);
+            bool conflict = false;
+            v[0] = gen_ipsig_of(g, s, p->ips, p->nips, lds, a, &conflict);
             k->ips = v;
             k->nips = 1;
+            /* per proxy, before the memo: replicas that share a set are each counted, as
+             * istiod counts every proxy ID; with Sidecar ingress listeners the inbound
+             * ports are the Sidecar's, not the endpoints' */
+            if (lds && conflict && p->id && !(k->sidecar && k->sidecar->ningress))
+                gen_conflict_note(g, s, GEN_CONFLICT_INBOUND, p->id);
         } else {
             k->ips = p->ips ? p->ips : no_ips; /* non-NULL marks "used" */
             k->nips = p->ips ? p->nips : 0;
@@ -998,6 +1082,7 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
     if (k.labels)
         view.labels = *k.labels;
     gen_ctx c = {.a = &a,
+                 .gen = g,
                  .p = &view,
                  .s = s,
                  .grpc = p->flavour == XDS_FLAVOUR_GRPC,

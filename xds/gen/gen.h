@@ -254,6 +254,11 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
  * rules (and why) are in xds/gen/gen.c. */
 uint32_t xds_type_kinds(const xds_proxy *p, const mesh_snapshot *s, const char *type_url);
 
+/* A full push of snapshot version `version` starts: istiod's pilot_conflict_* gauges drop
+ * to 0 and count the conflicts the generations from that version on find (istiod keeps them
+ * per full push's PushContext). An older or repeated version changes nothing. Any thread. */
+void xds_gen_conflicts_reset(xds_gen *g, uint64_t version);
+
 /* Memo statistics, for tests and /debug: lookups answered from the memo, and sets built. */
 void xds_gen_memo_stats(xds_gen *g, uint64_t *hits, uint64_t *misses);
 

@@ -119,6 +119,7 @@ struct gen_tel;
 
 typedef struct gen_ctx {
     gen_arena *a;
+    xds_gen *gen;      /* for gen_conflict_note */
     const gen_view *p; /* the proxy as its class sees it */
     const mesh_snapshot *s;
     bool grpc;                /* gRPC flavour: only what C core 1.51 accepts */
@@ -137,6 +138,17 @@ typedef struct gen_ctx {
     struct gen_scope *scope;         /* the Sidecar scope, built once per call (scope.c) */
     const struct gen_egress *egress; /* set while building for one egress listener, else NULL */
 } gen_ctx;
+
+/* The conflicts istiod counts in its pilot_conflict_* gauges (gen.c says how). */
+typedef enum {
+    GEN_CONFLICT_INBOUND,      /* key: the proxy ID (two services, different protocols) */
+    GEN_CONFLICT_OUTBOUND_TCP, /* key: the listener name (a TCP chain over an existing one) */
+    GEN_CONFLICT_KINDS
+} gen_conflict_kind;
+
+/* Notes one conflict found while generating from s; a key already noted since the last full
+ * push counts once, one from a snapshot older than that push is dropped. Any thread. */
+void gen_conflict_note(xds_gen *g, const mesh_snapshot *s, gen_conflict_kind kind, const char *key);
 
 /* One resource a proxy should get. `extra` is the proxy-specific input that shapes it
  * (part of the cache key); the other fields carry what the builder needs. */

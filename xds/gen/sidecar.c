@@ -186,6 +186,30 @@ static bool sc_port_seen(const gen_items *it, const char *name)
     return false;
 }
 
+/* A listener of this egress listener (items from `from` on) took name n before a service
+ * port of kind `tcp` (else HTTP) could: istiod's buildSidecarOutboundListener merges the
+ * two into one listener entry and counts pilot_conflict_outbound_listener_tcp_over_current_tcp
+ * when two filter chains have the same match (mergeTCPFilterChains): always for TCP over
+ * TCP (both default chains match everything), for HTTP and TCP only off the wildcard
+ * address (there its HTTP chains match on HTTP ALPNs, so they differ); HTTP over HTTP shares
+ * the listener, no conflict. A name taken by an earlier egress listener is not one (istiod's
+ * locked entries). We keep the first, as istiod keeps the first of two matching chains. */
+static void sc_note_outbound_conflict(gen_ctx *c, const gen_items *all, size_t from, const char *n,
+                                      const char *addr, bool tcp)
+{
+    for (size_t k = from; k < all->n; k++) {
+        if (strcmp(all->v[k].name, n) != 0)
+            continue;
+        uintptr_t kind = (uintptr_t)all->v[k].ref & ~SC_L_BOUND;
+        bool cur_tcp = kind == SC_L_TCP;
+        if (kind != SC_L_TCP && kind != SC_L_HTTP)
+            return;
+        if ((tcp && cur_tcp) || (tcp != cur_tcp && strcmp(addr, "0.0.0.0") != 0))
+            gen_conflict_note(c->gen, c->s, GEN_CONFLICT_OUTBOUND_TCP, n);
+        return;
+    }
+}
+
 /* The outbound listeners of one egress listener of the proxy's scope (eg NULL: istiod's
  * default catch-all over every exported service), as istiod's buildSidecarOutboundListeners
  * lays them out: a listener on a port is "<bind>_<port>" (HTTP: bind or 0.0.0.0; TCP: bind
@@ -194,6 +218,7 @@ static bool sc_port_seen(const gen_items *it, const char *name)
  * captureMode NONE (and a unix bind) binds the port, on 127.0.0.1 without a bind. */
 static void sc_lds_egress(gen_ctx *c, const gen_egress *eg, const char *tcp_key, gen_items *all)
 {
+    size_t from = all->n; /* what this egress listener adds */
     const mesh_sidecar_egress *e = eg ? eg->e : NULL;
     if (e && e->has_port && e->port.number == 0)
         return; /* a Unix domain socket listener: not built (see README) */
@@ -219,8 +244,10 @@ static void sc_lds_egress(gen_ctx *c, const gen_egress *eg, const char *tcp_key,
             if (mesh_protocol_is_http(proto)) {
                 const char *addr = bind ? bind : "0.0.0.0";
                 char *n = ga_printf(c->a, "%s_%u", addr, port);
-                if (sc_port_seen(all, n))
+                if (sc_port_seen(all, n)) {
+                    sc_note_outbound_conflict(c, all, from, n, addr, false);
                     continue;
+                }
                 gen_item it = {.name = n,
                                .extra = ga_strdup(c->a, bkey),
                                .port = port,
@@ -232,8 +259,10 @@ static void sc_lds_egress(gen_ctx *c, const gen_egress *eg, const char *tcp_key,
             for (size_t v = 0; v < (bind ? 1 : svc->nvips); v++) {
                 const char *addr = bind ? bind : svc->vips[v];
                 char *n = ga_printf(c->a, "%s_%u", addr, port);
-                if (sc_port_seen(all, n))
+                if (sc_port_seen(all, n)) {
+                    sc_note_outbound_conflict(c, all, from, n, addr, true);
                     continue;
+                }
                 gen_item it = {.name = n,
                                .extra = ga_printf(c->a, "%s%s", tcp_key, bkey),
                                .svc = svc,
