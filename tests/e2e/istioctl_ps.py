@@ -4,7 +4,8 @@ debug over xDS: `istioctl proxy-status --xds-address 127.0.0.1:<port> --plaintex
 pilot-discovery with two connected test proxies (one SotW, one Delta, both sending
 PROXY_CONFIG as istio-agent does) lists both and not istioctl's own connection; with
 --verbosity 1 each type they watch is SYNCED; -o json gives the ClientConfigs and our
-control plane identity. Also `istioctl x internal-debug syncz`
+control plane identity; `istioctl proxy-config clusters|listeners -f` reads our
+/debug/config_dump of a proxy. Also `istioctl x internal-debug syncz`
 (istio.io/debug) is refused on the plaintext port, as istiod refuses it.
 
 Skips (77) without grpcio or without $PILOT_PEERS_BIN/istioctl.
@@ -138,6 +139,28 @@ def main():
               "-o json: two ClientConfig resources (%d)" % len(res))
         cp = json.loads(doc.get("controlPlane", {}).get("identifier", "{}") or "{}")
         check(cp.get("Component") == "istiod", "-o json: controlPlane names istiod (%s)" % cp)
+
+        # istioctl proxy-config reads an Envoy config dump; ours (/debug/config_dump, what
+        # the proxy was last sent) in istioctl's tables, with the DestinationRule and
+        # VirtualService columns taken from the istio metadata we write
+        st, dump = ec.http_get(pilot.url("/debug/config_dump?proxyID=proxy-a.default"))
+        path = os.path.join(work, "proxy-a.json")
+        with open(path, "w") as f:
+            f.write(dump)
+        check(st == 200, "/debug/config_dump?proxyID=proxy-a.default answers 200 (%d)" % st)
+        code, out, err = istioctl(exe, "proxy-config", "clusters", "-f", path)
+        print(out + err)
+        rows = [ln.split() for ln in out.splitlines()[1:] if ln.strip()]
+        check(code == 0 and any(r[:3] == ["catalog.demo.svc.cluster.local", "9080", "v1"] and
+                                r[-1] == "catalog.demo" for r in rows) and
+              any(r[0] == "PassthroughCluster" for r in rows),
+              "proxy-config clusters -f: catalog's subset v1 with its DestinationRule, and "
+              "PassthroughCluster")
+        code, out, err = istioctl(exe, "proxy-config", "listeners", "-f", path)
+        print(out + err)
+        check(code == 0 and any(ln.split()[:2] == ["0.0.0.0", "9080"] and "Route: 9080" in ln
+                                for ln in out.splitlines()),
+              "proxy-config listeners -f: 0.0.0.0:9080 routed by RDS 9080")
 
         code, out, err = istioctl(exe, "x", "internal-debug", "syncz", "--xds-address",
                                   pilot.target(), "--plaintext", "--revision", "default")
