@@ -275,7 +275,7 @@ int main(int argc, char **argv)
         break;
     case FLAGS_CMD_VERSION:
         printf("version.BuildInfo{Version:\"%s\", GitRevision:\"%s\", Status:\"Clean\"}\n",
-               PILOT_VERSION, PILOT_GIT_REVISION);
+               PILOT_REPORTED_VERSION, PILOT_GIT_REVISION);
         rc = 0;
         break;
     case FLAGS_CMD_REQUEST:

@@ -353,7 +353,7 @@ static void dispatch(const dbg_server *srv, const dbg_request *r, dbg_response *
     }
     if (strcmp(path, "/version") == 0) {
         resp->content_type = "text/plain; charset=utf-8";
-        strbuf_appendf(&resp->body, "%s-%s-Clean", PILOT_VERSION, PILOT_GIT_REVISION);
+        strbuf_appendf(&resp->body, "%s-%s-Clean", PILOT_REPORTED_VERSION, PILOT_GIT_REVISION);
         return;
     }
     if (srv != NULL && srv->monitoring && strcmp(path, "/metrics") == 0) {

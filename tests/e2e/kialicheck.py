@@ -4,8 +4,8 @@ connected test proxies (CDS and LDS acked), then tests/peers/kialicheck (Kiali's
 and functions, github.com/kiali/kiali) on the monitoring port: /debug/syncz lists both
 proxies with cluster and version and Kiali shows them Synced, /debug/registryz decodes into
 Kiali's RegistryService with the sample's hostnames, ports and cluster VIPs and Kiali's
-validations and service filter find them, /version is read as upstream Istio of our
-version, /ready on the HTTP port counts as healthy. Then a proxy that never acks LDS is not
+validations and service filter find them, /version is read as upstream Istio of the
+release we serve (PILOT_ISTIO_VERSION: "1.24.6+pilotc.<ours>" reads as Istio 1.24.6), /ready on the HTTP port counts as healthy. Then a proxy that never acks LDS is not
 shown Synced, so the checker is seen to fail.
 
 Skips (77) without grpcio or without $PILOT_PEERS_BIN/kialicheck.
@@ -43,7 +43,7 @@ def check(cond, what):
 
 def project_version():
     with open(os.path.join(ec.env_path("PILOT_BUILD"), "pilot_version.h")) as f:
-        m = re.search(r'#define PILOT_VERSION "([^"]*)"', f.read())
+        m = re.search(r'#define PILOT_ISTIO_VERSION "([^"]*)"', f.read())
     return m.group(1) if m else ""
 
 

@@ -59,7 +59,7 @@ got=$(vs_names "$hp")
 [ "$got" = "$want" ] || fail "configz VirtualServices '$got', want '$want'"
 [ "$(vs_names "$mp")" = "$want" ] || fail "configz differs on the monitoring port"
 curl -s "http://127.0.0.1:$mp/metrics" | grep '^pilot_virt_services ' >/dev/null || fail "no pilot_virt_services metric"
-curl -s "http://127.0.0.1:$mp/version" | grep -Eq '^[0-9.]+-[0-9a-z]+-Clean$' || fail "bad /version"
+curl -s "http://127.0.0.1:$mp/version" | grep -Eq '^1\.[0-9]+\.[0-9]+\+pilotc\.[0-9.]+-[0-9a-z]+-Clean$' || fail "bad /version"
 
 # A VirtualService without a destination host: rejected, named in the log, the rest kept.
 cat >"$work/cfg/zz-broken.yaml" <<'YAML'

@@ -651,11 +651,11 @@ static char *dbgx_control_plane_id(void)
     cJSON_AddStringToObject(o, "Component", "istiod");
     cJSON_AddStringToObject(o, "ID", pod ? pod : "");
     cJSON *info = cJSON_AddObjectToObject(o, "Info");
-    cJSON_AddStringToObject(info, "version", PILOT_VERSION);
+    cJSON_AddStringToObject(info, "version", PILOT_REPORTED_VERSION);
     cJSON_AddStringToObject(info, "revision", PILOT_GIT_REVISION);
     cJSON_AddStringToObject(info, "golang_version", "");
     cJSON_AddStringToObject(info, "status", "Clean");
-    cJSON_AddStringToObject(info, "tag", PILOT_VERSION);
+    cJSON_AddStringToObject(info, "tag", PILOT_REPORTED_VERSION);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -114,7 +114,7 @@ static void test_servers(void **state)
 
     assert_int_equal(get(mp, "/version", &body), 200);
     char want[128];
-    snprintf(want, sizeof(want), "%s-%s-Clean", PILOT_VERSION, PILOT_GIT_REVISION);
+    snprintf(want, sizeof(want), "%s-%s-Clean", PILOT_REPORTED_VERSION, PILOT_GIT_REVISION);
     assert_string_equal(body, want);
     free(body);
 
