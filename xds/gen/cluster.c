@@ -363,6 +363,62 @@ static void gen_auto_mtls(gen_ctx *c, Cluster *cl, const mesh_service *svc, uint
     GA_PUSH(c->a, cl->transport_socket_matches, cl->n_transport_socket_matches, d);
 }
 
+void gen_default_circuit_breakers(gen_ctx *c, Cluster *cl)
+{
+    /* Istio's defaults: effectively unlimited, so only the DR's limits bite */
+    cl->circuit_breakers = GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers,
+                                  envoy__config__cluster__v3__circuit_breakers__init);
+    Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *th =
+        GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds,
+               envoy__config__cluster__v3__circuit_breakers__thresholds__init);
+    th->max_connections = gen_u32(c, 4294967295u);
+    th->max_pending_requests = gen_u32(c, 4294967295u);
+    th->max_requests = gen_u32(c, 4294967295u);
+    th->max_retries = gen_u32(c, 4294967295u);
+    th->track_remaining = true;
+    GA_PUSH(c->a, cl->circuit_breakers->thresholds, cl->circuit_breakers->n_thresholds, th);
+}
+
+void gen_inbound_policy(gen_ctx *c, Cluster *cl, const mesh_service *svc, uint32_t port,
+                        const mesh_conn_pool *sidecar_pool)
+{
+    gen_default_circuit_breakers(c, cl);
+    Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *th =
+        cl->circuit_breakers->thresholds[0];
+    if (sidecar_pool) { /* istiod: the Sidecar's pool replaces the rule's */
+        const mesh_conn_pool *p = sidecar_pool;
+        if (p->tcp_connect_timeout_ns > 0)
+            cl->connect_timeout = gen_duration(c, p->tcp_connect_timeout_ns);
+        if (p->tcp_max_connections > 0)
+            th->max_connections = gen_u32(c, (uint32_t)p->tcp_max_connections);
+        if (p->http1_max_pending_requests > 0)
+            th->max_pending_requests = gen_u32(c, (uint32_t)p->http1_max_pending_requests);
+        if (p->http2_max_requests > 0)
+            th->max_requests = gen_u32(c, (uint32_t)p->http2_max_requests);
+        if (p->max_retries > 0)
+            th->max_retries = gen_u32(c, (uint32_t)p->max_retries);
+        return;
+    }
+    /* the rule for the service as the proxy's namespace sees it, selector rules aside
+     * (istiod honours workloadSelector for outbound only) */
+    const mesh_destination_rule *dr =
+        svc ? mesh_snapshot_destination_rule(c->s, svc->hostname, c->p->ns, NULL, NULL) : NULL;
+    const mesh_traffic_policy *tp = gen_policy(dr, port, NULL);
+    if (!tp || !tp->has_connection_pool)
+        return;
+    if (tp->connection_pool.tcp_connect_timeout_ns > 0)
+        cl->connect_timeout = gen_duration(c, tp->connection_pool.tcp_connect_timeout_ns);
+    if (tp->connection_pool.tcp_max_connections > 0)
+        th->max_connections = gen_u32(c, (uint32_t)tp->connection_pool.tcp_max_connections);
+    if (tp->connection_pool.http1_max_pending_requests > 0)
+        th->max_pending_requests =
+            gen_u32(c, (uint32_t)tp->connection_pool.http1_max_pending_requests);
+    if (tp->connection_pool.http2_max_requests > 0)
+        th->max_requests = gen_u32(c, (uint32_t)tp->connection_pool.http2_max_requests);
+    if (tp->connection_pool.max_retries > 0)
+        th->max_retries = gen_u32(c, (uint32_t)tp->connection_pool.max_retries);
+}
+
 static void gen_apply_policy(gen_ctx *c, Cluster *cl, const mesh_traffic_policy *tp,
                              const mesh_service *svc, uint32_t port, const char *sni)
 {
@@ -570,18 +626,7 @@ Cluster *gen_outbound_cluster(gen_ctx *c, const mesh_service *svc, const mesh_po
                                 : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST;
     }
     if (!c->grpc) {
-        /* Istio's defaults: effectively unlimited, so only the DR's limits bite */
-        cl->circuit_breakers = GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers,
-                                      envoy__config__cluster__v3__circuit_breakers__init);
-        Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *th =
-            GA_MSG(c->a, Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds,
-                   envoy__config__cluster__v3__circuit_breakers__thresholds__init);
-        th->max_connections = gen_u32(c, 4294967295u);
-        th->max_pending_requests = gen_u32(c, 4294967295u);
-        th->max_requests = gen_u32(c, 4294967295u);
-        th->max_retries = gen_u32(c, 4294967295u);
-        th->track_remaining = true;
-        GA_PUSH(c->a, cl->circuit_breakers->thresholds, cl->circuit_breakers->n_thresholds, th);
+        gen_default_circuit_breakers(c, cl);
         if (port->protocol == MESH_PROTO_HTTP2 || port->protocol == MESH_PROTO_GRPC ||
             port->protocol == MESH_PROTO_GRPC_WEB)
             cl->http2_protocol_options =

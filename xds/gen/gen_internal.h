@@ -418,6 +418,14 @@ bool gen_endpoint_tls_istio(const mesh_snapshot *s, const mesh_endpoint_shard *s
  * rule's; NULL when none. */
 const mesh_traffic_policy *gen_policy(const mesh_destination_rule *dr, uint32_t port,
                                       const char *subset);
+/* Istio's default circuit breakers (every threshold at its maximum) on cl. */
+void gen_default_circuit_breakers(gen_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl);
+/* istiod's traffic policy of an inbound cluster (buildInboundCluster): only the connection
+ * pool, the defaults overridden by the DestinationRule of svc (port: its service port) as
+ * the proxy's namespace sees it without selector rules, or wholly by the Sidecar's pool for
+ * the port (sidecar_pool, NULL = none). */
+void gen_inbound_policy(gen_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl,
+                        const mesh_service *svc, uint32_t port, const mesh_conn_pool *sidecar_pool);
 
 /* ---- workload security: policies that apply to the proxy's own workload ---------------- */
 

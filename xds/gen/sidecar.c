@@ -934,6 +934,29 @@ const gen_type_ops gen_sc_rds = {sc_rds_list, sc_rds_build};
 
 enum { SC_C_OUT = 0, SC_C_IN, SC_C_BLACKHOLE, SC_C_PASSTHROUGH, SC_C_INPASSTHROUGH };
 
+/* istiod's InboundConnectionPoolForPort: the Sidecar ingress listener's pool for port,
+ * else the Sidecar's inboundConnectionPool; NULL without either. */
+static const mesh_conn_pool *sc_inbound_pool(gen_ctx *c, uint32_t port)
+{
+    const mesh_sidecar *sc = c->p->sidecar;
+    if (!sc)
+        return NULL;
+    for (size_t i = 0; i < sc->ningress; i++)
+        if (sc->ingress[i].port.number == port && sc->ingress[i].connection_pool)
+            return sc->ingress[i].connection_pool;
+    return sc->inbound_connection_pool;
+}
+
+/* The service port of svc that targets the workload port (istiod's ServicePort of the
+ * inbound instance), else port itself. */
+static uint32_t sc_service_port(const mesh_service *svc, uint32_t port)
+{
+    for (size_t i = 0; svc && i < svc->nports; i++)
+        if (svc->ports[i].target_port == port)
+            return svc->ports[i].port;
+    return port;
+}
+
 static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen_items *out)
 {
     sc_ctx *x = sc_get(c);
@@ -964,6 +987,14 @@ static void sc_cds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
                x->in[k].ep_port);
         for (size_t v = 0; v < x->in[k].nsvcs; v++)
             ga_cat(c->a, &key, "%s,", x->in[k].svcs[v]->hostname);
+        /* the connection pool: the first service's rule, or the Sidecar's pool */
+        const char *drk = NULL;
+        if (x->in[k].nsvcs)
+            mesh_snapshot_destination_rule(c->s, x->in[k].svcs[0]->hostname, c->p->ns, NULL, &drk);
+        const mesh_conn_pool *pool = sc_inbound_pool(c, x->in[k].port);
+        ga_cat(c->a, &key, "|dr=%s|pool=%s", drk ? drk : "-",
+               pool ? ga_printf(c->a, "%s/%s", c->p->sidecar->meta.ns, c->p->sidecar->meta.name)
+                    : "-");
         gen_item it = {.name = n,
                        .port = x->in[k].port,
                        .extra = (char *)ga_sbuf_str(c->a, &key),
@@ -1035,6 +1066,15 @@ static ProtobufCMessage *sc_cds_build(gen_ctx *c, const gen_item *it)
         for (size_t k = 0; k < x->nin; k++)
             if (x->in[k].port == it->port && x->in[k].nsvcs)
                 gen_cluster_services_metadata(c, cl, x->in[k].svcs, x->in[k].nsvcs);
+        const mesh_service *svc = in && in->nsvcs ? in->svcs[0] : NULL;
+        gen_inbound_policy(c, cl, svc, sc_service_port(svc, it->port),
+                           sc_inbound_pool(c, it->port));
+        /* istiod: no cleanup of an inbound original-destination cluster's hosts */
+        if (cl->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST) {
+            /* the largest protobuf Duration (more than gen_duration's int64 ns holds) */
+            cl->cleanup_interval = gen_duration(c, 0);
+            cl->cleanup_interval->seconds = 315576000000LL;
+        }
         break;
     }
     default:

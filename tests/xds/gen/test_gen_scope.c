@@ -71,7 +71,8 @@ static const char *MESH =
     "{mode: STRICT}}}\n"
     "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: tls, namespace: "
     "t}\n"
-    "spec:\n  ingress:\n"
+    "spec:\n  inboundConnectionPool: {tcp: {maxConnections: 7, connectTimeout: 2s}}\n"
+    "  ingress:\n"
     "  - port: {number: 9443, protocol: HTTPS, name: https}\n"
     "    defaultEndpoint: 127.0.0.1:9080\n"
     "    tls: {mode: SIMPLE, serverCertificate: /etc/certs/cert.pem, privateKey: "
@@ -82,6 +83,7 @@ static const char *MESH =
     "    defaultEndpoint: 127.0.0.1:8080\n"
     "    tls: {mode: MUTUAL, serverCertificate: /etc/certs/cert.pem, privateKey: "
     "/etc/certs/key.pem, caCertificates: /etc/certs/ca.pem, caCrl: /etc/certs/crl.pem}\n"
+    "    connectionPool: {http: {http2MaxRequests: 9}}\n"
     "  - port: {number: 7443, protocol: HTTPS, name: https-strict}\n"
     "    defaultEndpoint: 127.0.0.1:7080\n"
     "    tls: {mode: SIMPLE, serverCertificate: /etc/certs/cert.pem, privateKey: "
@@ -450,6 +452,20 @@ static void test_ingress_tls(void **state)
     assert_true(cjson_has(fc, "\"name\":\"ROOTCA\""));
     assert_false(cjson_has(fc, "file-cert:"));
     cJSON_Delete(doc);
+    xds_resource_set_free(&set);
+
+    /* inbound clusters: istiod's default circuit breakers, replaced by the Sidecar's pools
+     * (the ingress listener's own for 8443, inboundConnectionPool for the others) */
+    fx_gen(g, p, snap, XDS_TYPE_CLUSTER, NULL, 0, &set);
+    const xds_resource *c9 = fx_find(&set, "inbound|9443||");
+    const xds_resource *c8 = fx_find(&set, "inbound|8443||");
+    assert_non_null(c9);
+    assert_non_null(c8);
+    assert_true(json_has(c9, "\"max_connections\":7,\"max_pending_requests\":4294967295"));
+    assert_true(json_has(c9, "\"connect_timeout\":\"2s\""));
+    assert_true(json_has(c8, "\"max_connections\":4294967295"));
+    assert_true(json_has(c8, "\"max_requests\":9,"));
+    assert_true(json_has(c8, "\"connect_timeout\":\"10s\""));
     xds_resource_set_free(&set);
     xds_gen_free(g);
 
