@@ -180,6 +180,19 @@ void gen_istio_mtls_context(gen_ctx *c,
     ct->combined_validation_context = cv;
 }
 
+Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *
+gen_downstream_tls_new(gen_ctx *c,
+                       Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext **ct)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
+        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
+               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
+    *ct = GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
+                 envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
+    d->common_tls_context = *ct;
+    return d;
+}
+
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx)
 {

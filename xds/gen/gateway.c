@@ -198,13 +198,9 @@ static void gw_lds_list(gen_ctx *c, const char *const *names, size_t nnames, gen
 static Envoy__Config__Core__V3__TransportSocket *gw_downstream_tls(gen_ctx *c, const gw_server *s,
                                                                    bool http)
 {
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct;
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
-    d->common_tls_context = ct;
+        gen_downstream_tls_new(c, &ct);
     if (http) {
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));

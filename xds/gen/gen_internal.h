@@ -495,6 +495,10 @@ void gen_file_server_tls(gen_ctx *c,
                          Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct,
                          const char *cert, const char *key, const char *ca, const char *crl,
                          bool validate);
+/* An empty DownstreamTlsContext with its CommonTlsContext (*ct), in the arena. */
+Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *
+gen_downstream_tls_new(gen_ctx *c,
+                       Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext **ct);
 /* TransportSocket "envoy.transport_sockets.tls" wrapping an Upstream/DownstreamTlsContext. */
 Envoy__Config__Core__V3__TransportSocket *gen_tls_transport_socket(gen_ctx *c,
                                                                    const ProtobufCMessage *ctx);

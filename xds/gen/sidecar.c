@@ -506,13 +506,9 @@ static size_t sc_fc_opts(mesh_mtls_mode mode, bool http, bool passthrough, sc_fc
  * checked against the mesh root; ALPN h2/http1.1 (TCP adds istio-peer-exchange). */
 static Envoy__Config__Core__V3__TransportSocket *sc_downstream_tls(gen_ctx *c, bool http)
 {
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct;
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
-    d->common_tls_context = ct;
+        gen_downstream_tls_new(c, &ct);
     d->require_client_certificate = gen_bool(c, true);
     if (!http)
         GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols,
@@ -586,13 +582,9 @@ static Envoy__Config__Listener__V3__FilterChain *sc_http_chain(gen_ctx *c, const
 static Envoy__Config__Core__V3__TransportSocket *sc_ingress_tls(gen_ctx *c,
                                                                 const mesh_sidecar_ingress *ig)
 {
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct;
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__init);
-    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ct =
-        GA_MSG(c->a, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext,
-               envoy__extensions__transport_sockets__tls__v3__common_tls_context__init);
-    d->common_tls_context = ct;
+        gen_downstream_tls_new(c, &ct);
     GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "h2"));
     GA_PUSH(c->a, ct->alpn_protocols, ct->n_alpn_protocols, ga_strdup(c->a, "http/1.1"));
     mesh_server_tls_mode mode = ig->tls.mode;
