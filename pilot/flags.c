@@ -2,6 +2,7 @@
 #include "pilot/flags.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,6 +402,216 @@ static int mc_authz(const cJSON *doc, const char *where, xds_mesh_authz *m, char
 
 /* ---- mesh config: access logs, default metrics provider --------------------------------- */
 
+/* A list of {name, value} (opentelemetry http.headers, grpc.initialMetadata) at obj[key]. */
+static int mc_headers(const cJSON *obj, const char *key, const char *where, xds_tel_provider *p,
+                      char *err, size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key), *it;
+    if (!a || cJSON_IsNull(a))
+        return 0;
+    if (!cJSON_IsArray(a)) {
+        snprintf(err, errlen, "%s.%s: want a list", where, key);
+        return -1;
+    }
+    p->has_headers = true;
+    p->headers = xcalloc((size_t)cJSON_GetArraySize(a) + 1, sizeof *p->headers);
+    size_t i = 0;
+    cJSON_ArrayForEach(it, a)
+    {
+        char hw[256];
+        snprintf(hw, sizeof hw, "%s.%s[%zu]", where, key, i++);
+        if (!cJSON_IsObject(it)) {
+            snprintf(err, errlen, "%s: want a mapping", hw);
+            return -1;
+        }
+        xds_tel_header *h = &p->headers[p->nheaders++];
+        if (mc_str(it, "name", hw, &h->name, err, errlen) != 0 ||
+            mc_str(it, "value", hw, &h->value, err, errlen) != 0)
+            return -1;
+        if (!h->name)
+            h->name = xstrdup("");
+        if (!h->value)
+            h->value = xstrdup("");
+    }
+    return 0;
+}
+
+/* A proto Duration at obj[key] into *ns (left alone when absent). */
+static int mc_duration(const cJSON *obj, const char *key, const char *where, int64_t *ns, char *err,
+                       size_t errlen)
+{
+    char *d = NULL;
+    if (mc_str(obj, key, where, &d, err, errlen) != 0)
+        return -1;
+    if (d && util_parse_duration(d, ns) != 0) {
+        snprintf(err, errlen, "%s.%s: bad duration \"%.64s\"", where, key, d);
+        free(d);
+        return -1;
+    }
+    free(d);
+    return 0;
+}
+
+/* The tracing kinds of an extensionProvider (zipkin, opentelemetry) into p; other kinds
+ * leave p alone. */
+static int mc_trace_provider(const cJSON *it, const char *where, xds_tel_provider *p, char *err,
+                             size_t errlen)
+{
+    const cJSON *z = cJSON_GetObjectItemCaseSensitive(it, "zipkin");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "opentelemetry");
+    const cJSON *v = z && !cJSON_IsNull(z) ? z : o && !cJSON_IsNull(o) ? o : NULL;
+    if (!v)
+        return 0;
+    char pw[240];
+    snprintf(pw, sizeof pw, "%s.%s", where, v == z ? "zipkin" : "opentelemetry");
+    if (!cJSON_IsObject(v)) {
+        snprintf(err, errlen, "%s: want a mapping", pw);
+        return -1;
+    }
+    int64_t mtl = 0;
+    p->kind = v == z ? XDS_TEL_PROVIDER_ZIPKIN : XDS_TEL_PROVIDER_OTEL;
+    if (mc_str(v, "service", pw, &p->service, err, errlen) != 0 ||
+        mc_u32(v, "port", pw, &p->port, err, errlen) != 0 ||
+        mc_u32(v, "maxTagLength", pw, &mtl, err, errlen) != 0)
+        return -1;
+    p->max_tag_length = (uint32_t)mtl;
+    if (v == z)
+        return mc_str(v, "path", pw, &p->trace_path, err, errlen) ||
+               mc_bool(v, "enable64bitTraceId", pw, &p->enable_64bit_trace_id, err, errlen);
+    static const char *const unbuilt[] = {"resourceDetectors", "dynatraceSampler"};
+    for (size_t i = 0; i < sizeof unbuilt / sizeof unbuilt[0]; i++) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, unbuilt[i]);
+        if (u && !cJSON_IsNull(u))
+            LOG_WARN("default", "%s.%s: not applied (the tracer is built without it)", pw,
+                     unbuilt[i]);
+    }
+    const cJSON *http = cJSON_GetObjectItemCaseSensitive(v, "http");
+    const cJSON *grpc = cJSON_GetObjectItemCaseSensitive(v, "grpc");
+    const cJSON *sub = http && !cJSON_IsNull(http)   ? http
+                       : grpc && !cJSON_IsNull(grpc) ? grpc
+                                                     : NULL;
+    if (!sub)
+        return 0;
+    p->otel_http = sub == http;
+    strncat(pw, sub == http ? ".http" : ".grpc", sizeof pw - strlen(pw) - 1);
+    if (!cJSON_IsObject(sub)) {
+        snprintf(err, errlen, "%s: want a mapping", pw);
+        return -1;
+    }
+    if (mc_duration(sub, "timeout", pw, &p->timeout_ns, err, errlen) != 0)
+        return -1;
+    if (sub == http)
+        return mc_str(sub, "path", pw, &p->trace_path, err, errlen) ||
+               mc_headers(sub, "headers", pw, p, err, errlen);
+    return mc_headers(sub, "initialMetadata", pw, p, err, errlen);
+}
+
+static int mc_cmp_trace_tag(const void *a, const void *b)
+{
+    return strcmp(((const mesh_trace_tag *)a)->tag, ((const mesh_trace_tag *)b)->tag);
+}
+
+/* defaultConfig.tracing (ProxyConfig): sampling, custom_tags, maxPathTagLength, the parts
+ * istiod writes into HCMs (the zipkin address and the tracer TLS settings are the
+ * bootstrap's, written by the agent). */
+static int mc_proxy_tracing(const cJSON *dc, const char *where, xds_mesh_telemetry *m, char *err,
+                            size_t errlen)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(dc, "tracing"), *it;
+    if (!t || cJSON_IsNull(t))
+        return 0;
+    char tw[224];
+    snprintf(tw, sizeof tw, "%s: defaultConfig.tracing", where);
+    if (!cJSON_IsObject(t)) {
+        snprintf(err, errlen, "%s: want a mapping", tw);
+        return -1;
+    }
+    const cJSON *sm = cJSON_GetObjectItemCaseSensitive(t, "sampling");
+    if (sm && !cJSON_IsNull(sm)) {
+        if (!cJSON_IsNumber(sm) || !isfinite(sm->valuedouble) || sm->valuedouble < 0) {
+            snprintf(err, errlen, "%s.sampling: want a percentage, 0 to 100", tw);
+            return -1;
+        }
+        m->trace_sampling = sm->valuedouble;
+    }
+    int64_t mpl = 0;
+    if (mc_u32(t, "maxPathTagLength", tw, &mpl, err, errlen) != 0)
+        return -1;
+    m->max_path_tag_length = (uint32_t)mpl;
+    const char *key = "customTags";
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(t, key);
+    if (!tags) {
+        key = "custom_tags";
+        tags = cJSON_GetObjectItemCaseSensitive(t, key);
+    }
+    if (!tags || cJSON_IsNull(tags))
+        return 0;
+    if (!cJSON_IsObject(tags)) {
+        snprintf(err, errlen, "%s.%s: want a mapping", tw, key);
+        return -1;
+    }
+    m->trace_tags = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof *m->trace_tags);
+    cJSON_ArrayForEach(it, tags)
+    {
+        char gw[320];
+        snprintf(gw, sizeof gw, "%s.%s.%.64s", tw, key, it->string ? it->string : "");
+        if (cJSON_IsNull(it))
+            continue; /* istiod skips a nil tag (with a warning) */
+        if (!cJSON_IsObject(it)) {
+            snprintf(err, errlen, "%s: want a mapping", gw);
+            return -1;
+        }
+        mesh_trace_tag *g = &m->trace_tags[m->ntrace_tags++];
+        g->tag = xstrdup(it->string ? it->string : "");
+        static const struct {
+            const char *type, *field;
+            mesh_trace_tag_kind kind;
+        } kinds[] = {{"literal", "value", MESH_TRACE_TAG_LITERAL},
+                     {"environment", "name", MESH_TRACE_TAG_ENVIRONMENT},
+                     {"header", "name", MESH_TRACE_TAG_HEADER}};
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, kinds[k].type);
+            if (!v || cJSON_IsNull(v))
+                continue;
+            char kw[360];
+            snprintf(kw, sizeof kw, "%s.%s", gw, kinds[k].type);
+            if (!cJSON_IsObject(v)) {
+                snprintf(err, errlen, "%s: want a mapping", kw);
+                return -1;
+            }
+            free(g->value);
+            free(g->default_value);
+            g->value = g->default_value = NULL;
+            g->kind = kinds[k].kind;
+            if (mc_str(v, kinds[k].field, kw, &g->value, err, errlen) != 0 ||
+                (kinds[k].kind != MESH_TRACE_TAG_LITERAL &&
+                 mc_str(v, "defaultValue", kw, &g->default_value, err, errlen) != 0))
+                return -1;
+            if (!g->value)
+                g->value = xstrdup("");
+        }
+    }
+    if (m->ntrace_tags > 1)
+        qsort(m->trace_tags, m->ntrace_tags, sizeof *m->trace_tags, mc_cmp_trace_tag);
+    return 0;
+}
+
+/* istiod's PILOT_TRACE_SAMPLING (features.TraceSampling): 1.0 unless set to a percentage;
+ * out of range or not a number is warned about and means 1.0. */
+static double mc_env_trace_sampling(void)
+{
+    const char *e = getenv("PILOT_TRACE_SAMPLING");
+    if (!e || !*e)
+        return 1.0;
+    char *end;
+    double d = strtod(e, &end);
+    if (*end || !isfinite(d) || d < 0 || d > 100) {
+        LOG_WARN("default", "PILOT_TRACE_SAMPLING out of range: %.32s (1.0 is used)", e);
+        return 1.0;
+    }
+    return d;
+}
+
 /* accessLogFile, accessLogEncoding, accessLogFormat, disableEnvoyListenerLog and
  * defaultProviders (metrics, accessLogging) into m. A JSON accessLogFormat that is not a
  * JSON object is accepted with a warning, as istiod does (its generator then uses the
@@ -408,6 +619,13 @@ static int mc_authz(const cJSON *doc, const char *where, xds_mesh_authz *m, char
 static int mc_telemetry(const cJSON *doc, const char *where, xds_mesh_telemetry *m, char *err,
                         size_t errlen)
 {
+    bool tracing = true;
+    if (mc_bool(doc, "enableTracing", where, &tracing, err, errlen) != 0)
+        return -1;
+    m->tracing_off = !tracing;
+    const cJSON *dc = cJSON_GetObjectItemCaseSensitive(doc, "defaultConfig");
+    if (cJSON_IsObject(dc) && mc_proxy_tracing(dc, where, m, err, errlen) != 0)
+        return -1;
     if (mc_str(doc, "accessLogFile", where, &m->access_log_file, err, errlen) != 0 ||
         mc_str(doc, "accessLogFormat", where, &m->access_log_format, err, errlen) != 0 ||
         mc_bool(doc, "disableEnvoyListenerLog", where, &m->no_listener_access_log, err, errlen) !=
@@ -450,7 +668,8 @@ static int mc_telemetry(const cJSON *doc, const char *where, xds_mesh_telemetry 
     snprintf(dw, sizeof dw, "%s.defaultProviders", where);
     m->has_default_metrics = true;
     if (mc_strlist(dp, "metrics", dw, &m->default_metrics, err, errlen) != 0 ||
-        mc_strlist(dp, "accessLogging", dw, &m->default_access_logging, err, errlen) != 0)
+        mc_strlist(dp, "accessLogging", dw, &m->default_access_logging, err, errlen) != 0 ||
+        mc_strlist(dp, "tracing", dw, &m->default_tracing, err, errlen) != 0)
         return -1;
     return 0;
 }
@@ -475,9 +694,12 @@ static int mc_tel_providers(const cJSON *doc, const char *where, xds_mesh_teleme
             continue;
         xds_tel_provider *p = &m->providers[m->nproviders++];
         p->name = xstrdup(name->valuestring);
+        p->timeout_ns = -1;
         const cJSON *fl = cJSON_GetObjectItemCaseSensitive(it, "envoyFileAccessLog");
         if (cJSON_GetObjectItemCaseSensitive(it, "prometheus"))
             p->kind = XDS_TEL_PROVIDER_PROMETHEUS;
+        if (mc_trace_provider(it, pw, p, err, errlen) != 0)
+            return -1;
         if (!fl || cJSON_IsNull(fl))
             continue;
         strncat(pw, ".envoyFileAccessLog", sizeof pw - strlen(pw) - 1);
@@ -618,6 +840,8 @@ int flags_mesh_parse(const char *text, size_t len, const char *where, pilot_mesh
     memset(out, 0, sizeof *out);
     out->trust_domain = xstrdup("cluster.local");
     out->root_namespace = xstrdup("istio-system");
+    out->mesh_telemetry.trace_sampling_default = mc_env_trace_sampling();
+    out->mesh_telemetry.has_trace_sampling_default = true;
     if (yaml_to_json_docs(text, len, &docs, &ndocs, yerr, sizeof(yerr)) != 0) {
         snprintf(err, errlen, "%s: %s", where, yerr);
         goto out;
@@ -730,6 +954,8 @@ int flags_parse(int argc, char **argv, pilot_flags *f, char *err, size_t errlen)
             return -1;
     f->mesh.trust_domain = xstrdup("cluster.local");
     f->mesh.root_namespace = xstrdup("istio-system");
+    f->mesh.mesh_telemetry.trace_sampling_default = mc_env_trace_sampling();
+    f->mesh.mesh_telemetry.has_trace_sampling_default = true;
 
     int i = 1;
     if (argc < 2) {

@@ -755,13 +755,35 @@ typedef struct mesh_tel_access_logging {
     char *filter; /* filter.expression (CEL), NULL without a filter */
 } mesh_tel_access_logging;
 
+/* A tracing custom tag (Telemetry tracing[].customTags, mesh config
+ * defaultConfig.tracing.custom_tags): a literal value, or an environment variable or request
+ * header with a default. Kind NONE (none of the three set) adds nothing, as in istiod. */
+typedef enum {
+    MESH_TRACE_TAG_NONE = 0,
+    MESH_TRACE_TAG_LITERAL,
+    MESH_TRACE_TAG_ENVIRONMENT,
+    MESH_TRACE_TAG_HEADER,
+} mesh_trace_tag_kind;
+
+typedef struct mesh_trace_tag {
+    char *tag; /* the span tag's name (the map key) */
+    mesh_trace_tag_kind kind;
+    char *value;         /* literal.value, or environment/header .name */
+    char *default_value; /* environment/header defaultValue; NULL when unset */
+} mesh_trace_tag;
+
+/* Frees n tags and the array. */
+void mesh_trace_tags_free(mesh_trace_tag *v, size_t n);
+
 typedef struct mesh_tel_tracing {
     mesh_strv providers;
     mesh_tel_mode mode;
     double random_sampling_percentage; /* -1 unset, else [0, 100] */
     mesh_tri disable_span_reporting;
     mesh_tri use_request_id_for_trace_sampling;
-    size_t ncustom_tags; /* validated, not applied */
+    bool has_custom_tags;        /* customTags written (even empty): it replaces the level's */
+    mesh_trace_tag *custom_tags; /* sorted by tag */
+    size_t ncustom_tags;
 } mesh_tel_tracing;
 
 typedef struct mesh_telemetry {

@@ -107,6 +107,16 @@ void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst)
     }
 }
 
+void mesh_trace_tags_free(mesh_trace_tag *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].tag);
+        free(v[i].value);
+        free(v[i].default_value);
+    }
+    free(v);
+}
+
 void mesh_labels_free(mesh_labels *l)
 {
     if (!l)

@@ -296,14 +296,23 @@ static int tel_access_logging(mp_ctx *c, const cJSON *spec, mesh_telemetry *o)
     return 0;
 }
 
+static int tel_cmp_trace_tag(const void *a, const void *b)
+{
+    return strcmp(((const mesh_trace_tag *)a)->tag, ((const mesh_trace_tag *)b)->tag);
+}
+
 /* customTags: {name: {literal: {value}} | {header: {name, defaultValue}} |
- * {environment: {name, defaultValue}}} (validateTelemetryTracing). */
+ * {environment: {name, defaultValue}}} (validateTelemetryTracing), kept sorted by name. */
 static int tel_custom_tags(mp_ctx *c, const cJSON *t, const char *path, mesh_tel_tracing *tr)
 {
     const cJSON *tags = NULL, *it;
     char base[MP_PATH_MAX], p[MP_PATH_MAX];
     if (mp_get_obj(c, t, "customTags", path, &tags) != 0)
         return -1;
+    if (!tags)
+        return 0;
+    tr->has_custom_tags = true;
+    tr->custom_tags = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof *tr->custom_tags);
     mp_path(base, path, "customTags");
     cJSON_ArrayForEach(it, tags)
     {
@@ -316,11 +325,15 @@ static int tel_custom_tags(mp_ctx *c, const cJSON *t, const char *path, mesh_tel
             return -1;
         static const struct {
             const char *type, *field, *reason;
+            mesh_trace_tag_kind kind;
         } kinds[] = {
-            {"literal", "value", "literal tag value may not be empty"},
-            {"header", "name", "header tag name may not be empty"},
-            {"environment", "name", "environment tag name may not be empty"},
+            {"literal", "value", "literal tag value may not be empty", MESH_TRACE_TAG_LITERAL},
+            {"header", "name", "header tag name may not be empty", MESH_TRACE_TAG_HEADER},
+            {"environment", "name", "environment tag name may not be empty",
+             MESH_TRACE_TAG_ENVIRONMENT},
         };
+        mesh_trace_tag *tag = &tr->custom_tags[tr->ncustom_tags++];
+        tag->tag = xstrdup(it->string);
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             const cJSON *v = NULL;
             char *s = NULL;
@@ -331,13 +344,23 @@ static int tel_custom_tags(mp_ctx *c, const cJSON *t, const char *path, mesh_tel
             char q[MP_PATH_MAX];
             if (mp_get_str(c, v, kinds[k].field, mp_path(q, p, kinds[k].type), &s) != 0)
                 return -1;
-            bool empty = !s || !*s;
-            free(s);
-            if (empty)
+            if (!s || !*s) {
+                free(s);
                 return mp_fail(c, q, "%s", kinds[k].reason);
+            }
+            /* a oneof: the last kind written wins as a proto decoder keeps one */
+            free(tag->value);
+            free(tag->default_value);
+            tag->default_value = NULL;
+            tag->value = s;
+            tag->kind = kinds[k].kind;
+            if (kinds[k].kind != MESH_TRACE_TAG_LITERAL &&
+                mp_get_str(c, v, "defaultValue", q, &tag->default_value) != 0)
+                return -1;
         }
-        tr->ncustom_tags++;
     }
+    if (tr->ncustom_tags > 1)
+        qsort(tr->custom_tags, tr->ncustom_tags, sizeof *tr->custom_tags, tel_cmp_trace_tag);
     return 0;
 }
 
@@ -436,7 +459,9 @@ void mp_free_telemetry(mesh_telemetry *o)
         free(o->logging[i].filter);
     }
     free(o->logging);
-    for (size_t i = 0; i < o->ntracing; i++)
+    for (size_t i = 0; i < o->ntracing; i++) {
         util_strv_free(o->tracing[i].providers.v, o->tracing[i].providers.n);
+        mesh_trace_tags_free(o->tracing[i].custom_tags, o->tracing[i].ncustom_tags);
+    }
     free(o->tracing);
 }

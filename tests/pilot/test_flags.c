@@ -276,6 +276,97 @@ static void write_mesh(const char *path, const char *yaml)
     fclose(fp);
 }
 
+/* Tracing: enableTracing (istiod's default true), defaultProviders.tracing, the zipkin and
+ * opentelemetry extensionProviders, defaultConfig.tracing; bad values refused by field. */
+static void test_mesh_parse_tracing(void **state)
+{
+    (void)state;
+    pilot_mesh m;
+    char err[512];
+    assert_int_equal(flags_mesh_parse("", 0, "t", &m, err, sizeof err), 0);
+    assert_false(m.mesh_telemetry.tracing_off);
+    assert_true(m.mesh_telemetry.has_trace_sampling_default);
+    assert_true(m.mesh_telemetry.trace_sampling_default == 1.0);
+    flags_mesh_clear(&m);
+    const char *ok =
+        "enableTracing: false\n"
+        "defaultConfig:\n  tracing:\n    sampling: 10.5\n    maxPathTagLength: 99\n"
+        "    zipkin: {address: zipkin.istio-system:9411}\n"
+        "    custom_tags:\n      b: {literal: {value: x}}\n"
+        "      a: {header: {name: x-h, defaultValue: none}}\n      c: {environment: {name: E}}\n"
+        "defaultProviders: {tracing: [z]}\n"
+        "extensionProviders:\n"
+        "- {name: z, zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, "
+        "maxTagLength: 256, path: /p, enable64bitTraceId: true}}\n"
+        "- {name: o, opentelemetry: {service: otel.o11y.svc.cluster.local, port: 4318, http: "
+        "{path: /v1/traces, timeout: 2s, headers: [{name: h, value: v}]}}}\n"
+        "- {name: g, opentelemetry: {service: otel.o11y.svc.cluster.local, port: 4317, grpc: "
+        "{timeout: 0.5s, initialMetadata: [{name: k, value: w}]}}}\n";
+    assert_int_equal(flags_mesh_parse(ok, strlen(ok), "t", &m, err, sizeof err), 0);
+    const xds_mesh_telemetry *t = &m.mesh_telemetry;
+    assert_true(t->tracing_off);
+    assert_true(t->trace_sampling == 10.5);
+    assert_int_equal(t->max_path_tag_length, 99);
+    assert_int_equal(t->ntrace_tags, 3);
+    assert_string_equal(t->trace_tags[0].tag, "a");
+    assert_int_equal(t->trace_tags[0].kind, MESH_TRACE_TAG_HEADER);
+    assert_string_equal(t->trace_tags[0].value, "x-h");
+    assert_string_equal(t->trace_tags[0].default_value, "none");
+    assert_int_equal(t->trace_tags[1].kind, MESH_TRACE_TAG_LITERAL);
+    assert_int_equal(t->trace_tags[2].kind, MESH_TRACE_TAG_ENVIRONMENT);
+    assert_int_equal(t->default_tracing.n, 1);
+    assert_string_equal(t->default_tracing.v[0], "z");
+    assert_int_equal(t->nproviders, 3);
+    assert_int_equal(t->providers[0].kind, XDS_TEL_PROVIDER_ZIPKIN);
+    assert_int_equal(t->providers[0].port, 9411);
+    assert_int_equal(t->providers[0].max_tag_length, 256);
+    assert_string_equal(t->providers[0].trace_path, "/p");
+    assert_true(t->providers[0].enable_64bit_trace_id);
+    assert_int_equal(t->providers[1].kind, XDS_TEL_PROVIDER_OTEL);
+    assert_true(t->providers[1].otel_http);
+    assert_true(t->providers[1].timeout_ns == 2000000000LL);
+    assert_int_equal(t->providers[1].nheaders, 1);
+    assert_string_equal(t->providers[1].headers[0].value, "v");
+    assert_false(t->providers[2].otel_http);
+    assert_true(t->providers[2].timeout_ns == 500000000LL);
+    assert_string_equal(t->providers[2].headers[0].name, "k");
+    /* the generator's copy keeps it all */
+    xds_mesh_telemetry c;
+    xds_mesh_telemetry_copy(&c, t);
+    assert_string_equal(c.providers[2].headers[0].value, "w");
+    assert_string_equal(c.trace_tags[0].default_value, "none");
+    assert_string_equal(c.default_tracing.v[0], "z");
+    xds_mesh_telemetry_clear(&c);
+    flags_mesh_clear(&m);
+
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"enableTracing: yes-please\n", "enableTracing: want true or false"},
+        {"defaultConfig: {tracing: {sampling: -1}}\n", "defaultConfig.tracing.sampling"},
+        {"defaultConfig: {tracing: {sampling: lots}}\n", "defaultConfig.tracing.sampling"},
+        {"defaultConfig: {tracing: {maxPathTagLength: -3}}\n", "maxPathTagLength"},
+        {"defaultConfig: {tracing: {customTags: {a: {literal: 5}}}}\n",
+         "defaultConfig.tracing.customTags.a.literal: want a mapping"},
+        {"defaultProviders: {tracing: z}\n", "defaultProviders.tracing: want a list"},
+        {"extensionProviders:\n- {name: z, zipkin: {service: s, port: x}}\n",
+         "extensionProviders[0].zipkin.port: want an unsigned 32-bit integer"},
+        {"extensionProviders:\n- {name: o, opentelemetry: {service: s, port: 1, grpc: "
+         "{timeout: soon}}}\n",
+         "extensionProviders[0].opentelemetry.grpc.timeout: bad duration"},
+        {"extensionProviders:\n- {name: o, opentelemetry: {service: s, port: 1, http: "
+         "{headers: [x]}}}\n",
+         "extensionProviders[0].opentelemetry.http.headers[0]: want a mapping"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        assert_int_not_equal(
+            flags_mesh_parse(bad[i].yaml, strlen(bad[i].yaml), "t", &m, err, sizeof err), 0);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: error \"%s\" does not name \"%s\"", i, err, bad[i].want);
+    }
+}
+
 /* flags_mesh_parse directly (what pilot/meshwatch.c calls on each new version): the
  * default*ExportTo lists and outboundTrafficPolicy; a bad entry refused by field and index,
  * with *out cleared. */
@@ -489,7 +580,7 @@ static void test_mesh_config_telemetry(void **state)
     flags_free(&f);
 
     /* the telemetry extensionProviders: envoyFileAccessLog with text or labels, prometheus,
-     * and the other kinds by name only */
+     * zipkin (tracing), and the other kinds by name only */
     write_mesh(path, "extensionProviders:\n"
                      "- {name: json-log, envoyFileAccessLog: {path: /tmp/a.log, logFormat: "
                      "{labels: {code: '%RESPONSE_CODE%'}}}}\n"
@@ -509,7 +600,7 @@ static void test_mesh_config_telemetry(void **state)
     assert_null(mt->providers[1].path);
     assert_string_equal(mt->providers[1].text, "%START_TIME%");
     assert_int_equal(mt->providers[2].kind, XDS_TEL_PROVIDER_PROMETHEUS);
-    assert_int_equal(mt->providers[3].kind, XDS_TEL_PROVIDER_OTHER);
+    assert_int_equal(mt->providers[3].kind, XDS_TEL_PROVIDER_ZIPKIN);
     flags_free(&f);
 
     static const struct {
@@ -564,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_env_bools),
         cmocka_unit_test(test_mesh_config),
         cmocka_unit_test(test_mesh_parse_live_fields),
+        cmocka_unit_test(test_mesh_parse_tracing),
         cmocka_unit_test(test_mesh_config_authz),
         cmocka_unit_test(test_mesh_config_telemetry),
         cmocka_unit_test(test_keepalive),

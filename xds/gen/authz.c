@@ -1252,7 +1252,7 @@ static bool has_single_wildcard(const xds_strlist *l)
 /* model.LookupCluster: "<ns>/<host>" must name a service of that namespace, "<host>" any.
  * The snapshot keeps one service per hostname (the first by Kubernetes, then ServiceEntry
  * ns/name), so istiod's "found in multiple namespaces" cannot arise here. NULL when none. */
-static const mesh_service *lookup_service(gen_ctx *c, const char *service)
+const mesh_service *gen_lookup_service(gen_ctx *c, const char *service)
 {
     const char *slash = strchr(service, '/');
     const char *host = slash ? slash + 1 : service;
@@ -1294,7 +1294,7 @@ static const xds_ext_authz_provider *find_provider(gen_ctx *c, const char *name,
          has_single_wildcard(&p->headers_to_downstream_on_allow) ||
          has_single_wildcard(&p->headers_to_upstream_on_allow)))
         return p;
-    if (!p->service || !(*svc = lookup_service(c, p->service)))
+    if (!p->service || !(*svc = gen_lookup_service(c, p->service)))
         return p;
     *ok = true;
     return p;

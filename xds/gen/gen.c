@@ -68,6 +68,11 @@
  *              within one snapshot version is the object's identity. Resources whose bytes
  *              follow the scope (sidecar RDS, TCP listeners, virtualOutbound, gRPC RDS)
  *              name it, or what it decides, in their cache key.
+ *     tracing: Envoy LDS whenever tracing can be on (enableTracing, a default tracing
+ *              provider, a Telemetry with tracing): the values of istiod's per-proxy span
+ *              tags (canonical revision and service labels, MESH_ID, CLUSTER_ID) and the
+ *              Node's cluster, defaults applied, so replicas of a deployment share;
+ *              listener keys name them with the namespace and Sidecar scope (telemetry.c).
  *   A generator that read labels or IPs where the class leaves them out would see them
  *   empty, and the golden and memo tests would show it.
  * - An entry stores copies of those inputs and a hit compares them all (not just the
@@ -122,6 +127,7 @@ typedef struct gen_memo {
     char **names;
     size_t nnames;
     const void *sidecar;  /* identity only, never dereferenced (the object may be gone) */
+    char **trace;         /* GEN_TRACE_N values, NULL when tracing does not shape the type */
     xds_resource_set set; /* items referenced, id set */
 } gen_memo;
 
@@ -135,6 +141,7 @@ typedef struct gen_class {
     const char *const *names; /* NULL = wildcard */
     size_t nnames;
     const mesh_sidecar *sidecar; /* the Sidecar scoping the proxy, NULL for none */
+    const char *const *trace;    /* GEN_TRACE_N span tag values, NULL when not an input */
     uint64_t hash;
 } gen_class;
 
@@ -287,6 +294,8 @@ static void gen_memo_free(gen_memo *m)
     mesh_labels_free(&m->labels);
     util_strv_free(m->ips, m->nips);
     util_strv_free(m->names, m->nnames);
+    if (m->trace)
+        util_strv_free(m->trace, GEN_TRACE_N);
     xds_resource_set_free(&m->set);
     free(m);
 }
@@ -775,9 +784,36 @@ static unsigned gen_label_uses(xds_gen *g, const mesh_snapshot *s)
     return uses;
 }
 
+/* Whether HCMs may carry istiod's tracing block (and so its per-proxy span tags) under t and
+ * s: enableTracing, a default tracing provider, or a Telemetry that could configure it. */
+static bool gen_tracing_possible(const xds_mesh_telemetry *t, const mesh_snapshot *s)
+{
+    if (!t || !t->tracing_off || t->default_tracing.n)
+        return true;
+    for (size_t i = 0; s && i < s->ntelemetries; i++)
+        if (s->telemetries[i]->ntracing)
+            return true;
+    return false;
+}
+
+/* The values of istiod's per-proxy span tags (buildServiceTags), defaults applied. */
+static const char *const *gen_trace_inputs(const xds_proxy *p, gen_arena *a)
+{
+    const char **v = ga_alloc(a, GEN_TRACE_N * sizeof *v);
+    const char *rev = mesh_labels_get(&p->labels, "service.istio.io/canonical-revision");
+    const char *svc = mesh_labels_get(&p->labels, "service.istio.io/canonical-name");
+    v[GEN_TRACE_REVISION] = rev && *rev ? rev : "latest";
+    v[GEN_TRACE_SERVICE] = svc && *svc ? svc : "unknown";
+    v[GEN_TRACE_MESH_ID] = p->mesh_id && *p->mesh_id ? p->mesh_id : "unknown";
+    v[GEN_TRACE_CLUSTER_ID] = p->cluster_id && *p->cluster_id ? p->cluster_id : "unknown";
+    v[GEN_TRACE_NODE_CLUSTER] = p->node_cluster ? p->node_cluster : "";
+    return v;
+}
+
 /* Fills k with the inputs that shape table row ti for proxy p (the list in the header). */
 static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, size_t ti,
-                           const char *const *names, size_t nnames, gen_arena *a, gen_class *k)
+                           const char *const *names, size_t nnames, const xds_mesh_telemetry *tel,
+                           gen_arena *a, gen_class *k)
 {
     xds_flavour fl = gen_table[ti].flavour;
     const char *type = gen_table[ti].type_url;
@@ -797,6 +833,10 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
         k->labels = &p->labels;
     k->names = names;
     k->nnames = names ? nnames : 0;
+    /* tracing's span tags name the proxy's canonical service and revision, mesh and
+     * cluster: replicas of one deployment share them, so they still share one set */
+    if (lds && fl != XDS_FLAVOUR_GRPC && gen_tracing_possible(tel, s))
+        k->trace = gen_trace_inputs(p, a);
     /* Sidecar scoping (istiod's SidecarScope) shapes sidecar and gRPC xDS; within one
      * snapshot version the object's address is its identity, and the class includes the
      * version, so proxies under the same Sidecar (or none) share sets and others do not */
@@ -841,6 +881,9 @@ static void gen_class_init(xds_gen *g, const xds_proxy *p, const mesh_snapshot *
     h = gen_mix(h, names ? k->nnames + 1 : 0);
     for (size_t i = 0; i < k->nnames; i++)
         h = gen_hash_str(h, names[i]);
+    h = gen_mix(h, k->trace != NULL);
+    for (size_t i = 0; k->trace && i < GEN_TRACE_N; i++)
+        h = gen_hash_str(h, k->trace[i]);
     k->hash = h;
 }
 
@@ -864,6 +907,11 @@ static bool gen_memo_matches(const gen_memo *m, const gen_class *k)
         return false;
     for (size_t i = 0; i < m->nips; i++)
         if (!gen_str_eq(m->ips[i], k->ips[i]))
+            return false;
+    if ((m->trace != NULL) != (k->trace != NULL))
+        return false;
+    for (size_t i = 0; m->trace && i < GEN_TRACE_N; i++)
+        if (!gen_str_eq(m->trace[i], k->trace[i]))
             return false;
     if (m->wildcard != (k->names == NULL) || m->nnames != k->nnames)
         return false;
@@ -949,6 +997,8 @@ static void gen_memo_put(xds_gen *g, const gen_class *k, uint64_t version, xds_r
         m->nips = k->nips;
     }
     m->sidecar = k->sidecar;
+    if (k->trace)
+        m->trace = gen_strv_dup(k->trace, GEN_TRACE_N);
     m->wildcard = k->names == NULL;
     if (k->names) {
         m->names = gen_strv_dup(k->names, k->nnames);
@@ -1067,14 +1117,14 @@ int xds_gen_generate(xds_gen *g, const xds_proxy *p, const mesh_snapshot *s, con
     pthread_mutex_unlock(&g->mu);
 
     gen_class k;
-    gen_class_init(g, p, s, ti, names, nnames, &a, &k);
+    gen_class_init(g, p, s, ti, names, nnames, mesh ? &mesh->telemetry : NULL, &a, &k);
     if (gen_memo_get(g, &k, s->version, out)) {
         rc = 0;
         goto out;
     }
 
     /* the generators match the proxy's own IPs (the class may hold their signature) */
-    gen_view view = {.ns = k.ns, .sidecar = k.sidecar};
+    gen_view view = {.ns = k.ns, .sidecar = k.sidecar, .trace = k.trace};
     if (k.ips) {
         view.ips = p->ips;
         view.nips = p->ips ? p->nips : 0;

@@ -54,6 +54,8 @@ typedef struct xds_proxy {
     char *service_account; /* SERVICE_ACCOUNT, may be NULL */
     char *workload_name;
     char *node_name;
+    char *mesh_id;                 /* MESH_ID, may be NULL */
+    char *node_cluster;            /* the Node's cluster (Envoy's service cluster), may be NULL */
     char *region, *zone, *subzone; /* node locality */
     cJSON *metadata;               /* the node metadata as JSON, for /debug/adsz */
 } xds_proxy;
@@ -171,10 +173,18 @@ typedef enum {
  * stackdriver and envoy (file access log to /dev/stdout) providers need no entry; an entry
  * of the same name replaces the built-in one. */
 typedef enum {
-    XDS_TEL_PROVIDER_OTHER = 0, /* a kind we do not build (zipkin, opentelemetry, ALS, ...) */
+    XDS_TEL_PROVIDER_OTHER = 0, /* a kind we do not build (datadog, skywalking, ALS, ...) */
     XDS_TEL_PROVIDER_PROMETHEUS,
     XDS_TEL_PROVIDER_FILE_LOG, /* envoyFileAccessLog */
+    XDS_TEL_PROVIDER_ZIPKIN,   /* zipkin (tracing) */
+    XDS_TEL_PROVIDER_OTEL,     /* opentelemetry (tracing) */
 } xds_tel_provider_kind;
+
+/* A name/value pair of a tracing provider (opentelemetry http.headers,
+ * grpc.initialMetadata). */
+typedef struct xds_tel_header {
+    char *name, *value;
+} xds_tel_header;
 
 typedef enum {
     XDS_TEL_LOG_FORMAT_NONE = 0, /* logFormat unset */
@@ -189,6 +199,17 @@ typedef struct xds_tel_provider {
     xds_tel_log_format format;
     char *text;   /* logFormat.text */
     char *labels; /* logFormat.labels as a JSON object text */
+    /* zipkin and opentelemetry: the collector, resolved in the registry when used */
+    char *service;              /* "<fqdn>" or "<namespace>/<fqdn>" */
+    int64_t port;               /* as written */
+    uint32_t max_tag_length;    /* maxTagLength, 0 = unset */
+    bool enable_64bit_trace_id; /* zipkin enable64bitTraceId */
+    char *trace_path;           /* zipkin path; opentelemetry http.path */
+    bool otel_http;             /* opentelemetry: http (else grpc) */
+    int64_t timeout_ns;         /* opentelemetry http/grpc timeout; -1 unset */
+    xds_tel_header *headers;    /* http.headers or grpc.initialMetadata */
+    size_t nheaders;
+    bool has_headers; /* grpc.initialMetadata written (even empty) */
 } xds_tel_provider;
 
 /* What istiod reads from mesh config for its telemetry filters: the legacy access log
@@ -206,6 +227,18 @@ typedef struct xds_mesh_telemetry {
     xds_strlist default_access_logging; /* defaultProviders.accessLogging */
     xds_tel_provider *providers;        /* the telemetry extensionProviders, in file order */
     size_t nproviders;
+    /* tracing (istiod's configureTracing): enableTracing (istiod's default true, so
+     * tracing_off is its negation), defaultProviders.tracing, and the proxies'
+     * defaultConfig.tracing: sampling (0 = unset: trace_sampling_default), custom_tags,
+     * max_path_tag_length (0 = unset) */
+    bool tracing_off;
+    xds_strlist default_tracing;
+    double trace_sampling;
+    double trace_sampling_default;   /* PILOT_TRACE_SAMPLING, when has_trace_sampling_default */
+    bool has_trace_sampling_default; /* else istiod's 1.0 */
+    uint32_t max_path_tag_length;
+    mesh_trace_tag *trace_tags; /* sorted by tag */
+    size_t ntrace_tags;
 } xds_mesh_telemetry;
 
 /* Frees what m holds (not m) and zeroes it. */

@@ -104,7 +104,22 @@ typedef struct gen_view {
     /* the Sidecar that scopes the proxy (mesh_snapshot_sidecar_for), NULL for none: its
      * identity is part of the class of sidecar and gRPC proxies (scope.c) */
     const mesh_sidecar *sidecar;
+    /* Envoy LDS while tracing can be on (GEN_TRACE_*): the values of istiod's per-proxy span
+     * tags (canonical revision and service from the labels, mesh and cluster ID from the
+     * node metadata, defaults applied); NULL otherwise */
+    const char *const *trace;
 } gen_view;
+
+/* The per-proxy inputs of tracing, in gen_view.trace: the span tags' values and the Node's
+ * cluster (OpenTelemetry's service_name, "" when unset). */
+enum {
+    GEN_TRACE_REVISION = 0,
+    GEN_TRACE_SERVICE,
+    GEN_TRACE_MESH_ID,
+    GEN_TRACE_CLUSTER_ID,
+    GEN_TRACE_NODE_CLUSTER,
+    GEN_TRACE_N
+};
 
 /* istiod's listener classes, which pick the metadata exchange and stats configuration. */
 typedef enum {
@@ -116,6 +131,7 @@ typedef enum {
 struct gen_scope;
 struct gen_egress;
 struct gen_tel;
+struct gen_trace;
 
 typedef struct gen_ctx {
     gen_arena *a;
@@ -131,6 +147,7 @@ typedef struct gen_ctx {
     /* the Telemetries that apply to the proxy and what they make of each class, built
      * once per call (telemetry.c) */
     struct gen_tel *tel;
+    struct gen_trace *trace; /* the tracing specs, built once per call (tracing.c) */
     /* the class of the listener being built: the access logs of its tcp_proxy filters */
     gen_listener_class tel_class;
     bool registry_only;              /* mesh config outboundTrafficPolicy.mode REGISTRY_ONLY */
@@ -358,6 +375,21 @@ void gen_listener_access_log(gen_ctx *c, Envoy__Config__Listener__V3__Listener *
 /* The access logs of c->tel_class, appended to *logs: the Telemetry API's providers, else
  * the mesh config file access log (nothing without accessLogFile). */
 void gen_access_log_add(gen_ctx *c, Envoy__Config__Accesslog__V3__AccessLog ***logs, size_t *n);
+/* The Telemetries that apply to the proxy, in merge order (arena-owned array). */
+const mesh_telemetry *const *gen_telemetries(gen_ctx *c, size_t *n);
+/* istiod's fetchProvider (built-in prometheus, stackdriver, envoy, then mesh config's
+ * extensionProviders, by name ignoring case), or NULL. */
+const xds_tel_provider *gen_tel_provider(gen_ctx *c, const char *name);
+/* istiod's configureTracing and the request ID extension on h, an Envoy HCM of class cls
+ * (tracing.c): the Telemetry API's tracing, mesh config defaultProviders.tracing, else
+ * enableTracing's provider-less block; a gRPC proxy gets nothing. */
+void gen_hcm_tracing(
+    gen_ctx *c,
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h,
+    gen_listener_class cls);
+/* model.LookupCluster's service resolution: "<ns>/<host>" must name a service of that
+ * namespace, "<host>" any. NULL when none. */
+const mesh_service *gen_lookup_service(gen_ctx *c, const char *service);
 /* The Telemetries that apply to the proxy ("tel=ns/a,ns/b" or "tel=-"), for the cache keys
  * of every listener: they shape its stats filters and access logs. Arena-owned. */
 const char *gen_telemetry_key(gen_ctx *c);

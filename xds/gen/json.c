@@ -29,6 +29,9 @@
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "envoy/config/trace/v3/opentelemetry.pb-c.h"
+#include "envoy/config/trace/v3/zipkin.pb-c.h"
+#include "envoy/extensions/request_id/uuid/v3/uuid.pb-c.h"
 #include "udpa/type/v1/typed_struct.pb-c.h"
 #include "pilot/base/util.h"
 #include "xds/gen/gen.h"
@@ -66,6 +69,9 @@ static const ProtobufCMessageDescriptor *const json_registry[] = {
     &envoy__extensions__formatter__metadata__v3__metadata__descriptor,
     &envoy__extensions__formatter__req_without_query__v3__req_without_query__descriptor,
     &udpa__type__v1__typed_struct__descriptor,
+    &envoy__config__trace__v3__zipkin_config__descriptor,
+    &envoy__config__trace__v3__open_telemetry_config__descriptor,
+    &envoy__extensions__request_id__uuid__v3__uuid_request_id_config__descriptor,
 };
 
 static const ProtobufCMessageDescriptor *json_lookup(const char *type_url)

@@ -228,6 +228,8 @@ int xds_proxy_from_node(const void *node_v, const char *domain, xds_proxy **out,
     p->cluster_id = proxy_meta_string(p->metadata, "CLUSTER_ID");
     if (p->cluster_id == NULL)
         p->cluster_id = xstrdup("Kubernetes");
+    p->mesh_id = proxy_meta_string(p->metadata, "MESH_ID");
+    p->node_cluster = node->cluster && *node->cluster ? xstrdup(node->cluster) : NULL;
     p->service_account = proxy_meta_string(p->metadata, "SERVICE_ACCOUNT");
     p->workload_name = proxy_meta_string(p->metadata, "WORKLOAD_NAME");
     p->node_name = proxy_meta_string(p->metadata, "NODE_NAME");
@@ -273,6 +275,8 @@ void xds_proxy_free(xds_proxy *p)
     mesh_labels_free(&p->labels);
     free(p->istio_version);
     free(p->cluster_id);
+    free(p->mesh_id);
+    free(p->node_cluster);
     free(p->service_account);
     free(p->workload_name);
     free(p->node_name);

@@ -6,8 +6,8 @@
  * makes of them, as istiod's pilot/pkg/model/telemetry.go: the Telemetries that apply to
  * the proxy (root namespace, namespace, workload) merged per provider, metrics overrides
  * (disabled, tagOverrides) into the istio.stats configs of prometheus providers, access
- * logging (disabled, CEL filter) through envoyFileAccessLog providers. Tracing is parsed
- * and validated but not applied; the other provider kinds are not built.
+ * logging (disabled, CEL filter) through envoyFileAccessLog providers. Tracing is
+ * tracing.c's (called from gen_hcm_telemetry); the other provider kinds are not built.
  *
  * Istio's own filters have protos outside Envoy's API, and our proto set is Envoy's. Envoy
  * takes any extension's config as a udpa.type.v1.TypedStruct (the real type_url and the
@@ -106,6 +106,7 @@ void gen_hcm_telemetry(gen_ctx *c, HCM *h, gen_listener_class cls)
     c->tel_class = cls;
     gen_access_log_add(c, &h->access_log, &h->n_access_log);
     c->tel_class = saved;
+    gen_hcm_tracing(c, h, cls);
 }
 
 void gen_tcp_mx_filter(gen_ctx *c, Envoy__Config__Listener__V3__Filter ***f, size_t *n)
@@ -358,6 +359,13 @@ static gen_tel *tel_get(gen_ctx *c)
         ga_cat(c->a, &k, "%s%s/%s", i ? "," : "", t->v[i]->meta.ns, t->v[i]->meta.name);
     if (!t->n)
         ga_cat(c->a, &k, "-");
+    /* tracing's inputs when they are in the class: the per-proxy span tag values and Node
+     * cluster, the namespace (a tag too) and the Sidecar scope (a collector out of scope
+     * means no tracing) */
+    for (size_t i = 0; c->p->trace && i < GEN_TRACE_N; i++)
+        ga_cat(c->a, &k, "%s%s", i ? "\x1f" : "|tr=", c->p->trace[i]);
+    if (c->p->trace)
+        ga_cat(c->a, &k, "\x1f%s\x1f%s", c->p->ns ? c->p->ns : "", gen_scope_get(c)->key);
     t->key = ga_sbuf_str(c->a, &k);
     c->tel = t;
     return t;
@@ -366,6 +374,13 @@ static gen_tel *tel_get(gen_ctx *c)
 const char *gen_telemetry_key(gen_ctx *c)
 {
     return tel_get(c)->key;
+}
+
+const mesh_telemetry *const *gen_telemetries(gen_ctx *c, size_t *n)
+{
+    gen_tel *t = tel_get(c);
+    *n = t->n;
+    return t->v;
 }
 
 static const xds_tel_provider tel_builtin[] = {
@@ -386,7 +401,7 @@ static const xds_tel_provider *tel_configured(const xds_mesh_telemetry *m, const
 /* istiod's fetchProvider: the first of mesh config's extensionProviders whose name matches,
  * ignoring case. That list starts with the built-in prometheus, stackdriver and envoy (a
  * configured provider of the same name takes its place), then the others in file order. */
-static const xds_tel_provider *tel_provider(gen_ctx *c, const char *name)
+const xds_tel_provider *gen_tel_provider(gen_ctx *c, const char *name)
 {
     const xds_mesh_telemetry *m = c->telemetry;
     for (size_t i = 0; i < sizeof tel_builtin / sizeof tel_builtin[0]; i++) {
@@ -659,7 +674,7 @@ static void tel_stats_configs(gen_ctx *c, gen_listener_class cls, const Protobuf
         }
         for (size_t i = 0; i < t->npm; i++) {
             const tel_provider_metrics *pm = &t->pm[i];
-            const xds_tel_provider *p = tel_provider(c, pm->name);
+            const xds_tel_provider *p = gen_tel_provider(c, pm->name);
             if (!p || p->kind != XDS_TEL_PROVIDER_PROMETHEUS)
                 continue;
             if (pm->mode[cls == GEN_CLASS_SIDECAR_INBOUND ? 1 : 0].disabled)
@@ -852,7 +867,7 @@ static tel_class_out *tel_logs(gen_ctx *c, gen_listener_class cls)
     tel_log_cfg *cfgs = NULL;
     size_t ncfgs = 0;
     for (size_t i = 0; i < nspecs; i++) {
-        const xds_tel_provider *p = tel_provider(c, specs[i].provider);
+        const xds_tel_provider *p = gen_tel_provider(c, specs[i].provider);
         if (!p || p->kind != XDS_TEL_PROVIDER_FILE_LOG)
             continue; /* unknown, or a kind without access logs we build */
         tel_log_cfg cf = {.p = p, .spec = &specs[i]};
@@ -962,7 +977,31 @@ void xds_mesh_telemetry_copy(xds_mesh_telemetry *d, const xds_mesh_telemetry *m)
                                              .path = tel_strdup_or_null(s->path),
                                              .format = s->format,
                                              .text = tel_strdup_or_null(s->text),
-                                             .labels = tel_strdup_or_null(s->labels)};
+                                             .labels = tel_strdup_or_null(s->labels),
+                                             .service = tel_strdup_or_null(s->service),
+                                             .port = s->port,
+                                             .max_tag_length = s->max_tag_length,
+                                             .enable_64bit_trace_id = s->enable_64bit_trace_id,
+                                             .trace_path = tel_strdup_or_null(s->trace_path),
+                                             .otel_http = s->otel_http,
+                                             .timeout_ns = s->timeout_ns,
+                                             .nheaders = s->nheaders,
+                                             .has_headers = s->has_headers};
+        xds_tel_provider *q = &d->providers[i];
+        q->headers = s->nheaders ? xcalloc(s->nheaders, sizeof *q->headers) : NULL;
+        for (size_t k = 0; k < s->nheaders; k++) {
+            q->headers[k].name = xstrdup(s->headers[k].name ? s->headers[k].name : "");
+            q->headers[k].value = xstrdup(s->headers[k].value ? s->headers[k].value : "");
+        }
+    }
+    tel_strlist_copy(&d->default_tracing, &m->default_tracing);
+    d->trace_tags = m->ntrace_tags ? xcalloc(m->ntrace_tags, sizeof *d->trace_tags) : NULL;
+    for (size_t i = 0; i < m->ntrace_tags; i++) {
+        const mesh_trace_tag *t = &m->trace_tags[i];
+        d->trace_tags[i] = (mesh_trace_tag){.tag = xstrdup(t->tag ? t->tag : ""),
+                                            .kind = t->kind,
+                                            .value = tel_strdup_or_null(t->value),
+                                            .default_value = tel_strdup_or_null(t->default_value)};
     }
 }
 
@@ -977,7 +1016,16 @@ void xds_mesh_telemetry_clear(xds_mesh_telemetry *m)
         free(m->providers[i].path);
         free(m->providers[i].text);
         free(m->providers[i].labels);
+        free(m->providers[i].service);
+        free(m->providers[i].trace_path);
+        for (size_t k = 0; k < m->providers[i].nheaders; k++) {
+            free(m->providers[i].headers[k].name);
+            free(m->providers[i].headers[k].value);
+        }
+        free(m->providers[i].headers);
     }
     free(m->providers);
+    util_strv_free(m->default_tracing.v, m->default_tracing.n);
+    mesh_trace_tags_free(m->trace_tags, m->ntrace_tags);
     memset(m, 0, sizeof *m);
 }

@@ -11,6 +11,9 @@
  *                mesh config accessLogFile, accessLogEncoding, accessLogFormat
  *   --outbound-mode REGISTRY_ONLY|ALLOW_ANY  mesh config outboundTrafficPolicy.mode
  *   --sidecar-ingress-tls true|false  istiod's ENABLE_TLS_ON_SIDECAR_INGRESS
+ *   --mesh-config FILE  a mesh config read as --meshConfig is (pilot/flags.c); its
+ *                telemetry (tracing included) and authorization settings replace the
+ *                --access-log* ones
  * OUTDIR/index lines: "<flavour> <type_url> <file> <name>"; OUTDIR/all.json: every
  * resource as config_dump JSON (private keys redacted), for the golden file comparison.
  * Envoy nodes ask for every type with a wildcard (SDS: every credential of the proxy's
@@ -33,6 +36,7 @@
 #include <string.h>
 
 #include "gen_fixture.h"
+#include "pilot/flags.h"
 #include "pilot/base/util.h"
 #include "pilot/base/yaml.h"
 #include "pilot/model/model.h"
@@ -307,6 +311,7 @@ static int usage(void)
                     "[--grpc-ns NS] [--grpc-lds HOST:PORT]... [--access-log PATH] "
                     "[--access-log-encoding TEXT|JSON] [--access-log-format F] "
                     "[--outbound-mode REGISTRY_ONLY|ALLOW_ANY] [--sidecar-ingress-tls true] "
+                    "[--mesh-config FILE] "
                     "OUTDIR FIXTURE.yaml...\n");
     return 2;
 }
@@ -318,6 +323,7 @@ int main(int argc, char **argv)
     xds_mesh_telemetry tel = {0}; /* borrowed from argv; copied by the generator */
     xds_outbound_mode outbound = XDS_OUTBOUND_ALLOW_ANY;
     bool ingress_tls = false;
+    const char *mesh_config = NULL;
     int a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         if (a + 1 >= argc)
@@ -340,6 +346,8 @@ int main(int argc, char **argv)
                                                                  : XDS_OUTBOUND_ALLOW_ANY;
         else if (strcmp(argv[a], "--sidecar-ingress-tls") == 0)
             ingress_tls = strcmp(argv[a + 1], "true") == 0;
+        else if (strcmp(argv[a], "--mesh-config") == 0)
+            mesh_config = argv[a + 1];
         else
             return usage();
     }
@@ -357,8 +365,21 @@ int main(int argc, char **argv)
                 names_add(&client_lds, n);
                 free(n);
             }
+    pilot_flags fl = {0};
+    if (mesh_config) {
+        char ferr[512];
+        char *fargv[] = {"pilot-discovery", "discovery", "--meshConfig", (char *)mesh_config};
+        if (flags_parse(4, fargv, &fl, ferr, sizeof ferr) != 0) {
+            fprintf(stderr, "gen_dump: %s\n", ferr);
+            flags_free(&fl);
+            mesh_snapshot_release(s);
+            return 1;
+        }
+    }
     xds_gen *g = xds_gen_new();
-    xds_gen_set_mesh_telemetry(g, &tel);
+    xds_gen_set_mesh_telemetry(g, mesh_config ? &fl.mesh.mesh_telemetry : &tel);
+    if (mesh_config)
+        xds_gen_set_mesh_authz(g, &fl.mesh.mesh_authz);
     xds_gen_set_outbound_mode(g, outbound);
     xds_gen_set_sidecar_ingress_tls(g, ingress_tls);
     char path[2048];
@@ -403,6 +424,8 @@ int main(int argc, char **argv)
     if (o.idx)
         fclose(o.idx);
     xds_gen_free(g);
+    if (mesh_config)
+        flags_free(&fl);
     names_free(&client_lds);
     mesh_snapshot_release(s);
     return rc;

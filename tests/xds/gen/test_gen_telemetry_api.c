@@ -610,39 +610,55 @@ static const xds_resource *find_res(const xds_resource_set *set, const char *nam
 
 /* A selector Telemetry makes listeners depend on the labels; a namespace one on the
  * namespace; without Telemetries, proxies of different namespaces and labels share the
- * outbound HTTP listener's bytes (one cached resource). */
+ * outbound HTTP listener's bytes (one cached resource) when tracing is off; with istiod's
+ * default tracing on, the span tags name the proxy's namespace, so they do not. */
 static void test_keys(void **state)
 {
     (void)state;
-    mesh_snapshot *s = snap_with(TEL("t0", "default",
-                                     "{selector: {matchLabels: {app: test}}, metrics: [{overrides: "
-                                     "[{match: {mode: CLIENT}, disabled: true}]}]}")
-                                     TEL("t1", "other", AL("{providers: [{name: envoy}]}")));
-    xds_gen *g = xds_gen_new();
-    xds_proxy *a = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.5", "app=test");
-    xds_proxy *b = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.6", "app=else");
-    xds_proxy *c = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "other", "10.1.0.7", "app=else");
-    xds_proxy *d = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "third", "10.1.0.8", "app=test");
-    xds_resource_set sa, sb, sc, sd;
-    fx_gen(g, a, s, XDS_TYPE_LISTENER, NULL, 0, &sa);
-    fx_gen(g, b, s, XDS_TYPE_LISTENER, NULL, 0, &sb);
-    fx_gen(g, c, s, XDS_TYPE_LISTENER, NULL, 0, &sc);
-    fx_gen(g, d, s, XDS_TYPE_LISTENER, NULL, 0, &sd);
-    const xds_resource *ra = find_res(&sa, "0.0.0.0_9080"), *rb = find_res(&sb, "0.0.0.0_9080");
-    const xds_resource *rc = find_res(&sc, "0.0.0.0_9080"), *rd = find_res(&sd, "0.0.0.0_9080");
-    assert_true(ra->hash != rb->hash); /* a: no client stats */
-    assert_true(rc->hash != rb->hash); /* c: access logs */
-    assert_true(rb == rd);             /* no Telemetry applies to either: shared bytes */
-    xds_resource_set_free(&sa);
-    xds_resource_set_free(&sb);
-    xds_resource_set_free(&sc);
-    xds_resource_set_free(&sd);
-    xds_proxy_free(a);
-    xds_proxy_free(b);
-    xds_proxy_free(c);
-    xds_proxy_free(d);
-    xds_gen_free(g);
-    mesh_snapshot_release(s);
+    for (int tracing = 0; tracing < 2; tracing++) {
+        mesh_snapshot *s =
+            snap_with(TEL("t0", "default",
+                          "{selector: {matchLabels: {app: test}}, metrics: [{overrides: "
+                          "[{match: {mode: CLIENT}, disabled: true}]}]}")
+                          TEL("t1", "other", AL("{providers: [{name: envoy}]}")));
+        xds_gen *g = xds_gen_new();
+        xds_mesh_telemetry mt = {.tracing_off = !tracing};
+        xds_gen_set_mesh_telemetry(g, &mt);
+        xds_proxy *a = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.5", "app=test");
+        xds_proxy *b = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "default", "10.1.0.6", "app=else");
+        xds_proxy *c = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "other", "10.1.0.7", "app=else");
+        xds_proxy *d = fx_proxy(XDS_FLAVOUR_ENVOY_SIDECAR, "third", "10.1.0.8", "app=test");
+        xds_resource_set sa, sb, sc, sd;
+        fx_gen(g, a, s, XDS_TYPE_LISTENER, NULL, 0, &sa);
+        fx_gen(g, b, s, XDS_TYPE_LISTENER, NULL, 0, &sb);
+        fx_gen(g, c, s, XDS_TYPE_LISTENER, NULL, 0, &sc);
+        fx_gen(g, d, s, XDS_TYPE_LISTENER, NULL, 0, &sd);
+        const xds_resource *ra = find_res(&sa, "0.0.0.0_9080"), *rb = find_res(&sb, "0.0.0.0_9080");
+        const xds_resource *rc = find_res(&sc, "0.0.0.0_9080"), *rd = find_res(&sd, "0.0.0.0_9080");
+        assert_true(ra->hash != rb->hash); /* a: no client stats */
+        assert_true(rc->hash != rb->hash); /* c: access logs */
+        if (!tracing) {
+            assert_true(rb == rd); /* no Telemetry applies to either: shared bytes */
+        } else {
+            assert_true(rb->hash != rd->hash); /* istio.namespace default vs third */
+            cJSON *j = xds_resource_to_json(rd);
+            char *txt = cJSON_PrintUnformatted(j);
+            assert_non_null(
+                strstr(txt, "{\"tag\":\"istio.namespace\",\"literal\":{\"value\":\"third\"}}"));
+            free(txt);
+            cJSON_Delete(j);
+        }
+        xds_resource_set_free(&sa);
+        xds_resource_set_free(&sb);
+        xds_resource_set_free(&sc);
+        xds_resource_set_free(&sd);
+        xds_proxy_free(a);
+        xds_proxy_free(b);
+        xds_proxy_free(c);
+        xds_proxy_free(d);
+        xds_gen_free(g);
+        mesh_snapshot_release(s);
+    }
 }
 
 /* A Telemetry change reaches Envoy listeners (and only them among the Envoy types that do
