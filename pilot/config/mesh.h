@@ -33,6 +33,15 @@ typedef struct mesh_labels {
 /* True when every key=value of sel is in l (an empty sel matches everything). */
 bool mesh_labels_subset(const mesh_labels *sel, const mesh_labels *l);
 const char *mesh_labels_get(const mesh_labels *l, const char *key);
+
+struct mesh_meta;
+/* istiod's sortConfigByCreationTime: is a older than b? creationTimestamp first (RFC 3339
+ * timestamps as the API server writes them order as strings; none, a config-directory
+ * file, is Go's zero time, the oldest), then name. */
+bool mesh_meta_older(const struct mesh_meta *a, const struct mesh_meta *b);
+/* In items[0..n) (pointers to objects that start with their mesh_meta, sorted by namespace
+ * first), the first index whose namespace is >= ns: a namespace's objects are one run. */
+size_t mesh_meta_ns_lower_bound(void *const *items, size_t n, const char *ns);
 /* From a JSON object of string values; non-string values are an error (-1). */
 int mesh_labels_from_json(const cJSON *obj, mesh_labels *out);
 void mesh_labels_copy(const mesh_labels *src, mesh_labels *dst);

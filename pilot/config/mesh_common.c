@@ -843,3 +843,24 @@ const char *mp_check_regex(const char *re)
     regfree(&rx);
     return NULL;
 }
+
+bool mesh_meta_older(const mesh_meta *a, const mesh_meta *b)
+{
+    const char *ta = a->creation_timestamp ? a->creation_timestamp : "";
+    const char *tb = b->creation_timestamp ? b->creation_timestamp : "";
+    int c = strcmp(ta, tb);
+    return c != 0 ? c < 0 : strcmp(a->name, b->name) < 0;
+}
+
+size_t mesh_meta_ns_lower_bound(void *const *items, size_t n, const char *ns)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(((const mesh_meta *)items[mid])->ns, ns) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

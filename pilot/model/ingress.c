@@ -23,14 +23,12 @@
 static int ing_cmp(const void *a, const void *b)
 {
     const mesh_ingress *x = *(mesh_ingress *const *)a, *y = *(mesh_ingress *const *)b;
-    /* istiod's sortIngressByCreationTime: oldest first, then name, then namespace (RFC 3339
-     * timestamps of one format compare as strings) */
-    const char *tx = x->meta.creation_timestamp ? x->meta.creation_timestamp : "";
-    const char *ty = y->meta.creation_timestamp ? y->meta.creation_timestamp : "";
-    int r = strcmp(tx, ty);
-    if (!r)
-        r = strcmp(x->meta.name, y->meta.name);
-    return r ? r : strcmp(x->meta.ns, y->meta.ns);
+    /* istiod's sortIngressByCreationTime: oldest first, then name, then namespace */
+    if (mesh_meta_older(&x->meta, &y->meta))
+        return -1;
+    if (mesh_meta_older(&y->meta, &x->meta))
+        return 1;
+    return strcmp(x->meta.ns, y->meta.ns);
 }
 
 /* istiod's shouldProcessIngressWithClass. */

@@ -9,31 +9,6 @@
 
 #include "pilot/model/snapshot.h"
 
-/* The first index whose namespace is >= ns. */
-static size_t ns_lower_bound(const mesh_snapshot *s, const char *ns)
-{
-    size_t lo = 0, hi = s->nsidecars;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(s->sidecars[mid]->meta.ns, ns) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* istiod's sortConfigByCreationTime: creationTimestamp, then name (one namespace here).
- * RFC 3339 timestamps as the API server writes them ("2026-12-02T12:00:00Z") order as
- * strings; none (a file from the config directory) is Go's zero time, the oldest. */
-static bool older(const mesh_sidecar *a, const mesh_sidecar *b)
-{
-    const char *ta = a->meta.creation_timestamp ? a->meta.creation_timestamp : "";
-    const char *tb = b->meta.creation_timestamp ? b->meta.creation_timestamp : "";
-    int c = strcmp(ta, tb);
-    return c != 0 ? c < 0 : strcmp(a->meta.name, b->meta.name) < 0;
-}
-
 /* In ns: the oldest Sidecar whose selector matches labels (when with_selectors), else
  * the oldest without a selector. */
 static const mesh_sidecar *pick_in(const mesh_snapshot *s, const char *ns,
@@ -43,14 +18,14 @@ static const mesh_sidecar *pick_in(const mesh_snapshot *s, const char *ns,
     mesh_labels none = {0};
     if (!labels)
         labels = &none;
-    for (size_t i = ns_lower_bound(s, ns);
+    for (size_t i = mesh_meta_ns_lower_bound((void *const *)s->sidecars, s->nsidecars, ns);
          i < s->nsidecars && strcmp(s->sidecars[i]->meta.ns, ns) == 0; i++) {
         const mesh_sidecar *sc = s->sidecars[i];
         if (!sc->has_selector) {
-            if (!dflt || older(sc, dflt))
+            if (!dflt || mesh_meta_older(&sc->meta, &dflt->meta))
                 dflt = sc;
         } else if (with_selectors && mesh_labels_subset(&sc->selector, labels) &&
-                   (!sel || older(sc, sel))) {
+                   (!sel || mesh_meta_older(&sc->meta, &sel->meta))) {
             sel = sc;
         }
     }

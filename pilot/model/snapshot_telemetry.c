@@ -10,25 +10,12 @@
 
 static size_t tel_lower_bound(const mesh_snapshot *s, const char *ns)
 {
-    size_t lo = 0, hi = s->ntelemetries;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(s->telemetries[mid]->meta.ns, ns) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return mesh_meta_ns_lower_bound((void *const *)s->telemetries, s->ntelemetries, ns);
 }
 
-/* istiod's sortConfigByCreationTime: creationTimestamp (RFC 3339 strings order as times;
- * none is the oldest), then name. */
 static bool tel_older(const mesh_telemetry *a, const mesh_telemetry *b)
 {
-    const char *ta = a->meta.creation_timestamp ? a->meta.creation_timestamp : "";
-    const char *tb = b->meta.creation_timestamp ? b->meta.creation_timestamp : "";
-    int c = strcmp(ta, tb);
-    return c != 0 ? c < 0 : strcmp(a->meta.name, b->meta.name) < 0;
+    return mesh_meta_older(&a->meta, &b->meta);
 }
 
 static bool tel_ns_wide(const mesh_telemetry *t)
